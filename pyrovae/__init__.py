@@ -1,0 +1,8 @@
+"""pyrovae: variational latent-variable models as Pyro model/guide pairs."""
+
+from . import data, parts
+from .infer import fit
+from .models import VAE
+
+__all__ = ["VAE", "data", "fit", "parts"]
+__version__ = "0.1.0"

@@ -1,0 +1,176 @@
+"""Data sets: ``"digits"`` (offline default), ``"mnist"``, ``"fashion-mnist"`` and user arrays.
+
+Every data set comes as :class:`Data` with fixed ``train``/``valid``/``test`` splits of rows in
+[0, 1]. Binarisation:
+
+* ``"none"``: grey levels as they are;
+* ``"static"``: every split drawn once, x ~ Bernoulli(pixel), with a fixed seed;
+* ``"dynamic"``: training rows redrawn every epoch (as in Burda et al. 2016 and Davidson et al.
+  2018); validation and test rows drawn once with a fixed seed, so that figures are comparable
+  between runs.
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+BINARIZE = ("none", "static", "dynamic")
+DATASETS = ("digits", "mnist", "fashion-mnist")
+_MNIST_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+_SPLIT_SEED = 0  # fixes the digits split and every once-only binarisation
+
+
+@dataclass
+class Split:
+    """Rows ``x`` of shape ``(N, D)`` and optional integer labels ``y`` of shape ``(N,)``."""
+
+    x: torch.Tensor
+    y: torch.Tensor | None = None
+
+    def __len__(self):
+        return self.x.shape[0]
+
+
+class Data:
+    """Train/validation/test splits plus how to draw training batches.
+
+    :param Split train, valid, test: the splits (``valid`` and ``test`` may be ``None``).
+    :param str binarize: ``"none" | "static" | "dynamic"``, see the module docstring.
+    :param tuple image_shape: ``(height, width)`` for pictures, or ``None``.
+    """
+
+    def __init__(self, train, valid=None, test=None, binarize="none", image_shape=None, name=""):
+        if binarize not in BINARIZE:
+            raise ValueError(f"binarize must be one of {', '.join(BINARIZE)}, got {binarize!r}")
+        self.binarize, self.image_shape, self.name = binarize, image_shape, name
+        gen = torch.Generator().manual_seed(_SPLIT_SEED)
+        once = binarize != "none"
+        self.train = _binarized(train, gen) if binarize == "static" else train
+        self.valid = _binarized(valid, gen) if once and valid is not None else valid
+        self.test = _binarized(test, gen) if once and test is not None else test
+
+    @property
+    def input_dim(self):
+        return self.train.x.shape[1]
+
+    def batches(self, batch_size, epoch, seed, rank=0, world_size=1):
+        """Shuffled training batches ``(B, D)`` for one epoch.
+
+        The order and the dynamic binarisation are drawn from a generator seeded by
+        ``(seed, epoch)`` only, so an epoch repeats exactly after a resume. With
+        ``world_size > 1`` the permutation is dealt out so that rank r gets rows r, r + W, …
+        of each global batch of ``batch_size * world_size`` rows.
+        """
+        gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        order = torch.randperm(len(self.train), generator=gen)
+        step = batch_size * world_size
+        for start in range(0, len(order), step):
+            idx = order[start : start + step][rank::world_size]
+            x = self.train.x[idx]
+            if self.binarize == "dynamic":
+                x = torch.bernoulli(x, generator=gen)
+            yield x
+
+
+def _binarized(split, gen):
+    return Split(torch.bernoulli(split.x, generator=gen), split.y)
+
+
+def load(name="digits", root=None, binarize="none"):
+    """Load a named data set as :class:`Data`.
+
+    ``"digits"``: scikit-learn's 8×8 digits (1,797 images, pixels / 16), split 1,150 / 288 / 359
+    train/valid/test with a fixed permutation. ``"mnist"``, ``"fashion-mnist"``: 28×28 images
+    / 255, train = the first 50,000 training images, valid = the last 10,000, test = the official
+    10,000. Their files are read by torchvision from ``root`` (else ``$PYROVAE_DATA``, else
+    ``~/.pyrovae/data``), downloaded when they are missing and the network allows.
+    """
+    if name == "digits":
+        return _digits(binarize)
+    if name in ("mnist", "fashion-mnist"):
+        return _torchvision(name, root, binarize)
+    raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+
+
+def from_arrays(x, y=None, test_fraction=0.2, valid_fraction=0.1, binarize="none", seed=0):
+    """Wrap user data (tensor or array, ``(N, D)`` or images ``(N, H, W)``) as :class:`Data`.
+
+    Rows are split at random (``seed``) into test, validation and training rows. Values must be
+    finite; they are kept as floating point of their own precision (integers are refused: scale
+    them to [0, 1] first).
+    """
+    x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x)
+    if not x.is_floating_point():
+        raise ValueError(f"data must be floating point, got {x.dtype}; scale them to [0, 1] first")
+    image_shape = tuple(x.shape[1:]) if x.dim() == 3 else None
+    x = x.reshape(x.shape[0], -1) if x.dim() == 3 else x
+    if x.dim() != 2 or x.shape[0] < 3:
+        raise ValueError(f"data must be (N, D) or (N, H, W) with N >= 3, got {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError("data contain NaN or inf; clean or drop those rows")
+    if y is not None:
+        y = torch.as_tensor(np.asarray(y)).long()
+        if y.shape != x.shape[:1]:
+            raise ValueError(f"labels must have shape ({x.shape[0]},), got {tuple(y.shape)}")
+    n = x.shape[0]
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_test, n_valid = int(round(n * test_fraction)), int(round(n * valid_fraction))
+    parts = order[: n - n_test - n_valid], order[n - n_test - n_valid : n - n_test], order[n - n_test :]
+    splits = [Split(x[i], None if y is None else y[i]) if len(i) else None for i in parts]
+    return Data(*splits, binarize=binarize, image_shape=image_shape, name="arrays")
+
+
+def _digits(binarize):
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    data = from_arrays(
+        bunch.images.astype(np.float32) / 16.0, bunch.target, 0.2, 0.16, binarize, _SPLIT_SEED
+    )
+    data.name = "digits"
+    return data
+
+
+def data_root(root=None):
+    """The folder holding torchvision data sets: ``root``, ``$PYROVAE_DATA`` or the default."""
+    return Path(root or os.environ.get("PYROVAE_DATA") or Path.home() / ".pyrovae" / "data")
+
+
+def _torchvision(name, root, binarize):
+    import torchvision
+
+    cls = torchvision.datasets.MNIST if name == "mnist" else torchvision.datasets.FashionMNIST
+    root = data_root(root)
+    raw = root / cls.__name__ / "raw"
+    missing = [f for f in _MNIST_FILES if not (raw / f).exists()]
+    if missing:
+        try:
+            cls(str(root), train=True, download=True)
+            cls(str(root), train=False, download=True)
+        except Exception as err:  # offline: torchvision raises URLError/RuntimeError
+            raise FileNotFoundError(
+                f"{name}: could not find {', '.join(missing)} in {raw} and could not download "
+                f"them ({type(err).__name__}); put the four files {', '.join(_MNIST_FILES)} "
+                "there, or point --data-root / $PYROVAE_DATA at the folder that holds "
+                f"{cls.__name__}/raw"
+            ) from None
+    train = cls(str(root), train=True, download=False)
+    test = cls(str(root), train=False, download=False)
+    x_train = train.data.reshape(len(train.data), -1).float() / 255.0
+    x_test = test.data.reshape(len(test.data), -1).float() / 255.0
+    return Data(
+        Split(x_train[:50_000], train.targets[:50_000]),
+        Split(x_train[50_000:], train.targets[50_000:]),
+        Split(x_test, test.targets),
+        binarize=binarize,
+        image_shape=(28, 28),
+        name=name,
+    )

@@ -1,0 +1,12 @@
+"""Models: each an ``nn.Module`` with Pyro ``model(x)`` and ``guide(x)`` methods.
+
+``models`` maps the names the CLI and config files use to model classes.
+"""
+
+from ..parts.registry import Registry
+from .vae import VAE
+
+models = Registry("model")
+models.register("vae")(VAE)
+
+__all__ = ["VAE", "models"]

@@ -1,0 +1,80 @@
+"""Name → class registries for the swappable parts of a model.
+
+A part is given in one of three ways::
+
+    "normal"                                   # by name
+    {"name": "gaussian", "scale": "learned"}   # by name with options
+    NormalPrior(latent_dim=2)                  # as an object, used as is
+
+``Registry.build`` turns any of them into an object and fails at construction, with the list
+of what is known, on an unknown name or option.
+"""
+
+import inspect
+
+
+class Registry:
+    """A small registry of part classes for one kind of part (``"prior"``, ``"likelihood"``…)."""
+
+    def __init__(self, kind):
+        self.kind = kind
+        self._classes = {}
+
+    def register(self, name):
+        """Class decorator: ``@priors.register("normal")``."""
+
+        def decorator(cls):
+            if name in self._classes:
+                raise ValueError(f"{self.kind} {name!r} is already registered")
+            self._classes[name] = cls
+            cls.registered_name = name
+            return cls
+
+        return decorator
+
+    def names(self):
+        return sorted(self._classes)
+
+    def __contains__(self, name):
+        return name in self._classes
+
+    def __getitem__(self, name):
+        try:
+            return self._classes[name]
+        except KeyError:
+            raise ValueError(
+                f"unknown {self.kind} {name!r}; known {self.kind}s: {', '.join(self.names())}"
+            ) from None
+
+    def build(self, spec, **context):
+        """Build a part from a name, a ``{"name": ..., **options}`` dict or an object.
+
+        ``context`` holds what the enclosing model knows (``latent_dim``, ``input_dim``…); a
+        class receives only the context arguments its constructor accepts. Options the user gave
+        must all be accepted, else a ``ValueError`` lists the valid ones.
+        """
+        if isinstance(spec, str):
+            name, options = spec, {}
+        elif isinstance(spec, dict):
+            if "name" not in spec:
+                raise ValueError(
+                    f"a {self.kind} given as a dict needs a 'name' key; "
+                    f"known {self.kind}s: {', '.join(self.names())}"
+                )
+            options = dict(spec)
+            name = options.pop("name")
+        else:
+            return spec
+        cls = self[name]
+        params = inspect.signature(cls).parameters
+        accepted = list(params)
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            valid = [p for p in accepted if p not in context]
+            raise ValueError(
+                f"unknown option(s) {', '.join(unknown)} for {self.kind} {name!r}; "
+                f"valid options: {', '.join(valid) or 'none'}"
+            )
+        kwargs = {k: v for k, v in context.items() if k in accepted}
+        kwargs.update(options)
+        return cls(**kwargs)
