@@ -123,7 +123,11 @@ def from_arrays(x, y=None, test_fraction=0.2, valid_fraction=0.1, binarize="none
     n = x.shape[0]
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     n_test, n_valid = int(round(n * test_fraction)), int(round(n * valid_fraction))
-    parts = order[: n - n_test - n_valid], order[n - n_test - n_valid : n - n_test], order[n - n_test :]
+    parts = (
+        order[: n - n_test - n_valid],
+        order[n - n_test - n_valid : n - n_test],
+        order[n - n_test :],
+    )
     splits = [Split(x[i], None if y is None else y[i]) if len(i) else None for i in parts]
     return Data(*splits, binarize=binarize, image_shape=image_shape, name="arrays")
 

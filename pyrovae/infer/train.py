@@ -236,7 +236,9 @@ def _parameters(model, elbo, model_fn, guide_fn, x):
 
 def _device_dtype(model):
     p = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
-    return (p.device, p.dtype) if p is not None else (torch.device("cpu"), torch.get_default_dtype())
+    return (
+        (p.device, p.dtype) if p is not None else (torch.device("cpu"), torch.get_default_dtype())
+    )
 
 
 @torch.no_grad()
