@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+import pyro
 import torch
 import yaml
 
@@ -78,6 +79,7 @@ def train(args):
     flags = {k: v for k, v in vars(args).items() if k in cfg.DEFAULTS}
     config = cfg.resolve(cfg.read_file(args.config) if args.config else {}, flags)
     data = cfg.load_data(config)
+    pyro.set_rng_seed(config["seed"])  # the initial weights belong to the seeded run
     model = cfg.build_model(config, data.input_dim)
     out = Path(config["out"])
     if (out / CHECKPOINT).exists() and not (args.resume or args.overwrite):
