@@ -66,18 +66,18 @@ class Data:
 
         The order and the dynamic binarisation are drawn from a generator seeded by
         ``(seed, epoch)`` only, so an epoch repeats exactly after a resume. With
-        ``world_size > 1`` the permutation is dealt out so that rank r gets rows r, r + W, …
-        of each global batch of ``batch_size * world_size`` rows.
+        ``world_size > 1`` each global batch of ``batch_size * world_size`` rows — the batch
+        one process with that batch size would see, binarised alike — is dealt out so that
+        rank r gets its rows r, r + W, … (a rank may get none of a short last batch).
         """
         gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
         order = torch.randperm(len(self.train), generator=gen)
         step = batch_size * world_size
         for start in range(0, len(order), step):
-            idx = order[start : start + step][rank::world_size]
-            x = self.train.x[idx]
+            x = self.train.x[order[start : start + step]]
             if self.binarize == "dynamic":
                 x = torch.bernoulli(x, generator=gen)
-            yield x
+            yield x[rank::world_size]
 
 
 def _binarized(split, gen):

@@ -2,8 +2,11 @@
 
 A checkpoint holds the model's ``state_dict``, the values of any ``pyro.param`` sites, the
 optimizer state, the torch/numpy/random RNG states, the last finished epoch and the history.
-It is written to a temporary file in the same folder and renamed over the old one, so a crash
-never leaves a half-written checkpoint.
+It is written to a temporary file in the same folder, flushed to disk and renamed over the old
+one (``os.replace`` is atomic), so a process killed at any moment leaves either the previous
+complete checkpoint or the new one, never a mixture; a temporary file a killed save leaves
+behind is removed by :func:`remove_partial` when the run is resumed. A distributed run stores the
+RNG states of all its ranks (``rng_by_rank``) and its ``world_size``.
 """
 
 import os
@@ -63,6 +66,28 @@ def save(path, model, optimizer, epoch, history, extra=None):
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_folder(path.parent)
+
+
+def _fsync_folder(folder):
+    """Make the rename itself durable (a power cut after ``save`` keeps the new file)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # folders cannot be opened on some platforms (Windows)
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_partial(path):
+    """Delete temporary files that a save killed before its rename left next to ``path``."""
+    path = Path(path)
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        tmp.unlink(missing_ok=True)
 
 
 def load(path, model):
@@ -88,8 +113,9 @@ def load(path, model):
     return state
 
 
-def restore(state, model, optimizer):
-    """Put a loaded checkpoint's numbers back in place (the optimizer keeps its tensors)."""
+def restore(state, model, optimizer, rank=0):
+    """Put a loaded checkpoint's numbers back in place (the optimizer keeps its tensors);
+    ``rank`` picks this process's RNG state in a distributed run's checkpoint."""
     model.load_state_dict(state["model"])
     store = dict(pyro.get_param_store().named_parameters())
     with torch.no_grad():
@@ -97,4 +123,4 @@ def restore(state, model, optimizer):
             if name in store:
                 store[name].copy_(value)
     optimizer.load_state_dict(state["optimizer"])
-    set_rng_state(state["rng"])
+    set_rng_state(state.get("rng_by_rank", [state["rng"]])[rank])

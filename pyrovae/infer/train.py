@@ -7,11 +7,13 @@ parameters and any ``pyro.param`` sites its model and guide create. By default t
 any Pyro ELBO object may be passed.
 """
 
+import contextlib
 import copy
 import json
 import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyro
@@ -23,6 +25,10 @@ from tqdm.auto import tqdm
 
 from ..data import Data, Split
 from . import checkpoint as ckpt
+from . import guard
+from .distributed import Context, wrap
+from .distributed import setup as distributed_setup
+from .guard import NonFiniteError
 
 CHECKPOINT, METRICS = "checkpoint.pt", "metrics.json"
 
@@ -80,13 +86,16 @@ def fit(
     out=None,
     resume=False,
     overwrite=False,
+    distributed=None,
+    detect_anomaly=False,
     progress=True,
 ):
     """Train ``model`` (an object with ``model(x)`` and ``guide(x)``) by SVI on ``data``.
 
     :param data: :class:`pyrovae.data.Data` (training, validation and test rows) or a tensor of
         training rows ``(N, D)``.
-    :param int epochs, batch_size: passes over the training rows and rows per step.
+    :param int epochs, batch_size: passes over the training rows and rows per step (per
+        process: with W processes a step takes a global batch of ``batch_size × W`` rows).
     :param float lr: Adam's learning rate.
     :param int seed: seeds torch, numpy and random; with the same seed a run repeats exactly.
     :param elbo: a Pyro ELBO object; the default is chosen by :func:`default_elbo`.
@@ -96,19 +105,22 @@ def fit(
         many epochs, and keep the parameters of the best epoch.
     :param out: folder for ``checkpoint.pt`` (every epoch, atomically) and ``metrics.json``.
     :param bool resume: continue from ``out/checkpoint.pt`` if it exists; the result equals that
-        of an uninterrupted run with the same seed.
+        of an uninterrupted run with the same seed (and number of processes).
     :param bool overwrite: allow starting afresh over an existing checkpoint.
+    :param distributed: data-parallel training over the processes of ``torchrun``
+        (:mod:`pyrovae.infer.distributed`): ``None`` detects it from the environment, ``True``
+        requires it, ``False`` trains alone. Only rank 0 writes files.
+    :param bool detect_anomaly: switch on Pyro's argument validation and
+        ``torch.autograd``'s anomaly detection (slow; to find the operation behind a NaN).
     :returns: the history, a dict of per-epoch lists: ``epoch``, ``train_elbo`` (the β-weighted
-        objective averaged over the epoch's steps), ``valid_elbo``, ``test_elbo`` (single-sample
+        objective averaged over the epoch's rows), ``valid_elbo``, ``test_elbo`` (single-sample
         ELBO per example on those splits), ``beta``, ``seconds``.
+    :raises NonFiniteError: when a loss or gradient is NaN or infinite; the message names the
+        step, the sample site and the likely cause, and no checkpoint is written after it.
     """
-    _positive_int("epochs", epochs)
-    _positive_int("batch_size", batch_size)
-    _positive_int("patience", patience, allow_none=True)
-    if not (isinstance(lr, int | float) and lr > 0):
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
-    if not (isinstance(warmup_epochs, int | float) and warmup_epochs >= 0):
-        raise ValueError(f"warmup_epochs must be a number >= 0, got {warmup_epochs!r}")
+    options = Options(
+        epochs, batch_size, lr, seed, elbo, num_particles, warmup_epochs, patience, progress
+    )
     data = as_data(data)
     check = getattr(model, "check_data", None)
     for split in (data.train, data.valid, data.test):
@@ -116,104 +128,216 @@ def fit(
             check(split.x)
     if patience is not None and data.valid is None:
         raise ValueError("early stopping (patience) needs a validation split in the data")
-    path = Path(out) / CHECKPOINT if out is not None else None
-    start = None
-    if path is not None and path.exists():
-        if resume:
-            start = ckpt.load(path, model)
-        elif not overwrite:
-            raise FileExistsError(
-                f"{path} exists; resume it (resume=True, --resume), pick another out folder, "
-                "or pass overwrite=True (--overwrite) to start afresh"
-            )
-    if out is not None:
-        Path(out).mkdir(parents=True, exist_ok=True)
+    device, dtype = _device_dtype(model)
+    ctx = distributed_setup(distributed, device)
+    try:
+        path = Path(out) / CHECKPOINT if out is not None else None
+        start = ctx.from_main(lambda: _open_run(path, model, resume, overwrite, ctx.world_size))
+        with _anomaly_detection(detect_anomaly):
+            return _train(model, data, ctx, start, path, options)
+    finally:
+        ctx.close()
 
-    pyro.set_rng_seed(seed)
-    elbo = elbo or default_elbo(model, num_particles)
+
+def _train(model, data, ctx, start, path, o):
+    """The SVI loop of :func:`fit` with :class:`Options` ``o``, on this process's share of
+    every global batch."""
+    pyro.set_rng_seed(o.seed)
+    elbo = o.elbo or default_elbo(model, o.num_particles)
     warmup = scale_latents()
     model_fn, guide_fn = warmup(model.model), warmup(model.guide)
-    step_fn = _step_function(elbo, model_fn, guide_fn)
     device, dtype = _device_dtype(model)
     params = _parameters(model, elbo, model_fn, guide_fn, data.train.x[:2].to(device, dtype))
-    optimizer = torch.optim.Adam(params, lr=lr)
+    ctx.broadcast(params)
+    step_fn = _step_function(elbo, model, model_fn, guide_fn, _named(model, params), ctx)
+    optimizer = torch.optim.Adam(params, lr=o.lr)
 
     history = {k: [] for k in ("epoch", "train_elbo", "valid_elbo", "test_elbo", "beta", "seconds")}
     best = {"elbo": -math.inf, "epoch": None, "state": None, "wait": 0}
     first_epoch = 0
+    pyro.set_rng_seed(ctx.seed(o.seed))  # each rank its own sampling noise
     if start is not None:
-        ckpt.restore(start, model, optimizer)
+        ckpt.restore(start, model, optimizer, ctx.rank)
         history, best, first_epoch = start["history"], start["best"], start["epoch"]
-        if first_epoch >= epochs:
-            return history
 
-    steps_per_epoch = math.ceil(len(data.train) / batch_size)
-    for epoch in range(first_epoch, epochs):
+    rows_per_step = o.batch_size * ctx.world_size
+    steps_per_epoch = math.ceil(len(data.train) / rows_per_step)
+    for epoch in range(first_epoch, o.epochs):
         tic = time.perf_counter()
         total, count = 0.0, 0
         bar = tqdm(
-            data.batches(batch_size, epoch, seed),
+            data.batches(o.batch_size, epoch, o.seed, ctx.rank, ctx.world_size),
             total=steps_per_epoch,
-            desc=f"epoch {epoch + 1}/{epochs}",
-            disable=not progress,
+            desc=f"epoch {epoch + 1}/{o.epochs}",
+            disable=not (o.progress and ctx.is_main),
             leave=False,
             dynamic_ncols=True,
         )
         for step, x in enumerate(bar):
             global_step = epoch * steps_per_epoch + step + 1
-            warmup.beta = min(1.0, global_step / (warmup_epochs * steps_per_epoch or 1))
-            loss = step_fn(x.to(device, dtype), optimizer)
-            if not math.isfinite(loss):
-                raise FloatingPointError(
-                    f"the loss became {loss} at epoch {epoch + 1}, step {step + 1}; lower lr, "
-                    "check the data, or rerun with --detect-anomaly to find the site"
-                )
-            total, count = total + loss * len(x), count + len(x)
-            bar.set_postfix(elbo=f"{-total / count:.3f}", refresh=False)
+            warmup.beta = min(1.0, global_step / (o.warmup_epochs * steps_per_epoch or 1))
+            rows = min(rows_per_step, len(data.train) - step * rows_per_step)
+            where = f"epoch {epoch + 1}, step {step + 1}" + (
+                f" (rank {ctx.rank} of {ctx.world_size})" if ctx.active else ""
+            )
+            total += step_fn(x.to(device, dtype), rows, optimizer, where)
+            count += len(x)
+            bar.set_postfix(elbo=f"{-total / max(count, 1):.3f}", refresh=False)
+        total, count = ctx.sum(total, count)
         history["epoch"].append(epoch + 1)
         history["train_elbo"].append(-total / count)
         history["beta"].append(warmup.beta)
         warmup.beta = 1.0
         for name, split in (("valid", data.valid), ("test", data.test)):
-            value = None if split is None else elbo_per_example(elbo, model, split.x, batch_size)
+            score = split is not None
+            value = elbo_per_example(elbo, model, split.x, o.batch_size, ctx) if score else None
             history[f"{name}_elbo"].append(value)
         history["seconds"].append(time.perf_counter() - tic)
-        stop = _early_stopping(best, history, patience, model)
-        if progress:
+        _check_metrics(history)
+        stop = _early_stopping(best, history, o.patience, model)
+        if o.progress and ctx.is_main:
             tqdm.write(_summary(history))
-        if out is not None:
-            ckpt.save(path, model, optimizer, epoch + 1, history, {"best": best})
-            _write_json(Path(out) / METRICS, history)
+        if path is not None:
+            _save(path, ctx, model, optimizer, epoch + 1, history, best)
         if stop:
             break
-    if patience is not None and best["state"] is not None:
+    if o.patience is not None and best["state"] is not None:
         model.load_state_dict(best["state"])
     return history
 
 
-def _step_function(elbo, model_fn, guide_fn):
-    """One optimiser step on a batch; returns the per-example loss as a float."""
-    if hasattr(elbo, "differentiable_loss"):
-        loss_module = elbo(model_fn, guide_fn)
+@dataclass(frozen=True)
+class Options:
+    """The training options of :func:`fit`, checked when made."""
 
-        def step(x, optimizer):
-            optimizer.zero_grad()
-            loss = loss_module(x) / x.shape[0]
-            loss.backward()
-            optimizer.step()
-            return loss.item()
+    epochs: int
+    batch_size: int
+    lr: float
+    seed: int
+    elbo: object
+    num_particles: int
+    warmup_epochs: float
+    patience: int | None
+    progress: bool
+
+    def __post_init__(self):
+        _positive_int("epochs", self.epochs)
+        _positive_int("batch_size", self.batch_size)
+        _positive_int("num_particles", self.num_particles)
+        _positive_int("patience", self.patience, allow_none=True)
+        if not _real(self.lr) or not 0 < self.lr < math.inf:
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if not _real(self.warmup_epochs) or not 0 <= self.warmup_epochs < math.inf:
+            raise ValueError(f"warmup_epochs must be a number >= 0, got {self.warmup_epochs!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+
+
+def _real(value):
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _open_run(path, model, resume, overwrite, world_size):
+    """The checkpoint to resume (or ``None`` for a fresh start), after checking that ``path``
+    may be used; creates the folder and removes temporary files a killed save left behind.
+    Runs on rank 0 only."""
+    if path is None:
+        return None
+    start = None
+    if path.exists():
+        if resume:
+            start = ckpt.load(path, model)
+            if start.get("world_size", 1) != world_size:
+                raise ValueError(
+                    f"{path} was written by {start.get('world_size', 1)} process(es) and "
+                    "continues exactly only with as many: resume with torchrun "
+                    f"--nproc-per-node {start.get('world_size', 1)} (or alone for 1)"
+                )
+        elif not overwrite:
+            raise FileExistsError(
+                f"{path} exists; resume it (resume=True, --resume), pick another out folder, "
+                "or pass overwrite=True (--overwrite) to start afresh"
+            )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ckpt.remove_partial(path)
+    return start
+
+
+def _save(path, ctx, model, optimizer, epoch, history, best):
+    """Checkpoint and metrics, written by rank 0 with every rank's RNG state."""
+    extra = {"best": best, "world_size": ctx.world_size}
+    rngs = ctx.gather(ckpt.rng_state())
+    if ctx.active:
+        extra["rng_by_rank"] = rngs
+    if ctx.is_main:
+        ckpt.save(path, model, optimizer, epoch, history, extra)
+        _write_json(path.parent / METRICS, history)
+
+
+def _check_metrics(history):
+    """Refuse to record (and checkpoint) an epoch whose ELBOs are not finite."""
+    for key in ("train_elbo", "valid_elbo", "test_elbo"):
+        value = history[key][-1]
+        if value is not None and not math.isfinite(value):
+            raise NonFiniteError(
+                f"the {key.replace('_', ' ')} of epoch {history['epoch'][-1]} is {value}; the "
+                "parameters give a non-finite ELBO on these rows: check their range, lower lr, "
+                "or rerun with --detect-anomaly; the last checkpoint is kept"
+            )
+
+
+@contextlib.contextmanager
+def _anomaly_detection(enabled):
+    """Pyro's validation and autograd's anomaly detection, for the ``with`` block only."""
+    if not enabled:
+        yield
+        return
+    with pyro.validation_enabled(True), torch.autograd.set_detect_anomaly(True):
+        yield
+
+
+def _step_function(elbo, model, model_fn, guide_fn, named_params, ctx):
+    """``step(x, rows, optimizer, where)``: one optimiser step on this rank's batch ``x``, part
+    of a global batch of ``rows`` rows; returns the rank's summed negative ELBO as a float.
+
+    The gradient is that of the global batch's per-example loss (see
+    :mod:`pyrovae.infer.distributed`); it is checked by :func:`guard.check_step` before the
+    parameters move.
+    """
+    params = [p for _, p in named_params]
+    if hasattr(elbo, "differentiable_loss"):
+        loss_module = wrap(model, elbo(model_fn, guide_fn), ctx)
+        in_module = {id(p) for p in loss_module.parameters()} if ctx.active else set()
+        others = [p for p in params if id(p) not in in_module]
+
+        def gradients(x, scale):
+            loss = loss_module(x, scale)
+            loss.backward()  # DDP averages the module's gradients over ranks
+            ctx.average_gradients(others)
+            return loss.item() / scale
 
     else:  # RenyiELBO, TraceGraph_ELBO: they set the gradients themselves
 
-        def step(x, optimizer):
-            optimizer.zero_grad()
+        def gradients(x, scale):
             loss = elbo.loss_and_grads(model_fn, guide_fn, x)
-            for group in optimizer.param_groups:
-                for p in group["params"]:
-                    if p.grad is not None:
-                        p.grad /= x.shape[0]
-            optimizer.step()
-            return loss / x.shape[0]
+            for p in params:
+                if p.grad is not None:
+                    p.grad *= scale
+            ctx.average_gradients(params)
+            return loss
+
+    def step(x, rows, optimizer, where):
+        rng = torch.get_rng_state()
+        optimizer.zero_grad()
+        loss = gradients(x, ctx.world_size / rows)
+
+        def replay():
+            torch.set_rng_state(rng)  # the same noise as the step
+            return guard.diagnose(model_fn, guide_fn, x, named_params)
+
+        guard.check_step(loss, named_params, where, replay)
+        optimizer.step()
+        return loss
 
     return step
 
@@ -242,6 +366,16 @@ def _parameters(model, elbo, model_fn, guide_fn, x):
     return params
 
 
+def _named(model, params):
+    """``(name, parameter)`` pairs for messages: module names, else ``pyro.param`` names."""
+    names = {}
+    for name, p in pyro.get_param_store().named_parameters():
+        names[id(p)] = name
+    if isinstance(model, torch.nn.Module):
+        names.update({id(p): name for name, p in model.named_parameters()})
+    return [(names.get(id(p), f"parameter {i}"), p) for i, p in enumerate(params)]
+
+
 def _device_dtype(model):
     p = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
     return (
@@ -250,12 +384,16 @@ def _device_dtype(model):
 
 
 @torch.no_grad()
-def elbo_per_example(elbo, model, x, batch_size=1000):
-    """Mean ELBO per example of the rows ``x`` (one sample from the guide per row)."""
+def elbo_per_example(elbo, model, x, batch_size=1000, ctx=None):
+    """Mean ELBO per example of the rows ``x`` (one sample from the guide per row); with a
+    distributed :class:`~pyrovae.infer.distributed.Context` each rank scores every W-th row
+    and the sums are added up."""
     device, dtype = _device_dtype(model)
+    ctx = ctx or Context()
     total = 0.0
-    for chunk in torch.split(x, batch_size):
+    for chunk in torch.split(x[ctx.rank :: ctx.world_size], batch_size):
         total -= elbo.loss(model.model, model.guide, chunk.to(device, dtype))
+    (total,) = ctx.sum(total)
     return total / x.shape[0]
 
 

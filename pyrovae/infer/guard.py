@@ -1,0 +1,108 @@
+"""Numerical guard: stop at the first non-finite loss or gradient and say where it came from.
+
+``check_step`` runs after ``backward`` and before the optimiser's step, so parameters are never
+updated with a non-finite gradient and no checkpoint is written after a bad step. On failure it
+replays the offending batch — same parameters, same random numbers — through the guide and the
+model with ``poutine.trace`` and looks, site by site in the order they ran, for the first
+non-finite distribution parameter, sampled value or log-density; that site and the likely cause
+go into one :class:`NonFiniteError` message.
+"""
+
+import math
+
+import torch
+from pyro import poutine
+
+
+class NonFiniteError(FloatingPointError):
+    """The loss or a gradient became NaN or infinite during training."""
+
+
+def check_step(loss, named_params, where, replay):
+    """Raise :class:`NonFiniteError` unless ``loss`` and every gradient are finite.
+
+    :param float loss: this step's loss.
+    :param named_params: ``(name, parameter)`` pairs of everything the optimiser updates.
+    :param str where: ``"epoch e, step s"`` for the message.
+    :param replay: a function of no arguments returning :func:`diagnose` of the batch.
+    """
+    grads = [p.grad for _, p in named_params if p.grad is not None]
+    finite = torch.stack([torch.isfinite(g).all() for g in grads]).all() if grads else True
+    if bool(finite) and math.isfinite(loss):
+        return
+    bad_grads = [n for n, p in named_params if p.grad is not None and not p.grad.isfinite().all()]
+    what = "gradient" if math.isfinite(loss) else f"loss ({loss})"
+    site, cause = replay()
+    if site is None:
+        cause = (
+            f"every sample site is finite on this batch but the gradient is not (at "
+            f"{', '.join(bad_grads[:3])}): an operation with an infinite derivative (sqrt or log "
+            "at 0, …) on the backward pass, or a gradient that overflowed (with several "
+            "processes: possibly another rank's batch); lower lr, or rerun with "
+            "--detect-anomaly (detect_anomaly=True) to see the operation"
+        )
+    at = f"{where}, {site}" if site else where
+    raise NonFiniteError(f"non-finite {what} at {at}: {cause}")
+
+
+def diagnose(model_fn, guide_fn, x, named_params):
+    """``(site, cause)`` of the first non-finite quantity met when running guide and model
+    on the batch ``x`` (``site`` is ``None`` when every forward quantity is finite)."""
+    if not torch.isfinite(x).all():
+        rows = (~torch.isfinite(x)).any(-1).nonzero()[:5, 0].tolist()
+        return "the batch", f"the data hold NaN or inf (rows {rows}); clean or drop those rows"
+    bad = [n for n, p in named_params if not torch.isfinite(p).all()]
+    if bad:
+        return f"parameter {bad[0]}", (
+            "it is already NaN or inf, so an earlier update overflowed; lower lr or resume "
+            "from the last checkpoint"
+        )
+    with torch.no_grad():
+        guide = poutine.trace(guide_fn).get_trace(x)
+        model = poutine.trace(poutine.replay(model_fn, trace=guide)).get_trace(x)
+        for side, trace in (("guide", guide), ("model", model)):
+            for name, site in trace.nodes.items():
+                found = _check_site(site, side) if site["type"] == "sample" else None
+                if found is not None:
+                    return f"site {name!r} of the {side}", found
+    return None, None
+
+
+def _check_site(site, side):
+    fn, value = site["fn"], site["value"]
+    for pname, p in distribution_parameters(fn).items():
+        if not torch.isfinite(p).all():
+            return (
+                f"the {side} computed a non-finite {pname} for {type(_base(fn)).__name__}: "
+                "the network's outputs overflowed; lower lr, scale the inputs, or bound the "
+                "parameter (e.g. a minimum scale)"
+            )
+    if not torch.isfinite(value).all():
+        return "its sampled value is NaN or inf; lower lr or bound the posterior's parameters"
+    log_prob = fn.log_prob(value)
+    if not torch.isfinite(log_prob).all():
+        kind = "observed" if site["is_observed"] else "latent"
+        return (
+            f"log p is {log_prob[~torch.isfinite(log_prob)].flatten()[0].item()} at this "
+            f"{kind} site though its parameters are finite: the values (max |value| = "
+            f"{value.abs().max().item():.3g}) lie outside the distribution's support or so far "
+            "from its mass that the density underflows; check the data's range and scaling, "
+            "or the likelihood"
+        )
+    return None
+
+
+def _base(fn):
+    while hasattr(fn, "base_dist"):
+        fn = fn.base_dist
+    return fn
+
+
+def distribution_parameters(fn):
+    """The tensors a distribution was built from (``loc``, ``logits``…), by name."""
+    base = _base(fn)
+    return {
+        k: v
+        for k, v in vars(base).items()
+        if k in getattr(base, "arg_constraints", {}) and torch.is_tensor(v)
+    }
