@@ -17,8 +17,26 @@ import yaml
 
 from . import config as cfg
 from .infer import checkpoint as ckpt
+from .infer.distributed import env_rank, env_world_size
 from .infer.evaluate import evaluate
-from .infer.train import CHECKPOINT, fit
+from .infer.train import CHECKPOINT, fit, open_run
+
+
+class Parser(argparse.ArgumentParser):
+    """``argparse`` with one-line errors: ``pyrovae train: error: ... (see --help)``."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def _part(text):
@@ -29,6 +47,16 @@ def _part(text):
             raise argparse.ArgumentTypeError(f"expected a name or {{name: ..., ...}}, got {text}")
         return value
     return text
+
+
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**32), got {text!r}")
+    return value
 
 
 def _int_list(text):
@@ -72,20 +100,29 @@ def _train_parser(sub):
     a("--resume", action="store_true", help="continue OUT/checkpoint.pt if it exists")
     a("--overwrite", action="store_true", help="start afresh over an existing checkpoint")
     a("--quiet", action="store_true", help="no progress bar")
+    a(
+        "--detect-anomaly",
+        action="store_true",
+        help="Pyro validation and torch anomaly detection, to find where a NaN comes from (slow)",
+    )
     return p
 
 
 def train(args):
+    """Every check (options, data, model, out folder, checkpoint) passes before rank 0 writes
+    anything; under torchrun only rank 0 writes files and prints."""
     flags = {k: v for k, v in vars(args).items() if k in cfg.DEFAULTS}
     config = cfg.resolve(cfg.read_file(args.config) if args.config else {}, flags)
     data = cfg.load_data(config)
     pyro.set_rng_seed(config["seed"])  # the initial weights belong to the seeded run
     model = cfg.build_model(config, data.input_dim)
     out = Path(config["out"])
-    if (out / CHECKPOINT).exists() and not (args.resume or args.overwrite):
-        raise FileExistsError(f"{out / CHECKPOINT} exists; pass --resume, --overwrite or --out")
-    out.mkdir(parents=True, exist_ok=True)
-    cfg.write(config, out / "config.yaml")
+    is_main = env_rank() == 0
+    if is_main:
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"--out {out} is a file; give a folder")
+        open_run(out / CHECKPOINT, model, args.resume, args.overwrite, env_world_size())
+        cfg.write(config, out / "config.yaml")
     history = fit(
         model,
         data,
@@ -99,12 +136,14 @@ def train(args):
         out=out,
         resume=args.resume,
         overwrite=args.overwrite,
+        detect_anomaly=args.detect_anomaly,
         progress=not args.quiet,
     )
-    from .plots import save_all
+    if is_main:
+        from .plots import save_all
 
-    save_all(model, data, history, out)
-    print(json.dumps({"out": str(out), "test_elbo": history["test_elbo"][-1]}))
+        save_all(model, data, history, out)
+        print(json.dumps({"out": str(out), "test_elbo": history["test_elbo"][-1]}))
 
 
 def load_run(out):
@@ -136,28 +175,33 @@ def sample(args):
 
 
 def parser():
-    p = argparse.ArgumentParser(prog="pyrovae", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="pyrovae", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     _train_parser(sub).set_defaults(run=train)
     e = sub.add_parser("evaluate", help="print ELBO and log-likelihood of a trained run as JSON")
     e.add_argument("out", help="a folder written by pyrovae train")
-    e.add_argument("--num-samples", type=int, help="importance samples per example")
-    e.add_argument("--seed", type=int, default=0, help="seed of the importance samples")
+    e.add_argument("--num-samples", type=_positive_int, help="importance samples per example")
+    e.add_argument("--seed", type=_seed, default=0, help="seed of the importance samples")
     e.set_defaults(run=evaluate_run)
     s = sub.add_parser("sample", help="save a grid of samples from a trained run as PNG")
     s.add_argument("out", help="a folder written by pyrovae train")
-    s.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
+    s.add_argument("-n", type=_positive_int, default=64, help="number of samples (default 64)")
     s.add_argument("-o", default="samples.png", help="output PNG (default samples.png)")
-    s.add_argument("--seed", type=int, default=0, help="seed of the samples")
+    s.add_argument("--seed", type=_seed, default=0, help="seed of the samples")
     s.set_defaults(run=sample)
     return p
 
 
 def main(argv=None):
+    """Exit codes: 0 done, 2 bad input (options, files, data: nothing was written), 1 training
+    stopped by a non-finite loss or gradient (the last good checkpoint is kept)."""
     args = parser().parse_args(argv)
     try:
         args.run(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
+    except (ValueError, OSError) as err:
         print(f"pyrovae {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except FloatingPointError as err:
+        print(f"pyrovae {args.command}: error: {err}", file=sys.stderr)
+        return 1
     return 0

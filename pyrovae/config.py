@@ -6,12 +6,16 @@ objects. A part (``prior``, ``posterior``, ``likelihood``, ``guide``…) is a na
 ``{name: ..., option: value}``, exactly as :mod:`pyrovae.parts` takes it.
 """
 
+import inspect
+import math
 from pathlib import Path
 
 import yaml
 
 from . import data as data_module
 from .models import models
+from .parts import decoders, encoders, likelihoods, posteriors, priors
+from .parts.networks import ACTIVATIONS
 
 MODEL_KEYS = (
     "latent_dim",
@@ -44,31 +48,53 @@ DEFAULTS = {
     "out": "runs/default",
 }
 DEFAULT_LATENT_DIM = 2
+PART_REGISTRIES = {
+    "prior": priors,
+    "posterior": posteriors,
+    "likelihood": likelihoods,
+    "encoder": encoders,
+    "decoder": decoders,
+}
 _POSITIVE_INTS = ("latent_dim", "num_components", "epochs", "batch_size", "num_particles")
 _POSITIVE_INTS += ("num_samples", "patience")
 
 
 def read_file(path):
-    """The mapping in a YAML (or JSON) config file."""
+    """The mapping in a YAML (or JSON) config file; ``-`` in keys becomes ``_``."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} does not exist")
-    values = yaml.safe_load(path.read_text())
+    try:
+        values = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        where = getattr(err, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where is not None else ""
+        raise ValueError(
+            f"config file {path} is not valid YAML{at}; write one 'key: value' per line"
+        ) from None
     if values is None:
         return {}
     if not isinstance(values, dict):
         raise ValueError(f"config file {path} must hold a mapping of keys to values")
+    bad = [k for k in values if not isinstance(k, str)]
+    if bad:
+        raise ValueError(f"config file {path}: key {bad[0]!r} is not a name; keys are words")
     return {key.replace("-", "_"): value for key, value in values.items()}
 
 
 def resolve(file_values=None, flag_values=None):
-    """Defaults < config file < flags (``None`` flags are unset); every key and value checked."""
+    """Defaults < config file < flags (``None`` flags are unset); every key and value checked.
+
+    :raises ValueError: naming the first key whose value is unknown, of the wrong type or out of
+        range, and what it accepts.
+    """
     config = dict(DEFAULTS)
     for source in (file_values or {}, flag_values or {}):
-        unknown = sorted(set(source) - set(DEFAULTS))
+        unknown = sorted(set(source) - set(DEFAULTS), key=str)
         if unknown:
             raise ValueError(
-                f"unknown config key(s) {', '.join(unknown)}; known keys: {', '.join(DEFAULTS)}"
+                f"unknown config key(s) {', '.join(map(str, unknown))}; known keys: "
+                f"{', '.join(DEFAULTS)}"
             )
         config.update({k: v for k, v in source.items() if v is not None})
     _check(config)
@@ -87,37 +113,67 @@ def _part_name(spec):
 
 def _check(config):
     for key in _POSITIVE_INTS:
-        value = config[key]
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < 1
-        ):
-            raise ValueError(f"{key} must be a positive integer, got {value!r}")
-    for key in ("lr",):
-        if isinstance(config[key], bool) or not isinstance(config[key], int | float):
-            raise ValueError(f"{key} must be a number, got {config[key]!r}")
-        if not config[key] > 0:
-            raise ValueError(f"{key} must be > 0, got {config[key]!r}")
+        if config[key] is not None and not (_int(config[key]) and config[key] >= 1):
+            raise ValueError(f"{key} must be a positive integer, got {config[key]!r}")
+    if not (_real(config["lr"]) and 0 < config["lr"] < math.inf):
+        raise ValueError(f"lr must be a positive number, got {config['lr']!r}")
     warmup = config["warmup_epochs"]
-    if isinstance(warmup, bool) or not isinstance(warmup, int | float) or warmup < 0:
+    if not (_real(warmup) and 0 <= warmup < math.inf):
         raise ValueError(f"warmup_epochs must be a number >= 0, got {warmup!r}")
-    if isinstance(config["seed"], bool) or not isinstance(config["seed"], int):
-        raise ValueError(f"seed must be an integer, got {config['seed']!r}")
-    if config["dataset"] not in data_module.DATASETS:
-        raise ValueError(
-            f"unknown dataset {config['dataset']!r}; known: {', '.join(data_module.DATASETS)}"
-        )
-    if config["binarize"] not in (None, *data_module.BINARIZE):
-        raise ValueError(
-            f"binarize must be one of {', '.join(data_module.BINARIZE)}, got {config['binarize']!r}"
-        )
+    if not (_int(config["seed"]) and 0 <= config["seed"] < 2**32):
+        raise ValueError(f"seed must be an integer in [0, 2**32), got {config['seed']!r}")
+    for key in ("model", "dataset", "out", "data_root", "activation", "covariance"):
+        value = config[key]
+        if value is not None and not (isinstance(value, str | Path) and str(value).strip()):
+            raise ValueError(f"{key} must be a name or path (text), got {value!r}")
+    _one_of("dataset", config["dataset"], data_module.DATASETS)
+    _one_of("binarize", config["binarize"], (None, *data_module.BINARIZE))
+    _one_of("activation", config["activation"], (None, *ACTIVATIONS))
     hidden = config["hidden"]
-    if hidden is not None and (
-        not isinstance(hidden, list | tuple)
-        or not hidden
-        or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden)
+    if hidden is not None and not (
+        isinstance(hidden, list | tuple) and hidden and all(_int(h) and h >= 1 for h in hidden)
     ):
         raise ValueError(f"hidden must be a list of positive integers, got {hidden!r}")
-    models[config["model"]]  # raises with the known names
+    for key, registry in PART_REGISTRIES.items():
+        _check_part(key, config[key], registry)
+    _check_part("guide", config["guide"], None)
+    model_class = models[config["model"]]  # raises with the known names
+    accepted = inspect.signature(model_class).parameters
+    foreign = [k for k in MODEL_KEYS if config[k] is not None and k not in accepted]
+    if foreign:
+        raise ValueError(
+            f"{', '.join(foreign)}: not an option of model {config['model']!r} (its options: "
+            f"{', '.join(k for k in MODEL_KEYS if k in accepted)}); remove it or pick a model "
+            "that takes it"
+        )
+
+
+def _int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _real(value):
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _one_of(key, value, allowed):
+    if value not in allowed:
+        known = ", ".join(a for a in allowed if a is not None)
+        raise ValueError(f"{key} must be one of {known}, got {value!r}")
+
+
+def _check_part(key, spec, registry):
+    """A part is a registered name or a mapping with a ``name`` (options are checked when the
+    model is built)."""
+    if spec is None:
+        return
+    name = spec.get("name") if isinstance(spec, dict) else spec
+    if not isinstance(name, str):
+        raise ValueError(
+            f"{key} must be a name or a mapping {{name: ..., option: value}}, got {spec!r}"
+        )
+    if registry is not None and name not in registry:
+        raise ValueError(f"unknown {key} {name!r}; known: {', '.join(registry.names())}")
 
 
 def load_data(config):

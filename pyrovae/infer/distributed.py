@@ -106,9 +106,10 @@ class Context:
         if not self.active:
             return
         for p in params:
-            if p.grad is not None:
-                dist.all_reduce(p.grad)
-                p.grad /= self.world_size
+            if p.grad is None:  # e.g. no rows on this rank: it still takes part
+                p.grad = torch.zeros_like(p)
+            dist.all_reduce(p.grad)
+            p.grad /= self.world_size
 
     def close(self):
         if self.owns_group and dist.is_initialized():
@@ -157,13 +158,19 @@ def setup(distributed=None, device=None):
 
 class ScaledLoss(nn.Module):
     """``forward(x, scale) = scale · loss(x)``, holding the model so that DDP sees its
-    parameters (Pyro's ``ELBOModule`` around bound methods has none of its own)."""
+    parameters (Pyro's ``ELBOModule`` around bound methods has none of its own).
+
+    A rank whose share of a short last batch is empty (fewer rows than ranks) gets a zero
+    loss that still touches every parameter, so that it joins the gradient average.
+    """
 
     def __init__(self, model, loss):
         super().__init__()
         self.model, self.loss = model, loss
 
     def forward(self, x, scale):
+        if x.shape[0] == 0:
+            return sum(p.sum() for p in self.parameters()) * 0.0
         return self.loss(x) * scale
 
 

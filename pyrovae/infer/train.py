@@ -132,7 +132,7 @@ def fit(
     ctx = distributed_setup(distributed, device)
     try:
         path = Path(out) / CHECKPOINT if out is not None else None
-        start = ctx.from_main(lambda: _open_run(path, model, resume, overwrite, ctx.world_size))
+        start = ctx.from_main(lambda: open_run(path, model, resume, overwrite, ctx.world_size))
         with _anomaly_detection(detect_anomaly):
             return _train(model, data, ctx, start, path, options)
     finally:
@@ -237,10 +237,10 @@ def _real(value):
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _open_run(path, model, resume, overwrite, world_size):
-    """The checkpoint to resume (or ``None`` for a fresh start), after checking that ``path``
-    may be used; creates the folder and removes temporary files a killed save left behind.
-    Runs on rank 0 only."""
+def open_run(path, model, resume, overwrite, world_size=1):
+    """The checkpoint at ``path`` to resume (or ``None`` for a fresh start), after checking
+    that it may be used; creates the folder and removes temporary files a killed save left
+    behind. :func:`fit` runs it on rank 0 only."""
     if path is None:
         return None
     start = None
@@ -319,7 +319,7 @@ def _step_function(elbo, model, model_fn, guide_fn, named_params, ctx):
     else:  # RenyiELBO, TraceGraph_ELBO: they set the gradients themselves
 
         def gradients(x, scale):
-            loss = elbo.loss_and_grads(model_fn, guide_fn, x)
+            loss = elbo.loss_and_grads(model_fn, guide_fn, x) if len(x) else 0.0
             for p in params:
                 if p.grad is not None:
                     p.grad *= scale
