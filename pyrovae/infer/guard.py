@@ -64,13 +64,15 @@ def diagnose(model_fn, guide_fn, x, named_params):
             for name, site in trace.nodes.items():
                 found = _check_site(site, side) if site["type"] == "sample" else None
                 if found is not None:
-                    return f"site {name!r} of the {side}", found
+                    span = f"{x.min().item():.3g}, {x.max().item():.3g}" if x.numel() else ""
+                    return f"site {name!r} of the {side}", f"{found} (this batch: [{span}])"
     return None, None
 
 
 def _check_site(site, side):
     fn, value = site["fn"], site["value"]
-    for pname, p in distribution_parameters(fn).items():
+    params = distribution_parameters(fn)
+    for pname, p in params.items():
         if not torch.isfinite(p).all():
             return (
                 f"the {side} computed a non-finite {pname} for {type(_base(fn)).__name__}: "
@@ -82,12 +84,13 @@ def _check_site(site, side):
     log_prob = fn.log_prob(value)
     if not torch.isfinite(log_prob).all():
         kind = "observed" if site["is_observed"] else "latent"
+        largest = max((p.abs().max().item() for p in params.values()), default=0.0)
         return (
             f"log p is {log_prob[~torch.isfinite(log_prob)].flatten()[0].item()} at this "
-            f"{kind} site though its parameters are finite: the values (max |value| = "
-            f"{value.abs().max().item():.3g}) lie outside the distribution's support or so far "
-            "from its mass that the density underflows; check the data's range and scaling, "
-            "or the likelihood"
+            f"{kind} site though its parameters are finite (largest |parameter| {largest:.3g}, "
+            f"largest |value| {value.abs().max().item():.3g}): values far outside the "
+            "distribution's mass, or numbers so large that the arithmetic overflows; check the "
+            "data's range and scaling, or lower lr"
         )
     return None
 

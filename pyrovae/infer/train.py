@@ -110,8 +110,9 @@ def fit(
     :param distributed: data-parallel training over the processes of ``torchrun``
         (:mod:`pyrovae.infer.distributed`): ``None`` detects it from the environment, ``True``
         requires it, ``False`` trains alone. Only rank 0 writes files.
-    :param bool detect_anomaly: switch on Pyro's argument validation and
-        ``torch.autograd``'s anomaly detection (slow; to find the operation behind a NaN).
+    :param bool detect_anomaly: train with Pyro's argument validation and ``torch.autograd``'s
+        anomaly detection (slow; to find the operation behind a NaN); without it both are off
+        while training and the numerical guard (:mod:`pyrovae.infer.guard`) reports.
     :returns: the history, a dict of per-epoch lists: ``epoch``, ``train_elbo`` (the β-weighted
         objective averaged over the epoch's rows), ``valid_elbo``, ``test_elbo`` (single-sample
         ELBO per example on those splits), ``beta``, ``seconds``.
@@ -288,11 +289,9 @@ def _check_metrics(history):
 
 @contextlib.contextmanager
 def _anomaly_detection(enabled):
-    """Pyro's validation and autograd's anomaly detection, for the ``with`` block only."""
-    if not enabled:
-        yield
-        return
-    with pyro.validation_enabled(True), torch.autograd.set_detect_anomaly(True):
+    """Pyro's argument validation and autograd's anomaly detection, both on or both off for
+    the ``with`` block (off, the numerical guard reports non-finite values instead)."""
+    with pyro.validation_enabled(enabled), torch.autograd.set_detect_anomaly(enabled):
         yield
 
 

@@ -1,0 +1,85 @@
+"""The numerical guard: one message naming step, site and cause; the checkpoint stays intact."""
+
+import json
+
+import pyro
+import pyro.distributions as dist
+import pytest
+import torch
+
+import pyrovae
+from pyrovae.data import Data, Split
+from pyrovae.infer.guard import NonFiniteError
+from pyrovae.models import VAE
+
+SMALL = {"hidden": (32,), "likelihood": "gaussian"}
+
+
+class Poisoned(Data):
+    """Digits whose third batch of the second epoch holds a value of 1e30 (finite, so it
+    passes the input checks, but its squared error overflows float32)."""
+
+    def batches(self, batch_size, epoch, seed, rank=0, world_size=1):
+        for step, x in enumerate(super().batches(batch_size, epoch, seed, rank, world_size)):
+            if (epoch, step) == (1, 2):
+                x = x.clone()
+                x[0, 5] = 1e30
+            yield x
+
+
+def test_a_nan_producing_batch_stops_with_site_and_cause_and_keeps_the_checkpoint(digits, tmp_path):
+    data = Poisoned(digits.train, digits.valid, digits.test)
+    with pytest.raises(NonFiniteError) as error:
+        pyrovae.fit(VAE(64, 2, **SMALL), data, epochs=3, out=tmp_path, progress=False)
+    message = str(error.value)
+    # the first site in the order they ran: the encoder's outputs for that row overflow
+    assert "non-finite loss (nan) at epoch 2, step 3, site 'z' of the guide" in message
+    assert "check the data's range" in message and "(this batch: [0, 1e+30])" in message
+    assert "\n" not in message
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert state["epoch"] == 1  # written after epoch 1, nothing after the bad step
+    assert json.loads((tmp_path / "metrics.json").read_text())["epoch"] == [1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "metrics.json"]
+
+
+def test_a_parameter_gone_nan_is_named(digits):
+    model = VAE(64, 2, **SMALL)
+    with torch.no_grad():
+        model.decoder.net[0].weight[0, 0] = float("nan")
+    with pytest.raises(NonFiniteError, match=r"epoch 1, step 1, parameter decoder.net.0.weight"):
+        pyrovae.fit(model, digits, epochs=1, progress=False)
+
+
+class SqrtAtZero:
+    """x ~ N(sqrt(a), 1) with a = 0 and x = 0: the loss is finite, its gradient 0 · ∞ is not."""
+
+    def model(self, x):
+        a = pyro.param("a", torch.zeros(()))
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("x", dist.Normal(a.sqrt(), 1.0).expand([x.shape[0], 2]).to_event(1), obs=x)
+
+    def guide(self, x):
+        pass
+
+
+def test_a_gradient_only_failure_names_the_parameter_and_suggests_detect_anomaly():
+    with pytest.raises(NonFiniteError, match=r"gradient at epoch 1, step 1: every sample site"):
+        pyrovae.fit(SqrtAtZero(), torch.zeros(4, 2), epochs=1, progress=False)
+    with pytest.raises(NonFiniteError, match=r"\(at a\).*--detect-anomaly"):
+        pyrovae.fit(SqrtAtZero(), torch.zeros(4, 2), epochs=1, progress=False)
+
+
+def test_detect_anomaly_finds_the_operation_and_is_switched_off_afterwards():
+    with pytest.raises(RuntimeError, match="SqrtBackward0"):
+        pyrovae.fit(SqrtAtZero(), torch.zeros(4, 2), epochs=1, progress=False, detect_anomaly=True)
+    assert not torch.is_anomaly_enabled()
+    assert pyro.infer.util.is_validation_enabled()  # Pyro's default, as before fit
+
+
+def test_invalid_distribution_arguments_are_reported_under_validation(digits):
+    model = VAE(64, 2, hidden=(32,), likelihood={"name": "gaussian", "scale": 1.0})
+    data = Data(Split(digits.train.x[:20]))
+    with torch.no_grad():
+        model.encoder.heads["loc"].bias.fill_(float("inf"))
+    with pytest.raises(ValueError, match="loc"):
+        pyrovae.fit(model, data, epochs=1, progress=False, detect_anomaly=True)
