@@ -11,6 +11,7 @@ Every data set comes as :class:`Data` with fixed ``train``/``valid``/``test`` sp
 """
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,10 +157,13 @@ def _torchvision(name, root, binarize):
     raw = root / cls.__name__ / "raw"
     missing = [f for f in _MNIST_FILES if not (raw / f).exists()]
     if missing:
+        new = [p for p in (root, raw.parent, raw) if not p.exists()][:1]  # what we would create
         try:
             cls(str(root), train=True, download=True)
             cls(str(root), train=False, download=True)
         except Exception as err:  # offline: torchvision raises URLError/RuntimeError
+            for folder in new:  # leave nothing behind
+                shutil.rmtree(folder, ignore_errors=True)
             raise FileNotFoundError(
                 f"{name}: could not find {', '.join(missing)} in {raw} and could not download "
                 f"them ({type(err).__name__}); put the four files {', '.join(_MNIST_FILES)} "

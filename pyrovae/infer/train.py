@@ -68,7 +68,13 @@ def as_data(data):
     """``Data`` as is; a tensor or array becomes training rows with no validation or test set."""
     if isinstance(data, Data):
         return data
-    return Data(Split(torch.as_tensor(data)))
+    try:
+        return Data(Split(torch.as_tensor(data)))
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(
+            f"data must be a pyrovae.data.Data, a tensor or an array of rows (N, D), got "
+            f"{type(data).__name__}; wrap other data with pyrovae.data.from_arrays"
+        ) from None
 
 
 def fit(

@@ -1,0 +1,366 @@
+"""The bad-input catalogue ``docs/errors.md``: one test case per entry, and the lists agree.
+
+Command-line cases run ``pyrovae.cli.main`` in this process and check: exit code 2, one line on
+stderr matching the catalogue, and not a byte written, changed or removed under the test's
+folder. Python cases check the ``ValueError`` and that ``fit`` wrote nothing.
+"""
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+import pyrovae
+from pyrovae import cli
+from pyrovae import config as cfg
+from pyrovae.models import VAE
+
+CATALOGUE = Path(__file__).parents[1] / "docs" / "errors.md"
+RUN = ["--hidden", "16", "--latent-dim", "2"]  # the options of the prepared run
+
+
+def train(*flags, out="{out}"):
+    return ["train", "--quiet", "--out", out, *flags]
+
+
+def _truncate(run):
+    path = run / "checkpoint.pt"
+    path.write_bytes(path.read_bytes()[:100])
+
+
+def _foreign(run):
+    torch.save({"weights": torch.zeros(3)}, run / "checkpoint.pt")
+
+
+def _two_processes(run):
+    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    state["world_size"] = 2
+    torch.save(state, run / "checkpoint.pt")
+
+
+# id: (argv, config file text or None, expected message, prepare(run folder) or None)
+CLI = {
+    "flag-unknown": (
+        train("--num-epochs", "3"),
+        None,
+        r"unrecognized arguments: --num-epochs",
+        None,
+    ),
+    "key-unknown": (train("--config", "{cfg}"), "epoch: 3", r"unknown config key\(s\) epoch", None),
+    "config-missing": (
+        train("--config", "{inputs}/no.yaml"),
+        None,
+        r"no.yaml does not exist",
+        None,
+    ),
+    "config-not-yaml": (train("--config", "{cfg}"), "epochs: [3", r"not valid YAML at line", None),
+    "config-not-mapping": (train("--config", "{cfg}"), "- 3", r"must hold a mapping", None),
+    "config-key-type": (train("--config", "{cfg}"), "1: 3", r"key 1 is not a name", None),
+    "model-unknown": (train("--model", "foo"), None, r"unknown model 'foo'; known models", None),
+    "model-type": (train("--config", "{cfg}"), "model: 3", r"model must be a name", None),
+    "model-option-foreign": (
+        train("--num-components", "3"),
+        None,
+        r"num_components: not an option of model 'vae' \(its options: latent_dim",
+        None,
+    ),
+    "dataset-unknown": (train("--dataset", "cifar"), None, r"dataset must be one of digits", None),
+    "data-root-type": (train("--config", "{cfg}"), "data_root: [1]", r"data_root must be", None),
+    "data-root-empty": (
+        train("--dataset", "mnist", "--data-root", "{inputs}/empty"),
+        None,
+        r"mnist: could not find train-images-idx3-ubyte.*could not download them.*--data-root",
+        None,
+    ),
+    "binarize-unknown": (train("--binarize", "yes"), None, r"binarize must be one of none", None),
+    "latent-dim-range": (train("--latent-dim", "0"), None, r"latent_dim must be a positive", None),
+    "latent-dim-type": (
+        train("--config", "{cfg}"),
+        "latent_dim: 2.5",
+        r"latent_dim must be a positive integer, got 2.5",
+        None,
+    ),
+    "int-flag-type": (train("--epochs", "ten"), None, r"--epochs: invalid int value: 'ten'", None),
+    "hidden-format": (train("--hidden", "256,x"), None, r"expected integers like 256,128", None),
+    "hidden-range": (
+        train("--config", "{cfg}"),
+        "hidden: [256, 0]",
+        r"hidden must be a list",
+        None,
+    ),
+    "activation-unknown": (
+        train("--activation", "swish"),
+        None,
+        r"activation must be one of",
+        None,
+    ),
+    "prior-unknown": (train("--prior", "foo"), None, r"unknown prior 'foo'; known: normal", None),
+    "prior-type": (
+        train("--config", "{cfg}"),
+        "prior: 3",
+        r"prior must be a name or a mapping",
+        None,
+    ),
+    "posterior-unknown": (train("--posterior", "foo"), None, r"unknown posterior 'foo'", None),
+    "likelihood-unknown": (train("--likelihood", "foo"), None, r"unknown likelihood 'foo'", None),
+    "encoder-unknown": (
+        train("--config", "{cfg}"),
+        "encoder: {name: foo}",
+        r"unknown encoder",
+        None,
+    ),
+    "decoder-unknown": (train("--config", "{cfg}"), "decoder: foo", r"unknown decoder 'foo'", None),
+    "part-no-name": (
+        train("--likelihood", "{scale: 1}"),
+        None,
+        r"likelihood must be a name or a mapping",
+        None,
+    ),
+    "part-option-unknown": (
+        train("--likelihood", "{name: gaussian, sigma: 1}"),
+        None,
+        r"unknown option\(s\) sigma for likelihood 'gaussian'; valid options: scale, init_scale",
+        None,
+    ),
+    "part-option-range": (
+        train("--likelihood", "{name: gaussian, scale: -1}"),
+        None,
+        r"scale must be a positive number or 'learned'",
+        None,
+    ),
+    "covariance-type": (train("--config", "{cfg}"), "covariance: 3", r"covariance must be", None),
+    "guide-type": (
+        train("--config", "{cfg}"),
+        "guide: 3",
+        r"guide must be a name or a mapping",
+        None,
+    ),
+    "epochs-range": (
+        train("--epochs", "0"),
+        None,
+        r"epochs must be a positive integer, got 0",
+        None,
+    ),
+    "epochs-type": (
+        train("--config", "{cfg}"),
+        "epochs: ten",
+        r"epochs must be .* got 'ten'",
+        None,
+    ),
+    "batch-size-range": (train("--batch-size", "-5"), None, r"batch_size must be a positive", None),
+    "lr-range": (train("--lr", "0"), None, r"lr must be a positive number, got 0.0", None),
+    "lr-nan": (train("--lr", "nan"), None, r"lr must be a positive number, got nan", None),
+    "lr-type": (
+        train("--config", "{cfg}"),
+        "lr: fast",
+        r"lr must be a positive number, got 'fast'",
+        None,
+    ),
+    "seed-range": (train("--seed", "-1"), None, r"seed must be an integer in \[0, 2\*\*32\)", None),
+    "seed-type": (train("--config", "{cfg}"), "seed: 1.5", r"seed must be an integer in", None),
+    "warmup-range": (
+        train("--warmup-epochs", "-1"),
+        None,
+        r"warmup_epochs must be a number >= 0",
+        None,
+    ),
+    "warmup-inf": (train("--warmup-epochs", "inf"), None, r"warmup_epochs must .* got inf", None),
+    "patience-range": (
+        train("--patience", "0"),
+        None,
+        r"patience must be a positive integer",
+        None,
+    ),
+    "num-particles-range": (train("--num-particles", "0"), None, r"num_particles must be", None),
+    "num-samples-range": (
+        train("--num-samples", "0"),
+        None,
+        r"num_samples must be a positive",
+        None,
+    ),
+    "out-type": (["train", "--quiet", "--config", "{cfg}"], "out: 5", r"out must be a name", None),
+    "out-is-file": (train(out="{inputs}/afile"), None, r"afile is a file; give a folder", None),
+    "run-exists": (
+        train(*RUN, out="{run}"),
+        None,
+        r"checkpoint.pt exists; resume it .*--resume.*--overwrite",
+        None,
+    ),
+    "checkpoint-other-model": (
+        train("--resume", "--hidden", "16", "--latent-dim", "3", out="{run}"),
+        None,
+        r"checkpoint .* was written by a different model \(VAE; first differences",
+        None,
+    ),
+    "checkpoint-truncated": (
+        train("--resume", *RUN, out="{run}"),
+        None,
+        r"cannot read checkpoint .* it is truncated or not a pyrovae checkpoint",
+        _truncate,
+    ),
+    "checkpoint-foreign": (
+        train("--resume", *RUN, out="{run}"),
+        None,
+        r"is not a pyrovae checkpoint",
+        _foreign,
+    ),
+    "checkpoint-world-size": (
+        train("--resume", *RUN, out="{run}"),
+        None,
+        r"written by 2 process\(es\) .* torchrun --nproc-per-node 2",
+        _two_processes,
+    ),
+    "evaluate-no-run": (["evaluate", "{inputs}/empty"], None, r"holds no trained run", None),
+    "evaluate-num-samples": (
+        ["evaluate", "{run}", "--num-samples", "0"],
+        None,
+        r"argument --num-samples: expected a positive integer",
+        None,
+    ),
+    "sample-n": (["sample", "{run}", "-n", "0"], None, r"argument -n: expected a positive", None),
+}
+
+
+def _bernoulli_out_of_range():
+    return torch.rand(10, 64) * 2
+
+
+def _with_nan():
+    x = torch.rand(10, 64)
+    x[3, 7] = float("nan")
+    return x
+
+
+# id: (call(out folder), expected message)
+PYTHON = {
+    "data-shape": (
+        lambda out: _fit(torch.rand(5, 8), out),
+        r"data must have shape \(N, 64\), got \(5, 8\)",
+    ),
+    "data-1d": (
+        lambda out: _fit(torch.rand(64), out),
+        r"data must have shape \(N, 64\), got \(64,\)",
+    ),
+    "data-dtype": (
+        lambda out: _fit(torch.ones(5, 64, dtype=torch.long), out),
+        r"floating-point tensor, got Tensor of dtype torch.int64",
+    ),
+    "data-range": (
+        lambda out: _fit(_bernoulli_out_of_range(), out),
+        r"Bernoulli likelihood needs data in \[0, 1\]",
+    ),
+    "data-nan": (lambda out: _fit(_with_nan(), out), r"data contain NaN or inf \(rows \[3\]"),
+    "data-empty": (lambda out: _fit(torch.empty(0, 64), out), r"the data set is empty"),
+    "data-type": (lambda out: _fit("digits", out), r"data must be a pyrovae.data.Data, a tensor"),
+    "arrays-integer": (
+        lambda out: pyrovae.data.from_arrays(np.ones((5, 4), dtype=np.int64)),
+        r"data must be floating point, got torch.int64",
+    ),
+    "arrays-too-few": (
+        lambda out: pyrovae.data.from_arrays(np.ones((2, 4), dtype=np.float32)),
+        r"N >= 3",
+    ),
+    "fit-epochs": (
+        lambda out: _fit(torch.rand(8, 64), out, epochs=0),
+        r"epochs must be a positive",
+    ),
+    "fit-lr": (lambda out: _fit(torch.rand(8, 64), out, lr=float("inf")), r"lr must .* got inf"),
+    "fit-seed": (
+        lambda out: _fit(torch.rand(8, 64), out, seed=-1),
+        r"seed must be an integer >= 0",
+    ),
+    "fit-patience-no-valid": (
+        lambda out: _fit(torch.rand(8, 64), out, patience=3),
+        r"early stopping \(patience\) needs a validation split",
+    ),
+    "fit-distributed-no-env": (
+        lambda out: _fit(torch.rand(8, 64), out, distributed=True),
+        r"needs the torchrun environment .* torchrun --nproc-per-node N",
+    ),
+}
+
+
+def _fit(data, out, **options):
+    return pyrovae.fit(VAE(64, 2, hidden=(16,)), data, out=out, progress=False, **options)
+
+
+def _catalogue_ids():
+    return re.findall(r"^\| `([a-z0-9-]+)` \|", CATALOGUE.read_text(), flags=re.MULTILINE)
+
+
+def test_every_catalogue_entry_has_a_test_and_every_test_an_entry():
+    ids = _catalogue_ids()
+    assert len(ids) == len(set(ids))
+    assert sorted(ids) == sorted([*CLI, *PYTHON])
+
+
+@pytest.fixture(scope="module")
+def prepared_run(tmp_path_factory):
+    """A trained run written the way ``pyrovae train`` writes it (without the pictures)."""
+    run = tmp_path_factory.mktemp("prepared") / "run"
+    config = cfg.resolve({}, {"hidden": [16], "latent_dim": 2, "epochs": 1, "out": str(run)})
+    data = cfg.load_data(config)
+    pyrovae.fit(cfg.build_model(config, data.input_dim), data, epochs=1, out=run, progress=False)
+    cfg.write(config, run / "config.yaml")
+    return run
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """torchvision's download as it goes without a network: the folder made, then an error."""
+
+    def download(self):
+        Path(self.raw_folder).mkdir(parents=True, exist_ok=True)
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
+
+    monkeypatch.setattr(torchvision.datasets.MNIST, "download", download)
+
+
+def _fill(arg, places):
+    for name, path in places.items():
+        arg = arg.replace(f"{{{name}}}", str(path))
+    return arg
+
+
+def _snapshot(folder):
+    return {str(p.relative_to(folder)): p.is_file() and p.read_bytes() for p in folder.rglob("*")}
+
+
+@pytest.mark.parametrize("case", list(CLI))
+def test_cli_refuses_bad_input_in_one_line_with_exit_code_2(
+    case, prepared_run, offline, tmp_path, capsys, monkeypatch
+):
+    argv, text, message, prepare = CLI[case]
+    monkeypatch.delenv("PYROVAE_DATA", raising=False)
+    inputs = tmp_path / "inputs"
+    (inputs / "empty").mkdir(parents=True)
+    (inputs / "afile").write_text("not a folder")
+    if text is not None:
+        (inputs / "config.yaml").write_text(text)
+    shutil.copytree(prepared_run, tmp_path / "run")
+    if prepare is not None:
+        prepare(tmp_path / "run")
+    places = {"out": tmp_path / "out", "run": tmp_path / "run", "inputs": inputs}
+    places["cfg"] = inputs / "config.yaml"
+    before = _snapshot(tmp_path)
+    try:
+        code = cli.main([_fill(arg, places) for arg in argv])
+    except SystemExit as exit:  # argparse
+        code = exit.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert re.search(message, err), err
+    assert _snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("case", list(PYTHON))
+def test_python_api_refuses_bad_input_and_writes_nothing(case, tmp_path):
+    call, message = PYTHON[case]
+    with pytest.raises(ValueError, match=message):
+        call(tmp_path / "out")
+    assert not (tmp_path / "out").exists()
