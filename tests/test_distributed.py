@@ -106,6 +106,7 @@ def two_ranks(tmp_path_factory):
     return folder, results
 
 
+@pytest.mark.slow
 def test_parameters_are_identical_on_every_rank(two_ranks):
     _, (r0, r1) = two_ranks
     for a, b in zip(r0["run"]["params"], r1["run"]["params"], strict=True):
@@ -113,6 +114,7 @@ def test_parameters_are_identical_on_every_rank(two_ranks):
     assert r0["run"]["history"]["test_elbo"] == r1["run"]["history"]["test_elbo"]
 
 
+@pytest.mark.slow
 def test_a_resumed_distributed_run_equals_the_uninterrupted_one(two_ranks):
     _, results = two_ranks
     for r in results:
@@ -122,6 +124,7 @@ def test_a_resumed_distributed_run_equals_the_uninterrupted_one(two_ranks):
         assert r["run"]["history"] == r["resumed"]["history"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key, rows", [("grads", 9), ("grads_one_row", 1)])
 def test_averaged_gradient_equals_the_global_batch_gradient(two_ranks, digits, key, rows):
     _, (r0, r1) = two_ranks
@@ -132,6 +135,7 @@ def test_averaged_gradient_equals_the_global_batch_gradient(two_ranks, digits, k
         torch.testing.assert_close(g0, g, rtol=0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_two_processes_reach_the_test_elbo_of_one(two_ranks, digits):
     _, (r0, _) = two_ranks
     pyro.set_rng_seed(0)
@@ -142,6 +146,7 @@ def test_two_processes_reach_the_test_elbo_of_one(two_ranks, digits):
     assert math.isclose(r0["run"]["history"]["test_elbo"][-1], alone["test_elbo"][-1], abs_tol=0.5)
 
 
+@pytest.mark.slow
 def test_only_rank_zero_writes(two_ranks):
     folder, _ = two_ranks
     for run in ("run", "resumed"):
