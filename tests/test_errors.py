@@ -211,7 +211,7 @@ CLI = {
     "checkpoint-world-size": (
         train("--resume", *RUN, out="{run}"),
         None,
-        r"written by 2 process\(es\) .* torchrun --nproc-per-node 2",
+        r"written by 2 process\(es\) .* resume with torchrun --nproc-per-node 2",
         _two_processes,
     ),
     "evaluate-no-run": (["evaluate", "{inputs}/empty"], None, r"holds no trained run", None),

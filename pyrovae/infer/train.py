@@ -184,10 +184,7 @@ def _train(model, data, ctx, start, path, o):
             global_step = epoch * steps_per_epoch + step + 1
             warmup.beta = min(1.0, global_step / (o.warmup_epochs * steps_per_epoch or 1))
             rows = min(rows_per_step, len(data.train) - step * rows_per_step)
-            where = f"epoch {epoch + 1}, step {step + 1}" + (
-                f" (rank {ctx.rank} of {ctx.world_size})" if ctx.active else ""
-            )
-            total += step_fn(x.to(device, dtype), rows, optimizer, where)
+            total += step_fn(x.to(device, dtype), rows, optimizer, (epoch + 1, step + 1))
             count += len(x)
             bar.set_postfix(elbo=f"{-total / max(count, 1):.3f}", refresh=False)
         total, count = ctx.sum(total, count)
@@ -254,11 +251,12 @@ def open_run(path, model, resume, overwrite, world_size=1):
     if path.exists():
         if resume:
             start = ckpt.load(path, model)
-            if start.get("world_size", 1) != world_size:
+            written_by = start.get("world_size", 1)
+            if written_by != world_size:
+                how = f"torchrun --nproc-per-node {written_by}" if written_by > 1 else "no torchrun"
                 raise ValueError(
-                    f"{path} was written by {start.get('world_size', 1)} process(es) and "
-                    "continues exactly only with as many: resume with torchrun "
-                    f"--nproc-per-node {start.get('world_size', 1)} (or alone for 1)"
+                    f"{path} was written by {written_by} process(es) and continues exactly only "
+                    f"with as many (here {world_size}): resume with {how}"
                 )
         elif not overwrite:
             raise FileExistsError(
@@ -302,8 +300,8 @@ def _anomaly_detection(enabled):
 
 
 def _step_function(elbo, model, model_fn, guide_fn, named_params, ctx):
-    """``step(x, rows, optimizer, where)``: one optimiser step on this rank's batch ``x``, part
-    of a global batch of ``rows`` rows; returns the rank's summed negative ELBO as a float.
+    """``step(x, rows, optimizer, (epoch, step))``: one optimiser step on this rank's batch
+    ``x``, part of a global batch of ``rows`` rows; returns the rank's summed negative ELBO.
 
     The gradient is that of the global batch's per-example loss (see
     :mod:`pyrovae.infer.distributed`); it is checked by :func:`guard.check_step` before the
@@ -331,7 +329,7 @@ def _step_function(elbo, model, model_fn, guide_fn, named_params, ctx):
             ctx.average_gradients(params)
             return loss
 
-    def step(x, rows, optimizer, where):
+    def step(x, rows, optimizer, epoch_step):
         rng = torch.get_rng_state()
         optimizer.zero_grad()
         loss = gradients(x, ctx.world_size / rows)
@@ -340,6 +338,9 @@ def _step_function(elbo, model, model_fn, guide_fn, named_params, ctx):
             torch.set_rng_state(rng)  # the same noise as the step
             return guard.diagnose(model_fn, guide_fn, x, named_params)
 
+        where = "epoch {}, step {}".format(*epoch_step)
+        if ctx.active:
+            where += f" (rank {ctx.rank} of {ctx.world_size})"
         guard.check_step(loss, named_params, where, replay)
         optimizer.step()
         return loss
