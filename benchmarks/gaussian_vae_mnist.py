@@ -7,8 +7,8 @@ figures (LL / ELBO, nats per test image): d=10 −93.84 / −98.36, d=20 −88.9
 d=40 −88.93 / −94.91.
 
 Trained models are kept under ``--runs`` (``DIR/d{d}/model.pt``); a rerun evaluates them
-without training again, and resumes a training that was cut off, unless ``--retrain`` is given. Writes
-``benchmarks/results/gaussian_vae_mnist.json``.
+without training again, and resumes a training that was cut off, unless ``--retrain`` is
+given. Writes ``benchmarks/results/gaussian_vae_mnist.json``.
 
     python benchmarks/gaussian_vae_mnist.py --data-root /work/shared/data --dims 10 20 40
 """
