@@ -94,7 +94,8 @@ def test_bad_input_is_one_line_and_writes_nothing(argv, message, tmp_path, capsy
     import torchvision
 
     monkeypatch.setattr(torchvision.datasets.MNIST, "download", lambda self: 1 / 0)
-    argv = [a.format(empty=tmp_path / "empty", missing=tmp_path / "no.yaml") for a in argv]
+    paths = {"{empty}": str(tmp_path / "empty"), "{missing}": str(tmp_path / "no.yaml")}
+    argv = [paths.get(a, a) for a in argv]
     out = tmp_path / "run"
     code, _, err = run(capsys, "train", "--out", out, *argv)
     assert code == 2
