@@ -126,7 +126,11 @@ def _check(config):
         value = config[key]
         if value is not None and not (isinstance(value, str | Path) and str(value).strip()):
             raise ValueError(f"{key} must be a name or path (text), got {value!r}")
-    _one_of("dataset", config["dataset"], data_module.DATASETS)
+    if config["dataset"] not in data_module.DATASETS:
+        raise ValueError(
+            f"unknown dataset {config['dataset']!r}; known datasets: "
+            f"{', '.join(data_module.DATASETS)}"
+        )
     _one_of("binarize", config["binarize"], (None, *data_module.BINARIZE))
     _one_of("activation", config["activation"], (None, *ACTIVATIONS))
     hidden = config["hidden"]
@@ -172,8 +176,8 @@ def _check_part(key, spec, registry):
         raise ValueError(
             f"{key} must be a name or a mapping {{name: ..., option: value}}, got {spec!r}"
         )
-    if registry is not None and name not in registry:
-        raise ValueError(f"unknown {key} {name!r}; known: {', '.join(registry.names())}")
+    if registry is not None:
+        registry[name]  # raises with the known names
 
 
 def load_data(config):

@@ -68,7 +68,12 @@ CLI = {
         r"num_components: not an option of model 'vae' \(its options: latent_dim",
         None,
     ),
-    "dataset-unknown": (train("--dataset", "cifar"), None, r"dataset must be one of digits", None),
+    "dataset-unknown": (
+        train("--dataset", "cifar"),
+        None,
+        r"unknown dataset 'cifar'; known datasets: digits",
+        None,
+    ),
     "data-root-type": (train("--config", "{cfg}"), "data_root: [1]", r"data_root must be", None),
     "data-root-empty": (
         train("--dataset", "mnist", "--data-root", "{inputs}/empty"),
@@ -98,7 +103,7 @@ CLI = {
         r"activation must be one of",
         None,
     ),
-    "prior-unknown": (train("--prior", "foo"), None, r"unknown prior 'foo'; known: normal", None),
+    "prior-unknown": (train("--prior", "foo"), None, r"unknown prior 'foo'; known priors: ", None),
     "prior-type": (
         train("--config", "{cfg}"),
         "prior: 3",
