@@ -69,6 +69,7 @@ INVALID = {
     "num_components": st.integers(1, 10),  # not an option of the VAE
     "covariance": st.integers(),
     "guide": st.integers(),
+    "noise": st.floats(0.1, 1.0),  # not an option of the VAE
     **dict.fromkeys(POSITIVE_INTS, non_positive | not_numbers),
 }
 

@@ -137,6 +137,13 @@ CLI = {
         r"scale must be a positive number or 'learned'",
         None,
     ),
+    "part-mismatch": (
+        train("--prior", "hyperspherical_uniform"),
+        None,
+        r"prior 'hyperspherical_uniform' lives on the sphere but posterior 'normal' on R\^d",
+        None,
+    ),
+    "noise-foreign": (train("--noise", "0.1"), None, r"noise: not an option of model 'vae'", None),
     "covariance-type": (train("--config", "{cfg}"), "covariance: 3", r"covariance must be", None),
     "guide-type": (
         train("--config", "{cfg}"),
