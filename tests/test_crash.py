@@ -62,3 +62,15 @@ def test_a_save_killed_before_its_rename_leaves_the_old_checkpoint_whole(digits,
         VAE(64, 2, hidden=(32,)), digits, epochs=2, progress=False, out=tmp_path, resume=True
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "metrics.json"]
+
+
+def test_metrics_lagging_behind_the_checkpoint_catch_up_on_resume(digits, tmp_path):
+    """A kill between the checkpoint's rename and the metrics' write of the last epoch."""
+    pyrovae.fit(VAE(64, 2, hidden=(32,)), digits, epochs=2, progress=False, out=tmp_path)
+    metrics = tmp_path / "metrics.json"
+    complete = json.loads(metrics.read_text())
+    metrics.write_text(json.dumps({k: v[:1] for k, v in complete.items()}))
+    pyrovae.fit(
+        VAE(64, 2, hidden=(32,)), digits, epochs=2, progress=False, out=tmp_path, resume=True
+    )
+    assert json.loads(metrics.read_text()) == complete

@@ -166,6 +166,8 @@ def _train(model, data, ctx, start, path, o):
     if start is not None:
         ckpt.restore(start, model, optimizer, ctx.rank)
         history, best, first_epoch = start["history"], start["best"], start["epoch"]
+        if ctx.is_main:  # a run killed between checkpoint and metrics catches up here
+            _write_json(path.parent / METRICS, history)
 
     rows_per_step = o.batch_size * ctx.world_size
     steps_per_epoch = math.ceil(len(data.train) / rows_per_step)
