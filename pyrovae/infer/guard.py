@@ -32,7 +32,11 @@ def check_step(loss, named_params, where, replay):
         return
     bad_grads = [n for n, p in named_params if p.grad is not None and not p.grad.isfinite().all()]
     what = "gradient" if math.isfinite(loss) else f"loss ({loss})"
-    site, cause = replay()
+    try:
+        site, cause = replay()
+    except Exception as err:  # the replay itself fails on these numbers: say so, keep going
+        site, cause = None, None
+        bad_grads.append(f"… (the replay to find the site failed: {type(err).__name__})")
     if site is None:
         cause = (
             f"every sample site is finite on this batch but the gradient is not (at "
