@@ -32,14 +32,15 @@ def check_step(loss, named_params, where, replay):
         return
     bad_grads = [n for n, p in named_params if p.grad is not None and not p.grad.isfinite().all()]
     what = "gradient" if math.isfinite(loss) else f"loss ({loss})"
+    note = ""
     try:
         site, cause = replay()
-    except Exception as err:  # the replay itself fails on these numbers: say so, keep going
+    except Exception as err:  # the replay breaks on these numbers: report what we know
         site, cause = None, None
-        bad_grads.append(f"… (the replay to find the site failed: {type(err).__name__})")
+        note = f" (replaying the batch to find the site failed: {type(err).__name__})"
     if site is None:
         cause = (
-            f"every sample site is finite on this batch but the gradient is not (at "
+            f"no sample site is non-finite on this batch{note} but the gradient is (at "
             f"{', '.join(bad_grads[:3])}): an operation with an infinite derivative (sqrt or log "
             "at 0, …) on the backward pass, or a gradient that overflowed (with several "
             "processes: possibly another rank's batch); lower lr, or rerun with "
