@@ -171,6 +171,8 @@ def evaluate_run(args):
 def sample(args):
     from .plots import sample_grid
 
+    if not Path(args.o).parent.is_dir():
+        raise FileNotFoundError(f"the folder of -o {args.o} does not exist; create it first")
     config, data, model = load_run(args.out)
     torch.manual_seed(args.seed)
     sample_grid(model, args.n, data.image_shape, args.o)

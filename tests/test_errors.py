@@ -234,6 +234,30 @@ CLI = {
         None,
     ),
     "sample-n": (["sample", "{run}", "-n", "0"], None, r"argument -n: expected a positive", None),
+    "sample-folder": (
+        ["sample", "{run}", "-o", "{inputs}/none/x.png"],
+        None,
+        r"the folder of -o .*none/x.png does not exist; create it first",
+        None,
+    ),
+    "sample-not-png": (
+        ["sample", "{run}", "-o", "{inputs}/x.txt"],
+        None,
+        r"pictures are written as PNG; give a path ending in .png",
+        None,
+    ),
+    "evaluate-seed": (
+        ["evaluate", "{run}", "--seed", "-1"],
+        None,
+        r"argument --seed: expected an integer in \[0, 2\*\*32\)",
+        None,
+    ),
+    "num-components-range": (
+        train("--num-components", "0"),
+        None,
+        r"num_components must be a positive integer",
+        None,
+    ),
 }
 
 
