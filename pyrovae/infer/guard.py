@@ -27,10 +27,12 @@ def check_step(loss, named_params, where, replay):
     :param replay: a function of no arguments returning :func:`diagnose` of the batch.
     """
     grads = [p.grad for _, p in named_params if p.grad is not None]
-    finite = torch.stack([torch.isfinite(g).all() for g in grads]).all() if grads else True
-    if bool(finite) and math.isfinite(loss):
+    # one fused norm per step; only if it is not finite (NaN, inf, or an overflow of the
+    # squares) are the gradients looked at one by one
+    norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
+    bad_grads = [] if torch.isfinite(norm) else _non_finite(named_params)
+    if not bad_grads and math.isfinite(loss):
         return
-    bad_grads = [n for n, p in named_params if p.grad is not None and not p.grad.isfinite().all()]
     what = "gradient" if math.isfinite(loss) else f"loss ({loss})"
     note = ""
     try:
@@ -48,6 +50,10 @@ def check_step(loss, named_params, where, replay):
         )
     at = f"{where}, {site}" if site else where
     raise NonFiniteError(f"non-finite {what} at {at}: {cause}")
+
+
+def _non_finite(named_params):
+    return [n for n, p in named_params if p.grad is not None and not p.grad.isfinite().all()]
 
 
 def diagnose(model_fn, guide_fn, x, named_params):
