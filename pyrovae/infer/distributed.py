@@ -7,7 +7,9 @@
 * joins the process group from the environment (``env://``; gloo on the CPU, nccl on a GPU);
 * draws its share of the same global batch order a single process would see:
   :meth:`pyrovae.data.Data.batches` with ``(rank, world_size)`` deals a global batch of
-  ``batch_size × W`` rows out so that rank r gets rows r, r + W, …;
+  ``batch_size × W`` rows out so that rank r gets rows r, r + W, … (unlike a
+  ``DistributedSampler``, which pads the shards to equal length by repeating rows and orders
+  them per rank, so that W processes would not see one process's batches);
 * runs the loss module (Pyro's ``ELBOModule``) wrapped in ``DistributedDataParallel``, which
   averages the gradients over ranks during ``backward``.
 
