@@ -5,6 +5,10 @@ per-example negative ELBO whatever the batch size, with ``torch.optim.Adam`` on 
 parameters and any ``pyro.param`` sites its model and guide create. By default the ELBO is
 ``Trace_ELBO``, or ``TraceEnum_ELBO(max_plate_nesting=1)`` for a model with enumerated sites;
 any Pyro ELBO object may be passed.
+
+Under ``torchrun`` the same loop runs data-parallel (:mod:`pyrovae.infer.distributed`); every
+step passes the numerical guard (:mod:`pyrovae.infer.guard`) before the parameters move, and
+checkpoints (:mod:`pyrovae.infer.checkpoint`) let a killed run resume exactly.
 """
 
 import contextlib
