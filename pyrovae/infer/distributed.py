@@ -134,7 +134,8 @@ def setup(distributed=None, device=None):
     :param distributed: ``None`` detects (an initialised process group, or ``WORLD_SIZE`` > 1
         in the environment); ``True`` requires the torchrun environment; ``False`` trains
         alone.
-    :param device: the model's device: nccl for CUDA, gloo otherwise (the default, CPU).
+    :param device: the model's device: nccl for CUDA, gloo otherwise (the default, CPU). On
+        GPUs put each rank's model on its own device first, ``cuda:$LOCAL_RANK``.
     """
     device = torch.device(device or "cpu")
     if distributed is None:
