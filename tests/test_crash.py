@@ -74,3 +74,19 @@ def test_metrics_lagging_behind_the_checkpoint_catch_up_on_resume(digits, tmp_pa
         VAE(64, 2, hidden=(32,)), digits, epochs=2, progress=False, out=tmp_path, resume=True
     )
     assert json.loads(metrics.read_text()) == complete
+
+
+class Initialized(VAE):
+    """Records the calls of the ``initialize(x, seed)`` hook."""
+
+    def initialize(self, x, seed):
+        self.calls = [*getattr(self, "calls", []), (x.shape, seed)]
+
+
+def test_initialize_runs_on_a_fresh_start_only(digits, tmp_path):
+    model = Initialized(64, 2, hidden=(32,))
+    pyrovae.fit(model, digits, epochs=1, seed=3, progress=False, out=tmp_path)
+    assert model.calls == [(digits.train.x.shape, 3)]
+    resumed = Initialized(64, 2, hidden=(32,))
+    pyrovae.fit(resumed, digits, epochs=2, seed=3, progress=False, out=tmp_path, resume=True)
+    assert not hasattr(resumed, "calls")

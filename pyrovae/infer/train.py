@@ -96,6 +96,7 @@ def fit(
     out=None,
     resume=False,
     overwrite=False,
+    initialize=True,
     distributed=None,
     detect_anomaly=False,
     progress=True,
@@ -117,6 +118,10 @@ def fit(
     :param bool resume: continue from ``out/checkpoint.pt`` if it exists; the result equals that
         of an uninterrupted run with the same seed (and number of processes).
     :param bool overwrite: allow starting afresh over an existing checkpoint.
+    :param bool initialize: when the model has an ``initialize(x, seed)`` method (the Gaussian
+        mixture's k-means++ start), call it on the training rows before the first step; never on
+        a resume, which restores the trained parameters instead. (Every rank calls it alike;
+        rank 0's result is then broadcast.)
     :param distributed: data-parallel training over the processes of ``torchrun``
         (:mod:`pyrovae.infer.distributed`): ``None`` detects it from the environment, ``True``
         requires it, ``False`` trains alone. Only rank 0 writes files.
@@ -130,7 +135,16 @@ def fit(
         step, the sample site and the likely cause, and no checkpoint is written after it.
     """
     options = Options(
-        epochs, batch_size, lr, seed, elbo, num_particles, warmup_epochs, patience, progress
+        epochs,
+        batch_size,
+        lr,
+        seed,
+        elbo,
+        num_particles,
+        warmup_epochs,
+        patience,
+        initialize,
+        progress,
     )
     data = as_data(data)
     check = getattr(model, "check_data", None)
@@ -158,6 +172,8 @@ def _train(model, data, ctx, start, path, o):
     warmup = scale_latents()
     model_fn, guide_fn = warmup(model.model), warmup(model.guide)
     device, dtype = _device_dtype(model)
+    if o.initialize and start is None and hasattr(model, "initialize"):  # e.g. GMM: k-means++
+        model.initialize(data.train.x.to(device, dtype), o.seed)
     params = _parameters(model, elbo, model_fn, guide_fn, data.train.x[:2].to(device, dtype))
     ctx.broadcast(params)
     step_fn = _step_function(elbo, model, model_fn, guide_fn, _named(model, params), ctx)
@@ -228,6 +244,7 @@ class Options:
     num_particles: int
     warmup_epochs: float
     patience: int | None
+    initialize: bool
     progress: bool
 
     def __post_init__(self):
