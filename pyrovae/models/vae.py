@@ -20,7 +20,8 @@ class VAE(nn.Module):
         ``{"name": ..., **options}`` or an object (see :mod:`pyrovae.parts`).
     :param hidden: hidden layer sizes of the MLP encoder (the decoder mirrors them).
     :param str activation: activation of both MLPs.
-    :param str name: the prefix under which ``pyro.module`` registers the parameters.
+    :param str name: the prefix under which ``pyro.module`` registers the parameters
+        (``{name}.decoder``, ``{name}.encoder``…).
 
     ``model`` and ``guide`` are plain Pyro functions: hand them to ``pyro.infer.SVI``.
     """
@@ -65,16 +66,22 @@ class VAE(nn.Module):
 
     def model(self, x):
         """p(x, z) = p(z) p(x | z); ``x`` is ``(batch, input_dim)``."""
-        pyro.module(self.name, self)
+        self._register("prior", "decoder", "likelihood")
         with pyro.plate("data", x.shape[0]):
             z = self.prior("z")
             pyro.sample("x", self.likelihood(self.decoder(z)), obs=x)
 
     def guide(self, x):
         """q(z | x), amortised by the encoder."""
-        pyro.module(self.name, self)
+        self._register("encoder", "posterior")
         with pyro.plate("data", x.shape[0]):
             pyro.sample("z", self.posterior(self.encoder(x)))
+
+    def _register(self, *parts):
+        """``pyro.module`` for the parts a function uses, as ``{name}.{part}``: model and guide
+        each register their own half, so a step registers every parameter once, not twice."""
+        for part in parts:
+            pyro.module(f"{self.name}.{part}", getattr(self, part))
 
     @torch.no_grad()
     def sample(self, n):
