@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+import pyro
 import torch
 import yaml
 
@@ -57,8 +58,11 @@ def _train_parser(sub):
     a("--prior", type=_part, help="prior: normal (default), or {name: ..., option: ...}")
     a("--posterior", type=_part, help="posterior family: normal (default), or a mapping")
     a("--likelihood", type=_part, help="bernoulli (default), gaussian, or a mapping")
+    a("--encoder", type=_part, help="encoder network: mlp (default), or {name: mlp, hidden: [..]}")
+    a("--decoder", type=_part, help="decoder network: mlp (default), or a mapping")
     a("--num-components", type=int, help="number of mixture components (gmm, llgae)")
     a("--covariance", help="gmm covariance: diag or full")
+    a("--noise", help="llgae noise scale: learned (default) or a fixed number")
     a("--guide", type=_part, help="llgae guide: amortized, iterative, exact, or a mapping")
     a("--epochs", type=int, help="passes over the training set (default 100)")
     a("--batch-size", type=int, help="rows per SVI step (default 100)")
@@ -78,6 +82,7 @@ def train(args):
     flags = {k: v for k, v in vars(args).items() if k in cfg.DEFAULTS}
     config = cfg.resolve(cfg.read_file(args.config) if args.config else {}, flags)
     data = cfg.load_data(config)
+    pyro.set_rng_seed(config["seed"])  # the initial weights belong to the seeded run
     model = cfg.build_model(config, data.input_dim)
     out = Path(config["out"])
     if (out / CHECKPOINT).exists() and not (args.resume or args.overwrite):
