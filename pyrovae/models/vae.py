@@ -2,6 +2,7 @@
 
 import pyro
 import torch
+from pyro.params import param_with_module_name
 from torch import nn
 
 from ..parts import decoders, encoders, likelihoods, posteriors, priors
@@ -20,8 +21,7 @@ class VAE(nn.Module):
         ``{"name": ..., **options}`` or an object (see :mod:`pyrovae.parts`).
     :param hidden: hidden layer sizes of the MLP encoder (the decoder mirrors them).
     :param str activation: activation of both MLPs.
-    :param str name: the prefix under which ``pyro.module`` registers the parameters
-        (``{name}.decoder``, ``{name}.encoder``…).
+    :param str name: the prefix under which ``pyro.module`` registers the parameters.
 
     ``model`` and ``guide`` are plain Pyro functions: hand them to ``pyro.infer.SVI``.
     """
@@ -78,10 +78,13 @@ class VAE(nn.Module):
             pyro.sample("z", self.posterior(self.encoder(x)))
 
     def _register(self, *parts):
-        """``pyro.module`` for the parts a function uses, as ``{name}.{part}``: model and guide
-        each register their own half, so a step registers every parameter once, not twice."""
+        """What ``pyro.module(self.name, self)`` does, for the parts a function uses only: the
+        same parameter names, but model and guide each register their own half, so a step
+        registers every parameter once instead of twice."""
         for part in parts:
-            pyro.module(f"{self.name}.{part}", getattr(self, part))
+            for name, value in getattr(self, part).named_parameters(prefix=part):
+                if value.requires_grad:  # frozen parameters stay out, as with pyro.module
+                    pyro.param(param_with_module_name(self.name, name), value)
 
     @torch.no_grad()
     def sample(self, n):
