@@ -233,10 +233,12 @@ def _parameters(model, elbo, model_fn, guide_fn, x):
     Entries that an earlier module of the same ``name`` left in Pyro's param store are dropped
     first, so that ``pyro.module`` binds the name to this model's own parameters.
     """
-    prefix = f"{getattr(model, 'name', None)}$$$"
+    owner = getattr(model, "name", None)
     store = pyro.get_param_store()
-    for name in [n for n in store.keys() if n.startswith(prefix)]:
-        del store[name]
+    for name in list(store.keys()):
+        module = name.split("$$$")[0]
+        if module == owner or module.startswith(f"{owner}."):
+            del store[name]
     with poutine.trace(param_only=True) as tr:
         elbo.loss(model_fn, guide_fn, x)
     params = list(model.parameters()) if isinstance(model, torch.nn.Module) else []

@@ -2,7 +2,6 @@
 
 import pyro
 import torch
-from pyro.params import param_with_module_name
 from torch import nn
 
 from ..parts import decoders, encoders, likelihoods, posteriors, priors
@@ -21,7 +20,9 @@ class VAE(nn.Module):
         ``{"name": ..., **options}`` or an object (see :mod:`pyrovae.parts`).
     :param hidden: hidden layer sizes of the MLP encoder (the decoder mirrors them).
     :param str activation: activation of both MLPs.
-    :param str name: the prefix under which ``pyro.module`` registers the parameters.
+    :param str name: the prefix under which ``pyro.module`` registers the parameters: the model
+        registers its parts as ``name.prior``, ``name.decoder``, ``name.likelihood`` and the guide
+        ``name.encoder``, ``name.posterior``, so each step registers every parameter once.
 
     ``model`` and ``guide`` are plain Pyro functions: hand them to ``pyro.infer.SVI``.
     """
@@ -66,25 +67,18 @@ class VAE(nn.Module):
 
     def model(self, x):
         """p(x, z) = p(z) p(x | z); ``x`` is ``(batch, input_dim)``."""
-        self._register("prior", "decoder", "likelihood")
+        for part in ("prior", "decoder", "likelihood"):
+            pyro.module(f"{self.name}.{part}", getattr(self, part))
         with pyro.plate("data", x.shape[0]):
             z = self.prior("z")
             pyro.sample("x", self.likelihood(self.decoder(z)), obs=x)
 
     def guide(self, x):
         """q(z | x), amortised by the encoder."""
-        self._register("encoder", "posterior")
+        for part in ("encoder", "posterior"):
+            pyro.module(f"{self.name}.{part}", getattr(self, part))
         with pyro.plate("data", x.shape[0]):
             pyro.sample("z", self.posterior(self.encoder(x)))
-
-    def _register(self, *parts):
-        """What ``pyro.module(self.name, self)`` does, for the parts a function uses only: the
-        same parameter names, but model and guide each register their own half, so a step
-        registers every parameter once instead of twice."""
-        for part in parts:
-            for name, value in getattr(self, part).named_parameters(prefix=part):
-                if value.requires_grad:  # frozen parameters stay out, as with pyro.module
-                    pyro.param(param_with_module_name(self.name, name), value)
 
     @torch.no_grad()
     def sample(self, n):
