@@ -42,11 +42,33 @@ def test_a_nan_producing_batch_stops_with_site_and_cause_and_keeps_the_checkpoin
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "metrics.json"]
 
 
+class Sabotaged(Data):
+    """Sets a decoder weight of ``model`` to NaN before the second batch, as an overflow in an
+    earlier update would have."""
+
+    def __init__(self, data, model):
+        super().__init__(data.train, data.valid, data.test)
+        self.model = model
+
+    def batches(self, batch_size, epoch, seed, rank=0, world_size=1):
+        for step, x in enumerate(super().batches(batch_size, epoch, seed, rank, world_size)):
+            if step == 1:
+                with torch.no_grad():
+                    self.model.decoder.net[0].weight[0, 0] = float("nan")
+            yield x
+
+
 def test_a_parameter_gone_nan_is_named(digits):
+    model = VAE(64, 2, **SMALL)
+    with pytest.raises(NonFiniteError, match=r"epoch 1, step 2, parameter decoder.net.0.weight"):
+        pyrovae.fit(model, Sabotaged(digits, model), epochs=1, progress=False)
+
+
+def test_a_broken_model_is_refused_by_the_validation_pass_before_training(digits):
     model = VAE(64, 2, **SMALL)
     with torch.no_grad():
         model.decoder.net[0].weight[0, 0] = float("nan")
-    with pytest.raises(NonFiniteError, match=r"epoch 1, step 1, parameter decoder.net.0.weight"):
+    with pytest.raises(ValueError, match="Expected parameter loc"):
         pyrovae.fit(model, digits, epochs=1, progress=False)
 
 
