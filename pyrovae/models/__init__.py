@@ -4,9 +4,11 @@
 """
 
 from ..parts.registry import Registry
+from .mixture import GaussianMixture
 from .vae import VAE
 
 models = Registry("model")
 models.register("vae")(VAE)
+models.register("gmm")(GaussianMixture)
 
-__all__ = ["VAE", "models"]
+__all__ = ["VAE", "GaussianMixture", "models"]
