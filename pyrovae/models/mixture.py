@@ -16,7 +16,8 @@ class GaussianMixture(nn.Module):
     """p(x) = Σ_k π_k N(x; μ_k, Σ_k), written with an explicit assignment c:
 
     .. math::
-        c_n \\sim \\mathrm{Categorical}(\\pi), \\qquad x_n \\mid c_n \\sim N(\\mu_{c_n}, \\Sigma_{c_n})
+        c_n \\sim \\mathrm{Categorical}(\\pi), \\qquad
+        x_n \\mid c_n \\sim N(\\mu_{c_n}, \\Sigma_{c_n})
 
     ``model(x)`` marks ``"assignment"`` for parallel enumeration, so ``TraceEnum_ELBO`` sums it
     out exactly: its loss is −Σ_n log p(x_n), the exact negative log-likelihood. π, μ and Σ are

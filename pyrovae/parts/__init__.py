@@ -3,7 +3,7 @@
 from .likelihoods import BernoulliLikelihood, GaussianLikelihood, likelihoods
 from .networks import MLPDecoder, MLPEncoder, decoders, encoders, mlp
 from .posteriors import NormalPosterior, posteriors
-from .priors import NormalPrior, priors
+from .priors import MixturePrior, NormalPrior, priors
 from .registry import Registry
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "GaussianLikelihood",
     "MLPDecoder",
     "MLPEncoder",
+    "MixturePrior",
     "NormalPosterior",
     "NormalPrior",
     "Registry",
