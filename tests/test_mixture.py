@@ -24,7 +24,9 @@ def known_mixture(n=1500, seed=0):
     rng = np.random.default_rng(seed)
     weights = np.array([0.5, 0.3, 0.2])
     locs = np.array([[0.0, 0.0], [5.0, 1.0], [1.0, 5.0]])
-    covs = np.array([[[1.0, 0.6], [0.6, 1.0]], [[0.5, 0.0], [0.0, 2.0]], [[1.5, -0.4], [-0.4, 0.4]]])
+    covs = np.array(
+        [[[1.0, 0.6], [0.6, 1.0]], [[0.5, 0.0], [0.0, 2.0]], [[1.5, -0.4], [-0.4, 0.4]]]
+    )
     c = rng.choice(3, size=n, p=weights)
     x = np.stack([rng.multivariate_normal(locs[k], covs[k]) for k in c])
     return torch.tensor(x, dtype=torch.float32), c
