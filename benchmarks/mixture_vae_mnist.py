@@ -42,15 +42,19 @@ def main(args):
         hidden=tuple(args.hidden),
     )
     result = {"args": vars(args), "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     tic = time.perf_counter()
     result["pretrain_loss"] = pretrain_autoencoder(
         model, data, epochs=args.pretrain_epochs, batch_size=256, lr=1e-3, seed=args.seed
     )
+    print("pretraining loss:", result["pretrain_loss"], flush=True)
     gmm = init_mixture_prior(model, data.train.x, seed=args.seed)
     codes = torch.cat([model.encode(x) for x in torch.split(data.test.x, 1000)])
     result["after_pretraining"] = clustering_scores(gmm.assign(codes), data.test.y)
     result["pretrain_seconds"] = time.perf_counter() - tic
     print("after pretraining:", result["after_pretraining"], flush=True)
+    out.write_text(json.dumps(result, indent=1))
 
     stages = []
     for stage, lr in enumerate(args.lrs):
@@ -73,15 +77,14 @@ def main(args):
             }
         )
         print(stages[-1], flush=True)
-    result["stages"] = stages
+        result["stages"] = stages
+        out.write_text(json.dumps(result, indent=1))
     result["test"] = {
         "elbo": elbo_per_example(default_elbo(model), model, data.test.x),
         **scores(model, data.test),
     }
     result["total_seconds"] = result["pretrain_seconds"] + sum(s["seconds"] for s in stages)
     print(json.dumps(result["test"]))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     torch.save(model.state_dict(), out.with_suffix(".pt"))
 
@@ -92,8 +95,8 @@ if __name__ == "__main__":
     parser.add_argument("--latent-dim", type=int, default=10)
     parser.add_argument("--num-components", type=int, default=10)
     parser.add_argument("--hidden", type=int, nargs="+", default=[500, 500, 2000])
-    parser.add_argument("--pretrain-epochs", type=int, default=20)
-    parser.add_argument("--epochs-per-stage", type=int, default=10)
+    parser.add_argument("--pretrain-epochs", type=int, default=15)
+    parser.add_argument("--epochs-per-stage", type=int, default=5)
     parser.add_argument("--lrs", type=float, nargs="+", default=[2e-3, 1e-3, 5e-4])
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)

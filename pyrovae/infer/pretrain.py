@@ -44,7 +44,7 @@ def pretrain_autoencoder(vae, data, *, epochs=10, batch_size=256, lr=1e-3, seed=
     return losses
 
 
-def init_mixture_prior(vae, x, *, seed=0, steps=300, lr=0.05):
+def init_mixture_prior(vae, x, *, seed=0, steps=100, lr=0.05):
     """Stage 2: fit a diagonal Gaussian mixture to the codes of ``x`` and make it the prior.
 
     :param x: training rows ``(N, input_dim)``.
