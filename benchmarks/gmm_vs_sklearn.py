@@ -4,8 +4,10 @@ Data: scikit-learn's digits (all 1,797 images) projected on their first 10 princ
 components, and synthetic blobs (5,000 points in 10 dimensions, 8 centres with different
 spreads). For K in {5, 10} and covariance "diag" and "full", both models are fitted to the
 whole data set and scored on it: mean log-likelihood per point (nats, higher is better) and
-wall-clock fit time. scikit-learn runs EM from ``n_init=5`` k-means starts and keeps the best;
-ours runs one k-means++ start (best inertia of 3 k-means runs), then full-batch Adam.
+fit time (CPU seconds of this single-threaded process, which the shared machine's load
+disturbs less than wall-clock time). scikit-learn runs EM from ``n_init=5`` k-means starts and
+keeps the best; ours likewise runs ``--n-init`` starts (seeds 0, 1, …; each a k-means++ start,
+then full-batch Adam) and keeps the best, and also reports its first start alone.
 
     nice -n 10 python benchmarks/gmm_vs_sklearn.py
 """
@@ -36,26 +38,29 @@ def datasets():
 
 
 def run(x, k, covariance, args):
-    tic = time.perf_counter()
-    reference = SklearnGMM(k, covariance_type=covariance, n_init=5, random_state=args.seed)
+    tic = time.process_time()
+    reference = SklearnGMM(k, covariance_type=covariance, n_init=5, random_state=0)
     theirs = reference.fit(x).score(x)
-    sklearn_seconds = time.perf_counter() - tic
+    sklearn_seconds = time.process_time() - tic
 
     xt = torch.tensor(x, dtype=torch.float32)
-    model = GaussianMixture(k, x.shape[1], covariance)
-    tic = time.perf_counter()
-    pyrovae.fit(
-        model, xt, epochs=args.steps, batch_size=len(xt), lr=args.lr, seed=args.seed, progress=False
-    )
-    ours_seconds = time.perf_counter() - tic
-    with torch.no_grad():
-        ours = model.log_prob(xt).mean().item()
+    tic = time.process_time()
+    starts = []
+    for seed in range(args.n_init):
+        model = GaussianMixture(k, x.shape[1], covariance)
+        pyrovae.fit(
+            model, xt, epochs=args.steps, batch_size=len(xt), lr=args.lr, seed=seed, progress=False
+        )
+        with torch.no_grad():
+            starts.append(model.log_prob(xt).mean().item())
+    ours_seconds = time.process_time() - tic
     return {
-        "ours": ours,
+        "ours": max(starts),
+        "ours_first_start": starts[0],
         "sklearn": theirs,
-        "difference": ours - theirs,
-        "ours_seconds": ours_seconds,
-        "sklearn_seconds": sklearn_seconds,
+        "difference": max(starts) - theirs,
+        "ours_cpu_seconds": ours_seconds,
+        "sklearn_cpu_seconds": sklearn_seconds,
     }
 
 
@@ -78,8 +83,8 @@ def main(args):
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=500, help="full-batch Adam steps")
+    parser.add_argument("--steps", type=int, default=300, help="full-batch Adam steps")
     parser.add_argument("--lr", type=float, default=0.05)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-init", type=int, default=5, help="starts of ours, best kept")
     parser.add_argument("--out", default="benchmarks/results/gmm_vs_sklearn.json")
     main(parser.parse_args())
