@@ -2,18 +2,20 @@
 
 from .likelihoods import BernoulliLikelihood, GaussianLikelihood, likelihoods
 from .networks import MLPDecoder, MLPEncoder, decoders, encoders, mlp
-from .posteriors import NormalPosterior, posteriors
-from .priors import MixturePrior, NormalPrior, priors
+from .posteriors import NormalPosterior, VonMisesFisherPosterior, posteriors
+from .priors import HypersphericalUniformPrior, MixturePrior, NormalPrior, priors
 from .registry import Registry
 
 __all__ = [
     "BernoulliLikelihood",
     "GaussianLikelihood",
+    "HypersphericalUniformPrior",
     "MLPDecoder",
     "MLPEncoder",
     "MixturePrior",
     "NormalPosterior",
     "NormalPrior",
+    "VonMisesFisherPosterior",
     "Registry",
     "decoders",
     "encoders",
