@@ -80,3 +80,16 @@ def _save(fig, path):
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100, bbox_inches="tight")
     return path
+
+
+def save_mixture_pictures(model, data, out):
+    """Write the mixture pictures that apply into the folder ``out``: ``components.png`` for a
+    mixture-prior VAE on images, ``gmm.png`` for a Gaussian mixture on 2-d data. Returns the
+    paths (none for other models)."""
+    out = Path(out)
+    if getattr(model, "latent_dim", None) and getattr(model, "has_clusters", False):
+        if data.image_shape is not None:
+            return [plot_mixture_samples(model, data.image_shape, out / "components.png")]
+    elif hasattr(model, "covariance") and model.input_dim == 2:
+        return [plot_gmm(model, data.train.x, out / "gmm.png")]
+    return []
