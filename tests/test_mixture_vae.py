@@ -98,13 +98,13 @@ def test_clusters_digits_well_above_chance():
     """VaDE start (auto-encoder, GMM on its codes), then the mixture VAE, on 8×8 digits.
 
     Chance is 10 % accuracy and NMI 0; we require accuracy ≥ 60 % and NMI ≥ 0.5 on the 359
-    test images (observed at this seed: see the assertion message).
+    test images (observed at this seed: 73.8 % and 0.746).
     """
     torch.manual_seed(0)
     data = pyrovae.data.load("digits")
     vae = VAE(64, 10, prior={"name": "mixture", "num_components": 10}, hidden=(256, 128))
-    pretrain_autoencoder(vae, data, epochs=40, batch_size=64, lr=2e-3)
+    pretrain_autoencoder(vae, data, epochs=25, batch_size=64, lr=2e-3)
     init_mixture_prior(vae, data.train.x)
-    pyrovae.fit(vae, data, epochs=40, batch_size=64, lr=1e-3, progress=False)
+    pyrovae.fit(vae, data, epochs=20, batch_size=64, lr=1e-3, progress=False)
     scores = clustering_scores(vae.cluster(data.test.x)[1], data.test.y)
     assert scores["accuracy"] >= 0.6 and scores["nmi"] >= 0.5, scores
