@@ -86,7 +86,8 @@ def main(args):
     result["total_seconds"] = result["pretrain_seconds"] + sum(s["seconds"] for s in stages)
     print(json.dumps(result["test"]))
     out.write_text(json.dumps(result, indent=1))
-    torch.save(model.state_dict(), out.with_suffix(".pt"))
+    if args.save_model:
+        torch.save(model.state_dict(), args.save_model)
 
 
 if __name__ == "__main__":
@@ -102,4 +103,5 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="benchmarks/results/mixture_vae_mnist.json")
+    parser.add_argument("--save-model", help="also write the trained state_dict to this file")
     main(parser.parse_args())
