@@ -263,14 +263,17 @@ def _build_table(kappa: torch.Tensor, d: int):
     step = (hi - lo) / (_TABLE_SIZE - 1)
     cells = 0.5 * (p[:, 1:] + p[:, :-1]) * step[:, None]
     cdf = torch.cat([torch.zeros_like(p[:, :1]), torch.cumsum(cells, -1)], -1)
-    return lo, step, p, cdf
+    total = cdf[:, -1:]
+    return lo, step, p / total, cdf / total
 
 
 def _get_table(kappa: torch.Tensor, d: int):
+    """Tables for the distinct values of kappa, and the row of each batch element."""
     key = (d, kappa.dtype, str(kappa.device), tuple(kappa.shape), kappa.cpu().numpy().tobytes())
     table = _TABLE_CACHE.get(key)
     if table is None:
-        table = _build_table(kappa.to(_work_dtype(kappa)).reshape(-1), d)
+        values, rows = torch.unique(kappa.reshape(-1), return_inverse=True)
+        table = (*_build_table(values.to(_work_dtype(kappa)), d), rows)
         _TABLE_CACHE[key] = table
         if len(_TABLE_CACHE) > _TABLE_CACHE_SIZE:
             _TABLE_CACHE.popitem(last=False)
@@ -283,25 +286,30 @@ def _sample_t_inverse_cdf(kappa: torch.Tensor, sample_shape: torch.Size, d: int)
     """Inverse-CDF sampling from a tabulated CDF of theta (cached per kappa tensor).
 
     The density of theta is interpolated linearly between grid points, so the CDF is
-    piecewise quadratic and inverted exactly within each cell.
+    piecewise quadratic and inverted exactly within each cell. The tables of all distinct
+    kappa values are searched at once as one sorted array (row r's CDF shifted by 2 r).
     """
     kappa = kappa.detach()
-    lo, step, p, cdf = _get_table(kappa, d)
+    lo, step, p, cdf, rows = _get_table(kappa, d)
+    size = cdf.shape[-1]
     n = sample_shape.numel()
-    rows = lo.numel()
-    u = torch.rand(rows, n, dtype=cdf.dtype, device=cdf.device) * cdf[:, -1:]
-    idx = torch.searchsorted(cdf, u).clamp(1, _TABLE_SIZE - 1) - 1
-    f0 = cdf.gather(-1, idx)
-    p0 = p.gather(-1, idx)
-    p1 = p.gather(-1, idx + 1)
+    rows = rows.expand(n, -1).reshape(-1)  # (n * batch,)
+    u = torch.rand(rows.shape, dtype=cdf.dtype, device=cdf.device)
+    offset = 2.0 * torch.arange(cdf.shape[0], dtype=cdf.dtype, device=cdf.device)
+    flat_cdf = (cdf + offset[:, None]).reshape(-1)
+    pos = torch.searchsorted(flat_cdf, u + 2.0 * rows.to(cdf.dtype))
+    idx = (pos - rows * size).clamp(1, size - 1) - 1  # cell index within the row
+    flat = rows * size + idx
+    cdf_flat, p_flat = cdf.reshape(-1), p.reshape(-1)
+    f0, p0, p1 = cdf_flat[flat], p_flat[flat], p_flat[flat + 1]
+    h = step[rows]
     c = (u - f0).clamp(min=0.0)
-    a = (p1 - p0) / (2.0 * step[:, None])
+    a = (p1 - p0) / (2.0 * h)
+    # solve a s^2 + p0 s = c for s in [0, h] (stable root)
     s = 2.0 * c / (p0 + torch.sqrt((p0 * p0 + 4.0 * a * c).clamp(min=0.0))).clamp(min=1e-300)
-    s = torch.minimum(s, step[:, None].expand_as(s))
-    theta = lo[:, None] + idx.to(lo.dtype) * step[:, None] + s
+    theta = lo[rows] + idx.to(lo.dtype) * h + torch.minimum(s, h)
     t = 2.0 * torch.sin(0.5 * theta) ** 2
-    t = t.T.reshape(sample_shape + kappa.shape)
-    return t.to(kappa.dtype)
+    return t.reshape(sample_shape + kappa.shape).to(kappa.dtype)
 
 
 class VonMisesFisher(TorchDistribution):
