@@ -249,11 +249,15 @@ def test_float32_matches_float64():
 @pytest.mark.parametrize("d", [2, 3])
 @pytest.mark.parametrize("sampler", SAMPLERS)
 def test_goodness_of_fit(d, sampler):
-    torch.manual_seed(12)
+    # Median p-value over seven seeds: see test_hyperspherical_uniform.test_goodness_of_fit
+    # (the nearest-neighbour test is only approximately calibrated).
     p = VonMisesFisher(_loc(d), torch.tensor(2.0, dtype=torch.float64), sampler=sampler)
-    x = p.sample((20000,))
-    gof = auto_goodness_of_fit(x, p.log_prob(x).exp(), dim=d - 1)
-    assert gof > 1e-3
+    pvalues = []
+    for seed in range(7):
+        torch.manual_seed(seed)
+        x = p.sample((1500 * d,))
+        pvalues.append(auto_goodness_of_fit(x, p.log_prob(x).exp(), dim=d - 1))
+    assert sorted(pvalues)[3] > 1e-3
 
 
 def test_shapes_and_expand():
