@@ -90,6 +90,22 @@ def test_samples_ks_against_scipy(sampler, d, kappa):
 
 
 @pytest.mark.parametrize("sampler", SAMPLERS)
+@pytest.mark.parametrize("d, kappa", [(2, 1e-3), (16, 1e4), (64, 1e5)])
+def test_float32_samples_ks(sampler, d, kappa):
+    """float32 sampling keeps the distribution of 1 - mu^T x even when it is ~1e-4."""
+    n = 4000
+    loc = _loc(d)
+    torch.manual_seed(15)
+    p = VonMisesFisher(loc.float(), torch.tensor(kappa), sampler=sampler)
+    x = p.sample((n,)).double()
+    ref = scipy.stats.vonmises_fisher(loc.numpy(), kappa).rvs(n, random_state=16)
+    # compare t = 1 - mu^T x = |x - mu|^2 / 2, which float32 resolves near mu
+    t = 0.5 * (x - loc.float().double()).pow(2).sum(-1).numpy()
+    t_ref = 0.5 * ((ref - loc.numpy()) ** 2).sum(-1)
+    assert scipy.stats.ks_2samp(t, t_ref).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
 @pytest.mark.parametrize("d, kappa", SAMPLE_CASES)
 def test_sample_mean_and_variance(sampler, d, kappa):
     n = 20000
