@@ -25,9 +25,10 @@ One method covers the whole (v, x) plane, chosen because it has no region bounda
    at import, ``k <= 12``). The expansion is uniform in ``z = x / u``: the same formula is
    accurate for ``x -> 0`` and ``x -> inf``. Its remainder is of the order of the first
    omitted term ``u_13(t) / u^13``: for ``u >= 20`` about 1e-15 relative at worst over ``t`` in
-   ``(0, 1]`` (the last kept term, ``max |u_12| / 20^12``, is 3e-15). The log-ratio ``log I_{u+1} - log I_u`` is formed from the *analytic difference*
-   of the two expansions (no subtraction of two large logs), so it keeps full relative
-   precision even at ``x = 1e6`` where ``1 - I_{u+1}/I_u ~ u/x``.
+   ``(0, 1]`` (the last kept term, ``max |u_12| / 20^12``, is 3e-15). The log-ratio
+   ``log I_{u+1} - log I_u`` is formed from the *analytic difference* of the two expansions
+   (no subtraction of two large logs), so it keeps full relative precision even at
+   ``x = 1e6`` where ``1 - I_{u+1}/I_u ~ u/x``.
 2. **Backward recurrence** down to ``v``: ``I_{v-1} = I_{v+1} + (2v/x) I_v`` gives
    ``R_v = I_v / I_{v-1} = 1 / (2v/x + R_{v+1})``, which is the Perron/Gauss continued fraction
    evaluated from a tail that is already exact. Every term is positive, so each step loses at
