@@ -84,7 +84,7 @@ def _mean_resultant_length(kappa: torch.Tensor, d: int) -> torch.Tensor:
 # Implicit reparameterization of t = 1 - mu^T x with respect to kappa.
 # ---------------------------------------------------------------------------------------------
 _GL_NODES, _GL_WEIGHTS = (torch.from_numpy(a) for a in np.polynomial.legendre.leggauss(8))
-_NUM_PANELS = 14  # panels [h (2^j - 1), h (2^{j+1} - 1)], j < 14: they reach 16383 h
+_NUM_PANELS = 10  # panels [h (2^j - 1), h (2^{j+1} - 1)], j < 10: they reach 1023 h
 _CHUNK = 8192
 
 
@@ -101,11 +101,12 @@ def _dtheta_dkappa(
 
     (A = E[cos theta] = A_d(kappa)). We integrate on the side away from the mode, where the
     factor e^{psi(s) - psi(theta)} <= 1 decays monotonically, with 8-point Gauss-Legendre on
-    geometrically growing panels [h(2^j - 1), h(2^{j+1} - 1)], j = 0..13, measured from theta
+    geometrically growing panels [h(2^j - 1), h(2^{j+1} - 1)], j = 0..9, measured from theta
     and clipped to [0, pi]. The first panel width h = l / 16 is set by the local length scale
     l = 1 / (|psi'(theta)| + |psi''(theta)|^(1/2) + 1/pi) of the integrand, and the panels reach
-    1024 l, where the factor has fallen below e^-40 (log-concave side) or the interval ends, so
-    every scale from l/16 to pi is resolved: accurate to ~1e-10 relative without tuning.
+    64 l, where (psi being concave there) the factor has fallen below e^-32, or the interval
+    ends. Every scale from l/16 to pi is resolved: ~1e-10 relative accuracy (checked against
+    26 panels of 10 nodes) for 80 evaluations per sample, without tuning to kappa or d.
     """
     dtype, device = theta.dtype, theta.device
     nodes = _GL_NODES.to(dtype=dtype, device=device)
