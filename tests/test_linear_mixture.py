@@ -175,13 +175,19 @@ def test_iterative_guide_with_one_component_recovers_pca_subspace():
     model = MixtureOfLinearDecoders(
         1, D, E, guide={"name": "iterative", "steps": 60, "step_size": 0.1}
     )
-    loss = Trace_ELBO(max_plate_nesting=1)(model.model, model.guide)
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
-    for _ in range(600):
-        batch = x[torch.randint(0, N, (256,))]
-        optimizer.zero_grad()
-        (loss(batch) / 256).backward()
-        optimizer.step()
+    pyrovae.fit(model, x, epochs=60, batch_size=256, lr=0.02, initialize=False, progress=False)
     pca = PCA(E).fit(x.numpy())
     angles = subspace_angles(model.bases[0].detach().numpy(), pca.components_.T)
     assert angles.max() < 0.05  # radians
+
+
+def test_pictures(tmp_path):
+    from pyrovae.plots_llgae import plot_components, plot_reconstructions
+
+    x = pyrovae.data.load("digits").test.x
+    model = MixtureOfLinearDecoders(3, 64, 2, guide="exact")
+    model.initialize(x, seed=0)
+    plot_components(model, (8, 8), tmp_path / "components.png")
+    plot_reconstructions(model, x[:60], (8, 8), tmp_path / "reconstructions.png")
+    for name in ("components.png", "reconstructions.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"

@@ -136,8 +136,15 @@ class MixtureOfLinearDecoders(nn.Module):
 
     def decode(self, z, k):
         """μ_k + W_k z for ``z`` ``(..., E)`` and component indices ``k`` broadcastable with
-        ``z.shape[:-1]``: ``(..., D)``."""
-        return self.locs[k] + (self.bases[k] @ z.unsqueeze(-1)).squeeze(-1)
+        ``z.shape[:-1]``: ``(..., D)``. One product per component, so memory stays that of the
+        output (no (…, D, E) gather of the bases)."""
+        shape = torch.broadcast_shapes(k.shape, z.shape[:-1])
+        k, z = k.expand(shape), z.expand(*shape, self.latent_dim)
+        out = self.locs[k]
+        for c in range(self.num_components):
+            mask = k == c
+            out = out.index_put((mask,), out[mask] + z[mask] @ self.bases[c].T)
+        return out
 
     # Exact computations (Woodbury / matrix determinant lemma, O(K (D E + E²)) per row)
 
