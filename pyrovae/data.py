@@ -123,7 +123,11 @@ def from_arrays(x, y=None, test_fraction=0.2, valid_fraction=0.1, binarize="none
     n = x.shape[0]
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     n_test, n_valid = int(round(n * test_fraction)), int(round(n * valid_fraction))
-    parts = order[: n - n_test - n_valid], order[n - n_test - n_valid : n - n_test], order[n - n_test :]
+    parts = (
+        order[: n - n_test - n_valid],
+        order[n - n_test - n_valid : n - n_test],
+        order[n - n_test :],
+    )
     splits = [Split(x[i], None if y is None else y[i]) if len(i) else None for i in parts]
     return Data(*splits, binarize=binarize, image_shape=image_shape, name="arrays")
 
@@ -166,9 +170,10 @@ def _torchvision(name, root, binarize):
     test = cls(str(root), train=False, download=False)
     x_train = train.data.reshape(len(train.data), -1).float() / 255.0
     x_test = test.data.reshape(len(test.data), -1).float() / 255.0
+    n = len(x_train) - len(x_train) // 6  # 50,000 of the official 60,000
     return Data(
-        Split(x_train[:50_000], train.targets[:50_000]),
-        Split(x_train[50_000:], train.targets[50_000:]),
+        Split(x_train[:n], train.targets[:n]),
+        Split(x_train[n:], train.targets[n:]),
         Split(x_test, test.targets),
         binarize=binarize,
         image_shape=(28, 28),

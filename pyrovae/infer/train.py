@@ -225,7 +225,15 @@ def _step_function(elbo, model_fn, guide_fn):
 
 
 def _parameters(model, elbo, model_fn, guide_fn, x):
-    """The model's parameters and those of any ``pyro.param`` site, found by one traced loss."""
+    """The model's parameters and those of any ``pyro.param`` site, found by one traced loss.
+
+    Entries that an earlier module of the same ``name`` left in Pyro's param store are dropped
+    first, so that ``pyro.module`` binds the name to this model's own parameters.
+    """
+    prefix = f"{getattr(model, 'name', None)}$$$"
+    store = pyro.get_param_store()
+    for name in [n for n in store.keys() if n.startswith(prefix)]:
+        del store[name]
     with poutine.trace(param_only=True) as tr:
         elbo.loss(model_fn, guide_fn, x)
     params = list(model.parameters()) if isinstance(model, torch.nn.Module) else []
@@ -242,7 +250,9 @@ def _parameters(model, elbo, model_fn, guide_fn, x):
 
 def _device_dtype(model):
     p = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
-    return (p.device, p.dtype) if p is not None else (torch.device("cpu"), torch.get_default_dtype())
+    return (
+        (p.device, p.dtype) if p is not None else (torch.device("cpu"), torch.get_default_dtype())
+    )
 
 
 @torch.no_grad()

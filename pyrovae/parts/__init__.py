@@ -2,17 +2,19 @@
 
 from .likelihoods import BernoulliLikelihood, GaussianLikelihood, likelihoods
 from .networks import MLPDecoder, MLPEncoder, decoders, encoders, mlp
-from .posteriors import NormalPosterior, posteriors
-from .priors import NormalPrior, priors
+from .posteriors import NormalPosterior, VonMisesFisherPosterior, posteriors
+from .priors import HypersphericalUniformPrior, NormalPrior, priors
 from .registry import Registry
 
 __all__ = [
     "BernoulliLikelihood",
     "GaussianLikelihood",
+    "HypersphericalUniformPrior",
     "MLPDecoder",
     "MLPEncoder",
     "NormalPosterior",
     "NormalPrior",
+    "VonMisesFisherPosterior",
     "Registry",
     "decoders",
     "encoders",

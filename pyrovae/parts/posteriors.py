@@ -6,10 +6,11 @@ maps the unconstrained outputs to a distribution with batch shape ``(batch,)`` a
 """
 
 import pyro.distributions as dist
+from pyro.distributions import constraints
 from torch import nn
-from torch.distributions import constraints
-from torch.nn.functional import softplus
+from torch.nn.functional import normalize, softplus
 
+from ..distributions import VonMisesFisher
 from .registry import Registry
 
 posteriors = Registry("posterior")
@@ -31,3 +32,44 @@ class NormalPosterior(nn.Module):
     def forward(self, params):
         scale = softplus(params["scale"]) + self.min_scale
         return dist.Normal(params["loc"], scale).to_event(1)
+
+
+@posteriors.register("von_mises_fisher")
+class VonMisesFisherPosterior(nn.Module):
+    """q(z | x) = vMF(z; μ(x), κ) on the unit sphere in R^d, μ = raw / |raw|.
+
+    ``concentration`` is a fixed positive number (the KL to the uniform prior is then a
+    constant of d and κ) or ``"learned"``: κ(x) = softplus(raw) + ``min_concentration`` (the +1
+    of Davidson et al. 2018 keeps κ away from 0). ``sampler`` is ``"wood"`` (rejection, unbiased
+    κ-gradient) or ``"inverse_cdf"`` (tabulated, fast for a fixed κ); see
+    :class:`pyrovae.distributions.VonMisesFisher`.
+    """
+
+    support = constraints.sphere
+
+    def __init__(self, latent_dim, concentration="learned", min_concentration=1.0, sampler="wood"):
+        super().__init__()
+        if latent_dim < 2:
+            raise ValueError(f"a vMF posterior needs latent_dim >= 2, got {latent_dim}")
+        learned = concentration == "learned"
+        if not learned and not (
+            isinstance(concentration, int | float)
+            and not isinstance(concentration, bool)
+            and concentration > 0
+        ):
+            raise ValueError(
+                f"concentration must be a positive number or 'learned', got {concentration!r}"
+            )
+        if sampler not in VonMisesFisher.samplers:
+            raise ValueError(f"sampler must be one of {', '.join(VonMisesFisher.samplers)}")
+        self.param_dims = {"loc": latent_dim, **({"concentration": 1} if learned else {})}
+        self.concentration, self.min_concentration = concentration, min_concentration
+        self.sampler = sampler
+
+    def forward(self, params):
+        loc = normalize(params["loc"], dim=-1)
+        if self.concentration == "learned":
+            kappa = softplus(params["concentration"]).squeeze(-1) + self.min_concentration
+        else:
+            kappa = loc.new_full(loc.shape[:-1], float(self.concentration))
+        return VonMisesFisher(loc, kappa, sampler=self.sampler)

@@ -8,9 +8,10 @@ Calling a prior emits the latent ``pyro.sample`` statement(s) and returns ``z`` 
 import pyro
 import pyro.distributions as dist
 import torch
+from pyro.distributions import constraints
 from torch import nn
-from torch.distributions import constraints
 
+from ..distributions import HypersphericalUniform
 from .registry import Registry
 
 priors = Registry("prior")
@@ -28,3 +29,23 @@ class NormalPrior(nn.Module):
 
     def forward(self, name):
         return pyro.sample(name, dist.Normal(self.loc, 1.0).to_event(1))
+
+
+@priors.register("hyperspherical_uniform")
+class HypersphericalUniformPrior(nn.Module):
+    """p(z) uniform on the unit sphere S^{d-1} in R^d, d = ``latent_dim`` (the ambient
+    dimension, as for the von Mises–Fisher posterior; d >= 2)."""
+
+    support = constraints.sphere
+
+    def __init__(self, latent_dim):
+        super().__init__()
+        if latent_dim < 2:
+            raise ValueError(
+                f"a hyperspherical prior needs latent_dim >= 2 (vectors in R^d), got {latent_dim}"
+            )
+        self.latent_dim = latent_dim
+        self.register_buffer("_like", torch.zeros(()))  # carries the module's dtype and device
+
+    def forward(self, name):
+        return pyro.sample(name, HypersphericalUniform(self.latent_dim, like=self._like))

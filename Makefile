@@ -1,0 +1,29 @@
+# Two commands on a fresh machine (only Python and the package registry needed):
+#   make demo   train the Gaussian VAE on the offline digits data, write pictures and metrics
+#   make test   lint (ruff) and run the whole test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO := runs/demo
+
+.PHONY: demo test lint
+
+$(VENV)/installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(VENV)/installed
+	$(BIN)/pyrovae train --dataset digits --latent-dim 2 --epochs 150 --batch-size 100 \
+		--warmup-epochs 10 --out $(DEMO) --overwrite --quiet
+	$(BIN)/pyrovae evaluate $(DEMO) --num-samples 1000 > $(DEMO)/evaluation.json
+	@cat $(DEMO)/evaluation.json
+	@echo "pictures and metrics in $(DEMO)/"
+
+lint: $(VENV)/installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/python -m pytest -q

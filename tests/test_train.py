@@ -1,0 +1,153 @@
+import json
+
+import pyro
+import pytest
+import torch
+from pyro.infer import Trace_ELBO, TraceEnum_ELBO
+
+import pyrovae
+from pyrovae.infer.train import default_elbo, scale_latents
+from pyrovae.models import VAE
+
+SMALL = {"hidden": (32,)}
+
+
+def _params(model):
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def test_training_on_digits_improves_the_test_elbo(digits):
+    model = VAE(64, 4, hidden=(128, 64))
+    history = pyrovae.fit(model, digits, epochs=25, batch_size=64, progress=False)
+    first, last = history["test_elbo"][0], history["test_elbo"][-1]
+    # measured: about -36 after one epoch, about -24 after 25; we ask for 8 nats
+    assert last - first > 8, history["test_elbo"]
+    assert len(history["train_elbo"]) == 25 and all(v is not None for v in history["valid_elbo"])
+
+
+def test_resume_equals_the_uninterrupted_run(digits, tmp_path):
+    pyro.set_rng_seed(0)
+    whole = VAE(64, 2, **SMALL)
+    h_whole = pyrovae.fit(
+        whole, digits, epochs=4, batch_size=200, progress=False, warmup_epochs=2, out=tmp_path / "a"
+    )
+    pyro.set_rng_seed(0)
+    part = VAE(64, 2, **SMALL)
+    pyrovae.fit(
+        part, digits, epochs=2, batch_size=200, progress=False, warmup_epochs=2, out=tmp_path / "b"
+    )
+    pyro.clear_param_store()
+    pyro.set_rng_seed(123)  # whatever the state now, resume restores the saved one
+    resumed = VAE(64, 2, **SMALL)
+    h_resumed = pyrovae.fit(
+        resumed,
+        digits,
+        epochs=4,
+        batch_size=200,
+        progress=False,
+        warmup_epochs=2,
+        out=tmp_path / "b",
+        resume=True,
+    )
+    assert torch.equal(_params(whole), _params(resumed))
+    for key in ("train_elbo", "valid_elbo", "test_elbo", "beta"):
+        assert h_whole[key] == h_resumed[key]
+    on_disk = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert on_disk["test_elbo"] == h_whole["test_elbo"]
+
+
+def test_kl_warmup_scales_only_latent_sites():
+    vae = VAE(6, 2, **SMALL)
+    x = torch.rand(3, 6).round()
+    with scale_latents(0.25):
+        guide = pyro.poutine.trace(vae.guide).get_trace(x)
+        model = pyro.poutine.trace(pyro.poutine.replay(vae.model, trace=guide)).get_trace(x)
+    assert guide.nodes["z"]["scale"] == 0.25 and model.nodes["z"]["scale"] == 0.25
+    assert model.nodes["x"]["scale"] == 1.0
+
+
+def test_warmup_beta_grows_linearly_to_one(digits):
+    history = pyrovae.fit(
+        VAE(64, 2, **SMALL), digits, epochs=4, batch_size=1150, warmup_epochs=2, progress=False
+    )
+    # one step per epoch: beta is step / warmup_steps, capped at 1
+    assert history["beta"] == [0.5, 1.0, 1.0, 1.0]
+
+
+def test_early_stopping_keeps_the_best_epoch(digits):
+    model = VAE(64, 2, **SMALL)
+    history = pyrovae.fit(
+        model, digits, epochs=200, batch_size=64, lr=3e-2, patience=2, progress=False
+    )
+    best = max(history["valid_elbo"])
+    assert len(history["epoch"]) < 200
+    assert history["valid_elbo"][-3:] == sorted(history["valid_elbo"][-3:], reverse=False) or (
+        max(history["valid_elbo"][-2:]) <= best
+    )
+    # the kept parameters are those of the best epoch: its validation ELBO comes back
+    score = pyrovae.infer.train.elbo_per_example(
+        Trace_ELBO(num_particles=200, vectorize_particles=True, max_plate_nesting=1),
+        model,
+        digits.valid.x,
+    )
+    assert abs(score - best) < 1.0
+
+
+def test_the_default_elbo_follows_the_model():
+    assert isinstance(default_elbo(VAE(4, 2)), Trace_ELBO)
+
+    class Enumerated(VAE):
+        has_enumerated_sites = True
+
+    assert isinstance(default_elbo(Enumerated(4, 2)), TraceEnum_ELBO)
+
+
+def test_any_pyro_elbo_may_be_passed(digits):
+    model = VAE(64, 2, **SMALL)
+    renyi = pyro.infer.RenyiELBO(alpha=0, num_particles=3)  # no differentiable_loss
+    history = pyrovae.fit(
+        model, digits.train.x[:300], epochs=3, batch_size=100, elbo=renyi, progress=False
+    )
+    assert history["train_elbo"][-1] > history["train_elbo"][0]
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"epochs": 0}, "epochs must be a positive integer"),
+        ({"batch_size": -1}, "batch_size must be a positive integer"),
+        ({"lr": 0}, "lr must be a positive number"),
+        ({"patience": 0}, "patience must be a positive integer"),
+        ({"warmup_epochs": -1}, "warmup_epochs must be a number >= 0"),
+    ],
+)
+def test_bad_options_fail_before_training(options, message, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        pyrovae.fit(VAE(64, 2), torch.rand(10, 64), out=tmp_path, progress=False, **options)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_good_checkpoint_is_never_overwritten_or_mixed(digits, tmp_path):
+    pyrovae.fit(VAE(64, 2, **SMALL), digits, epochs=1, progress=False, out=tmp_path)
+    good = (tmp_path / "checkpoint.pt").read_bytes()
+    with pytest.raises(FileExistsError, match="resume=True"):
+        pyrovae.fit(VAE(64, 2, **SMALL), digits, epochs=1, progress=False, out=tmp_path)
+    with pytest.raises(ValueError, match="different model"):
+        pyrovae.fit(
+            VAE(64, 3, **SMALL), digits, epochs=2, progress=False, out=tmp_path, resume=True
+        )
+    with pytest.raises(ValueError, match=r"data must have shape \(N, 64\)"):
+        pyrovae.fit(VAE(64, 2, **SMALL), torch.rand(5, 8), epochs=2, out=tmp_path, resume=True)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == good
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint", None], ids=["empty", "junk", "cut"])
+def test_unreadable_checkpoints_are_refused(content, digits, tmp_path):
+    pyrovae.fit(VAE(64, 2, **SMALL), digits, epochs=1, progress=False, out=tmp_path)
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(path.read_bytes()[:100] if content is None else content)
+    with pytest.raises(ValueError, match="cannot read checkpoint|not a pyrovae checkpoint"):
+        pyrovae.fit(
+            VAE(64, 2, **SMALL), digits, epochs=2, progress=False, out=tmp_path, resume=True
+        )
