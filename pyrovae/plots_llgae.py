@@ -25,7 +25,7 @@ def _show(ax, image, shape, signed=False):
 
 def plot_components(model, image_shape, path, num_directions=3, spread=2.0):
     """Save a grid: row k = [μ_k, then for j < ``num_directions``: u_j, μ_k − c s_j u_j,
-    μ_k + c s_j u_j] with c = ``spread``; returns the figure.
+    μ_k + c s_j u_j] with c = ``spread``; returns ``path``.
 
     :param model: a :class:`~pyrovae.models.MixtureOfLinearDecoders` (K components, E ≥ 1).
     :param tuple image_shape: ``(height, width)`` with height · width = D.
@@ -51,14 +51,14 @@ def plot_components(model, image_shape, path, num_directions=3, spread=2.0):
     axes[0, 0].set_title("mean", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
-    return fig
+    return path
 
 
 def plot_reconstructions(model, x, image_shape, path, per_component=4):
     """Save a grid: row k = up to ``per_component`` rows of ``x`` that the guide assigns to
-    component k, each as (original, reconstruction); returns the figure."""
+    component k, each as (original, reconstruction); returns ``path``."""
     with torch.no_grad():
-        k, _ = model.encode(x)
+        k = model.assign(x)
         recon = model.reconstruct(x)
     K = model.num_components
     fig = Figure(figsize=(1.1 * 2 * per_component, 1.2 * K))
@@ -81,4 +81,4 @@ def plot_reconstructions(model, x, image_shape, path, per_component=4):
         axes[0, 2 * col + 1].set_title("recon.", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
-    return fig
+    return path

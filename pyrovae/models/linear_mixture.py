@@ -210,14 +210,19 @@ class MixtureOfLinearDecoders(nn.Module):
         return self.decode(z, k)
 
     @torch.no_grad()
+    def assign(self, x):
+        """The guide's component for each row (its point estimate of k): ``(N,)``."""
+        return self.inference.point(self, x)[0]
+
+    @torch.no_grad()
     def encode(self, x):
-        """The guide's point estimate for each row: ``(k, z)``, ``(N,)`` and ``(N, E)``."""
-        return self.inference.point(self, x)
+        """The guide's point estimate of z, in the component it picks, for each row: ``(N, E)``."""
+        return self.inference.point(self, x)[1]
 
     @torch.no_grad()
     def reconstruct(self, x):
         """μ_k + W_k z at the guide's point estimate (k, z) of each row: ``(N, D)``."""
-        k, z = self.encode(x)
+        k, z = self.inference.point(self, x)
         return self.decode(z, k)
 
     def check_data(self, x):
