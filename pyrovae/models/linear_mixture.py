@@ -153,8 +153,8 @@ class MixtureOfLinearDecoders(nn.Module):
 
         :returns: a dict with ``log_joint`` (N, K) = log π_k + log N(x; μ_k, C_k), ``loc``
             (N, K, E) = M_k⁻¹ W_kᵀ (x − μ_k) (the mean of p(z | x, k), which equals the
-            least-squares coefficients as σ_k → 0), ``precision`` (K, E, E) = M_k / σ_k² (that of
-            p(z | x, k)) and ``residual`` (N, K) = ‖x − μ_k − W_k loc‖².
+            least-squares coefficients as σ_k → 0) and ``precision`` (K, E, E) = M_k / σ_k² (that
+            of p(z | x, k)).
         """
         W, s2 = self.bases, self.noise_scales**2
         D, E = self.input_dim, self.latent_dim
@@ -167,13 +167,10 @@ class MixtureOfLinearDecoders(nn.Module):
         maha = (r.pow(2).sum(-1) - b.pow(2).sum(-1)) / s2
         logdet = (D - E) * s2.log() + 2 * L.diagonal(dim1=-2, dim2=-1).log().sum(-1)
         log_normal = -0.5 * (D * math.log(2 * math.pi) + logdet + maha)
-        loc = torch.cholesky_solve(a.unsqueeze(-1), L).squeeze(-1)
-        residual = (r - torch.einsum("kde,nke->nkd", W, loc)).pow(2).sum(-1)
         return {
             "log_joint": self.logits.log_softmax(-1) + log_normal,
-            "loc": loc,
+            "loc": torch.cholesky_solve(a.unsqueeze(-1), L).squeeze(-1),
             "precision": M / s2[:, None, None],
-            "residual": residual,
         }
 
     def log_likelihood_exact(self, x, batch_size=1000):
@@ -188,9 +185,8 @@ class MixtureOfLinearDecoders(nn.Module):
         """The best reconstruction in the model's K affine subspaces: for each row, the
         orthogonal projection x̂_k = μ_k + W_k (W_kᵀW_k)⁻¹ W_kᵀ (x − μ_k) onto the component
         with the smallest residual ‖x − x̂_k‖. :returns: ``(x̂, k)``, ``(N, D)`` and ``(N,)``."""
-        out, ks = [], []
+        W, out, ks = self.bases, [], []
         for chunk in torch.split(x, batch_size):
-            W = self.bases
             r = chunk.unsqueeze(-2) - self.locs
             coef = torch.linalg.lstsq(W, r.transpose(0, 1).transpose(-1, -2)).solution  # (K,E,N)
             fit = self.locs[:, :, None] + W @ coef  # (K, D, N)
@@ -249,7 +245,7 @@ class MixtureOfLinearDecoders(nn.Module):
             raise ValueError(f"initialize needs at least K = {K} rows, got {x.shape[0]}")
         xs = x.detach().cpu().double().numpy()
         labels = KMeans(K, n_init=n_init, random_state=seed).fit_predict(xs)
-        floor = 1e-6 * xs.var(0).mean()
+        floor = max(1e-6 * xs.var(0).mean(), 1e-12)
         weights, locs, bases, noise = [], [], [], []
         for k in range(K):
             rows = xs[labels == k]
