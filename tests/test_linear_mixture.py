@@ -156,7 +156,7 @@ def test_amortized_elbo_close_to_exact_log_likelihood():
     pyro.set_rng_seed(0)
     data = pyrovae.data.load("digits")
     model = MixtureOfLinearDecoders(3, 64, 4, guide="amortized")
-    pyrovae.fit(model, data, epochs=10, batch_size=64, lr=1e-4, seed=0, progress=False)
+    pyrovae.fit(model, data, epochs=3, batch_size=64, lr=1e-4, seed=0, progress=False)
     x = data.train.x
     exact = model.log_likelihood_exact(x).mean().item()
     elbo = sum(-default_elbo(model).loss(model.model, model.guide, x) for _ in range(5)) / 5
@@ -175,9 +175,9 @@ def test_iterative_guide_with_one_component_recovers_pca_subspace():
     scales = torch.tensor([3.0, 2.0] + [0.3] * (D - 2))
     x = (torch.randn(N, D) * scales) @ basis.T + 1.0
     model = MixtureOfLinearDecoders(
-        1, D, E, guide={"name": "iterative", "steps": 60, "step_size": 0.1}
+        1, D, E, guide={"name": "iterative", "steps": 30, "step_size": 0.15}
     )
-    pyrovae.fit(model, x, epochs=60, batch_size=256, lr=0.02, initialize=False, progress=False)
+    pyrovae.fit(model, x, epochs=30, batch_size=256, lr=0.05, initialize=False, progress=False)
     pca = PCA(E).fit(x.numpy())
     angles = subspace_angles(model.bases[0].detach().numpy(), pca.components_.T)
     assert angles.max() < 0.05  # radians

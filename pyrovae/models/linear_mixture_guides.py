@@ -96,22 +96,24 @@ class AmortizedGuide(nn.Module):
 
             KL(p(k | x) ‖ q(k | x)) + (1/K) Σ_k KL(p(z | x, k) ‖ q(z | x, k))
 
-        in closed form (Gaussian KL with the diagonal of p's covariance σ_k² M_k⁻¹)."""
+        in closed form (Gaussian KL with the diagonal of p's covariance σ_k² M_k⁻¹). The
+        exact posteriors of all rows are computed once, up front."""
+        with torch.no_grad():
+            posts = [model.posterior(chunk) for chunk in torch.split(x, 1000)]
+            target = torch.cat([p["log_joint"].log_softmax(-1) for p in posts])  # (N, K)
+            loc = torch.cat([p["loc"] for p in posts])  # (N, K, E)
+            chol = torch.linalg.cholesky(posts[0]["precision"])  # (K, E, E)
+            var = torch.cholesky_inverse(chol).diagonal(dim1=-2, dim2=-1)  # (K, E)
+            logdet = -2 * chol.diagonal(dim1=-2, dim2=-1).log().sum(-1)  # log |σ² M⁻¹|
         gen = torch.Generator().manual_seed(seed)
         optimizer = torch.optim.Adam(self.parameters(), lr=lr)
         for _ in range(self.init_steps):
-            batch = x[torch.randint(0, x.shape[0], (batch_size,), generator=gen)]
-            with torch.no_grad():
-                post = model.posterior(batch)
-                target = post["log_joint"].log_softmax(-1)  # (B, K)
-                cov = torch.cholesky_inverse(torch.linalg.cholesky(post["precision"]))
-                var = cov.diagonal(dim1=-2, dim2=-1)  # (K, E)
-                logdet = 2 * torch.linalg.cholesky(cov).diagonal(dim1=-2, dim2=-1).log().sum(-1)
-            p = self.params(batch)
+            idx = torch.randint(0, x.shape[0], (batch_size,), generator=gen)
+            p = self.params(x[idx])
             q = self.posterior({"loc": p["loc"], "scale": p["scale"]}).base_dist
-            kl_k = (target.exp() * (target - p["logits"].log_softmax(-1))).sum(-1)
+            kl_k = (target[idx].exp() * (target[idx] - p["logits"].log_softmax(-1))).sum(-1)
             kl_z = 0.5 * (
-                ((var + (post["loc"] - q.loc).pow(2)) / q.scale.pow(2)).sum(-1)
+                ((var + (loc[idx] - q.loc).pow(2)) / q.scale.pow(2)).sum(-1)
                 - self.latent_dim
                 + 2 * q.scale.log().sum(-1)
                 - logdet
