@@ -85,7 +85,7 @@ def run(start, guide, train, test, args):
         Data(Split(train)),
         epochs=args.epochs,
         batch_size=args.batch_size,
-        lr=args.lr,
+        lr=args.lr_iterative if guide == "iterative" else args.lr,
         seed=args.seed,
         initialize=False,
         progress=False,
@@ -126,6 +126,7 @@ def main(args):
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "lr": args.lr,
+        "lr_iterative": args.lr_iterative,
         "seed": args.seed,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"{args.threads} torch thread(s), torch {torch.__version__}, pyro {pyro.__version__}",
@@ -145,7 +146,13 @@ def parse_args(argv=None):
     p.add_argument("--guides", nargs="+", default=["exact", "amortized", "iterative"])
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--lr", type=float, default=1e-4, help="Adam's lr (models start near optimum)")
+    p.add_argument(
+        "--lr-iterative",
+        type=float,
+        default=1e-3,
+        help="lr with the iterative guide: its bases must grow to undo the short unrolled steps",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--limit", type=int, help="use only this many train and test rows (smoke run)")
