@@ -64,11 +64,8 @@ class AmortizedGuide(nn.Module):
         super().__init__()
         if isinstance(init_steps, bool) or not isinstance(init_steps, int) or init_steps < 0:
             raise ValueError(f"init_steps must be an integer >= 0, got {init_steps!r}")
-        self.num_components, self.latent_dim, self.init_steps = (
-            num_components,
-            latent_dim,
-            init_steps,
-        )
+        self.num_components, self.latent_dim = num_components, latent_dim
+        self.init_steps = init_steps
         self.posterior = NormalPosterior(latent_dim, min_scale)
         K, E = num_components, latent_dim
         dims = {"logits": K, "loc": K * E, "scale": K * E}
