@@ -148,7 +148,7 @@ def test_fit_initializes_and_trains_each_guide():
         history = pyrovae.fit(model, data, epochs=1, batch_size=256, progress=False)
         assert math.isfinite(history["train_elbo"][-1])
     # fit called initialize: the component means are k-means centres, not random
-    assert model.locs.min() > -0.2
+    assert model.locs.min() > -0.05  # pixels are >= 0; a random start has values near -0.25
 
 
 @pytest.mark.slow
