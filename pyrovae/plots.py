@@ -1,9 +1,9 @@
 """Pictures of a trained model: samples, reconstructions, learning curves and the latent space.
 
-Every function writes one PNG to ``path`` and returns ``path``. Nothing touches pyplot or the
-global matplotlib backend: grids of images are written pixel for pixel (each image pixel becomes
-a ``scale × scale`` block, see :func:`image_scale`), charts are drawn on a ``Figure`` with
-matplotlib's Agg canvas, so they work on machines without a display.
+Every function writes one PNG to ``path`` (creating its folder) and returns ``path``. Nothing
+touches pyplot or the global matplotlib backend: grids of images are written pixel for pixel
+(each image pixel becomes a ``scale × scale`` block, see :func:`image_scale`), charts are drawn
+on a ``Figure`` with matplotlib's Agg canvas, so they work on machines without a display.
 
 Images are given as rows ``(N, H*W)`` with values in [0, 1] (likelihood means) together with
 ``image_shape = (H, W)``; they are laid out with a one-pixel gap (:data:`PAD`).
@@ -203,6 +203,8 @@ def _save(fig, path):
 
 
 def _png(path):
+    """Check that ``path`` names a PNG and create its folder."""
     if Path(path).suffix.lower() != ".png":
         raise ValueError(f"pictures are written as PNG; give a path ending in .png, got {path}")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     return path
