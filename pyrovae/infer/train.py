@@ -80,6 +80,7 @@ def fit(
     out=None,
     resume=False,
     overwrite=False,
+    initialize=True,
     progress=True,
 ):
     """Train ``model`` (an object with ``model(x)`` and ``guide(x)``) by SVI on ``data``.
@@ -98,6 +99,9 @@ def fit(
     :param bool resume: continue from ``out/checkpoint.pt`` if it exists; the result equals that
         of an uninterrupted run with the same seed.
     :param bool overwrite: allow starting afresh over an existing checkpoint.
+    :param bool initialize: when the model has an ``initialize(x, seed)`` method (the Gaussian
+        mixture's k-means++ start), call it on the training rows before the first step; never on
+        a resume, which restores the trained parameters instead.
     :param bool progress: show a progress bar and a line per epoch.
     :returns: the history, a dict of per-epoch lists: ``epoch``, ``train_elbo`` (the β-weighted
         objective averaged over the epoch's steps), ``valid_elbo``, ``test_elbo`` (single-sample
@@ -143,6 +147,8 @@ def fit(
         model_fn, guide_fn = warmup(model_fn), warmup(guide_fn)
     step_fn = _step_function(elbo, model_fn, guide_fn)
     device, dtype = _device_dtype(model)
+    if initialize and start is None and hasattr(model, "initialize"):  # e.g. GMM: k-means++
+        model.initialize(data.train.x.to(device, dtype), seed)
     params = _parameters(model, elbo, model_fn, guide_fn, data.train.x[:2].to(device, dtype))
     optimizer = torch.optim.Adam(params, lr=lr)
 

@@ -4,9 +4,11 @@
 """
 
 from ..parts.registry import Registry
+from .linear_mixture import LLGAE, MixtureOfLinearDecoders
 from .vae import VAE
 
 models = Registry("model")
 models.register("vae")(VAE)
+models.register("llgae")(MixtureOfLinearDecoders)
 
-__all__ = ["VAE", "models"]
+__all__ = ["LLGAE", "VAE", "MixtureOfLinearDecoders", "models"]
