@@ -16,9 +16,10 @@ def test_model_and_guide_sites_and_shapes():
     assert model.nodes["x"]["is_observed"]
     assert model.nodes["x"]["fn"].event_shape == (64,)
     assert [f.name for f in model.nodes["z"]["cond_indep_stack"]] == ["data"]
-    # pyro.module registered every parameter under the model's name
+    # pyro.module registered every parameter under the model's name, part by part
     names = set(pyro.get_param_store().keys())
-    assert {f"vae$$${n}" for n, _ in vae.named_parameters()} <= names
+    expected = {f"vae.{n.replace('.', '$$$', 1)}" for n, _ in vae.named_parameters()}
+    assert expected == names
 
 
 def test_plain_pyro_svi_trains_the_pair(digits):

@@ -20,7 +20,9 @@ class VAE(nn.Module):
         ``{"name": ..., **options}`` or an object (see :mod:`pyrovae.parts`).
     :param hidden: hidden layer sizes of the MLP encoder (the decoder mirrors them).
     :param str activation: activation of both MLPs.
-    :param str name: the prefix under which ``pyro.module`` registers the parameters.
+    :param str name: the prefix under which ``pyro.module`` registers the parameters: the model
+        registers its parts as ``name.prior``, ``name.decoder``, ``name.likelihood`` and the guide
+        ``name.encoder``, ``name.posterior``, so each step registers every parameter once.
 
     ``model`` and ``guide`` are plain Pyro functions: hand them to ``pyro.infer.SVI``.
     """
@@ -73,14 +75,16 @@ class VAE(nn.Module):
 
     def model(self, x):
         """p(x, z) = p(z) p(x | z); ``x`` is ``(batch, input_dim)``."""
-        pyro.module(self.name, self)
+        for part in ("prior", "decoder", "likelihood"):
+            pyro.module(f"{self.name}.{part}", getattr(self, part))
         with pyro.plate("data", x.shape[0]):
             z = self.prior("z")
             pyro.sample("x", self.likelihood(self.decoder(z)), obs=x)
 
     def guide(self, x):
         """q(z | x), amortised by the encoder."""
-        pyro.module(self.name, self)
+        for part in ("encoder", "posterior"):
+            pyro.module(f"{self.name}.{part}", getattr(self, part))
         with pyro.plate("data", x.shape[0]):
             pyro.sample("z", self.posterior(self.encoder(x)))
 
