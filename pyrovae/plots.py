@@ -148,7 +148,9 @@ def save_all(model, data, history, out, n=64):
     ``samples.png``, ``reconstructions.png`` (10 test rows) when the data are images
     (``data.image_shape``); ``learning_curves.png`` always; ``latent_scatter.png`` (test
     encodings by label) and ``latent_grid.png`` when the model has a 2-d latent space, labels
-    exist and the prior lives on R² (the grid runs over normal quantiles). Returns the paths.
+    exist and the prior lives on R² (the grid runs over normal quantiles); for a mixture of
+    linear decoders on images also ``components.png`` and ``reconstructions_by_component.png``
+    (:mod:`pyrovae.plots_llgae`). Returns the paths.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -163,6 +165,14 @@ def save_all(model, data, history, out, n=64):
         real = getattr(getattr(model, "prior", None), "support", None) is constraints.real
         if shape is not None and real:
             paths.append(latent_grid(model, shape, out / "latent_grid.png"))
+    from .models import MixtureOfLinearDecoders
+
+    if shape is not None and isinstance(model, MixtureOfLinearDecoders):
+        from .plots_llgae import plot_components, plot_reconstructions
+
+        paths.append(plot_components(model, shape, out / "components.png"))
+        path = out / "reconstructions_by_component.png"
+        paths.append(plot_reconstructions(model, split.x[:1000], shape, path))
     return paths
 
 

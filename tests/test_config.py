@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from pyrovae import config as cfg
 from pyrovae.data import BINARIZE, DATASETS
+from pyrovae.models import models
+from pyrovae.parts import decoders, encoders, likelihoods, posteriors, priors
 from pyrovae.parts.networks import ACTIVATIONS
 
 POSITIVE_INTS = ("latent_dim", "epochs", "batch_size", "num_particles", "num_samples", "patience")
@@ -42,7 +44,7 @@ non_positive = st.integers(max_value=0) | st.floats(allow_nan=True).filter(
 )
 
 INVALID = {
-    "model": texts.filter(lambda t: t != "vae") | not_names,
+    "model": texts.filter(lambda t: t not in models) | not_names,
     "dataset": texts.filter(lambda t: t not in DATASETS) | not_names,
     "data_root": not_names | st.just("  "),
     "binarize": texts.filter(lambda t: t not in BINARIZE) | st.integers(),
@@ -51,11 +53,11 @@ INVALID = {
     | not_names.filter(lambda v: not isinstance(v, list))
     | st.lists(st.floats(0.5, 9.5), min_size=1, max_size=2),
     "activation": texts.filter(lambda t: t not in ACTIVATIONS) | st.integers(),
-    "prior": texts.filter(lambda t: t != "normal") | st.integers() | st.just({"scale": 1}),
-    "posterior": texts.filter(lambda t: t != "normal") | st.integers(),
-    "likelihood": texts.filter(lambda t: t not in ("bernoulli", "gaussian")) | st.integers(),
-    "encoder": texts.filter(lambda t: t != "mlp") | st.integers(),
-    "decoder": texts.filter(lambda t: t != "mlp") | st.just({"name": 3}),
+    "prior": texts.filter(lambda t: t not in priors) | st.integers() | st.just({"scale": 1}),
+    "posterior": texts.filter(lambda t: t not in posteriors) | st.integers(),
+    "likelihood": texts.filter(lambda t: t not in likelihoods) | st.integers(),
+    "encoder": texts.filter(lambda t: t not in encoders) | st.integers(),
+    "decoder": texts.filter(lambda t: t not in decoders) | st.just({"name": 3}),
     "lr": st.floats(max_value=0) | st.just(math.inf) | st.just(math.nan) | not_numbers,
     "seed": st.integers(max_value=-1)
     | st.integers(min_value=2**32)

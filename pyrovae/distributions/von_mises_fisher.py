@@ -84,7 +84,7 @@ def _mean_resultant_length(kappa: torch.Tensor, d: int) -> torch.Tensor:
 # Implicit reparameterization of t = 1 - mu^T x with respect to kappa.
 # ---------------------------------------------------------------------------------------------
 _GL_NODES, _GL_WEIGHTS = (torch.from_numpy(a) for a in np.polynomial.legendre.leggauss(8))
-_NUM_PANELS = 14  # panels [h (2^j - 1), h (2^{j+1} - 1)], j < 14: they reach 16383 h
+_NUM_PANELS = 10  # panels [h (2^j - 1), h (2^{j+1} - 1)], j < 10: they reach 1023 h
 _CHUNK = 8192
 
 
@@ -101,11 +101,12 @@ def _dtheta_dkappa(
 
     (A = E[cos theta] = A_d(kappa)). We integrate on the side away from the mode, where the
     factor e^{psi(s) - psi(theta)} <= 1 decays monotonically, with 8-point Gauss-Legendre on
-    geometrically growing panels [h(2^j - 1), h(2^{j+1} - 1)], j = 0..13, measured from theta
+    geometrically growing panels [h(2^j - 1), h(2^{j+1} - 1)], j = 0..9, measured from theta
     and clipped to [0, pi]. The first panel width h = l / 16 is set by the local length scale
     l = 1 / (|psi'(theta)| + |psi''(theta)|^(1/2) + 1/pi) of the integrand, and the panels reach
-    1024 l, where the factor has fallen below e^-40 (log-concave side) or the interval ends, so
-    every scale from l/16 to pi is resolved: accurate to ~1e-10 relative without tuning.
+    64 l, where (psi being concave there) the factor has fallen below e^-32, or the interval
+    ends. Every scale from l/16 to pi is resolved: ~1e-10 relative accuracy (checked against
+    26 panels of 10 nodes) for 80 evaluations per sample, without tuning to kappa or d.
     """
     dtype, device = theta.dtype, theta.device
     nodes = _GL_NODES.to(dtype=dtype, device=device)
@@ -195,28 +196,51 @@ def _sample_t_wood(kappa: torch.Tensor, d: int) -> torch.Tensor:
     one_minus_b = (2.0 * kappa + 4.0 * kappa * kappa / (sq + m)) / (2.0 * kappa + sq)
     x0 = one_minus_b / (1.0 + b)  # (1 - b) / (1 + b)
     one_minus_x0 = 2.0 * b / (1.0 + b)
-    log1p_x0 = torch.log1p(x0)
-    conc = torch.full((kappa.numel(), 2), 0.5 * m, dtype=kappa.dtype, device=kappa.device)
+    # Acceptance test kappa (w - x0) + (d-1) log((1 - x0 w) / (1 - x0^2)) >= log u, written in t:
+    # c1 - kappa t + (d-1) log1p(r t) >= log u, c1 = kappa (1 - x0) - (d-1) log1p(x0),
+    # r = x0 / (1 - x0). Per-entry constants are stacked so a subset is one gather.
+    consts = torch.stack(
+        [
+            b,
+            kappa,
+            x0 / one_minus_x0,
+            kappa * one_minus_x0 - m * torch.log1p(x0),
+        ],
+        -1,
+    )
 
-    def propose(idx):
-        n = kappa.numel() if idx is None else idx.numel()
-        sel = (lambda a: a) if idx is None else (lambda a: a[idx])
-        z = torch._sample_dirichlet(conc[:n])[:, 0]
-        bb, omb = sel(b), sel(one_minus_b)
-        t = 2.0 * bb * z / (1.0 - omb * z)
-        log_u = torch.log(torch.rand_like(t))
-        # kappa (w - x0) + (d-1) log((1 - x0 w) / (1 - x0^2)) >= log u, in terms of t
-        score = sel(kappa) * (sel(one_minus_x0) - t) + m * (
-            torch.log1p(sel(x0) * t / sel(one_minus_x0)) - sel(log1p_x0)
-        )
-        return t, score >= log_u
+    def propose(idx, k):
+        # k candidates per entry; keep the first accepted one.
+        cs = consts if idx is None else consts[idx]
+        b_, kap, r, c1 = cs.unsqueeze(-1).unbind(-2)
+        # z ~ Beta(a, a), a = (d-1)/2, as (1 + g / sqrt(g^2 + 2 G)) / 2 with g ~ N(0, 1),
+        # G ~ Gamma(a) (a Student-t identity): one gamma draw per candidate instead of two.
+        # Both z and 1 - z are formed without cancellation: with q = sqrt(g^2 + 2G),
+        # (q - |g|) / (2q) = G / (q (q + |g|)) and (q + |g|) / (2q).
+        conc = torch.full((cs.shape[0], k), 0.5 * m, dtype=kappa.dtype, device=kappa.device)
+        g = torch.randn_like(conc)
+        gam = torch._standard_gamma(conc)
+        root = torch.sqrt(g * g + 2.0 * gam)
+        big = root + g.abs()
+        small = gam / (root * big)
+        big = big / (2.0 * root)
+        neg = g < 0
+        z, one_minus_z = torch.where(neg, small, big), torch.where(neg, big, small)
+        bz = b_ * z
+        t = 2.0 * bz / (one_minus_z + bz)  # 2bz / (1 - (1-b) z)
+        neg_log_u = torch.empty_like(t).exponential_()
+        accepted = c1 - kap * t + m * torch.log1p(r * t) + neg_log_u >= 0.0
+        first = torch.argmax(accepted.to(torch.uint8), dim=-1, keepdim=True)
+        return t.gather(-1, first).squeeze(-1), accepted.any(-1)
 
-    t, accepted = propose(None)
+    # Two candidates per entry in the first round (acceptance is >= ~0.7, so ~9% or fewer
+    # entries remain), then eight per remaining entry: few rounds, little wasted work.
+    t, accepted = propose(None, 2)
     while True:
         rejected = (~accepted).nonzero().squeeze(-1)
         if rejected.numel() == 0:
             break
-        t_new, acc_new = propose(rejected)
+        t_new, acc_new = propose(rejected, 8)
         t[rejected] = t_new
         accepted[rejected] = acc_new
     return t.clamp(0.0, 2.0).reshape(shape)
@@ -263,14 +287,17 @@ def _build_table(kappa: torch.Tensor, d: int):
     step = (hi - lo) / (_TABLE_SIZE - 1)
     cells = 0.5 * (p[:, 1:] + p[:, :-1]) * step[:, None]
     cdf = torch.cat([torch.zeros_like(p[:, :1]), torch.cumsum(cells, -1)], -1)
-    return lo, step, p, cdf
+    total = cdf[:, -1:]
+    return lo, step, p / total, cdf / total
 
 
 def _get_table(kappa: torch.Tensor, d: int):
+    """Tables for the distinct values of kappa, and the row of each batch element."""
     key = (d, kappa.dtype, str(kappa.device), tuple(kappa.shape), kappa.cpu().numpy().tobytes())
     table = _TABLE_CACHE.get(key)
     if table is None:
-        table = _build_table(kappa.to(_work_dtype(kappa)).reshape(-1), d)
+        values, rows = torch.unique(kappa.reshape(-1), return_inverse=True)
+        table = (*_build_table(values.to(_work_dtype(kappa)), d), rows)
         _TABLE_CACHE[key] = table
         if len(_TABLE_CACHE) > _TABLE_CACHE_SIZE:
             _TABLE_CACHE.popitem(last=False)
@@ -283,25 +310,30 @@ def _sample_t_inverse_cdf(kappa: torch.Tensor, sample_shape: torch.Size, d: int)
     """Inverse-CDF sampling from a tabulated CDF of theta (cached per kappa tensor).
 
     The density of theta is interpolated linearly between grid points, so the CDF is
-    piecewise quadratic and inverted exactly within each cell.
+    piecewise quadratic and inverted exactly within each cell. The tables of all distinct
+    kappa values are searched at once as one sorted array (row r's CDF shifted by 2 r).
     """
     kappa = kappa.detach()
-    lo, step, p, cdf = _get_table(kappa, d)
+    lo, step, p, cdf, rows = _get_table(kappa, d)
+    size = cdf.shape[-1]
     n = sample_shape.numel()
-    rows = lo.numel()
-    u = torch.rand(rows, n, dtype=cdf.dtype, device=cdf.device) * cdf[:, -1:]
-    idx = torch.searchsorted(cdf, u).clamp(1, _TABLE_SIZE - 1) - 1
-    f0 = cdf.gather(-1, idx)
-    p0 = p.gather(-1, idx)
-    p1 = p.gather(-1, idx + 1)
+    rows = rows.expand(n, -1).reshape(-1)  # (n * batch,)
+    u = torch.rand(rows.shape, dtype=cdf.dtype, device=cdf.device)
+    offset = 2.0 * torch.arange(cdf.shape[0], dtype=cdf.dtype, device=cdf.device)
+    flat_cdf = (cdf + offset[:, None]).reshape(-1)
+    pos = torch.searchsorted(flat_cdf, u + 2.0 * rows.to(cdf.dtype))
+    idx = (pos - rows * size).clamp(1, size - 1) - 1  # cell index within the row
+    flat = rows * size + idx
+    cdf_flat, p_flat = cdf.reshape(-1), p.reshape(-1)
+    f0, p0, p1 = cdf_flat[flat], p_flat[flat], p_flat[flat + 1]
+    h = step[rows]
     c = (u - f0).clamp(min=0.0)
-    a = (p1 - p0) / (2.0 * step[:, None])
+    a = (p1 - p0) / (2.0 * h)
+    # solve a s^2 + p0 s = c for s in [0, h] (stable root)
     s = 2.0 * c / (p0 + torch.sqrt((p0 * p0 + 4.0 * a * c).clamp(min=0.0))).clamp(min=1e-300)
-    s = torch.minimum(s, step[:, None].expand_as(s))
-    theta = lo[:, None] + idx.to(lo.dtype) * step[:, None] + s
+    theta = lo[rows] + idx.to(lo.dtype) * h + torch.minimum(s, h)
     t = 2.0 * torch.sin(0.5 * theta) ** 2
-    t = t.T.reshape(sample_shape + kappa.shape)
-    return t.to(kappa.dtype)
+    return t.reshape(sample_shape + kappa.shape).to(kappa.dtype)
 
 
 class VonMisesFisher(TorchDistribution):
@@ -453,22 +485,20 @@ class VonMisesFisher(TorchDistribution):
     def rsample(self, sample_shape=_EMPTY):
         sample_shape = torch.Size(sample_shape)
         shape = self._extended_shape(sample_shape)
-        d = self.dim
         t = self._sample_t(sample_shape).unsqueeze(-1)  # 1 - w
-        v = torch.randn(shape[:-1] + (d - 1,), dtype=self.loc.dtype, device=self.loc.device)
-        v = v / torch.linalg.vector_norm(v, dim=-1, keepdim=True)
-        radial = torch.sqrt((t * (2.0 - t)).clamp(min=torch.finfo(t.dtype).tiny))
-        y = torch.cat([1.0 - t, radial * v], -1)
+        v = torch.randn(shape[:-1] + (self.dim - 1,), dtype=self.loc.dtype, device=self.loc.device)
+        # |tangent part| = sqrt(1 - w^2) = sqrt(t (2 - t)); v / |v| is uniform on S^{d-2}
+        radial = (t * (2.0 - t)).clamp(min=torch.finfo(t.dtype).tiny).sqrt()
+        y = torch.cat(
+            [1.0 - t, v * (radial / torch.linalg.vector_norm(v, dim=-1, keepdim=True))], -1
+        )
         return _householder(self.loc, y)
 
 
 def _householder(loc: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """H y = y - 2 u (u^T y) / (u^T u) with u = e1 - loc: the reflection taking e1 to loc."""
-    u = -loc.clone()
-    u[..., 0] = u[..., 0] + 1.0
-    uu = (u * u).sum(-1)
+    u = torch.cat([1.0 - loc[..., :1], -loc[..., 1:]], -1)
+    uu = torch.linalg.vecdot(u, u)
     flat = uu <= 1e3 * torch.finfo(loc.dtype).tiny  # loc == e1: no reflection needed
-    scale = torch.where(
-        flat, torch.zeros_like(uu), 2.0 / torch.where(flat, torch.ones_like(uu), uu)
-    )
-    return y - u * (scale.unsqueeze(-1) * (u * y).sum(-1, keepdim=True))
+    scale = torch.where(flat, 0.0, 2.0 / torch.where(flat, 1.0, uu)).unsqueeze(-1)
+    return y - (scale * u) * torch.linalg.vecdot(u, y).unsqueeze(-1)

@@ -19,6 +19,7 @@ import torch
 from pyro import poutine
 
 from ..data import Data
+from .clustering import clustering_scores
 
 MAX_ROWS = 2**15  # rows (samples × data) pushed through the networks at once
 
@@ -63,7 +64,13 @@ def evaluate(model, data, num_samples=1000, batch_size=100, seed=0):
     :returns: dict with ``elbo``, ``log_likelihood`` (nats per example, higher is better),
         ``log_likelihood_stderr`` (standard error over rows), ``reconstruction_error`` (mean
         squared error per dimension of ``model.reconstruct``, if the model has it),
-        ``num_samples``, ``num_examples``.
+        ``num_samples``, ``num_examples``; for a model with clusters (``has_clusters``: the
+        Gaussian mixture, a mixture-prior VAE) and a labelled test split also ``accuracy``
+        and ``nmi`` of its hard clusters (:func:`~pyrovae.infer.clustering.clustering_scores`).
+        A model with a closed-form ``log_likelihood_exact``
+        (the mixture of linear decoders) reports that as ``log_likelihood`` (and its standard
+        error), and the importance-sampled estimate as ``log_likelihood_importance_sampled``:
+        with a point-mass guide the latter is only log p(x, ẑ).
     """
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
         raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
@@ -97,4 +104,14 @@ def evaluate(model, data, num_samples=1000, batch_size=100, seed=0):
     }
     if hasattr(model, "reconstruct"):
         result["reconstruction_error"] = recon_sum / n
+    labels = data.test.y if isinstance(data, Data) else None
+    if labels is not None and getattr(model, "has_clusters", False):
+        chunks = torch.split(x_all, batch_size)
+        pred = torch.cat([model.cluster(x.to(device, dtype))[1].cpu() for x in chunks])
+        result.update(clustering_scores(pred, labels))
+    if hasattr(model, "log_likelihood_exact"):
+        exact = model.log_likelihood_exact(x_all.to(device, dtype)).double()
+        result["log_likelihood_importance_sampled"] = result["log_likelihood"]
+        result["log_likelihood"] = exact.mean().item()
+        result["log_likelihood_stderr"] = (exact.std() / math.sqrt(n)).item() if n > 1 else math.nan
     return result

@@ -4,9 +4,13 @@
 """
 
 from ..parts.registry import Registry
+from .linear_mixture import LLGAE, MixtureOfLinearDecoders
+from .mixture import GaussianMixture
 from .vae import VAE
 
 models = Registry("model")
 models.register("vae")(VAE)
+models.register("gmm")(GaussianMixture)
+models.register("llgae")(MixtureOfLinearDecoders)
 
-__all__ = ["VAE", "models"]
+__all__ = ["LLGAE", "VAE", "GaussianMixture", "MixtureOfLinearDecoders", "models"]

@@ -27,8 +27,6 @@ class VAE(nn.Module):
     ``model`` and ``guide`` are plain Pyro functions: hand them to ``pyro.infer.SVI``.
     """
 
-    has_enumerated_sites = False
-
     def __init__(
         self,
         input_dim,
@@ -65,6 +63,16 @@ class VAE(nn.Module):
             decoder, latent_dim=latent_dim, output_dim=self.likelihood.output_dim, **net
         )
 
+    @property
+    def has_enumerated_sites(self):
+        """True when the prior emits an enumerated site (the mixture prior's component c)."""
+        return getattr(self.prior, "has_enumerated_sites", False)
+
+    @property
+    def has_clusters(self):
+        """True when the prior is a mixture, so that :meth:`cluster` has clusters to give."""
+        return hasattr(self.prior, "responsibilities")
+
     def model(self, x):
         """p(x, z) = p(z) p(x | z); ``x`` is ``(batch, input_dim)``."""
         for part in ("prior", "decoder", "likelihood"):
@@ -100,6 +108,19 @@ class VAE(nn.Module):
     def reconstruct(self, x):
         """Decode the posterior mode of each row of ``x``: ``(N, input_dim)``."""
         return self.decode(self.encode(x))
+
+    @torch.no_grad()
+    def cluster(self, x):
+        """Mixture prior only: ``(p(c | z_n) (N, K), argmax_k (N,))`` at z_n = the mode of
+        q(z | x_n). Since x depends on c only through z, p(c | z, x) = p(c | z) ∝ π_c N(z; μ_c,
+        σ_c²); using the posterior mode rather than averaging over q(z | x) is VaDE's choice."""
+        if not self.has_clusters:
+            raise ValueError(
+                f"prior {_name(self.prior)!r} has no clusters; build the VAE with "
+                "prior='mixture' (or {'name': 'mixture', 'num_components': K})"
+            )
+        probs = self.prior.responsibilities(self.encode(x))
+        return probs, probs.argmax(-1)
 
     def check_data(self, x):
         """Refuse data this model cannot score, with what to do about it."""

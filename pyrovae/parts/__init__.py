@@ -3,7 +3,7 @@
 from .likelihoods import BernoulliLikelihood, GaussianLikelihood, likelihoods
 from .networks import MLPDecoder, MLPEncoder, decoders, encoders, mlp
 from .posteriors import NormalPosterior, VonMisesFisherPosterior, posteriors
-from .priors import HypersphericalUniformPrior, NormalPrior, priors
+from .priors import HypersphericalUniformPrior, MixturePrior, NormalPrior, priors
 from .registry import Registry
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "HypersphericalUniformPrior",
     "MLPDecoder",
     "MLPEncoder",
+    "MixturePrior",
     "NormalPosterior",
     "NormalPrior",
     "VonMisesFisherPosterior",

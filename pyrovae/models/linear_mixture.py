@@ -1,0 +1,277 @@
+"""Mixture of linear decoders (LLGAE), i.e. a mixture of probabilistic PCA models.
+
+.. math::
+    k_n \\sim \\mathrm{Categorical}(\\pi), \\quad z_n \\sim \\mathcal N(0, I_E), \\quad
+    x_n \\mid k_n, z_n \\sim \\mathcal N(\\mu_k + W_k z_n, \\sigma_k^2 I_D)
+
+Integrating z out gives the mixture of PPCA of Tipping & Bishop (1999),
+p(x) = Σ_k π_k N(x; μ_k, C_k) with C_k = W_k W_kᵀ + σ_k² I_D. Everything exact is computed
+through the E × E matrix M_k = W_kᵀ W_k + σ_k² I_E (never a D × D matrix):
+
+* Woodbury: C_k⁻¹ = σ_k⁻² (I − W_k M_k⁻¹ W_kᵀ);
+* matrix determinant lemma: log |C_k| = (D − E) log σ_k² + log |M_k|;
+* posterior: p(z | x, k) = N(M_k⁻¹ W_kᵀ (x − μ_k), σ_k² M_k⁻¹).
+
+The guide is a swappable part (:mod:`pyrovae.models.linear_mixture_guides`): ``"amortized"``
+(an encoder), ``"iterative"`` (the LLGAE notes' unrolled decoder-only inference) or ``"exact"``
+(the closed-form posterior, so that the ELBO equals log p(x)).
+"""
+
+import math
+
+import numpy as np
+import pyro
+import pyro.distributions as dist
+import torch
+from torch import nn
+from torch.nn.functional import softplus
+
+from .linear_mixture_guides import llgae_guides
+from .vae import check_matrix
+
+
+class MixtureOfLinearDecoders(nn.Module):
+    """K linear decoders x ≈ μ_k + W_k z with isotropic noise σ_k, one picked per data point.
+
+    :param int num_components: K.
+    :param int input_dim: D, data are ``(N, D)`` real rows.
+    :param int latent_dim: E, the dimension of each component's subspace (E < D).
+    :param noise: ``"learned"`` (one σ_k per component, σ = softplus(raw)) or a fixed σ > 0.
+    :param guide: ``"amortized"``, ``"iterative"``, ``"exact"``, or ``{"name": ..., **options}``
+        (see :mod:`pyrovae.models.linear_mixture_guides`); :meth:`set_guide` swaps it later.
+    :param str name: the ``pyro.module`` prefix.
+
+    The parameters π (as logits), μ_k, W_k and σ_k are point estimates. They start random;
+    :meth:`initialize` (called by :func:`pyrovae.fit`) puts them at k-means + per-cluster PCA.
+    """
+
+    def __init__(
+        self,
+        num_components,
+        input_dim,
+        latent_dim,
+        noise="learned",
+        guide="amortized",
+        name="llgae",
+    ):
+        super().__init__()
+        for key, value in (
+            ("num_components", num_components),
+            ("input_dim", input_dim),
+            ("latent_dim", latent_dim),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{key} must be a positive integer, got {value!r}")
+        if latent_dim >= input_dim:
+            raise ValueError(
+                f"latent_dim ({latent_dim}) must be smaller than input_dim ({input_dim}): each "
+                "component is a subspace of the data space"
+            )
+        self.num_components, self.input_dim, self.latent_dim = num_components, input_dim, latent_dim
+        self.name = name
+        K, D, E = num_components, input_dim, latent_dim
+        self.logits = nn.Parameter(torch.zeros(K))
+        self.locs = nn.Parameter(0.1 * torch.randn(K, D))
+        self.bases = nn.Parameter(torch.randn(K, D, E) / math.sqrt(D))
+        if noise == "learned":
+            self.raw_noise_scales = nn.Parameter(torch.full((K,), math.log(math.expm1(0.1))))
+        elif isinstance(noise, int | float) and not isinstance(noise, bool) and noise > 0:
+            self.register_buffer("fixed_noise_scales", torch.full((K,), float(noise)))
+        else:
+            raise ValueError(f"noise must be a positive number or 'learned', got {noise!r}")
+        self.set_guide(guide)
+
+    def set_guide(self, guide):
+        """Swap the guide (a name, ``{"name": ..., **options}`` or a guide object)."""
+        self.inference = llgae_guides.build(
+            guide,
+            num_components=self.num_components,
+            input_dim=self.input_dim,
+            latent_dim=self.latent_dim,
+        )
+
+    @property
+    def has_enumerated_sites(self):
+        """True when the guide enumerates k, so that ``pyrovae.fit`` picks ``TraceEnum_ELBO``."""
+        return self.inference.enumerates
+
+    @property
+    def noise_scales(self):
+        """σ_k, ``(K,)``."""
+        if hasattr(self, "raw_noise_scales"):
+            return softplus(self.raw_noise_scales)
+        return self.fixed_noise_scales
+
+    def components(self):
+        """The parameters as plain tensors: ``weights`` (K,), ``locs`` (K, D), ``bases``
+        (K, D, E), ``noise_scales`` (K,)."""
+        return {
+            "weights": self.logits.detach().softmax(-1),
+            "locs": self.locs.detach(),
+            "bases": self.bases.detach(),
+            "noise_scales": self.noise_scales.detach(),
+        }
+
+    # Pyro model and guide
+
+    def model(self, x):
+        """p(x, k, z) with k enumerated in parallel; ``x`` is ``(N, D)``."""
+        pyro.module(self.name, self)
+        with pyro.plate("data", x.shape[0]):
+            k = pyro.sample(
+                "k", dist.Categorical(logits=self.logits), infer={"enumerate": "parallel"}
+            )
+            z = pyro.sample("z", dist.Normal(x.new_zeros(self.latent_dim), 1.0).to_event(1))
+            pyro.sample(
+                "x",
+                dist.Normal(self.decode(z, k), self.noise_scales[k][..., None]).to_event(1),
+                obs=x,
+            )
+
+    def guide(self, x):
+        """q(k, z | x), given by the current guide part (``self.inference``)."""
+        pyro.module(self.name, self)
+        with pyro.plate("data", x.shape[0]):
+            self.inference(self, x)
+
+    def decode(self, z, k):
+        """μ_k + W_k z for ``z`` ``(..., E)`` and component indices ``k`` broadcastable with
+        ``z.shape[:-1]``: ``(..., D)``. One product per component, so memory stays that of the
+        output (no (…, D, E) gather of the bases)."""
+        shape = torch.broadcast_shapes(k.shape, z.shape[:-1])
+        k, z = k.expand(shape), z.expand(*shape, self.latent_dim)
+        out = self.locs[k]
+        for c in range(self.num_components):
+            mask = k == c
+            out = out.index_put((mask,), out[mask] + z[mask] @ self.bases[c].T)
+        return out
+
+    # Exact computations (Woodbury / matrix determinant lemma, O(K (D E + E²)) per row)
+
+    def posterior(self, x):
+        """Exact posterior quantities for rows ``x`` ``(N, D)``.
+
+        :returns: a dict with ``log_joint`` (N, K) = log π_k + log N(x; μ_k, C_k), ``loc``
+            (N, K, E) = M_k⁻¹ W_kᵀ (x − μ_k) (the mean of p(z | x, k), which equals the
+            least-squares coefficients as σ_k → 0) and ``precision`` (K, E, E) = M_k / σ_k² (that
+            of p(z | x, k)).
+        """
+        W, s2 = self.bases, self.noise_scales**2
+        D, E = self.input_dim, self.latent_dim
+        eye = torch.eye(E, dtype=W.dtype, device=W.device)
+        M = W.transpose(-1, -2) @ W + s2[:, None, None] * eye  # (K, E, E)
+        L = torch.linalg.cholesky(M)
+        r = x.unsqueeze(-2) - self.locs  # (N, K, D)
+        a = torch.einsum("nkd,kde->nke", r, W)  # W_kᵀ r
+        b = torch.linalg.solve_triangular(L, a.unsqueeze(-1), upper=False).squeeze(-1)
+        maha = (r.pow(2).sum(-1) - b.pow(2).sum(-1)) / s2
+        logdet = (D - E) * s2.log() + 2 * L.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+        log_normal = -0.5 * (D * math.log(2 * math.pi) + logdet + maha)
+        return {
+            "log_joint": self.logits.log_softmax(-1) + log_normal,
+            "loc": torch.cholesky_solve(a.unsqueeze(-1), L).squeeze(-1),
+            "precision": M / s2[:, None, None],
+        }
+
+    def log_likelihood_exact(self, x, batch_size=1000):
+        """log p(x) = log Σ_k π_k N(x; μ_k, W_k W_kᵀ + σ_k² I) per row: ``(N,)``, in nats."""
+        with torch.no_grad():
+            return torch.cat(
+                [self.posterior(c)["log_joint"].logsumexp(-1) for c in torch.split(x, batch_size)]
+            )
+
+    @torch.no_grad()
+    def project(self, x, batch_size=1000):
+        """The best reconstruction in the model's K affine subspaces: for each row, the
+        orthogonal projection x̂_k = μ_k + W_k (W_kᵀW_k)⁻¹ W_kᵀ (x − μ_k) onto the component
+        with the smallest residual ‖x − x̂_k‖. :returns: ``(x̂, k)``, ``(N, D)`` and ``(N,)``."""
+        W, out, ks = self.bases, [], []
+        for chunk in torch.split(x, batch_size):
+            r = chunk.unsqueeze(-2) - self.locs
+            coef = torch.linalg.lstsq(W, r.transpose(0, 1).transpose(-1, -2)).solution  # (K,E,N)
+            fit = self.locs[:, :, None] + W @ coef  # (K, D, N)
+            err = (chunk.T - fit).pow(2).sum(1)  # (K, N)
+            k = err.argmin(0)
+            out.append(fit.permute(2, 0, 1)[torch.arange(len(chunk)), k])
+            ks.append(k)
+        return torch.cat(out), torch.cat(ks)
+
+    # Uniform interface: sample, reconstruct, check_data, initialize
+
+    @torch.no_grad()
+    def sample(self, n):
+        """Means μ_k + W_k z of ``n`` draws k ~ π, z ~ N(0, I): ``(n, D)``."""
+        k = torch.multinomial(self.logits.softmax(-1), n, replacement=True)
+        z = torch.randn(n, self.latent_dim, dtype=self.locs.dtype, device=self.locs.device)
+        return self.decode(z, k)
+
+    @torch.no_grad()
+    def assign(self, x):
+        """The guide's component for each row (its point estimate of k): ``(N,)``."""
+        return self.inference.point(self, x)[0]
+
+    @torch.no_grad()
+    def encode(self, x):
+        """The guide's point estimate of z, in the component it picks, for each row: ``(N, E)``."""
+        return self.inference.point(self, x)[1]
+
+    @torch.no_grad()
+    def reconstruct(self, x):
+        """μ_k + W_k z at the guide's point estimate (k, z) of each row: ``(N, D)``."""
+        k, z = self.inference.point(self, x)
+        return self.decode(z, k)
+
+    def check_data(self, x):
+        """Refuse data this model cannot score, with what to do about it."""
+        check_matrix(x, self.input_dim)
+
+    @torch.no_grad()
+    def initialize(self, x, seed=0, n_init=3):
+        """Start from k-means + PCA in each cluster (the per-cluster PPCA maximum likelihood).
+
+        k-means (scikit-learn, ``n_init`` restarts, ``random_state=seed``) splits the rows into
+        K clusters; for cluster k with n_k rows, mean m and covariance eigenvalues λ_1 ≥ … ≥ λ_D
+        (eigenvectors U), Tipping & Bishop's closed form gives π_k = n_k / N, μ_k = m,
+        σ_k² = mean(λ_{E+1}, …, λ_D) and W_k = U_E (Λ_E − σ_k² I)^{1/2}. σ_k² is floored at
+        10⁻⁶ × the mean pixel variance, so that a cluster of fewer than E + 1 rows stays
+        finite. A fixed ``noise`` is kept. Then a guide with parameters of its own (the
+        amortized encoder) is fitted to this starting model's posterior (its ``initialize``).
+        """
+        from sklearn.cluster import KMeans
+
+        self.check_data(x)
+        K, E = self.num_components, self.latent_dim
+        if x.shape[0] < K:
+            raise ValueError(f"initialize needs at least K = {K} rows, got {x.shape[0]}")
+        xs = x.detach().cpu().double().numpy()
+        labels = KMeans(K, n_init=n_init, random_state=seed).fit_predict(xs)
+        floor = max(1e-6 * xs.var(0).mean(), 1e-12)
+        weights, locs, bases, noise = [], [], [], []
+        for k in range(K):
+            rows = xs[labels == k]
+            mean = rows.mean(0)
+            cov = (
+                np.cov(rows, rowvar=False, bias=True)
+                if len(rows) > 1
+                else np.zeros((xs.shape[1],) * 2)
+            )
+            lam, U = np.linalg.eigh(cov)
+            lam, U = lam[::-1].clip(0), U[:, ::-1]
+            s2 = max(lam[E:].mean(), floor)
+            weights.append(len(rows) / len(xs))
+            locs.append(mean)
+            bases.append(U[:, :E] * np.sqrt(np.maximum(lam[:E] - s2, 0)))
+            noise.append(np.sqrt(s2))
+        like = self.locs
+        self.logits.copy_(torch.as_tensor(np.log(weights)).to(like))
+        self.locs.copy_(torch.as_tensor(np.stack(locs)).to(like))
+        self.bases.copy_(torch.as_tensor(np.stack(bases)).to(like))
+        if hasattr(self, "raw_noise_scales"):
+            s = torch.as_tensor(np.array(noise)).to(like)
+            self.raw_noise_scales.copy_(s + torch.log(-torch.expm1(-s)))  # softplus⁻¹
+        if hasattr(self.inference, "initialize"):
+            with torch.enable_grad():
+                self.inference.initialize(self, x.detach(), seed)
+
+
+LLGAE = MixtureOfLinearDecoders

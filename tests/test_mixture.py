@@ -1,0 +1,199 @@
+"""GaussianMixture: exact enumerated likelihood, fits against scikit-learn, assignments."""
+
+import numpy as np
+import pyro
+import pytest
+import torch
+from pyro.infer import TraceEnum_ELBO
+from scipy.special import logsumexp
+from scipy.stats import multivariate_normal
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score
+from sklearn.mixture import GaussianMixture as SklearnGMM
+
+import pyrovae
+from pyrovae.infer.train import default_elbo
+from pyrovae.models import GaussianMixture, models
+from pyrovae.models.kmeans import kmeans
+
+COVARIANCES = ["diag", "full"]
+
+
+def known_mixture(n=1500, seed=0):
+    """Three 2-d components with distinct weights, locations and (correlated) covariances."""
+    rng = np.random.default_rng(seed)
+    weights = np.array([0.5, 0.3, 0.2])
+    locs = np.array([[0.0, 0.0], [5.0, 1.0], [1.0, 5.0]])
+    covs = np.array(
+        [[[1.0, 0.6], [0.6, 1.0]], [[0.5, 0.0], [0.0, 2.0]], [[1.5, -0.4], [-0.4, 0.4]]]
+    )
+    c = rng.choice(3, size=n, p=weights)
+    x = np.stack([rng.multivariate_normal(locs[k], covs[k]) for k in c])
+    return torch.tensor(x, dtype=torch.float32), c
+
+
+def fitted(x, covariance, epochs=100, batch_size=None, lr=0.05, seed=0):
+    model = GaussianMixture(3, x.shape[1], covariance)
+    batch_size = batch_size or x.shape[0]
+    pyrovae.fit(model, x, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, progress=False)
+    return model
+
+
+@pytest.mark.parametrize("covariance", COVARIANCES)
+def test_enumerated_elbo_is_exact_log_likelihood(covariance):
+    """TraceEnum_ELBO's loss, with no guide sites, is −Σ_n log Σ_k π_k N(x_n; μ_k, Σ_k)."""
+    torch.manual_seed(0)
+    x, _ = known_mixture(200)
+    x = x.double()
+    model = GaussianMixture(3, 2, covariance).double()
+    with torch.no_grad():  # an arbitrary, non-trivial parameter point
+        model.logits.copy_(torch.tensor([0.3, -0.2, 0.5]))
+        model.log_scales.normal_(0, 0.3)
+        if covariance == "full":
+            model.tril.normal_(0, 0.5)
+    loss = TraceEnum_ELBO(max_plate_nesting=1).loss(model.model, model.guide, x)
+    w = model.weights.detach().numpy()
+    mu = model.locs.detach().numpy()
+    cov = (model.scale_tril @ model.scale_tril.transpose(-1, -2)).detach().numpy()
+    comp = np.stack(
+        [np.log(w[k]) + multivariate_normal(mu[k], cov[k]).logpdf(x.numpy()) for k in range(3)], 1
+    )
+    exact = logsumexp(comp, axis=1)
+    assert loss == pytest.approx(-exact.sum(), rel=1e-5)
+    assert model.log_prob(x).detach().numpy() == pytest.approx(exact, rel=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("covariance", COVARIANCES)
+def test_log_likelihood_matches_sklearn(covariance):
+    """SVI with enumeration reaches EM's maximum: mean log-lik within 0.01 nats per point."""
+    x, _ = known_mixture()
+    model = fitted(x, covariance)
+    ours = model.log_prob(x).mean().item()
+    reference = SklearnGMM(3, covariance_type=covariance, n_init=5, tol=1e-8, max_iter=1000)
+    theirs = reference.fit(x.numpy()).score(x.numpy())
+    assert abs(ours - theirs) < 0.01
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("covariance", COVARIANCES)
+def test_assignments_recover_separated_blobs(covariance):
+    x, y = make_blobs(2000, n_features=3, centers=4, cluster_std=1.0, center_box=(-20, 20),
+                      random_state=1)  # fmt: skip
+    x = torch.tensor(x, dtype=torch.float32)
+    model = GaussianMixture(4, 3, covariance)
+    pyrovae.fit(model, x, epochs=50, batch_size=2000, lr=0.05, progress=False)
+    assert adjusted_rand_score(y, model.assign(x).numpy()) >= 0.99
+
+
+def test_minibatch_objective_averages_to_full_batch():
+    """The trainer's per-example loss of equal mini-batches averages to the full-batch loss, and
+    so do its gradients: both have the same stationary points (no N/B rescaling needed)."""
+    x, _ = known_mixture(600)
+    x = x.double()
+    model = GaussianMixture(3, 2, "full").double()
+    model.initialize(x)
+    loss_fn = TraceEnum_ELBO(max_plate_nesting=1).differentiable_loss
+
+    def loss_and_grad(rows):
+        model.zero_grad()
+        loss = loss_fn(model.model, model.guide, rows) / rows.shape[0]
+        loss.backward()
+        return loss.item(), [p.grad.clone() for p in model.parameters()]
+
+    full, full_grad = loss_and_grad(x)
+    parts = [loss_and_grad(rows) for rows in torch.split(x, 100)]
+    assert np.mean([loss for loss, _ in parts]) == pytest.approx(full, rel=1e-12)
+    for i, g in enumerate(full_grad):
+        mean = torch.stack([grads[i] for _, grads in parts]).mean(0)
+        assert torch.allclose(mean, g, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_minibatch_training_reaches_full_batch_optimum():
+    x, _ = known_mixture()
+    full = fitted(x, "diag")
+    mini = fitted(x, "diag", epochs=40, batch_size=300, lr=0.01)
+    assert mini.log_prob(x).mean().item() == pytest.approx(full.log_prob(x).mean().item(), abs=2e-3)
+    order = lambda m: m.locs[m.locs[:, 0].argsort()].detach()  # noqa: E731
+    assert torch.allclose(order(mini), order(full), atol=0.05)
+
+
+@pytest.mark.parametrize("covariance", COVARIANCES)
+def test_assign_is_argmax_of_responsibilities(covariance):
+    torch.manual_seed(0)
+    x, _ = known_mixture(300)
+    model = GaussianMixture(3, 2, covariance)
+    model.initialize(x, seed=0)
+    r = model.responsibilities(x)
+    assert r.shape == (300, 3)
+    assert torch.allclose(r.sum(1), torch.ones(300))
+    assert torch.equal(model.assign(x), r.argmax(1))
+    probs, labels = model.cluster(x)
+    assert torch.equal(probs, r) and torch.equal(labels, r.argmax(1))
+    assert torch.equal(model.reconstruct(x), model.locs[r.argmax(1)].detach())
+    assert model.sample(7).shape == (7, 2)
+
+
+def test_initialize_is_kmeans_and_reproducible():
+    x, _ = known_mixture(300)
+    a, b = GaussianMixture(3, 2), GaussianMixture(3, 2)
+    a.initialize(x, seed=3)
+    b.initialize(x, seed=3)
+    assert torch.equal(a.locs, b.locs)
+    centres, labels = kmeans(x, 3, seed=3)
+    assert torch.allclose(a.locs, centres)
+    counts = torch.bincount(labels, minlength=3).float()
+    assert torch.allclose(a.weights, counts / 300)
+
+
+def test_fit_initializes_but_not_on_resume(tmp_path, monkeypatch):
+    calls = []
+    original = GaussianMixture.initialize
+    monkeypatch.setattr(
+        GaussianMixture, "initialize", lambda self, x, seed: calls.append(seed) or original(self, x)
+    )
+    x, _ = known_mixture(200)
+    pyrovae.fit(GaussianMixture(3, 2), x, epochs=1, seed=5, out=tmp_path, progress=False)
+    pyrovae.fit(GaussianMixture(3, 2), x, epochs=2, out=tmp_path, resume=True, progress=False)
+    assert calls == [5]
+
+
+def test_registry_and_trainer_pick_enumeration():
+    model = models.build({"name": "gmm", "num_components": 4, "covariance": "full"}, input_dim=5,
+                         dim=5)  # fmt: skip
+    assert isinstance(model, GaussianMixture) and model.scale_tril.shape == (4, 5, 5)
+    assert isinstance(default_elbo(model), TraceEnum_ELBO)
+    trace = pyro.poutine.trace(model.model).get_trace(torch.randn(6, 5))
+    assert trace.nodes["assignment"]["infer"] == {"enumerate": "parallel"}
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"num_components": 0, "dim": 2}, "num_components"),
+        ({"num_components": 2, "dim": 2.0}, "dim"),
+        ({"num_components": 2, "dim": 2, "covariance": "spherical"}, "covariance"),
+    ],
+)
+def test_bad_arguments_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        GaussianMixture(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "x, message",
+    [
+        (torch.zeros(5, 3), r"shape \(N, 2\)"),
+        (torch.tensor([[0.0, float("nan")]]), "NaN"),
+        (torch.zeros(5, 2, dtype=torch.long), "floating"),
+    ],
+)
+def test_check_data(x, message):
+    with pytest.raises(ValueError, match=message):
+        GaussianMixture(2, 2).check_data(x)
+
+
+def test_too_few_rows_for_kmeans():
+    with pytest.raises(ValueError, match="at least k=3 rows"):
+        GaussianMixture(3, 2).initialize(torch.zeros(2, 2))
