@@ -151,3 +151,15 @@ def test_unreadable_checkpoints_are_refused(content, digits, tmp_path):
         pyrovae.fit(
             VAE(64, 2, **SMALL), digits, epochs=2, progress=False, out=tmp_path, resume=True
         )
+
+
+def test_resuming_an_early_stopped_run_trains_no_more(digits, tmp_path):
+    options = {"epochs": 200, "batch_size": 64, "lr": 3e-2, "patience": 2, "progress": False}
+    model = VAE(64, 2, **SMALL)
+    history = pyrovae.fit(model, digits, out=tmp_path, **options)
+    assert len(history["epoch"]) < 200
+    again = VAE(64, 2, **SMALL)
+    resumed = pyrovae.fit(again, digits, out=tmp_path, resume=True, **options)
+    assert resumed["epoch"] == history["epoch"]
+    # the best epoch's parameters come back, as at the end of the first call
+    assert torch.equal(_params(again), _params(model))

@@ -194,6 +194,8 @@ def _train(model, data, ctx, start, path, o):
     if start is not None:
         ckpt.restore(start, model, optimizer, ctx.rank)
         history, best, first_epoch = start["history"], start["best"], start["epoch"]
+        if o.patience is not None and best["wait"] >= o.patience:
+            first_epoch = o.epochs  # the run had stopped early: nothing is left to train
         if ctx.is_main:  # a run killed between checkpoint and metrics catches up here
             _write_json(path.parent / METRICS, history)
 
