@@ -37,7 +37,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import pyrovae
-from pyrovae.infer.train import _step_function
+from pyrovae.infer.distributed import Context
+from pyrovae.infer.train import _named, _step_function
 
 RESULTS = Path(__file__).parent / "results" / "overhead.json"
 HIDDEN, LATENT, BATCH, LR = (256, 128), 20, 128, 1e-3
@@ -117,12 +118,13 @@ def svi_variant(name, validate=True):
 def fit_step_variant(name):
     """The loop body of ``pyrovae.fit`` with its defaults (no warm-up)."""
     vae = pyrovae.VAE(784, LATENT, hidden=HIDDEN, name=name)
-    step = _step_function(pyro.infer.Trace_ELBO(), vae.model, vae.guide)
+    named = _named(vae, list(vae.parameters()))
+    step = _step_function(pyro.infer.Trace_ELBO(), vae, vae.model, vae.guide, named, Context())
     optimizer = torch.optim.Adam(vae.parameters(), lr=LR)
 
     def fit_step(x):
         with pyro.validation_enabled(False):
-            return step(x, optimizer)
+            return step(x, len(x), optimizer, (1, 1))
 
     return timed_steps(fit_step)
 
