@@ -1,8 +1,8 @@
 """pyrovae: variational latent-variable models as Pyro model/guide pairs."""
 
-from . import data, parts
+from . import data, distributions, models, parts, special
 from .infer import evaluate, fit
 from .models import VAE
 
-__all__ = ["VAE", "data", "evaluate", "fit", "parts"]
+__all__ = ["VAE", "data", "distributions", "evaluate", "fit", "models", "parts", "special"]
 __version__ = "0.1.0"
