@@ -45,9 +45,10 @@ class VonMisesFisherPosterior(nn.Module):
     constant of d and κ) or ``"learned"``: κ(x) = ``min_concentration`` + exp(min(raw, log 1e5)).
     The exponential lets κ grow by factors, so it reaches the hundreds that MNIST posteriors need
     within a few epochs; Davidson et al.'s softplus(raw) + 1 grows additively and lagged (on
-    20,000 MNIST images, d = 10, after 6 epochs: validation ELBO −133.3 against −141.0, median κ
-    189 against 119; after 30 epochs on all of MNIST the two end within 1.7 nats, see
-    benchmarks/README.md). The cap keeps κ where the sampler and Bessel functions are tested.
+    20,000 MNIST images, d = 10, after 6 epochs: validation ELBO −131.3 against −139.3, median κ
+    185 against 127, benchmarks/vmf_concentration.py; after 30 epochs on all of MNIST the two
+    end within 1.7 nats, see benchmarks/README.md). The cap keeps κ where the sampler and
+    Bessel functions are tested.
     ``sampler`` is ``"wood"`` (rejection, unbiased κ-gradient) or ``"inverse_cdf"`` (tabulated,
     fast for a fixed κ); see
     :class:`pyrovae.distributions.VonMisesFisher`.
