@@ -1,0 +1,175 @@
+"""Davidson et al. 2018, Table 1, on the authors' terms: N-VAE and S-VAE on dynamically
+binarized MNIST at d = 2, 5, 10, 20, 40.
+
+**Dimension convention.** The paper's d is the dimension of the latent *manifold*: the N-VAE
+has z ∈ R^d, the S-VAE has z ∈ S^d ⊂ R^{d+1} (``z_dim = flags.z + 1`` for the vMF in the
+authors' ``trdavidson/increasing-expressivity-s-vae``, ``run_models.py``). pyrovae's
+``latent_dim`` is the ambient dimension, so the S-VAE row for paper d is ``latent_dim = d + 1``.
+
+Protocol, from the authors' code (``run_models.py`` defaults and ``utils/training_utils.py``):
+encoder 784-256-128 and mirrored decoder 128-256-784, ReLU; Bernoulli likelihood on
+dynamically binarized pixels; Adam, lr 1e-3, batch 100; at most 200 epochs; KL warm-up linear
+over the first 100 epochs; the best model on the validation ELBO is kept and training stops
+after 50 epochs without improvement (theirs only records the best after a burn-in of 100
+epochs, which changes nothing when the best epoch is past 100: ``best_epoch`` is recorded);
+analytic KL; κ = softplus(raw) + 1; log-likelihood by importance sampling with 500 samples on
+the 10,000 test images (test set binarized once with a fixed seed). Every row gets the same
+budget.
+
+Each (family, d) trains in its own folder ``--runs/{family}-d{d}`` with pyrovae's exact
+resume: the same command run again continues a run that was cut off, and a finished run is
+only evaluated. Rows are merged into ``benchmarks/results/davidson_table.json``.
+
+    python benchmarks/davidson_table.py --data-root ../shared/data --family sphere --dims 2 5
+"""
+
+import argparse
+import copy
+import fcntl
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import pyro
+import torch
+
+import pyrovae
+
+PUBLISHED = {  # paper d: (N-VAE LL, N-VAE ELBO, S-VAE LL, S-VAE ELBO), Davidson et al. 2018, Table 1
+    2: (-135.73, -137.08, -132.50, -133.72),
+    5: (-110.21, -112.98, -108.43, -111.19),
+    10: (-93.84, -98.36, -93.16, -97.70),
+    20: (-88.90, -94.79, -89.02, -96.15),
+    40: (-88.93, -94.91, -90.87, -101.26),
+}
+PARTS = {
+    "normal": {"prior": "normal", "posterior": "normal"},
+    "sphere": {
+        "prior": "hyperspherical_uniform",
+        "posterior": {"name": "von_mises_fisher", "link": "softplus"},
+    },
+}
+RESULTS = Path(__file__).parent / "results" / "davidson_table.json"
+
+
+def build(family, paper_d):
+    latent_dim = paper_d + 1 if family == "sphere" else paper_d
+    return pyrovae.VAE(784, latent_dim, hidden=(256, 128), activation="relu", **PARTS[family])
+
+
+def run(family, paper_d, data, args):
+    folder = Path(args.runs).expanduser() / f"{family}-d{paper_d}"
+    pyro.clear_param_store()
+    model = build(family, paper_d)
+    train = copy.copy(data)
+    train.test = None  # the test split is scored once, at the end
+    tic = time.process_time()
+    history = pyrovae.fit(
+        model,
+        train,
+        epochs=args.epochs,
+        batch_size=100,
+        lr=1e-3,
+        seed=args.seed,
+        warmup_epochs=args.warmup_epochs,
+        patience=args.patience,
+        out=folder,
+        resume=True,
+        progress=False,
+    )
+    train_seconds = time.process_time() - tic  # of this invocation only (it may have resumed)
+    tic = time.process_time()
+    metrics = pyrovae.evaluate(model, data, num_samples=args.num_samples, seed=args.seed)
+    valid = history["valid_elbo"]
+    best = max(range(len(valid)), key=valid.__getitem__)
+    pub = PUBLISHED[paper_d][0:2] if family == "normal" else PUBLISHED[paper_d][2:4]
+    return {
+        "family": family,
+        "paper_d": paper_d,
+        "latent_dim": model.latent_dim,
+        "log_likelihood": metrics["log_likelihood"],
+        "log_likelihood_stderr": metrics["log_likelihood_stderr"],
+        "elbo": metrics["elbo"],
+        "num_samples": metrics["num_samples"],
+        "num_examples": metrics["num_examples"],
+        "epochs_run": len(valid),
+        "best_epoch": history["epoch"][best],
+        "best_valid_elbo": valid[best],
+        "valid_elbo_curve": valid,
+        "published_log_likelihood": pub[0],
+        "published_elbo": pub[1],
+        "train_cpu_seconds_last_invocation": train_seconds,
+        "eval_cpu_seconds": time.process_time() - tic,
+        "command": "python " + " ".join(sys.argv),
+    }
+
+
+def merge(row):
+    """Add ``row`` to the results file (under a lock: several processes may finish at once)."""
+    RESULTS.parent.mkdir(exist_ok=True)
+    with open(RESULTS.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        report = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"entries": []}
+        key = (row["family"], row["paper_d"])
+        rows = [e for e in report["entries"] if (e["family"], e["paper_d"]) != key] + [row]
+        report.update(
+            {
+                "protocol": __doc__.split("Protocol, ")[1].split("\n\n")[0].replace("\n", " "),
+                "torch": torch.__version__,
+                "pyro": pyro.__version__,
+                "machine": f"{platform.machine()}, {os.cpu_count()} cores, 1 thread per run",
+                "entries": sorted(rows, key=lambda e: (e["paper_d"], e["family"])),
+            }
+        )
+        tmp = RESULTS.with_suffix(".tmp")
+        tmp.write_text(json.dumps(report, indent=1))
+        os.replace(tmp, RESULTS)
+    RESULTS.with_suffix(".lock").unlink(missing_ok=True)
+
+
+def table(entries):
+    """The markdown table of ``entries`` beside the published rows."""
+    lines = [
+        "| paper d | family | latent | our LL | ± | our ELBO | paper LL | paper ELBO | epochs "
+        "(best) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for e in entries:
+        name = "N-VAE, z ∈ R^d" if e["family"] == "normal" else "S-VAE, z ∈ S^d ⊂ R^(d+1)"
+        lines.append(
+            f"| {e['paper_d']} | {name} | {e['latent_dim']} | {e['log_likelihood']:.2f} | "
+            f"{e['log_likelihood_stderr']:.2f} | {e['elbo']:.2f} | "
+            f"{e['published_log_likelihood']:.2f} | {e['published_elbo']:.2f} | "
+            f"{e['epochs_run']} ({e['best_epoch']}) |"
+        )
+    return "\n".join(lines)
+
+
+def main(args):
+    torch.set_num_threads(1)
+    if args.table:
+        print(table(json.loads(RESULTS.read_text())["entries"]))
+        return
+    data = pyrovae.data.load("mnist", root=args.data_root, binarize="dynamic")
+    for d in args.dims:
+        row = run(args.family, d, data, args)
+        merge(row)
+        print(json.dumps({k: v for k, v in row.items() if k != "valid_elbo_curve"}), flush=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--family", choices=sorted(PARTS), default="sphere")
+    parser.add_argument("--dims", type=int, nargs="+", default=sorted(PUBLISHED))
+    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--warmup-epochs", type=float, default=100)
+    parser.add_argument("--patience", type=int, default=50)
+    parser.add_argument("--num-samples", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-root", default=os.environ.get("PYROVAE_DATA"))
+    parser.add_argument("--runs", default="~/pyrovae-runs/davidson")
+    parser.add_argument("--table", action="store_true", help="print the table of the results")
+    main(parser.parse_args())
