@@ -38,7 +38,8 @@ import torch
 
 import pyrovae
 
-PUBLISHED = {  # paper d: (N-VAE LL, N-VAE ELBO, S-VAE LL, S-VAE ELBO), Davidson et al. 2018, Table 1
+# paper d: (N-VAE LL, N-VAE ELBO, S-VAE LL, S-VAE ELBO), Davidson et al. 2018, Table 1
+PUBLISHED = {
     2: (-135.73, -137.08, -132.50, -133.72),
     5: (-110.21, -112.98, -108.43, -111.19),
     10: (-93.84, -98.36, -93.16, -97.70),
