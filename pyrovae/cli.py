@@ -76,7 +76,7 @@ def _train_parser(sub):
     a = p.add_argument
     a("--config", help="YAML file of options (keys as below, e.g. latent_dim: 10)")
     a("--out", help="output folder (default runs/default)")
-    a("--model", help="model: vae (default), gmm, llgae, ...")
+    a("--model", help="model: vae (default), gmm, llgae, cvae, ssvae, ...")
     a("--dataset", help="digits (default, offline), mnist, fashion-mnist")
     a("--data-root", help="folder holding MNIST/raw or FashionMNIST/raw (default $PYROVAE_DATA)")
     a("--binarize", help="none | static | dynamic (default: dynamic for a Bernoulli VAE)")
@@ -92,6 +92,9 @@ def _train_parser(sub):
     a("--covariance", help="gmm covariance: diag or full")
     a("--noise", help="llgae noise scale: learned (default) or a fixed number")
     a("--guide", type=_part, help="llgae guide: amortized, iterative, exact, or a mapping")
+    a("--condition-on", help="label: the conditional VAE, p(x | z, y) and q(z | x, y)")
+    a("--num-labels", type=int, help="ssvae: training labels kept, balanced per class (seeded)")
+    a("--alpha", type=float, help="ssvae: weight of the classification term (default 50)")
     a("--epochs", type=int, help="passes over the training set (default 100)")
     a("--batch-size", type=int, help="rows per SVI step (default 100)")
     a("--lr", type=float, help="Adam learning rate (default 1e-3)")
@@ -144,10 +147,14 @@ def train(args):
     )
     if is_main:
         from .plots import save_all
+        from .plots_labels import save_label_pictures
         from .plots_mixture import save_mixture_pictures
 
-        save_all(model, data, history, out)
-        save_mixture_pictures(model, data, out)
+        if getattr(model, "uses_labels", False):
+            save_label_pictures(model, data, history, out)
+        else:
+            save_all(model, data, history, out)
+            save_mixture_pictures(model, data, out)
         print(json.dumps({"out": str(out), "test_elbo": history["test_elbo"][-1]}))
 
 

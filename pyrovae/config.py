@@ -30,12 +30,15 @@ MODEL_KEYS = (
     "covariance",
     "guide",
     "noise",
+    "alpha",
 )
 DEFAULTS = {
     "model": "vae",
     "dataset": "digits",
     "data_root": None,
     "binarize": None,
+    "condition_on": None,
+    "num_labels": None,
     **dict.fromkeys(MODEL_KEYS),
     "epochs": 100,
     "batch_size": 100,
@@ -56,7 +59,8 @@ PART_REGISTRIES = {
     "decoder": decoders,
 }
 _POSITIVE_INTS = ("latent_dim", "num_components", "epochs", "batch_size", "num_particles")
-_POSITIVE_INTS += ("num_samples", "patience")
+_POSITIVE_INTS += ("num_samples", "patience", "num_labels")
+LABEL_MODELS = ("cvae", "ssvae")  # the models that learn from labels
 
 
 def read_file(path):
@@ -97,14 +101,36 @@ def resolve(file_values=None, flag_values=None):
                 f"{', '.join(DEFAULTS)}"
             )
         config.update({k: v for k, v in source.items() if v is not None})
+    _labels(config)
     _check(config)
     if config["binarize"] is None:
-        bernoulli = config["model"] == "vae" and _part_name(config["likelihood"]) in (
+        bernoulli = config["model"] in ("vae", *LABEL_MODELS) and _part_name(
+            config["likelihood"]
+        ) in (
             None,
             "bernoulli",
         )
         config["binarize"] = "dynamic" if bernoulli else "none"
     return config
+
+
+def _labels(config):
+    """``condition_on: label`` turns the VAE into the conditional VAE; ``num_labels`` is for
+    the semi-supervised VAE only."""
+    if config["condition_on"] is not None:
+        _one_of("condition_on", config["condition_on"], ("label",))
+        if config["model"] == "vae":
+            config["model"] = "cvae"
+        elif config["model"] not in LABEL_MODELS:
+            raise ValueError(
+                f"model {config['model']!r} cannot condition on labels; use model vae (it "
+                "becomes cvae), cvae or ssvae"
+            )
+    if config["num_labels"] is not None and config["model"] != "ssvae":
+        raise ValueError(
+            f"num_labels keeps only some training labels, for the semi-supervised VAE; use "
+            f"--model ssvae, or drop num_labels (model {config['model']!r} needs every label)"
+        )
 
 
 def _part_name(spec):
@@ -181,7 +207,10 @@ def _check_part(key, spec, registry):
 
 
 def load_data(config):
-    return data_module.load(config["dataset"], config["data_root"], config["binarize"])
+    data = data_module.load(config["dataset"], config["data_root"], config["binarize"])
+    if config["num_labels"] is not None:
+        data = data_module.keep_labels(data, config["num_labels"], config["seed"])
+    return data
 
 
 def build_model(config, input_dim):

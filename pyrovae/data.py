@@ -10,6 +10,7 @@ Every data set comes as :class:`Data` with fixed ``train``/``valid``/``test`` sp
   between runs.
 """
 
+import copy
 import os
 import shutil
 from dataclasses import dataclass
@@ -62,8 +63,9 @@ class Data:
     def input_dim(self):
         return self.train.x.shape[1]
 
-    def batches(self, batch_size, epoch, seed, rank=0, world_size=1):
-        """Shuffled training batches ``(B, D)`` for one epoch.
+    def batches(self, batch_size, epoch, seed, rank=0, world_size=1, labels=False):
+        """Shuffled training batches ``(B, D)`` for one epoch; with ``labels`` pairs ``(x, y)``
+        with the rows' labels ``(B,)``.
 
         The order and the dynamic binarisation are drawn from a generator seeded by
         ``(seed, epoch)`` only, so an epoch repeats exactly after a resume. With
@@ -75,10 +77,12 @@ class Data:
         order = torch.randperm(len(self.train), generator=gen)
         step = batch_size * world_size
         for start in range(0, len(order), step):
-            x = self.train.x[order[start : start + step]]
+            rows = order[start : start + step]
+            x = self.train.x[rows]
             if self.binarize == "dynamic":
                 x = torch.bernoulli(x, generator=gen)
-            yield x[rank::world_size]
+            x = x[rank::world_size]
+            yield (x, self.train.y[rows][rank::world_size]) if labels else x
 
 
 def _binarized(split, gen):
@@ -142,6 +146,38 @@ def _digits(binarize):
     )
     data.name = "digits"
     return data
+
+
+def keep_labels(data, num_labels, seed=0):
+    """A copy of ``data`` whose training rows keep ``num_labels`` labels, the same number per
+    class (``num_labels`` must be a multiple of the number of classes), chosen at random with
+    ``seed``; every other training label becomes −1 (unlabelled). Validation and test labels
+    are kept, to measure accuracy."""
+    train = data.train
+    if train.y is None:
+        raise ValueError(f"{data.name or 'these data'} have no labels to keep")
+    classes = train.y.unique()
+    k = len(classes)
+    if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < k:
+        raise ValueError(
+            f"num_labels must be an integer >= {k} (one per class), got {num_labels!r}"
+        )
+    if num_labels % k:
+        raise ValueError(
+            f"num_labels must be a multiple of the {k} classes, so that every class keeps as "
+            f"many labels, got {num_labels}; try {num_labels - num_labels % k}"
+        )
+    gen = torch.Generator().manual_seed(seed)
+    y = torch.full_like(train.y, -1)
+    for c in classes:
+        rows = (train.y == c).nonzero()[:, 0]
+        if len(rows) < num_labels // k:
+            raise ValueError(f"class {c.item()} has only {len(rows)} training rows")
+        keep = rows[torch.randperm(len(rows), generator=gen)[: num_labels // k]]
+        y[keep] = c
+    kept = copy.copy(data)
+    kept.train = Split(train.x, y)
+    return kept
 
 
 def data_root(root=None):

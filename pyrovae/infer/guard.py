@@ -56,9 +56,10 @@ def _non_finite(named_params):
     return [n for n, p in named_params if p.grad is not None and not p.grad.isfinite().all()]
 
 
-def diagnose(model_fn, guide_fn, x, named_params):
+def diagnose(model_fn, guide_fn, x, named_params, *labels):
     """``(site, cause)`` of the first non-finite quantity met when running guide and model
-    on the batch ``x`` (``site`` is ``None`` when every forward quantity is finite)."""
+    on the batch ``x`` (and its ``labels``, if the model takes them); ``site`` is ``None``
+    when every forward quantity is finite."""
     if not torch.isfinite(x).all():
         rows = (~torch.isfinite(x)).any(-1).nonzero()[:5, 0].tolist()
         return "the batch", f"the data hold NaN or inf (rows {rows}); clean or drop those rows"
@@ -69,8 +70,8 @@ def diagnose(model_fn, guide_fn, x, named_params):
             "from the last checkpoint"
         )
     with torch.no_grad():
-        guide = poutine.trace(guide_fn).get_trace(x)
-        model = poutine.trace(poutine.replay(model_fn, trace=guide)).get_trace(x)
+        guide = poutine.trace(guide_fn).get_trace(x, *labels)
+        model = poutine.trace(poutine.replay(model_fn, trace=guide)).get_trace(x, *labels)
         for side, trace in (("guide", guide), ("model", model)):
             for name, site in trace.nodes.items():
                 found = _check_site(site, side) if site["type"] == "sample" else None

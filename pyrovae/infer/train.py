@@ -104,7 +104,10 @@ def fit(
     """Train ``model`` (an object with ``model(x)`` and ``guide(x)``) by SVI on ``data``.
 
     :param data: :class:`pyrovae.data.Data` (training, validation and test rows) or a tensor of
-        training rows ``(N, D)``.
+        training rows ``(N, D)``. A model that learns from labels (``uses_labels``: the
+        conditional and semi-supervised VAEs) is called as ``model(x, y)`` with the batch's
+        labels ``(B,)`` (−1 for an unlabelled row); one that ``conditions_on_labels`` is scored
+        on the validation and test rows with their labels too.
     :param int epochs, batch_size: passes over the training rows and rows per step (per
         process: with W processes a step takes a global batch of ``batch_size × W`` rows).
     :param float lr: Adam's learning rate.
@@ -158,6 +161,7 @@ def fit(
     for split in (data.train, data.valid, data.test):
         if check is not None and split is not None:
             check(split.x)
+    _check_labels(model, data)
     if patience is not None and data.valid is None:
         raise ValueError("early stopping (patience) needs a validation split in the data")
     device, dtype = _device_dtype(model)
@@ -182,7 +186,9 @@ def _train(model, data, ctx, start, path, o):
     device, dtype = _device_dtype(model)
     if o.initialize and start is None and hasattr(model, "initialize"):  # e.g. GMM: k-means++
         model.initialize(data.train.x.to(device, dtype), o.seed)
-    params = _parameters(model, elbo, model_fn, guide_fn, data.train.x[:2].to(device, dtype))
+    labelled = getattr(model, "uses_labels", False)
+    first = (data.train.x[:2], data.train.y[:2]) if labelled else data.train.x[:2]
+    params = _parameters(model, elbo, model_fn, guide_fn, _args(first, device, dtype))
     ctx.broadcast(params)
     step_fn = _step_function(elbo, model, model_fn, guide_fn, _named(model, params), ctx)
     optimizer = torch.optim.Adam(params, lr=o.lr)
@@ -204,8 +210,9 @@ def _train(model, data, ctx, start, path, o):
     for epoch in range(first_epoch, o.epochs):
         tic = time.perf_counter()
         total, count = 0.0, 0
+        labels = {"labels": True} if labelled else {}  # (x, y) batches
         bar = tqdm(
-            data.batches(o.batch_size, epoch, o.seed, ctx.rank, ctx.world_size),
+            data.batches(o.batch_size, epoch, o.seed, ctx.rank, ctx.world_size, **labels),
             total=steps_per_epoch,
             desc=f"epoch {epoch + 1}/{o.epochs}",
             disable=not (o.progress and ctx.is_main),
@@ -213,12 +220,13 @@ def _train(model, data, ctx, start, path, o):
             dynamic_ncols=True,
         )
         with _anomaly_detection(o.detect_anomaly):  # validation was done by _parameters
-            for step, x in enumerate(bar):
+            for step, batch in enumerate(bar):
                 global_step = epoch * steps_per_epoch + step + 1
                 warmup.beta = min(1.0, global_step / (o.warmup_epochs * steps_per_epoch or 1))
                 rows = min(rows_per_step, len(data.train) - step * rows_per_step)
-                total += step_fn(x.to(device, dtype), rows, optimizer, (epoch + 1, step + 1))
-                count += len(x)
+                args = _args(batch, device, dtype)
+                total += step_fn(args, rows, optimizer, (epoch + 1, step + 1))
+                count += len(args[0])
                 bar.set_postfix(elbo=f"{-total / max(count, 1):.3f}", refresh=False)
         total, count = ctx.sum(total, count)
         history["epoch"].append(epoch + 1)
@@ -226,8 +234,10 @@ def _train(model, data, ctx, start, path, o):
         history["beta"].append(warmup.beta)
         warmup.beta = 1.0
         for name, split in (("valid", data.valid), ("test", data.test)):
-            score = split is not None
-            value = elbo_per_example(elbo, model, split.x, o.batch_size, ctx) if score else None
+            value = None
+            if split is not None:
+                y = split.y if getattr(model, "conditions_on_labels", False) else None
+                value = elbo_per_example(elbo, model, split.x, o.batch_size, ctx, y)
             history[f"{name}_elbo"].append(value)
         history["seconds"].append(time.perf_counter() - tic)
         _check_metrics(history)
@@ -335,8 +345,9 @@ def _anomaly_detection(enabled):
 
 
 def _step_function(elbo, model, model_fn, guide_fn, named_params, ctx):
-    """``step(x, rows, optimizer, (epoch, step))``: one optimiser step on this rank's batch
-    ``x``, part of a global batch of ``rows`` rows; returns the rank's summed negative ELBO.
+    """``step(args, rows, optimizer, (epoch, step))``: one optimiser step on this rank's batch
+    ``args`` (``(x,)`` or ``(x, y)``), part of a global batch of ``rows`` rows; returns the
+    rank's summed negative ELBO.
 
     The gradient is that of the global batch's per-example loss (see
     :mod:`pyrovae.infer.distributed`); it is checked by :func:`guard.check_step` before the
@@ -348,30 +359,30 @@ def _step_function(elbo, model, model_fn, guide_fn, named_params, ctx):
         in_module = {id(p) for p in loss_module.parameters()} if ctx.active else set()
         others = [p for p in params if id(p) not in in_module]
 
-        def gradients(x, scale):
-            loss = loss_module(x, scale)
+        def gradients(args, scale):
+            loss = loss_module(args[0], scale, *args[1:])
             loss.backward()  # DDP averages the module's gradients over ranks
             ctx.average_gradients(others)
             return loss.item() / scale
 
     else:  # RenyiELBO, TraceGraph_ELBO: they set the gradients themselves
 
-        def gradients(x, scale):
-            loss = elbo.loss_and_grads(model_fn, guide_fn, x) if len(x) else 0.0
+        def gradients(args, scale):
+            loss = elbo.loss_and_grads(model_fn, guide_fn, *args) if len(args[0]) else 0.0
             for p in params:
                 if p.grad is not None:
                     p.grad *= scale
             ctx.average_gradients(params)
             return loss
 
-    def step(x, rows, optimizer, epoch_step):
+    def step(args, rows, optimizer, epoch_step):
         rng = torch.get_rng_state()
         optimizer.zero_grad()
-        loss = gradients(x, ctx.world_size / rows)
+        loss = gradients(args, ctx.world_size / rows)
 
         def replay():
             torch.set_rng_state(rng)  # the same noise as the step
-            return guard.diagnose(model_fn, guide_fn, x, named_params)
+            return guard.diagnose(model_fn, guide_fn, args[0], named_params, *args[1:])
 
         where = "epoch {}, step {}".format(*epoch_step)
         if ctx.active:
@@ -383,7 +394,7 @@ def _step_function(elbo, model, model_fn, guide_fn, named_params, ctx):
     return step
 
 
-def _parameters(model, elbo, model_fn, guide_fn, x):
+def _parameters(model, elbo, model_fn, guide_fn, args):
     """The model's parameters and those of any ``pyro.param`` site, found by one traced loss.
 
     Entries that an earlier module of the same ``name`` left in Pyro's param store are dropped
@@ -396,7 +407,7 @@ def _parameters(model, elbo, model_fn, guide_fn, x):
         if module == owner or module.startswith(f"{owner}."):
             del store[name]
     with poutine.trace(param_only=True) as tr:
-        elbo.loss(model_fn, guide_fn, x)
+        elbo.loss(model_fn, guide_fn, *args)
     params = list(model.parameters()) if isinstance(model, torch.nn.Module) else []
     seen = {id(p) for p in params}
     for site in tr.trace.nodes.values():
@@ -426,16 +437,44 @@ def _device_dtype(model):
     )
 
 
+def _args(batch, device, dtype):
+    """A batch as the model's arguments on its device: ``(x,)``, or ``(x, y)`` for a batch
+    ``(x, y)`` of rows and labels."""
+    if isinstance(batch, tuple):
+        x, y = batch
+        return x.to(device, dtype), y.to(device)
+    return (batch.to(device, dtype),)
+
+
+def _check_labels(model, data):
+    """Refuse data without the labels a model learns from (or is scored with)."""
+    needs = {"train": getattr(model, "uses_labels", False)}
+    if getattr(model, "conditions_on_labels", False):
+        needs.update(valid=True, test=True)
+    for name, needed in needs.items():
+        split = getattr(data, name)
+        if needed and split is not None and split.y is None:
+            raise ValueError(
+                f"{type(model).__name__} learns from labels but the {name} rows have none; "
+                "give labelled data, e.g. pyrovae.data.from_arrays(x, y) or a named data set"
+            )
+
+
 @torch.no_grad()
-def elbo_per_example(elbo, model, x, batch_size=1000, ctx=None):
-    """Mean ELBO per example of the rows ``x`` (one sample from the guide per row); with a
-    distributed :class:`~pyrovae.infer.distributed.Context` each rank scores every W-th row
-    and the sums are added up."""
+def elbo_per_example(elbo, model, x, batch_size=1000, ctx=None, y=None):
+    """Mean ELBO per example of the rows ``x`` (one sample from the guide per row), given the
+    labels ``y`` ``(N,)`` when not ``None``; with a distributed
+    :class:`~pyrovae.infer.distributed.Context` each rank scores every W-th row and the sums
+    are added up."""
     device, dtype = _device_dtype(model)
     ctx = ctx or Context()
     total = 0.0
-    for chunk in torch.split(x[ctx.rank :: ctx.world_size], batch_size):
-        total -= elbo.loss(model.model, model.guide, chunk.to(device, dtype))
+    shard = slice(ctx.rank, None, ctx.world_size)
+    rows = torch.split(x[shard], batch_size)
+    labels = torch.split(y[shard], batch_size) if y is not None else [None] * len(rows)
+    for chunk, chunk_y in zip(rows, labels, strict=True):
+        args = _args(chunk if chunk_y is None else (chunk, chunk_y), device, dtype)
+        total -= elbo.loss(model.model, model.guide, *args)
     (total,) = ctx.sum(total)
     return total / x.shape[0]
 
