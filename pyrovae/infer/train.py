@@ -345,9 +345,9 @@ def _anomaly_detection(enabled):
 
 
 def _step_function(elbo, model, model_fn, guide_fn, named_params, ctx):
-    """``step(args, rows, optimizer, (epoch, step))``: one optimiser step on this rank's batch
-    ``args`` (``(x,)`` or ``(x, y)``), part of a global batch of ``rows`` rows; returns the
-    rank's summed negative ELBO.
+    """``step(batch, rows, optimizer, (epoch, step))``: one optimiser step on this rank's batch
+    (rows ``x``, or a pair ``(x, y)`` of rows and labels), part of a global batch of ``rows``
+    rows; returns the rank's summed negative ELBO.
 
     The gradient is that of the global batch's per-example loss (see
     :mod:`pyrovae.infer.distributed`); it is checked by :func:`guard.check_step` before the
@@ -375,7 +375,8 @@ def _step_function(elbo, model, model_fn, guide_fn, named_params, ctx):
             ctx.average_gradients(params)
             return loss
 
-    def step(args, rows, optimizer, epoch_step):
+    def step(batch, rows, optimizer, epoch_step):
+        args = batch if isinstance(batch, tuple) else (batch,)
         rng = torch.get_rng_state()
         optimizer.zero_grad()
         loss = gradients(args, ctx.world_size / rows)
@@ -394,7 +395,7 @@ def _step_function(elbo, model, model_fn, guide_fn, named_params, ctx):
     return step
 
 
-def _parameters(model, elbo, model_fn, guide_fn, args):
+def _parameters(model, elbo, model_fn, guide_fn, batch):
     """The model's parameters and those of any ``pyro.param`` site, found by one traced loss.
 
     Entries that an earlier module of the same ``name`` left in Pyro's param store are dropped
@@ -407,7 +408,7 @@ def _parameters(model, elbo, model_fn, guide_fn, args):
         if module == owner or module.startswith(f"{owner}."):
             del store[name]
     with poutine.trace(param_only=True) as tr:
-        elbo.loss(model_fn, guide_fn, *args)
+        elbo.loss(model_fn, guide_fn, *(batch if isinstance(batch, tuple) else (batch,)))
     params = list(model.parameters()) if isinstance(model, torch.nn.Module) else []
     seen = {id(p) for p in params}
     for site in tr.trace.nodes.values():
