@@ -54,7 +54,7 @@ def main(args):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Mixture-prior VAE clustering with VaDE's start")
     parser.add_argument("-n", "--num-epochs", default=100, type=int)
-    parser.add_argument("--pretrain-epochs", default=50, type=int)
+    parser.add_argument("--pretrain-epochs", default=20, type=int)
     parser.add_argument("--latent-dim", default=10, type=int)
     parser.add_argument("--lr", default=1e-3, type=float)
     parser.add_argument("--seed", default=0, type=int)
