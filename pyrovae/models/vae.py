@@ -1,5 +1,7 @@
 """The variational auto-encoder as a Pyro model/guide pair built from swappable parts."""
 
+import math
+
 import pyro
 import torch
 from torch import nn
@@ -14,7 +16,9 @@ class VAE(nn.Module):
         z_n \\sim p(z), \\quad x_n \\sim p(x \\mid \\mathrm{decoder}(z_n)), \\qquad
         q(z_n \\mid x_n) = \\mathrm{posterior}(\\mathrm{encoder}(x_n))
 
-    :param int input_dim: D, data are ``(batch, D)``.
+    :param input_dim: D, data are rows ``(batch, D)``; or an image shape ``(C, H, W)`` (e.g.
+        ``data.input_shape``), D = C·H·W, for convolutional networks. The model takes rows
+        ``(batch, D)`` or images ``(batch, C, H, W)`` alike (images are flattened to rows).
     :param int latent_dim: d, latents are ``(batch, d)`` (for a sphere prior: unit vectors in R^d).
     :param prior, posterior, likelihood, encoder, decoder: parts, each a registered name, a dict
         ``{"name": ..., **options}`` or an object (see :mod:`pyrovae.parts`).
@@ -26,6 +30,8 @@ class VAE(nn.Module):
 
     ``model`` and ``guide`` are plain Pyro functions: hand them to ``pyro.infer.SVI``.
     """
+
+    accepts_image_shape = True
 
     def __init__(
         self,
@@ -41,10 +47,12 @@ class VAE(nn.Module):
         name="vae",
     ):
         super().__init__()
-        for key, value in (("input_dim", input_dim), ("latent_dim", latent_dim)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{key} must be a positive integer, got {value!r}")
-        self.input_dim, self.latent_dim, self.name = input_dim, latent_dim, name
+        shape = _input_shape(input_dim)
+        if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
+            raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}")
+        self.input_shape, self.input_dim = shape, math.prod(shape)
+        self.latent_dim, self.name = latent_dim, name
+        input_dim = self.input_dim
         net = {"hidden": hidden, "activation": activation}
         self.prior = priors.build(prior, latent_dim=latent_dim)
         self.posterior = posteriors.build(posterior, latent_dim=latent_dim)
@@ -57,10 +65,18 @@ class VAE(nn.Module):
             )
         self.likelihood = likelihoods.build(likelihood, input_dim=input_dim)
         self.encoder = encoders.build(
-            encoder, input_dim=input_dim, param_dims=self.posterior.param_dims, **net
+            encoder,
+            input_dim=input_dim,
+            input_shape=shape,
+            param_dims=self.posterior.param_dims,
+            **net,
         )
         self.decoder = decoders.build(
-            decoder, latent_dim=latent_dim, output_dim=self.likelihood.output_dim, **net
+            decoder,
+            latent_dim=latent_dim,
+            output_shape=shape,
+            output_dim=self.likelihood.output_dim,
+            **net,
         )
 
     @property
@@ -74,7 +90,8 @@ class VAE(nn.Module):
         return hasattr(self.prior, "responsibilities")
 
     def model(self, x):
-        """p(x, z) = p(z) p(x | z); ``x`` is ``(batch, input_dim)``."""
+        """p(x, z) = p(z) p(x | z); ``x`` is ``(batch, input_dim)`` (or ``(batch, C, H, W)``)."""
+        x = self._rows(x)
         for part in ("prior", "decoder", "likelihood"):
             pyro.module(f"{self.name}.{part}", getattr(self, part))
         with pyro.plate("data", x.shape[0]):
@@ -83,10 +100,14 @@ class VAE(nn.Module):
 
     def guide(self, x):
         """q(z | x), amortised by the encoder."""
+        x = self._rows(x)
         for part in ("encoder", "posterior"):
             pyro.module(f"{self.name}.{part}", getattr(self, part))
         with pyro.plate("data", x.shape[0]):
             pyro.sample("z", self.posterior(self.encoder(x)))
+
+    def _rows(self, x):
+        return x.reshape(x.shape[0], self.input_dim) if x.dim() > 2 else x
 
     @torch.no_grad()
     def sample(self, n):
@@ -97,8 +118,10 @@ class VAE(nn.Module):
 
     @torch.no_grad()
     def encode(self, x):
-        """The posterior's most probable point for each row of ``x``: ``(N, latent_dim)``."""
-        return self.posterior(self.encoder(x)).mode
+        """The posterior's most probable point for each row of ``x``: ``(N, latent_dim)``
+        (for a flow posterior, which has no closed-form mode, the flow's image of its base
+        distribution's mode: see :mod:`pyrovae.parts.posteriors`)."""
+        return self.posterior(self.encoder(self._rows(x))).mode
 
     @torch.no_grad()
     def decode(self, z):
@@ -124,6 +147,8 @@ class VAE(nn.Module):
 
     def check_data(self, x):
         """Refuse data this model cannot score, with what to do about it."""
+        if x.dim() > 2 and tuple(x.shape[1:]) in (self.input_shape, self.input_shape[-2:]):
+            x = self._rows(x)  # (N, C, H, W), or (N, H, W) for C = 1
         check_matrix(x, self.input_dim)
         self.likelihood.check(x)
 
@@ -132,16 +157,40 @@ def check_matrix(x, input_dim):
     """Raise ``ValueError`` unless ``x`` is a finite floating ``(N, input_dim)`` tensor, N ≥ 1."""
     if not torch.is_tensor(x) or not x.is_floating_point():
         raise ValueError(f"data must be a floating-point tensor, got {_describe(x)}")
+    if x.dim() > 2:
+        raise ValueError(
+            f"data must have shape (N, {input_dim}), got images {tuple(x.shape)}; flatten them "
+            f"to rows (x.reshape(len(x), -1)) and build the model with input_dim="
+            f"{math.prod(x.shape[1:])}, or give a VAE input_dim={_image_shape(x)}"
+        )
     if x.dim() != 2 or x.shape[1] != input_dim:
         raise ValueError(
-            f"data must have shape (N, {input_dim}), got {tuple(x.shape)}; flatten images to "
-            f"rows or build the model with input_dim={x.shape[-1] if x.dim() else '?'}"
+            f"data must have shape (N, {input_dim}), got {tuple(x.shape)}; build the model "
+            f"with input_dim={x.shape[-1] if x.dim() else '?'}"
         )
     if x.shape[0] == 0:
         raise ValueError("the data set is empty; pass at least one row")
     if not torch.isfinite(x).all():
         bad = (~torch.isfinite(x)).any(1).nonzero()[:5, 0].tolist()
         raise ValueError(f"data contain NaN or inf (rows {bad}...); clean or drop those rows")
+
+
+def _image_shape(x):
+    return (1, *x.shape[1:]) if x.dim() == 3 else tuple(x.shape[1:])
+
+
+def _input_shape(input_dim):
+    """``(D,)`` for an integer D, the tuple for an image shape ``(C, H, W)``."""
+    shape = (input_dim,) if isinstance(input_dim, int) else input_dim
+    if not (
+        isinstance(shape, tuple | list)
+        and len(shape) in (1, 3)
+        and all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in shape)
+    ):
+        raise ValueError(
+            f"input_dim must be a positive integer or an image shape (C, H, W), got {input_dim!r}"
+        )
+    return tuple(shape)
 
 
 def _describe(x):
