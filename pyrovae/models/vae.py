@@ -4,6 +4,7 @@ import pyro
 import torch
 from torch import nn
 
+from ..checks import check_matrix, positive_int
 from ..parts import decoders, encoders, likelihoods, posteriors, priors
 
 
@@ -41,9 +42,8 @@ class VAE(nn.Module):
         name="vae",
     ):
         super().__init__()
-        for key, value in (("input_dim", input_dim), ("latent_dim", latent_dim)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{key} must be a positive integer, got {value!r}")
+        positive_int("input_dim", input_dim)
+        positive_int("latent_dim", latent_dim)
         self.input_dim, self.latent_dim, self.name = input_dim, latent_dim, name
         net = {"hidden": hidden, "activation": activation}
         self.prior = priors.build(prior, latent_dim=latent_dim)
@@ -126,26 +126,6 @@ class VAE(nn.Module):
         """Refuse data this model cannot score, with what to do about it."""
         check_matrix(x, self.input_dim)
         self.likelihood.check(x)
-
-
-def check_matrix(x, input_dim):
-    """Raise ``ValueError`` unless ``x`` is a finite floating ``(N, input_dim)`` tensor, N ≥ 1."""
-    if not torch.is_tensor(x) or not x.is_floating_point():
-        raise ValueError(f"data must be a floating-point tensor, got {_describe(x)}")
-    if x.dim() != 2 or x.shape[1] != input_dim:
-        raise ValueError(
-            f"data must have shape (N, {input_dim}), got {tuple(x.shape)}; flatten images to "
-            f"rows or build the model with input_dim={x.shape[-1] if x.dim() else '?'}"
-        )
-    if x.shape[0] == 0:
-        raise ValueError("the data set is empty; pass at least one row")
-    if not torch.isfinite(x).all():
-        bad = (~torch.isfinite(x)).any(1).nonzero()[:5, 0].tolist()
-        raise ValueError(f"data contain NaN or inf (rows {bad}...); clean or drop those rows")
-
-
-def _describe(x):
-    return f"{type(x).__name__} of dtype {x.dtype}" if hasattr(x, "dtype") else type(x).__name__
 
 
 def _name(part):

@@ -8,6 +8,7 @@ example Bernoulli logits). Both are MLPs whose hidden sizes and activation are o
 
 from torch import nn
 
+from .. import checks
 from .registry import Registry
 
 encoders = Registry("encoder")
@@ -30,11 +31,10 @@ def mlp(sizes, activation="relu"):
         raise ValueError(
             f"unknown activation {activation!r}; known activations: {', '.join(ACTIVATIONS)}"
         )
-    if any(int(s) != s or s < 1 for s in sizes):
-        raise ValueError(f"layer sizes must be positive integers, got {list(sizes)}")
+    checks.sizes("layer sizes", list(sizes))
     layers = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=False)):
-        layers.append(nn.Linear(int(n_in), int(n_out)))
+        layers.append(nn.Linear(n_in, n_out))
         if i < len(sizes) - 2:
             layers.append(ACTIVATIONS[activation]())
     return nn.Sequential(*layers)
@@ -47,7 +47,7 @@ class MLPEncoder(nn.Module):
 
     def __init__(self, input_dim, param_dims, hidden=(256, 128), activation="relu"):
         super().__init__()
-        hidden = list(hidden)
+        hidden = list(checks.sizes("hidden", hidden))
         self.trunk = nn.Sequential(mlp([input_dim, *hidden], activation), ACTIVATIONS[activation]())
         self.heads = nn.ModuleDict(
             {name: nn.Linear(hidden[-1], size) for name, size in param_dims.items()}
@@ -64,6 +64,7 @@ class MLPDecoder(nn.Module):
 
     def __init__(self, latent_dim, output_dim, hidden=(256, 128), activation="relu"):
         super().__init__()
+        hidden = checks.sizes("hidden", hidden)
         self.net = mlp([latent_dim, *reversed(list(hidden)), output_dim], activation)
 
     def forward(self, z):
