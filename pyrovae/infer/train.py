@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pyro
 import torch
-from pyro import poutine
 from pyro.infer import Trace_ELBO, TraceEnum_ELBO
 from pyro.poutine.messenger import Messenger
 from tqdm.auto import tqdm
@@ -31,10 +30,10 @@ from .. import checks
 from ..checks import device_dtype
 from ..data import Data, Split
 from . import checkpoint as ckpt
-from . import guard
-from .distributed import Context, wrap
+from .distributed import Context
 from .distributed import setup as distributed_setup
 from .guard import NonFiniteError
+from .step import make_step, named_parameters, trainable_parameters
 
 CHECKPOINT, METRICS = "checkpoint.pt", "metrics.json"
 
@@ -177,9 +176,11 @@ def _train(model, data, ctx, start, path, o):
     device, dtype = device_dtype(model)
     if o.initialize and start is None and hasattr(model, "initialize"):  # e.g. GMM: k-means++
         model.initialize(data.train.x.to(device, dtype), o.seed)
-    params = _parameters(model, elbo, model_fn, guide_fn, data.train.x[:2].to(device, dtype))
+    params = trainable_parameters(
+        model, elbo, model_fn, guide_fn, data.train.x[:2].to(device, dtype)
+    )
     ctx.broadcast(params)
-    step_fn = _step_function(elbo, model, model_fn, guide_fn, _named(model, params), ctx)
+    step_fn = make_step(elbo, model, model_fn, guide_fn, named_parameters(model, params), ctx)
     optimizer = torch.optim.Adam(params, lr=o.lr)
 
     history = {k: [] for k in ("epoch", "train_elbo", "valid_elbo", "test_elbo", "beta", "seconds")}
@@ -207,7 +208,7 @@ def _train(model, data, ctx, start, path, o):
             leave=False,
             dynamic_ncols=True,
         )
-        with _anomaly_detection(o.detect_anomaly):  # validation was done by _parameters
+        with _anomaly_detection(o.detect_anomaly):  # validation was done by trainable_parameters
             for step, x in enumerate(bar):
                 global_step = epoch * steps_per_epoch + step + 1
                 warmup.beta = min(1.0, global_step / (o.warmup_epochs * steps_per_epoch or 1))
@@ -314,91 +315,6 @@ def _anomaly_detection(enabled):
     the training steps in the ``with`` block (off, the numerical guard reports instead)."""
     with pyro.validation_enabled(enabled), torch.autograd.set_detect_anomaly(enabled):
         yield
-
-
-def _step_function(elbo, model, model_fn, guide_fn, named_params, ctx):
-    """``step(x, rows, optimizer, (epoch, step))``: one optimiser step on this rank's batch
-    ``x``, part of a global batch of ``rows`` rows; returns the rank's summed negative ELBO.
-
-    The gradient is that of the global batch's per-example loss (see
-    :mod:`pyrovae.infer.distributed`); it is checked by :func:`guard.check_step` before the
-    parameters move.
-    """
-    params = [p for _, p in named_params]
-    if hasattr(elbo, "differentiable_loss"):
-        loss_module = wrap(model, elbo(model_fn, guide_fn), ctx)
-        in_module = {id(p) for p in loss_module.parameters()} if ctx.active else set()
-        others = [p for p in params if id(p) not in in_module]
-
-        def gradients(x, scale):
-            loss = loss_module(x, scale)
-            loss.backward()  # DDP averages the module's gradients over ranks
-            ctx.average_gradients(others)
-            return loss.item() / scale
-
-    else:  # RenyiELBO, TraceGraph_ELBO: they set the gradients themselves
-
-        def gradients(x, scale):
-            loss = elbo.loss_and_grads(model_fn, guide_fn, x) if len(x) else 0.0
-            for p in params:
-                if p.grad is not None:
-                    p.grad *= scale
-            ctx.average_gradients(params)
-            return loss
-
-    def step(x, rows, optimizer, epoch_step):
-        rng = torch.get_rng_state()
-        optimizer.zero_grad()
-        loss = gradients(x, ctx.world_size / rows)
-
-        def replay():
-            torch.set_rng_state(rng)  # the same noise as the step
-            return guard.diagnose(model_fn, guide_fn, x, named_params)
-
-        where = "epoch {}, step {}".format(*epoch_step)
-        if ctx.active:
-            where += f" (rank {ctx.rank} of {ctx.world_size})"
-        guard.check_step(loss, named_params, where, replay)
-        optimizer.step()
-        return loss
-
-    return step
-
-
-def _parameters(model, elbo, model_fn, guide_fn, x):
-    """The model's parameters and those of any ``pyro.param`` site, found by one traced loss.
-
-    Entries that an earlier module of the same ``name`` left in Pyro's param store are dropped
-    first, so that ``pyro.module`` binds the name to this model's own parameters.
-    """
-    owner = getattr(model, "name", None)
-    store = pyro.get_param_store()
-    for name in list(store.keys()):
-        module = name.split("$$$")[0]
-        if module == owner or module.startswith(f"{owner}."):
-            del store[name]
-    with poutine.trace(param_only=True) as tr:
-        elbo.loss(model_fn, guide_fn, x)
-    params = list(model.parameters()) if isinstance(model, torch.nn.Module) else []
-    seen = {id(p) for p in params}
-    for site in tr.trace.nodes.values():
-        p = site["value"].unconstrained()
-        if id(p) not in seen:
-            params.append(p)
-            seen.add(id(p))
-    if not params:
-        raise ValueError("the model and guide have no parameters to learn")
-    return params
-
-
-def _named(model, params):
-    """``(name, parameter)`` pairs for messages: module names, else ``pyro.param`` names."""
-    names = {}
-    for name, p in pyro.get_param_store().named_parameters():
-        names[id(p)] = name
-    if isinstance(model, torch.nn.Module):
-        names.update({id(p): name for name, p in model.named_parameters()})
-    return [(names.get(id(p), f"parameter {i}"), p) for i, p in enumerate(params)]
 
 
 @torch.no_grad()

@@ -28,6 +28,7 @@ from torch.nn.functional import softplus
 
 from ..checks import check_matrix, positive_int, positive_real
 from .linear_mixture_guides import llgae_guides
+from .vae import batch_rows
 
 
 class MixtureOfLinearDecoders(nn.Module):
@@ -108,14 +109,15 @@ class MixtureOfLinearDecoders(nn.Module):
 
     # Pyro model and guide
 
-    def model(self, x):
-        """p(x, k, z) with k enumerated in parallel; ``x`` is ``(N, D)``."""
+    def model(self, x=None, batch_size=None):
+        """p(x, k, z) with k enumerated in parallel; ``x`` is ``(N, D)``. Without ``x``, ``x``
+        is sampled: ``batch_size`` rows (default 1)."""
         pyro.module(self.name, self)
-        with pyro.plate("data", x.shape[0]):
+        with pyro.plate("data", batch_rows(x, batch_size)):
             k = pyro.sample(
                 "k", dist.Categorical(logits=self.logits), infer={"enumerate": "parallel"}
             )
-            z = pyro.sample("z", dist.Normal(x.new_zeros(self.latent_dim), 1.0).to_event(1))
+            z = pyro.sample("z", dist.Normal(self.locs.new_zeros(self.latent_dim), 1.0).to_event(1))
             pyro.sample(
                 "x",
                 dist.Normal(self.decode(z, k), self.noise_scales[k][..., None]).to_event(1),

@@ -8,6 +8,7 @@ from torch import nn
 
 from ..checks import check_matrix, positive_int
 from .kmeans import kmeans
+from .vae import batch_rows
 
 COVARIANCES = ("diag", "full")
 
@@ -74,16 +75,17 @@ class GaussianMixture(nn.Module):
             return dist.Normal(loc, self.log_scales[index].exp()).to_event(1)
         return dist.MultivariateNormal(loc, scale_tril=self.scale_tril[index])
 
-    def model(self, x):
-        """p(x, c); ``x`` is ``(N, D)``; under enumeration c is ``(K, 1)``."""
+    def model(self, x=None, batch_size=None):
+        """p(x, c); ``x`` is ``(N, D)``; under enumeration c is ``(K, 1)``. Without ``x``, ``x``
+        is sampled: ``batch_size`` rows (default 1)."""
         pyro.module(self.name, self)
-        with pyro.plate("data", x.shape[0]):
+        with pyro.plate("data", batch_rows(x, batch_size)):
             c = pyro.sample(
                 "assignment", dist.Categorical(self.weights), infer={"enumerate": "parallel"}
             )
             pyro.sample("x", self.components(c), obs=x)
 
-    def guide(self, x):
+    def guide(self, x=None, batch_size=None):
         """No latent sites to guess: c is enumerated, the globals are point estimates."""
         pyro.module(self.name, self)
 

@@ -2,6 +2,7 @@
 
 import pyro
 import torch
+from pyro.infer import autoguide
 from torch import nn
 
 from ..checks import check_matrix, positive_int
@@ -24,8 +25,16 @@ class VAE(nn.Module):
     :param str name: the prefix under which ``pyro.module`` registers the parameters: the model
         registers its parts as ``name.prior``, ``name.decoder``, ``name.likelihood`` and the guide
         ``name.encoder``, ``name.posterior``, so each step registers every parameter once.
+    :param guide: ``"amortized"`` (default): q(z | x) = posterior(encoder(x)), for any rows.
+        Or one of Pyro's autoguides, by name (``"auto_normal"``, ``"auto_delta"``,
+        ``"auto_diagonal_normal"``, ``"auto_multivariate_normal"``) or as a class or function
+        ``guide(model) -> AutoGuide``: a *non-amortised* posterior with its own parameters for
+        each training row (no encoder, no ``posterior`` part). It makes sense for fitting one
+        fixed set of rows (full-batch training, e.g. to measure the amortisation gap); it cannot
+        score other rows, and it needs a prior on R^d (``"normal"`` or ``"mixture"``).
 
-    ``model`` and ``guide`` are plain Pyro functions: hand them to ``pyro.infer.SVI``.
+    ``model`` and ``guide`` are plain Pyro functions: hand them to ``pyro.infer.SVI``, or
+    ``model`` alone to ``pyro.infer.Predictive`` to generate data.
     """
 
     def __init__(
@@ -40,6 +49,7 @@ class VAE(nn.Module):
         hidden=(256, 128),
         activation="relu",
         name="vae",
+        guide="amortized",
     ):
         super().__init__()
         positive_int("input_dim", input_dim)
@@ -47,6 +57,13 @@ class VAE(nn.Module):
         self.input_dim, self.latent_dim, self.name = input_dim, latent_dim, name
         net = {"hidden": hidden, "activation": activation}
         self.prior = priors.build(prior, latent_dim=latent_dim)
+        self.likelihood = likelihoods.build(likelihood, input_dim=input_dim)
+        self.decoder = decoders.build(
+            decoder, latent_dim=latent_dim, output_dim=self.likelihood.output_dim, **net
+        )
+        if guide != "amortized":
+            self._set_autoguide(guide, posterior, encoder)
+            return
         self.posterior = posteriors.build(posterior, latent_dim=latent_dim)
         if self.prior.support is not self.posterior.support:
             raise ValueError(
@@ -55,13 +72,35 @@ class VAE(nn.Module):
                 "mass where p(z) does; pair 'normal' with 'normal' (or 'mixture'), "
                 "'hyperspherical_uniform' with 'von_mises_fisher'"
             )
-        self.likelihood = likelihoods.build(likelihood, input_dim=input_dim)
         self.encoder = encoders.build(
             encoder, input_dim=input_dim, param_dims=self.posterior.param_dims, **net
         )
-        self.decoder = decoders.build(
-            decoder, latent_dim=latent_dim, output_dim=self.likelihood.output_dim, **net
-        )
+        self.autoguide, self.guide_name = None, "amortized"
+
+    def _set_autoguide(self, guide, posterior, encoder):
+        """Use one of Pyro's autoguides on ``self.model`` instead of encoder + posterior."""
+        if (posterior, encoder) != ("normal", "mlp"):
+            raise ValueError(
+                f"guide {_guide_name(guide)!r} replaces the encoder and the posterior part: "
+                "leave posterior and encoder at their defaults, or use guide='amortized'"
+            )
+        if self.prior.support is not torch.distributions.constraints.real:
+            raise ValueError(
+                f"guide {_guide_name(guide)!r} needs a prior on R^d, not on "
+                f"{_support(self.prior)}: use guide='amortized' with a von_mises_fisher posterior"
+            )
+        if isinstance(guide, str):
+            if guide not in AUTOGUIDES:
+                raise ValueError(
+                    f"unknown guide {guide!r} for a VAE; known guides: amortized, "
+                    f"{', '.join(AUTOGUIDES)}, or an AutoGuide class"
+                )
+            guide = getattr(autoguide, AUTOGUIDES[guide])
+        self.encoder = self.posterior = None
+        self.guide_name = _guide_name(guide)
+        # Kept out of the module tree: its parameters are made on the first batch (their shape
+        # is that of the rows), live in Pyro's param store and are checkpointed from there.
+        object.__setattr__(self, "autoguide", guide(self.model))
 
     @property
     def has_enumerated_sites(self):
@@ -73,16 +112,19 @@ class VAE(nn.Module):
         """True when the prior is a mixture, so that :meth:`cluster` has clusters to give."""
         return hasattr(self.prior, "responsibilities")
 
-    def model(self, x):
-        """p(x, z) = p(z) p(x | z); ``x`` is ``(batch, input_dim)``."""
+    def model(self, x=None, batch_size=None):
+        """p(x, z) = p(z) p(x | z); ``x`` is ``(batch, input_dim)``. Without ``x``, ``x`` is
+        sampled: ``batch_size`` rows (default 1), as ``pyro.infer.Predictive`` does."""
         for part in ("prior", "decoder", "likelihood"):
             pyro.module(f"{self.name}.{part}", getattr(self, part))
-        with pyro.plate("data", x.shape[0]):
+        with pyro.plate("data", batch_rows(x, batch_size)):
             z = self.prior("z")
             pyro.sample("x", self.likelihood(self.decoder(z)), obs=x)
 
-    def guide(self, x):
-        """q(z | x), amortised by the encoder."""
+    def guide(self, x, batch_size=None):
+        """q(z | x), amortised by the encoder (or the autoguide given as ``guide``)."""
+        if self.autoguide is not None:
+            return self.autoguide(x, batch_size)
         for part in ("encoder", "posterior"):
             pyro.module(f"{self.name}.{part}", getattr(self, part))
         with pyro.plate("data", x.shape[0]):
@@ -98,6 +140,11 @@ class VAE(nn.Module):
     @torch.no_grad()
     def encode(self, x):
         """The posterior's most probable point for each row of ``x``: ``(N, latent_dim)``."""
+        if self.autoguide is not None:
+            raise ValueError(
+                f"this VAE's guide {self.guide_name!r} is not amortised: it has no encoder to "
+                "apply to rows; build it with guide='amortized' to encode new rows"
+            )
         return self.posterior(self.encoder(x)).mode
 
     @torch.no_grad()
@@ -126,6 +173,28 @@ class VAE(nn.Module):
         """Refuse data this model cannot score, with what to do about it."""
         check_matrix(x, self.input_dim)
         self.likelihood.check(x)
+
+
+AUTOGUIDES = {
+    "auto_normal": "AutoNormal",
+    "auto_delta": "AutoDelta",
+    "auto_diagonal_normal": "AutoDiagonalNormal",
+    "auto_multivariate_normal": "AutoMultivariateNormal",
+}
+
+
+def batch_rows(x, batch_size=None):
+    """The size of the data plate: the rows of ``x``, or ``batch_size`` (default 1) when a
+    model generates ``x``."""
+    if x is not None:
+        return x.shape[0]
+    if batch_size is None:
+        return 1
+    return positive_int("batch_size", batch_size)
+
+
+def _guide_name(guide):
+    return guide if isinstance(guide, str) else getattr(guide, "__name__", type(guide).__name__)
 
 
 def _name(part):
