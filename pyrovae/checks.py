@@ -116,16 +116,26 @@ def check_matrix(x, input_dim):
     """Raise ``ValueError`` unless ``x`` is a finite floating ``(N, input_dim)`` tensor, N ≥ 1."""
     if not torch.is_tensor(x) or not x.is_floating_point():
         raise ValueError(f"data must be a floating-point tensor, got {_describe(x)}")
+    if x.dim() > 2:
+        raise ValueError(
+            f"data must have shape (N, {input_dim}), got images {tuple(x.shape)}; flatten them "
+            f"to rows (x.reshape(len(x), -1)) and build the model with input_dim="
+            f"{math.prod(x.shape[1:])}, or give a VAE input_dim={_image_shape(x)}"
+        )
     if x.dim() != 2 or x.shape[1] != input_dim:
         raise ValueError(
-            f"data must have shape (N, {input_dim}), got {tuple(x.shape)}; flatten images to "
-            f"rows or build the model with input_dim={x.shape[-1] if x.dim() else '?'}"
+            f"data must have shape (N, {input_dim}), got {tuple(x.shape)}; build the model "
+            f"with input_dim={x.shape[-1] if x.dim() else '?'}"
         )
     if x.shape[0] == 0:
         raise ValueError("the data set is empty; pass at least one row")
     if not torch.isfinite(x).all():
         bad = (~torch.isfinite(x)).any(1).nonzero()[:5, 0].tolist()
         raise ValueError(f"data contain NaN or inf (rows {bad}...); clean or drop those rows")
+
+
+def _image_shape(x):
+    return (1, *x.shape[1:]) if x.dim() == 3 else tuple(x.shape[1:])
 
 
 def _describe(x):

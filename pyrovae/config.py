@@ -7,6 +7,7 @@ objects. A part (``prior``, ``posterior``, ``likelihood``, ``guide``…) is a na
 """
 
 import inspect
+import math
 from pathlib import Path
 
 import yaml
@@ -159,9 +160,17 @@ def load_data(config):
 
 
 def build_model(config, input_dim):
-    """The model named by ``config["model"]`` with the model options that are set."""
+    """The model named by ``config["model"]`` with the model options that are set.
+
+    ``input_dim`` is D or the data's ``input_shape`` (``(C, H, W)`` for images): models that
+    take image shapes (``accepts_image_shape``, e.g. the VAE's conv networks) get the shape,
+    others D.
+    """
     options = {k: config[k] for k in MODEL_KEYS if config[k] is not None}
-    context = {"input_dim": input_dim, "dim": input_dim}
+    shape = tuple(input_dim) if isinstance(input_dim, tuple | list) else (input_dim,)
+    if not getattr(models[config["model"]], "accepts_image_shape", False):
+        input_dim = math.prod(shape)
+    context = {"input_dim": input_dim, "dim": math.prod(shape)}
     if "latent_dim" not in options:
         context["latent_dim"] = DEFAULT_LATENT_DIM
     return models.build({"name": config["model"], **options}, **context)

@@ -72,7 +72,7 @@ def test_numpy_integers_are_not_python_ints_and_are_refused():
 
 BAD_SIZES = [
     (lambda: VAE(64, 0), "latent_dim must be a positive integer, got 0"),
-    (lambda: VAE(True, 2), "input_dim must be a positive integer, got True"),
+    (lambda: VAE(True, 2), "input_dim must be a positive integer or an image shape"),
     (lambda: GaussianMixture(2.0, 4), "num_components must be a positive integer, got 2.0"),
     (lambda: MixtureOfLinearDecoders(2, 8, 0), "latent_dim must be a positive integer, got 0"),
     (lambda: VAE(64, 2, prior={"name": "mixture", "num_components": 0}), "num_components must"),
