@@ -73,7 +73,7 @@ def test_conv_encoder_is_a_convolution():
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ({"name": "conv", "channels": []}, "channels must be a list of positive integers"),
+        ({"name": "conv", "channels": []}, "channels must be a non-empty list of positive"),
         ({"name": "conv", "kernel_size": 4}, "kernel_size must be an odd positive integer"),
         ({"name": "conv", "activation": "swish"}, "unknown activation 'swish'"),
     ],

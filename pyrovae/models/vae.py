@@ -7,6 +7,7 @@ import torch
 from pyro.infer import autoguide
 from torch import nn
 
+from ..checks import check_matrix, is_int, positive_int
 from ..parts import decoders, encoders, likelihoods, posteriors, priors
 
 
@@ -58,8 +59,7 @@ class VAE(nn.Module):
     ):
         super().__init__()
         shape = _input_shape(input_dim)
-        if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
-            raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}")
+        positive_int("latent_dim", latent_dim)
         self.input_shape, self.input_dim = shape, math.prod(shape)
         self.latent_dim, self.name = latent_dim, name
         input_dim = self.input_dim
@@ -216,39 +216,11 @@ def batch_rows(x, batch_size=None):
         return x.shape[0]
     if batch_size is None:
         return 1
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    return batch_size
+    return positive_int("batch_size", batch_size)
 
 
 def _guide_name(guide):
     return guide if isinstance(guide, str) else getattr(guide, "__name__", type(guide).__name__)
-
-
-def check_matrix(x, input_dim):
-    """Raise ``ValueError`` unless ``x`` is a finite floating ``(N, input_dim)`` tensor, N ≥ 1."""
-    if not torch.is_tensor(x) or not x.is_floating_point():
-        raise ValueError(f"data must be a floating-point tensor, got {_describe(x)}")
-    if x.dim() > 2:
-        raise ValueError(
-            f"data must have shape (N, {input_dim}), got images {tuple(x.shape)}; flatten them "
-            f"to rows (x.reshape(len(x), -1)) and build the model with input_dim="
-            f"{math.prod(x.shape[1:])}, or give a VAE input_dim={_image_shape(x)}"
-        )
-    if x.dim() != 2 or x.shape[1] != input_dim:
-        raise ValueError(
-            f"data must have shape (N, {input_dim}), got {tuple(x.shape)}; build the model "
-            f"with input_dim={x.shape[-1] if x.dim() else '?'}"
-        )
-    if x.shape[0] == 0:
-        raise ValueError("the data set is empty; pass at least one row")
-    if not torch.isfinite(x).all():
-        bad = (~torch.isfinite(x)).any(1).nonzero()[:5, 0].tolist()
-        raise ValueError(f"data contain NaN or inf (rows {bad}...); clean or drop those rows")
-
-
-def _image_shape(x):
-    return (1, *x.shape[1:]) if x.dim() == 3 else tuple(x.shape[1:])
 
 
 def _input_shape(input_dim):
@@ -257,16 +229,12 @@ def _input_shape(input_dim):
     if not (
         isinstance(shape, tuple | list)
         and len(shape) in (1, 3)
-        and all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in shape)
+        and all(is_int(s) and s >= 1 for s in shape)
     ):
         raise ValueError(
             f"input_dim must be a positive integer or an image shape (C, H, W), got {input_dim!r}"
         )
     return tuple(shape)
-
-
-def _describe(x):
-    return f"{type(x).__name__} of dtype {x.dtype}" if hasattr(x, "dtype") else type(x).__name__
 
 
 def _name(part):

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.nn.functional import softplus
 
+from ..checks import positive_real
 from .registry import Registry
 
 likelihoods = Registry("likelihood")
@@ -82,21 +83,18 @@ class _LocationScale(nn.Module):
     def __init__(self, input_dim, scale="learned", init_scale=0.1, per_pixel=False):
         super().__init__()
         self.output_dim = input_dim
-        if scale == "learned":
-            if not init_scale > 0:
-                raise ValueError(f"init_scale must be > 0, got {init_scale}")
-            raw = math.log(math.expm1(init_scale))
+        if positive_real("scale", scale, learned=True) == "learned":
+            positive_real("init_scale", init_scale)
+            raw = init_scale + math.log(-math.expm1(-init_scale))  # softplus⁻¹, also for large σ
             shape = (input_dim,) if per_pixel else ()
             self.raw_scale = nn.Parameter(torch.full(shape, raw))
-        elif isinstance(scale, int | float) and not isinstance(scale, bool) and scale > 0:
-            if per_pixel:
-                raise ValueError(
-                    "per_pixel=True learns one scale per pixel: it needs scale='learned', not "
-                    f"a fixed scale={scale}"
-                )
-            self.register_buffer("fixed_scale", torch.tensor(float(scale)))
+        elif per_pixel:
+            raise ValueError(
+                "per_pixel=True learns one scale per pixel: it needs scale='learned', not "
+                f"a fixed scale={scale}"
+            )
         else:
-            raise ValueError(f"scale must be a positive number or 'learned', got {scale!r}")
+            self.register_buffer("fixed_scale", torch.tensor(float(scale)))
 
     @property
     def scale(self):

@@ -16,6 +16,7 @@ import math
 
 from torch import nn
 
+from .. import checks
 from .registry import Registry
 
 encoders = Registry("encoder")
@@ -42,11 +43,10 @@ def _activation(name):
 def mlp(sizes, activation="relu"):
     """``Linear → activation`` for each consecutive pair of ``sizes``, no activation at the end."""
     _activation(activation)
-    if any(int(s) != s or s < 1 for s in sizes):
-        raise ValueError(f"layer sizes must be positive integers, got {list(sizes)}")
+    checks.sizes("layer sizes", list(sizes))
     layers = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=False)):
-        layers.append(nn.Linear(int(n_in), int(n_out)))
+        layers.append(nn.Linear(n_in, n_out))
         if i < len(sizes) - 2:
             layers.append(ACTIVATIONS[activation]())
     return nn.Sequential(*layers)
@@ -59,7 +59,7 @@ class MLPEncoder(nn.Module):
 
     def __init__(self, input_dim, param_dims, hidden=(256, 128), activation="relu"):
         super().__init__()
-        hidden = list(hidden)
+        hidden = list(checks.sizes("hidden", hidden))
         self.trunk = nn.Sequential(mlp([input_dim, *hidden], activation), ACTIVATIONS[activation]())
         self.heads = nn.ModuleDict(
             {name: nn.Linear(hidden[-1], size) for name, size in param_dims.items()}
@@ -76,6 +76,7 @@ class MLPDecoder(nn.Module):
 
     def __init__(self, latent_dim, output_dim, hidden=(256, 128), activation="relu"):
         super().__init__()
+        hidden = checks.sizes("hidden", hidden)
         self.net = mlp([latent_dim, *reversed(list(hidden)), output_dim], activation)
 
     def forward(self, z):
@@ -92,15 +93,13 @@ def _conv_sizes(size, depth):
 
 
 def _check_conv(shape, channels, kernel_size):
-    if len(shape) != 3 or any(int(s) != s or s < 1 for s in shape):
+    if len(shape) != 3 or not all(checks.is_int(s) and s >= 1 for s in shape):
         raise ValueError(
             f"a conv network needs images: input_dim=(C, H, W), got {tuple(shape)}; build the "
             "model with input_dim=data.input_shape, or use encoder/decoder 'mlp' for vectors"
         )
-    positive = all(isinstance(c, int) and not isinstance(c, bool) and c >= 1 for c in channels)
-    if not channels or not positive:
-        raise ValueError(f"channels must be a list of positive integers, got {channels!r}")
-    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size % 2 == 0:
+    checks.sizes("channels", channels)
+    if not (checks.is_int(kernel_size) and kernel_size >= 1 and kernel_size % 2 == 1):
         raise ValueError(f"kernel_size must be an odd positive integer, got {kernel_size!r}")
 
 
