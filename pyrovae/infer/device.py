@@ -1,4 +1,4 @@
-"""Devices: which one a run uses, and where a model's parameters live.
+"""Devices: which one a run uses.
 
 ``"cpu"``, ``"cuda"``, ``"mps"`` or ``"auto"`` (CUDA if available, else Apple's MPS, else the
 CPU). Under ``torchrun`` a CUDA run takes the process's own GPU, ``cuda:$LOCAL_RANK``.
@@ -33,12 +33,3 @@ def resolve(device):
     if device == "mps" and not torch.backends.mps.is_available():
         raise ValueError("device 'mps' asked but torch sees no Apple GPU; use cpu or auto")
     return torch.device(device)
-
-
-def of(model):
-    """``(device, dtype)`` of the model's first parameter (CPU and the default dtype if it has
-    none)."""
-    p = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
-    if p is None:
-        return torch.device("cpu"), torch.get_default_dtype()
-    return p.device, p.dtype

@@ -23,6 +23,7 @@ import pyro
 import torch
 from pyro.infer import Trace_ELBO, TraceEnum_ELBO
 
+from .. import checks
 from ..data import Data, as_split
 from . import checkpoint as ckpt
 from . import device as devices
@@ -113,18 +114,7 @@ class Options:
     progress: bool = True
 
     def __post_init__(self):
-        for name in ("epochs", "batch_size", "num_particles", "patience"):
-            value = getattr(self, name)
-            if name == "patience" and value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not _real(self.lr) or not 0 < self.lr < math.inf:
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
-        if not _real(self.warmup_epochs) or not 0 <= self.warmup_epochs < math.inf:
-            raise ValueError(f"warmup_epochs must be a number >= 0, got {self.warmup_epochs!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        checks.training_options(vars(self))
         if self.score_test not in TestScore.WHEN:
             raise ValueError(
                 f"score_test must be one of {', '.join(TestScore.WHEN)}, got {self.score_test!r}"
@@ -138,10 +128,6 @@ class Options:
             known = ", ".join(f.name for f in fields(cls))
             raise ValueError(f"unknown fit option(s) {', '.join(unknown)}; fit options: {known}")
         return cls(**options)
-
-
-def _real(value):
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def fit(
@@ -211,7 +197,7 @@ def fit(
         )
     if device is not None:
         model.to(devices.resolve(device))
-    ctx = distributed_setup(distributed, devices.of(model)[0])
+    ctx = distributed_setup(distributed, checks.device_dtype(model)[0])
     try:
         path = Path(out) / CHECKPOINT if out is not None else None
         start = ctx.from_main(lambda: open_run(path, model, resume, overwrite, ctx.world_size))
@@ -255,7 +241,7 @@ class TrainState:
 
     def __post_init__(self):
         self.model_fn, self.guide_fn = self.model.model, self.model.guide
-        self.device, self.dtype = devices.of(self.model)
+        self.device, self.dtype = checks.device_dtype(self.model)
 
     @property
     def global_step(self):
@@ -388,7 +374,7 @@ def elbo_per_example(elbo, model, rows, batch_size=1000, ctx=None):
     sample from the guide per row); with a distributed
     :class:`~pyrovae.infer.distributed.Context` each rank scores every W-th row and the sums
     are added up."""
-    device, dtype = devices.of(model)
+    device, dtype = checks.device_dtype(model)
     ctx, split = ctx or Context(), as_split(rows)
     total = 0.0
     for index in torch.split(torch.arange(ctx.rank, len(split), ctx.world_size), batch_size):

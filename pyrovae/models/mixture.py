@@ -6,8 +6,9 @@ import torch
 from pyro.infer import infer_discrete
 from torch import nn
 
+from ..checks import check_matrix, positive_int
 from .kmeans import kmeans
-from .vae import batch_rows, check_matrix
+from .vae import batch_rows
 
 COVARIANCES = ("diag", "full")
 
@@ -41,9 +42,8 @@ class GaussianMixture(nn.Module):
 
     def __init__(self, num_components, dim, covariance="diag", name="gmm"):
         super().__init__()
-        for key, value in (("num_components", num_components), ("dim", dim)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{key} must be a positive integer, got {value!r}")
+        positive_int("num_components", num_components)
+        positive_int("dim", dim)
         if covariance not in COVARIANCES:
             raise ValueError(
                 f"covariance must be one of {', '.join(COVARIANCES)}, got {covariance!r}"
