@@ -147,13 +147,12 @@ class Data:
                 "batch does not allow: binarize the rows in your Dataset, or use 'dynamic' "
                 "with a Dataset for the training rows only"
             )
-        row_length = next(iter(train.chunks(1)))[0].numel()
         shape = None if image_shape is None else tuple(int(s) for s in image_shape)
         if shape is not None and len(shape) == 2:
             shape = (1, *shape)
-        if shape is not None and (len(shape) != 3 or math.prod(shape) != row_length):
+        if shape is not None and (len(shape) != 3 or math.prod(shape) != _row_length(train)):
             raise ValueError(
-                f"image_shape {image_shape} does not match rows of {row_length} values; "
+                f"image_shape {image_shape} does not match rows of {_row_length(train)} values; "
                 "give (H, W) or (C, H, W) with C·H·W = the row length"
             )
         self._input_shape = shape
@@ -168,7 +167,7 @@ class Data:
     @property
     def input_dim(self):
         """D: the length of a row (C·H·W for images)."""
-        return next(iter(self.train.chunks(1)))[0].numel()
+        return _row_length(self.train)
 
     @property
     def input_shape(self):
@@ -195,6 +194,11 @@ class Data:
             if self.binarize == "dynamic":
                 x = torch.bernoulli(x, generator=gen)
             yield x[rank::world_size]
+
+
+def _row_length(split):
+    first = next(iter(split.chunks(1)), None)
+    return 0 if first is None or not len(first) else first[0].numel()
 
 
 def _binarized(split, gen):
