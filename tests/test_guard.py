@@ -36,7 +36,7 @@ def test_a_nan_producing_batch_stops_with_site_and_cause_and_keeps_the_checkpoin
     assert "non-finite loss (nan) at epoch 2, step 3, site 'z' of the" in message
     assert "check the data's range" in message and "(this batch: [0, 1e+30])" in message
     assert "\n" not in message
-    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 1  # written after epoch 1, nothing after the bad step
     assert json.loads((tmp_path / "metrics.json").read_text())["epoch"] == [1]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "metrics.json"]

@@ -8,7 +8,13 @@ from .likelihoods import (
     likelihoods,
 )
 from .networks import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, decoders, encoders, mlp
-from .posteriors import NormalPosterior, VonMisesFisherPosterior, posteriors
+from .posteriors import (
+    IAFPosterior,
+    NormalPosterior,
+    PlanarPosterior,
+    VonMisesFisherPosterior,
+    posteriors,
+)
 from .priors import HypersphericalUniformPrior, MixturePrior, NormalPrior, priors
 from .registry import Registry
 
@@ -23,7 +29,9 @@ __all__ = [
     "MLPDecoder",
     "MLPEncoder",
     "MixturePrior",
+    "IAFPosterior",
     "NormalPosterior",
+    "PlanarPosterior",
     "NormalPrior",
     "VonMisesFisherPosterior",
     "Registry",
