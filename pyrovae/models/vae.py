@@ -126,6 +126,11 @@ class VAE(nn.Module):
         object.__setattr__(self, "autoguide", guide(self.model))
 
     @property
+    def amortized(self):
+        """False with an autoguide: it has a posterior for the training rows only."""
+        return self.autoguide is None
+
+    @property
     def has_enumerated_sites(self):
         """True when the prior emits an enumerated site (the mixture prior's component c)."""
         return getattr(self.prior, "has_enumerated_sites", False)
