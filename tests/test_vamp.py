@@ -69,7 +69,8 @@ def test_model_gradient_reaches_pseudo_inputs_and_encoder():
     trace.nodes["z"]["fn"].log_prob(trace.nodes["z"]["value"].detach()).sum().backward()
     assert model.prior.pseudo_inputs.grad.abs().sum() > 0
     assert all(p.grad is not None for p in model.encoder.parameters())
-    assert pyro.get_param_store().get_param("vae.prior$$$pseudo_inputs") is model.prior.pseudo_inputs
+    stored = pyro.get_param_store().get_param("vae.prior$$$pseudo_inputs")
+    assert stored is model.prior.pseudo_inputs
 
 
 @pytest.mark.parametrize(

@@ -127,7 +127,7 @@ class MixtureOfPosteriors(dist.TorchDistribution):
     arg_constraints = {}
     MAX_ELEMENTS = 2**22
 
-    def __init__(self, components, batch_shape=torch.Size(), validate_args=None):
+    def __init__(self, components, batch_shape=(), validate_args=None):
         self.components = components
         super().__init__(torch.Size(batch_shape), components.event_shape, validate_args=False)
 
@@ -148,7 +148,7 @@ class MixtureOfPosteriors(dist.TorchDistribution):
             parts.append(lp.logsumexp(-1))
         return (torch.cat(parts) - math.log(k)).reshape(z.shape[:-1])
 
-    def sample(self, sample_shape=torch.Size()):
+    def sample(self, sample_shape=()):
         shape = torch.Size(sample_shape) + self.batch_shape
         (k,) = self.components.batch_shape
         draws = self.components.sample(shape)  # shape + (K, d)
