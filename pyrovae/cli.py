@@ -19,6 +19,7 @@ from . import config as cfg
 from .infer import checkpoint as ckpt
 from .infer.distributed import env_rank, env_world_size
 from .infer.evaluate import evaluate
+from .infer.objectives import make_elbo
 from .infer.train import CHECKPOINT, fit, open_run
 
 
@@ -99,6 +100,9 @@ def _train_parser(sub):
     a("--warmup-epochs", type=float, help="KL warm-up length in epochs (default 0: none)")
     a("--patience", type=int, help="early stopping patience in epochs on the validation ELBO")
     a("--num-particles", type=int, help="samples per ELBO estimate (default 1)")
+    a("--elbo", help="objective: trace (default), meanfield, iwae, renyi (K = --num-particles)")
+    a("--alpha", type=float, help="alpha of --elbo renyi (default 0.5)")
+    a("--beta", type=float, help="constant weight of the KL term, a beta-VAE (default 1)")
     a("--num-samples", type=int, help="importance samples for the final log-likelihood")
     a("--resume", action="store_true", help="continue OUT/checkpoint.pt if it exists")
     a("--overwrite", action="store_true", help="start afresh over an existing checkpoint")
@@ -119,6 +123,7 @@ def train(args):
     data = cfg.load_data(config)
     pyro.set_rng_seed(config["seed"])  # the initial weights belong to the seeded run
     model = cfg.build_model(config, data.input_shape)
+    make_elbo(config["elbo"], model, config["num_particles"], config["alpha"])  # refusals first
     out = Path(config["out"])
     is_main = env_rank() == 0
     if is_main:
@@ -134,6 +139,9 @@ def train(args):
         lr=config["lr"],
         seed=config["seed"],
         num_particles=config["num_particles"],
+        elbo=config["elbo"],
+        alpha=config["alpha"],
+        beta=config["beta"],
         warmup_epochs=config["warmup_epochs"],
         patience=config["patience"],
         out=out,
