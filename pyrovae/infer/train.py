@@ -22,17 +22,18 @@ from pathlib import Path
 
 import pyro
 import torch
-from pyro import poutine
 from pyro.infer import Trace_ELBO, TraceEnum_ELBO
 from pyro.poutine.messenger import Messenger
 from tqdm.auto import tqdm
 
+from .. import checks
+from ..checks import device_dtype
 from ..data import Data, Split
 from . import checkpoint as ckpt
-from . import guard
-from .distributed import Context, wrap
+from .distributed import Context
 from .distributed import setup as distributed_setup
 from .guard import NonFiniteError
+from .step import make_step, named_parameters, trainable_parameters
 
 CHECKPOINT, METRICS = "checkpoint.pt", "metrics.json"
 
@@ -59,13 +60,6 @@ def default_elbo(model, num_particles=1):
     if getattr(model, "has_enumerated_sites", False):
         return TraceEnum_ELBO(max_plate_nesting=1, **kwargs)
     return Trace_ELBO(max_plate_nesting=1, **kwargs)
-
-
-def _positive_int(name, value, allow_none=False):
-    if allow_none and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def as_data(data):
@@ -160,7 +154,7 @@ def fit(
             check(split.x)
     if patience is not None and data.valid is None:
         raise ValueError("early stopping (patience) needs a validation split in the data")
-    device, dtype = _device_dtype(model)
+    device, dtype = device_dtype(model)
     ctx = distributed_setup(distributed, device)
     try:
         path = Path(out) / CHECKPOINT if out is not None else None
@@ -179,12 +173,14 @@ def _train(model, data, ctx, start, path, o):
     model_fn, guide_fn = model.model, model.guide
     if o.warmup_epochs:
         model_fn, guide_fn = warmup(model_fn), warmup(guide_fn)
-    device, dtype = _device_dtype(model)
+    device, dtype = device_dtype(model)
     if o.initialize and start is None and hasattr(model, "initialize"):  # e.g. GMM: k-means++
         model.initialize(data.train.x.to(device, dtype), o.seed)
-    params = _parameters(model, elbo, model_fn, guide_fn, data.train.x[:2].to(device, dtype))
+    params = trainable_parameters(
+        model, elbo, model_fn, guide_fn, data.train.x[:2].to(device, dtype)
+    )
     ctx.broadcast(params)
-    step_fn = _step_function(elbo, model, model_fn, guide_fn, _named(model, params), ctx)
+    step_fn = make_step(elbo, model, model_fn, guide_fn, named_parameters(model, params), ctx)
     optimizer = torch.optim.Adam(params, lr=o.lr)
 
     history = {k: [] for k in ("epoch", "train_elbo", "valid_elbo", "test_elbo", "beta", "seconds")}
@@ -212,7 +208,7 @@ def _train(model, data, ctx, start, path, o):
             leave=False,
             dynamic_ncols=True,
         )
-        with _anomaly_detection(o.detect_anomaly):  # validation was done by _parameters
+        with _anomaly_detection(o.detect_anomaly):  # validation was done by trainable_parameters
             for step, x in enumerate(bar):
                 global_step = epoch * steps_per_epoch + step + 1
                 warmup.beta = min(1.0, global_step / (o.warmup_epochs * steps_per_epoch or 1))
@@ -260,20 +256,7 @@ class Options:
     progress: bool
 
     def __post_init__(self):
-        _positive_int("epochs", self.epochs)
-        _positive_int("batch_size", self.batch_size)
-        _positive_int("num_particles", self.num_particles)
-        _positive_int("patience", self.patience, allow_none=True)
-        if not _real(self.lr) or not 0 < self.lr < math.inf:
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
-        if not _real(self.warmup_epochs) or not 0 <= self.warmup_epochs < math.inf:
-            raise ValueError(f"warmup_epochs must be a number >= 0, got {self.warmup_epochs!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
-
-
-def _real(value):
-    return isinstance(value, int | float) and not isinstance(value, bool)
+        checks.training_options(vars(self))
 
 
 def open_run(path, model, resume, overwrite, world_size=1):
@@ -334,104 +317,12 @@ def _anomaly_detection(enabled):
         yield
 
 
-def _step_function(elbo, model, model_fn, guide_fn, named_params, ctx):
-    """``step(x, rows, optimizer, (epoch, step))``: one optimiser step on this rank's batch
-    ``x``, part of a global batch of ``rows`` rows; returns the rank's summed negative ELBO.
-
-    The gradient is that of the global batch's per-example loss (see
-    :mod:`pyrovae.infer.distributed`); it is checked by :func:`guard.check_step` before the
-    parameters move.
-    """
-    params = [p for _, p in named_params]
-    if hasattr(elbo, "differentiable_loss"):
-        loss_module = wrap(model, elbo(model_fn, guide_fn), ctx)
-        in_module = {id(p) for p in loss_module.parameters()} if ctx.active else set()
-        others = [p for p in params if id(p) not in in_module]
-
-        def gradients(x, scale):
-            loss = loss_module(x, scale)
-            loss.backward()  # DDP averages the module's gradients over ranks
-            ctx.average_gradients(others)
-            return loss.item() / scale
-
-    else:  # RenyiELBO, TraceGraph_ELBO: they set the gradients themselves
-
-        def gradients(x, scale):
-            loss = elbo.loss_and_grads(model_fn, guide_fn, x) if len(x) else 0.0
-            for p in params:
-                if p.grad is not None:
-                    p.grad *= scale
-            ctx.average_gradients(params)
-            return loss
-
-    def step(x, rows, optimizer, epoch_step):
-        rng = torch.get_rng_state()
-        optimizer.zero_grad()
-        loss = gradients(x, ctx.world_size / rows)
-
-        def replay():
-            torch.set_rng_state(rng)  # the same noise as the step
-            return guard.diagnose(model_fn, guide_fn, x, named_params)
-
-        where = "epoch {}, step {}".format(*epoch_step)
-        if ctx.active:
-            where += f" (rank {ctx.rank} of {ctx.world_size})"
-        guard.check_step(loss, named_params, where, replay)
-        optimizer.step()
-        return loss
-
-    return step
-
-
-def _parameters(model, elbo, model_fn, guide_fn, x):
-    """The model's parameters and those of any ``pyro.param`` site, found by one traced loss.
-
-    Entries that an earlier module of the same ``name`` left in Pyro's param store are dropped
-    first, so that ``pyro.module`` binds the name to this model's own parameters.
-    """
-    owner = getattr(model, "name", None)
-    store = pyro.get_param_store()
-    for name in list(store.keys()):
-        module = name.split("$$$")[0]
-        if module == owner or module.startswith(f"{owner}."):
-            del store[name]
-    with poutine.trace(param_only=True) as tr:
-        elbo.loss(model_fn, guide_fn, x)
-    params = list(model.parameters()) if isinstance(model, torch.nn.Module) else []
-    seen = {id(p) for p in params}
-    for site in tr.trace.nodes.values():
-        p = site["value"].unconstrained()
-        if id(p) not in seen:
-            params.append(p)
-            seen.add(id(p))
-    if not params:
-        raise ValueError("the model and guide have no parameters to learn")
-    return params
-
-
-def _named(model, params):
-    """``(name, parameter)`` pairs for messages: module names, else ``pyro.param`` names."""
-    names = {}
-    for name, p in pyro.get_param_store().named_parameters():
-        names[id(p)] = name
-    if isinstance(model, torch.nn.Module):
-        names.update({id(p): name for name, p in model.named_parameters()})
-    return [(names.get(id(p), f"parameter {i}"), p) for i, p in enumerate(params)]
-
-
-def _device_dtype(model):
-    p = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
-    return (
-        (p.device, p.dtype) if p is not None else (torch.device("cpu"), torch.get_default_dtype())
-    )
-
-
 @torch.no_grad()
 def elbo_per_example(elbo, model, x, batch_size=1000, ctx=None):
     """Mean ELBO per example of the rows ``x`` (one sample from the guide per row); with a
     distributed :class:`~pyrovae.infer.distributed.Context` each rank scores every W-th row
     and the sums are added up."""
-    device, dtype = _device_dtype(model)
+    device, dtype = device_dtype(model)
     ctx = ctx or Context()
     total = 0.0
     for chunk in torch.split(x[ctx.rank :: ctx.world_size], batch_size):

@@ -12,6 +12,7 @@ from pyro.distributions import constraints
 from torch import nn
 from torch.nn.functional import normalize, softplus
 
+from ..checks import positive_real
 from ..distributions import VonMisesFisher
 from .registry import Registry
 
@@ -66,15 +67,7 @@ class VonMisesFisherPosterior(nn.Module):
         super().__init__()
         if latent_dim < 2:
             raise ValueError(f"a vMF posterior needs latent_dim >= 2, got {latent_dim}")
-        learned = concentration == "learned"
-        if not learned and not (
-            isinstance(concentration, int | float)
-            and not isinstance(concentration, bool)
-            and concentration > 0
-        ):
-            raise ValueError(
-                f"concentration must be a positive number or 'learned', got {concentration!r}"
-            )
+        learned = positive_real("concentration", concentration, learned=True) == "learned"
         if link not in self.links:
             raise ValueError(f"link must be one of {', '.join(self.links)}, got {link!r}")
         if sampler not in VonMisesFisher.samplers:
