@@ -8,8 +8,21 @@ from .likelihoods import (
     likelihoods,
 )
 from .networks import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, decoders, encoders, mlp
-from .posteriors import NormalPosterior, VonMisesFisherPosterior, posteriors
-from .priors import HypersphericalUniformPrior, MixturePrior, NormalPrior, priors
+from .posteriors import (
+    IAFPosterior,
+    NormalPosterior,
+    PlanarPosterior,
+    VonMisesFisherPosterior,
+    posteriors,
+)
+from .priors import (
+    HypersphericalUniformPrior,
+    MixtureOfPosteriors,
+    MixturePrior,
+    NormalPrior,
+    VampPrior,
+    priors,
+)
 from .registry import Registry
 
 __all__ = [
@@ -22,9 +35,13 @@ __all__ = [
     "HypersphericalUniformPrior",
     "MLPDecoder",
     "MLPEncoder",
+    "MixtureOfPosteriors",
     "MixturePrior",
+    "IAFPosterior",
     "NormalPosterior",
+    "PlanarPosterior",
     "NormalPrior",
+    "VampPrior",
     "VonMisesFisherPosterior",
     "Registry",
     "decoders",
