@@ -31,7 +31,7 @@ from . import checkpoint as ckpt
 from .distributed import Context
 from .distributed import setup as distributed_setup
 from .guard import NonFiniteError
-from .step import make_step, named_parameters, trainable_parameters
+from .step import adam, make_step, named_parameters, trainable_parameters
 
 CHECKPOINT, METRICS = "checkpoint.pt", "metrics.json"
 
@@ -106,7 +106,10 @@ def fit(
         training rows ``(N, D)``.
     :param int epochs, batch_size: passes over the training rows and rows per step (per
         process: with W processes a step takes a global batch of ``batch_size × W`` rows).
-    :param float lr: Adam's learning rate.
+    :param float lr: Adam's learning rate. Adam runs fused (one kernel for all parameters)
+        where PyTorch has the fused kernels for the model's device and dtype (CPU, CUDA, MPS,
+        XPU), else with ``foreach`` updates (:func:`pyrovae.infer.step.adam`); a checkpoint
+        written by plain ``Adam`` resumes with it.
     :param int seed: seeds torch, numpy and random; with the same seed a run repeats exactly.
     :param elbo: a Pyro ELBO object; the default is chosen by :func:`default_elbo`.
     :param float warmup_epochs: KL warm-up: β grows linearly from 0 to 1 over this many epochs
@@ -186,7 +189,7 @@ def _train(model, data, ctx, start, path, o):
     )
     ctx.broadcast(params)
     step_fn = make_step(elbo, model, model_fn, guide_fn, named_parameters(model, params), ctx)
-    optimizer = torch.optim.Adam(params, lr=o.lr)
+    optimizer = adam(params, o.lr)
 
     history = {k: [] for k in ("epoch", "train_elbo", "valid_elbo", "test_elbo", "beta", "seconds")}
     best = {"elbo": -math.inf, "epoch": None, "state": None, "wait": 0}
