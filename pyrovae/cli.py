@@ -118,7 +118,7 @@ def train(args):
     config = cfg.resolve(cfg.read_file(args.config) if args.config else {}, flags)
     data = cfg.load_data(config)
     pyro.set_rng_seed(config["seed"])  # the initial weights belong to the seeded run
-    model = cfg.build_model(config, data.input_dim)
+    model = cfg.build_model(config, data.input_shape)
     out = Path(config["out"])
     is_main = env_rank() == 0
     if is_main:
@@ -158,7 +158,7 @@ def load_run(out):
         raise FileNotFoundError(f"{out} holds no trained run (config.yaml and {CHECKPOINT})")
     config = cfg.resolve(cfg.read_file(out / "config.yaml"))
     data = cfg.load_data(config)
-    model = cfg.build_model(config, data.input_dim)
+    model = cfg.build_model(config, data.input_shape)
     model.load_state_dict(ckpt.load(out / CHECKPOINT, model)["model"])
     return config, data, model
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from . import checks
 from . import data as data_module
 from .models import models
 from .parts import decoders, encoders, likelihoods, posteriors, priors
@@ -55,8 +56,6 @@ PART_REGISTRIES = {
     "encoder": encoders,
     "decoder": decoders,
 }
-_POSITIVE_INTS = ("latent_dim", "num_components", "epochs", "batch_size", "num_particles")
-_POSITIVE_INTS += ("num_samples", "patience")
 
 
 def read_file(path):
@@ -112,16 +111,9 @@ def _part_name(spec):
 
 
 def _check(config):
-    for key in _POSITIVE_INTS:
-        if config[key] is not None and not (_int(config[key]) and config[key] >= 1):
-            raise ValueError(f"{key} must be a positive integer, got {config[key]!r}")
-    if not (_real(config["lr"]) and 0 < config["lr"] < math.inf):
-        raise ValueError(f"lr must be a positive number, got {config['lr']!r}")
-    warmup = config["warmup_epochs"]
-    if not (_real(warmup) and 0 <= warmup < math.inf):
-        raise ValueError(f"warmup_epochs must be a number >= 0, got {warmup!r}")
-    if not (_int(config["seed"]) and 0 <= config["seed"] < 2**32):
-        raise ValueError(f"seed must be an integer in [0, 2**32), got {config['seed']!r}")
+    checks.training_options(config)
+    for key in ("latent_dim", "num_components", "num_samples"):
+        checks.positive_int(key, config[key], optional=True)
     for key in ("model", "dataset", "out", "data_root", "activation", "covariance"):
         value = config[key]
         if value is not None and not (isinstance(value, str | Path) and str(value).strip()):
@@ -131,13 +123,10 @@ def _check(config):
             f"unknown dataset {config['dataset']!r}; known datasets: "
             f"{', '.join(data_module.DATASETS)}"
         )
-    _one_of("binarize", config["binarize"], (None, *data_module.BINARIZE))
-    _one_of("activation", config["activation"], (None, *ACTIVATIONS))
-    hidden = config["hidden"]
-    if hidden is not None and not (
-        isinstance(hidden, list | tuple) and hidden and all(_int(h) and h >= 1 for h in hidden)
-    ):
-        raise ValueError(f"hidden must be a list of positive integers, got {hidden!r}")
+    checks.one_of("binarize", config["binarize"], (None, *data_module.BINARIZE))
+    checks.one_of("activation", config["activation"], (None, *ACTIVATIONS))
+    if config["hidden"] is not None:
+        checks.sizes("hidden", config["hidden"])
     for key, registry in PART_REGISTRIES.items():
         _check_part(key, config[key], registry)
     _check_part("guide", config["guide"], None)
@@ -150,20 +139,6 @@ def _check(config):
             f"{', '.join(k for k in MODEL_KEYS if k in accepted)}); remove it or pick a model "
             "that takes it"
         )
-
-
-def _int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _real(value):
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _one_of(key, value, allowed):
-    if value not in allowed:
-        known = ", ".join(a for a in allowed if a is not None)
-        raise ValueError(f"{key} must be one of {known}, got {value!r}")
 
 
 def _check_part(key, spec, registry):
@@ -185,9 +160,17 @@ def load_data(config):
 
 
 def build_model(config, input_dim):
-    """The model named by ``config["model"]`` with the model options that are set."""
+    """The model named by ``config["model"]`` with the model options that are set.
+
+    ``input_dim`` is D or the data's ``input_shape`` (``(C, H, W)`` for images): models that
+    take image shapes (``accepts_image_shape``, e.g. the VAE's conv networks) get the shape,
+    others D.
+    """
     options = {k: config[k] for k in MODEL_KEYS if config[k] is not None}
-    context = {"input_dim": input_dim, "dim": input_dim}
+    shape = tuple(input_dim) if isinstance(input_dim, tuple | list) else (input_dim,)
+    if not getattr(models[config["model"]], "accepts_image_shape", False):
+        input_dim = math.prod(shape)
+    context = {"input_dim": input_dim, "dim": math.prod(shape)}
     if "latent_dim" not in options:
         context["latent_dim"] = DEFAULT_LATENT_DIM
     return models.build({"name": config["model"], **options}, **context)

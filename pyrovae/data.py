@@ -1,7 +1,9 @@
 """Data sets: ``"digits"`` (offline default), ``"mnist"``, ``"fashion-mnist"`` and user arrays.
 
 Every data set comes as :class:`Data` with fixed ``train``/``valid``/``test`` splits of rows in
-[0, 1]. Binarisation:
+[0, 1]. Images are stored as flat rows ``(N, C·H·W)`` (what every model scores) and keep their
+shape in ``Data.input_shape = (C, H, W)``, which convolutional networks use to see them as
+images (``pyrovae.models.VAE(input_dim=data.input_shape, encoder="conv", ...)``). Binarisation:
 
 * ``"none"``: grey levels as they are;
 * ``"static"``: every split drawn once, x ~ Bernoulli(pixel), with a fixed seed;
@@ -10,6 +12,7 @@ Every data set comes as :class:`Data` with fixed ``train``/``valid``/``test`` sp
   between runs.
 """
 
+import math
 import os
 import shutil
 from dataclasses import dataclass
@@ -45,13 +48,28 @@ class Data:
 
     :param Split train, valid, test: the splits (``valid`` and ``test`` may be ``None``).
     :param str binarize: ``"none" | "static" | "dynamic"``, see the module docstring.
-    :param tuple image_shape: ``(height, width)`` for pictures, or ``None``.
+    :param tuple image_shape: ``(height, width)`` or ``(channels, height, width)`` of the
+        images whose flattened pixels are the rows, or ``None`` for plain vectors.
+
+    ``input_shape`` is ``(C, H, W)`` for images (C = 1 for grey levels) and ``(D,)`` for
+    vectors; ``image_shape`` is ``(H, W)`` for grey-level images (what the pictures draw) and
+    ``None`` otherwise.
     """
 
     def __init__(self, train, valid=None, test=None, binarize="none", image_shape=None, name=""):
         if binarize not in BINARIZE:
             raise ValueError(f"binarize must be one of {', '.join(BINARIZE)}, got {binarize!r}")
-        self.binarize, self.image_shape, self.name = binarize, image_shape, name
+        shape = None if image_shape is None else tuple(int(s) for s in image_shape)
+        if shape is not None and len(shape) == 2:
+            shape = (1, *shape)
+        if shape is not None and (len(shape) != 3 or math.prod(shape) != train.x[0].numel()):
+            raise ValueError(
+                f"image_shape {image_shape} does not match rows of {train.x[0].numel()} values; "
+                "give (H, W) or (C, H, W) with C·H·W = the row length"
+            )
+        self._input_shape = shape
+        self.image_shape = shape[1:] if shape is not None and shape[0] == 1 else None
+        self.binarize, self.name = binarize, name
         gen = torch.Generator().manual_seed(_SPLIT_SEED)
         once = binarize != "none"
         self.train = _binarized(train, gen) if binarize == "static" else train
@@ -60,7 +78,13 @@ class Data:
 
     @property
     def input_dim(self):
-        return self.train.x.shape[1]
+        """D: the length of a row (C·H·W for images)."""
+        return self.train.x[0].numel()
+
+    @property
+    def input_shape(self):
+        """``(C, H, W)`` for images, ``(D,)`` for vectors."""
+        return self._input_shape or (self.input_dim,)
 
     def batches(self, batch_size, epoch, seed, rank=0, world_size=1):
         """Shuffled training batches ``(B, D)`` for one epoch.
@@ -102,19 +126,29 @@ def load(name="digits", root=None, binarize="none"):
 
 
 def from_arrays(x, y=None, test_fraction=0.2, valid_fraction=0.1, binarize="none", seed=0):
-    """Wrap user data (tensor or array, ``(N, D)`` or images ``(N, H, W)``) as :class:`Data`.
+    """Wrap user data (tensor or array) as :class:`Data`: rows ``(N, D)``, grey-level images
+    ``(N, H, W)`` or images ``(N, C, H, W)`` (channels first, as torch has them: RGB is C = 3;
+    channels-last arrays ``(N, H, W, 3)`` are refused with the transpose to apply).
 
-    Rows are split at random (``seed``) into test, validation and training rows. Values must be
+    Images are flattened to rows and keep their shape in ``input_shape``. Rows are split at
+    random (``seed``) into test, validation and training rows. Values must be
     finite; they are kept as floating point of their own precision (integers are refused: scale
     them to [0, 1] first).
     """
     x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x)
     if not x.is_floating_point():
         raise ValueError(f"data must be floating point, got {x.dtype}; scale them to [0, 1] first")
-    image_shape = tuple(x.shape[1:]) if x.dim() == 3 else None
-    x = x.reshape(x.shape[0], -1) if x.dim() == 3 else x
+    if x.dim() == 4 and x.shape[1] not in (1, 3, 4) and x.shape[-1] in (1, 3, 4):
+        raise ValueError(
+            f"images of shape {tuple(x.shape)} look channels-last (N, H, W, C); pass them "
+            "channels-first (N, C, H, W), e.g. x.transpose(0, 3, 1, 2)"
+        )
+    image_shape = tuple(x.shape[1:]) if x.dim() in (3, 4) else None
+    x = x.reshape(x.shape[0], -1) if x.dim() in (3, 4) else x
     if x.dim() != 2 or x.shape[0] < 3:
-        raise ValueError(f"data must be (N, D) or (N, H, W) with N >= 3, got {tuple(x.shape)}")
+        raise ValueError(
+            f"data must be (N, D), (N, H, W) or (N, C, H, W) with N >= 3, got {tuple(x.shape)}"
+        )
     if not torch.isfinite(x).all():
         raise ValueError("data contain NaN or inf; clean or drop those rows")
     if y is not None:

@@ -19,6 +19,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch.distributions import constraints
 
+from .checks import device_dtype, positive_int
+
 PAD = 1  # gap between images in a grid, in image pixels
 GAP_VALUE = 0.5  # grey of the gaps, so that black and white images stay apart
 
@@ -55,8 +57,7 @@ def save_image_grid(images, image_shape, path, ncols):
 
 def sample_grid(model, n, image_shape, path):
     """``n`` samples ``model.sample(n)`` (likelihood means of z ~ p(z)) in a square-ish grid."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+    positive_int("n", n)
     return save_image_grid(model.sample(n), image_shape, path, ncols=math.ceil(math.sqrt(n)))
 
 
@@ -136,9 +137,7 @@ def latent_grid(model, image_shape, path, n=15):
         raise ValueError(
             f"latent_grid needs a 2-d latent space, the model has latent_dim={model.latent_dim}"
         )
-    param = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
-    z = latent_grid_points(n)
-    z = z.to(param) if param is not None else z
+    z = latent_grid_points(n).to(*device_dtype(model))
     return save_image_grid(model.decode(z), image_shape, path, ncols=n)
 
 

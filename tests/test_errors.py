@@ -94,7 +94,7 @@ CLI = {
     "hidden-range": (
         train("--config", "{cfg}"),
         "hidden: [256, 0]",
-        r"hidden must be a list",
+        r"hidden must be a non-empty list of positive integers",
         None,
     ),
     "activation-unknown": (
@@ -307,7 +307,7 @@ PYTHON = {
     "fit-lr": (lambda out: _fit(torch.rand(8, 64), out, lr=float("inf")), r"lr must .* got inf"),
     "fit-seed": (
         lambda out: _fit(torch.rand(8, 64), out, seed=-1),
-        r"seed must be an integer >= 0",
+        r"seed must be an integer in \[0, 2\*\*32\)",
     ),
     "fit-patience-no-valid": (
         lambda out: _fit(torch.rand(8, 64), out, patience=3),

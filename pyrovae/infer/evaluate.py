@@ -18,6 +18,7 @@ import pyro
 import torch
 from pyro import poutine
 
+from ..checks import device_dtype, positive_int
 from ..data import Data
 from .clustering import clustering_scores
 
@@ -72,13 +73,11 @@ def evaluate(model, data, num_samples=1000, batch_size=100, seed=0):
         error), and the importance-sampled estimate as ``log_likelihood_importance_sampled``:
         with a point-mass guide the latter is only log p(x, ẑ).
     """
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-        raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
+    positive_int("num_samples", num_samples)
     x_all = data.test.x if isinstance(data, Data) else torch.as_tensor(data)
     if hasattr(model, "check_data"):
         model.check_data(x_all)
-    param = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
-    device, dtype = (param.device, param.dtype) if param is not None else ("cpu", x_all.dtype)
+    device, dtype = device_dtype(model)
     per_row_ll, elbo_sum, recon_sum = [], 0.0, 0.0
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

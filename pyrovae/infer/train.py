@@ -26,6 +26,8 @@ from pyro.infer import Trace_ELBO, TraceEnum_ELBO
 from pyro.poutine.messenger import Messenger
 from tqdm.auto import tqdm
 
+from .. import checks
+from ..checks import device_dtype
 from ..data import Data, Split
 from . import checkpoint as ckpt
 from .distributed import Context
@@ -58,13 +60,6 @@ def default_elbo(model, num_particles=1):
     if getattr(model, "has_enumerated_sites", False):
         return TraceEnum_ELBO(max_plate_nesting=1, **kwargs)
     return Trace_ELBO(max_plate_nesting=1, **kwargs)
-
-
-def _positive_int(name, value, allow_none=False):
-    if allow_none and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def as_data(data):
@@ -162,7 +157,7 @@ def fit(
             check(split.x)
     if patience is not None and data.valid is None:
         raise ValueError("early stopping (patience) needs a validation split in the data")
-    device, dtype = _device_dtype(model)
+    device, dtype = device_dtype(model)
     ctx = distributed_setup(distributed, device)
     try:
         path = Path(out) / CHECKPOINT if out is not None else None
@@ -181,7 +176,7 @@ def _train(model, data, ctx, start, path, o):
     model_fn, guide_fn = model.model, model.guide
     if o.warmup_epochs:
         model_fn, guide_fn = warmup(model_fn), warmup(guide_fn)
-    device, dtype = _device_dtype(model)
+    device, dtype = device_dtype(model)
     if o.initialize and start is None and hasattr(model, "initialize"):  # e.g. GMM: k-means++
         model.initialize(data.train.x.to(device, dtype), o.seed)
     params = trainable_parameters(
@@ -264,20 +259,7 @@ class Options:
     progress: bool
 
     def __post_init__(self):
-        _positive_int("epochs", self.epochs)
-        _positive_int("batch_size", self.batch_size)
-        _positive_int("num_particles", self.num_particles)
-        _positive_int("patience", self.patience, allow_none=True)
-        if not _real(self.lr) or not 0 < self.lr < math.inf:
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
-        if not _real(self.warmup_epochs) or not 0 <= self.warmup_epochs < math.inf:
-            raise ValueError(f"warmup_epochs must be a number >= 0, got {self.warmup_epochs!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
-
-
-def _real(value):
-    return isinstance(value, int | float) and not isinstance(value, bool)
+        checks.training_options(vars(self))
 
 
 def open_run(path, model, resume, overwrite, world_size=1):
@@ -338,19 +320,12 @@ def _anomaly_detection(enabled):
         yield
 
 
-def _device_dtype(model):
-    p = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
-    return (
-        (p.device, p.dtype) if p is not None else (torch.device("cpu"), torch.get_default_dtype())
-    )
-
-
 @torch.no_grad()
 def elbo_per_example(elbo, model, x, batch_size=1000, ctx=None):
     """Mean ELBO per example of the rows ``x`` (one sample from the guide per row); with a
     distributed :class:`~pyrovae.infer.distributed.Context` each rank scores every W-th row
     and the sums are added up."""
-    device, dtype = _device_dtype(model)
+    device, dtype = device_dtype(model)
     ctx = ctx or Context()
     total = 0.0
     for chunk in torch.split(x[ctx.rank :: ctx.world_size], batch_size):

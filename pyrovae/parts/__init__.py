@@ -1,19 +1,37 @@
 """Swappable parts: priors, posteriors, likelihoods, encoders and decoders, each a registry."""
 
-from .likelihoods import BernoulliLikelihood, GaussianLikelihood, likelihoods
-from .networks import MLPDecoder, MLPEncoder, decoders, encoders, mlp
-from .posteriors import NormalPosterior, VonMisesFisherPosterior, posteriors
+from .likelihoods import (
+    BernoulliLikelihood,
+    ContinuousBernoulliLikelihood,
+    GaussianLikelihood,
+    LaplaceLikelihood,
+    likelihoods,
+)
+from .networks import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, decoders, encoders, mlp
+from .posteriors import (
+    IAFPosterior,
+    NormalPosterior,
+    PlanarPosterior,
+    VonMisesFisherPosterior,
+    posteriors,
+)
 from .priors import HypersphericalUniformPrior, MixturePrior, NormalPrior, priors
 from .registry import Registry
 
 __all__ = [
     "BernoulliLikelihood",
+    "ContinuousBernoulliLikelihood",
+    "ConvDecoder",
+    "ConvEncoder",
     "GaussianLikelihood",
+    "LaplaceLikelihood",
     "HypersphericalUniformPrior",
     "MLPDecoder",
     "MLPEncoder",
     "MixturePrior",
+    "IAFPosterior",
     "NormalPosterior",
+    "PlanarPosterior",
     "NormalPrior",
     "VonMisesFisherPosterior",
     "Registry",

@@ -13,6 +13,7 @@ import torch
 from pyro.distributions import constraints
 from torch import nn
 
+from ..checks import positive_int, positive_real
 from ..distributions import HypersphericalUniform
 from .registry import Registry
 
@@ -78,12 +79,8 @@ class MixturePrior(nn.Module):
 
     def __init__(self, latent_dim, num_components=10, init_scale=0.5):
         super().__init__()
-        if isinstance(num_components, bool) or not isinstance(num_components, int):
-            raise ValueError(f"num_components must be a positive integer, got {num_components!r}")
-        if num_components < 1:
-            raise ValueError(f"num_components must be a positive integer, got {num_components}")
-        if not init_scale > 0:
-            raise ValueError(f"init_scale must be > 0, got {init_scale}")
+        positive_int("num_components", num_components)
+        positive_real("init_scale", init_scale)
         self.num_components = num_components
         self.logits = nn.Parameter(torch.zeros(num_components))
         self.locs = nn.Parameter(torch.randn(num_components, latent_dim))
