@@ -150,7 +150,7 @@ def test_only_rank_zero_writes(two_ranks):
     folder, _ = two_ranks
     for run in ("run", "resumed"):
         assert sorted(p.name for p in (folder / run).iterdir()) == ["checkpoint.pt", "metrics.json"]
-    state = torch.load(folder / "run" / "checkpoint.pt", weights_only=False)
+    state = torch.load(folder / "run" / "checkpoint.pt", weights_only=True)
     assert state["world_size"] == WORLD and len(state["rng_by_rank"]) == WORLD
 
 

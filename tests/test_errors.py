@@ -5,6 +5,7 @@ stderr matching the catalogue, and not a byte written, changed or removed under 
 folder. Python cases check the ``ValueError`` and that ``fit`` wrote nothing.
 """
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -36,8 +37,30 @@ def _foreign(run):
     torch.save({"weights": torch.zeros(3)}, run / "checkpoint.pt")
 
 
+class _Payload:
+    """Unpickling it would create the folder ``marker``."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def _pickle_payload(run):
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    state["history"] = _Payload(run.parent / "marker")
+    torch.save(state, run / "checkpoint.pt")
+
+
+def _drop_fields(run):
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    del state["optimizer"], state["rng"]
+    torch.save(state, run / "checkpoint.pt")
+
+
 def _two_processes(run):
-    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
     state["world_size"] = 2
     torch.save(state, run / "checkpoint.pt")
 
@@ -219,6 +242,18 @@ CLI = {
         None,
         r"is not a pyrovae checkpoint",
         _foreign,
+    ),
+    "checkpoint-pickle": (
+        ["evaluate", "{run}"],
+        None,
+        r"holds a pickled (posix|nt).mkdir, not only tensors .* refused unloaded",
+        _pickle_payload,
+    ),
+    "checkpoint-fields": (
+        train("--resume", *RUN, out="{run}"),
+        None,
+        r"checkpoint .* lacks optimizer, rng: it was not written whole by pyrovae",
+        _drop_fields,
     ),
     "checkpoint-world-size": (
         train("--resume", *RUN, out="{run}"),
