@@ -140,6 +140,12 @@ class VAE(nn.Module):
         """True when the prior is a mixture, so that :meth:`cluster` has clusters to give."""
         return hasattr(self.prior, "responsibilities")
 
+    @property
+    def pictures(self):
+        """What :func:`pyrovae.plots.save_all` draws besides the generic pictures: samples of
+        each mixture component for a mixture prior."""
+        return ("mixture_components",) if self.has_clusters else ()
+
     def model(self, x=None, batch_size=None):
         """p(x, z) = p(z) p(x | z); ``x`` is ``(batch, input_dim)`` (or ``(batch, C, H, W)``).
         Without ``x``, ``x`` is sampled: ``batch_size`` rows (default 1), as
