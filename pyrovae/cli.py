@@ -185,10 +185,8 @@ def train(args):
             )
         if is_main:
             from .plots import save_all
-            from .plots_mixture import save_mixture_pictures
 
             save_all(model, data, history, out)
-            save_mixture_pictures(model, data, out)
             print(json.dumps({"out": str(out), "test_elbo": history["test_elbo"][-1]}))
 
 

@@ -42,11 +42,89 @@ class Split:
     def __len__(self):
         return self.x.shape[0]
 
+    def rows(self, index):
+        """``(x[index], y[index] or None)`` for a 1-D tensor of row indices."""
+        return self.x[index], None if self.y is None else self.y[index]
+
+    def chunks(self, size):
+        """The rows in order, ``size`` at a time: ``(≤ size, D)`` tensors."""
+        return torch.split(self.x, size)
+
+
+class DatasetSplit:
+    """The rows of a map-style ``torch.utils.data.Dataset``, read a batch at a time.
+
+    Item ``i`` of the data set is a row ``x`` of shape ``(D,)``, a tuple ``(x,)`` or a pair
+    ``(x, y)`` with an integer label ``y`` (e.g. a ``TensorDataset``). Only the rows of the
+    batch at hand are in memory, so the data set may be larger than the RAM (a
+    ``numpy.memmap`` behind it); a batch of indices is fetched with the data set's
+    ``__getitems__`` when it has one, else item by item. Batches hold exactly the rows a
+    :class:`Split` of the same rows would give. ``x`` and ``y`` read *every* row (for plots and
+    a model's ``initialize``).
+    """
+
+    def __init__(self, dataset):
+        is_map = hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")
+        if not is_map or isinstance(dataset, str | bytes | dict):
+            raise ValueError(
+                f"data must be rows, a pyrovae.data.Data or a map-style Dataset (with "
+                f"__getitem__ and __len__), got {type(dataset).__name__}; for a DataLoader "
+                "pass its .dataset"
+            )
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def rows(self, index):
+        index = [int(i) for i in index]
+        fetch = getattr(self.dataset, "__getitems__", None)
+        items = fetch(index) if fetch is not None else [self.dataset[i] for i in index]
+        if not items:
+            return torch.empty(0), None
+        pairs = [_as_pair(item) for item in items]
+        x = torch.stack([torch.as_tensor(a) for a, _ in pairs])
+        has_y = pairs[0][1] is not None
+        return x, torch.as_tensor([int(b) for _, b in pairs]) if has_y else None
+
+    def chunks(self, size):
+        for start in range(0, len(self), size):
+            yield self.rows(range(start, min(start + size, len(self))))[0]
+
+    @property
+    def x(self):
+        return self.rows(range(len(self)))[0]
+
+    @property
+    def y(self):
+        return self.rows(range(len(self)))[1] if len(self) else None
+
+
+def _as_pair(item):
+    if isinstance(item, tuple | list):
+        if len(item) not in (1, 2):
+            raise ValueError(
+                f"a Dataset item must be a row, (x,) or (x, y); got a tuple of {len(item)}"
+            )
+        return item[0], item[1] if len(item) == 2 else None
+    return item, None
+
+
+def as_split(rows):
+    """A :class:`Split` (or :class:`DatasetSplit`) as is, a tensor or array as a
+    :class:`Split`, a map-style ``Dataset`` as a :class:`DatasetSplit`."""
+    if rows is None or isinstance(rows, Split | DatasetSplit):
+        return rows
+    if torch.is_tensor(rows) or isinstance(rows, np.ndarray):
+        return Split(torch.as_tensor(rows))
+    return DatasetSplit(rows)
+
 
 class Data:
     """Train/validation/test splits plus how to draw training batches.
 
-    :param Split train, valid, test: the splits (``valid`` and ``test`` may be ``None``).
+    :param Split train, valid, test: the splits (``valid`` and ``test`` may be ``None``); each
+        may also be a tensor of rows or a map-style ``Dataset`` (see :func:`as_split`).
     :param str binarize: ``"none" | "static" | "dynamic"``, see the module docstring.
     :param tuple image_shape: ``(height, width)`` or ``(channels, height, width)`` of the
         images whose flattened pixels are the rows, or ``None`` for plain vectors.
@@ -59,12 +137,22 @@ class Data:
     def __init__(self, train, valid=None, test=None, binarize="none", image_shape=None, name=""):
         if binarize not in BINARIZE:
             raise ValueError(f"binarize must be one of {', '.join(BINARIZE)}, got {binarize!r}")
+        train, valid, test = as_split(train), as_split(valid), as_split(test)
+        on_disk = [s for s in (valid, test) if isinstance(s, DatasetSplit)]
+        if (on_disk and binarize != "none") or (
+            isinstance(train, DatasetSplit) and binarize == "static"
+        ):
+            raise ValueError(
+                f"binarize={binarize!r} draws whole splits once, which a Dataset read batch by "
+                "batch does not allow: binarize the rows in your Dataset, or use 'dynamic' "
+                "with a Dataset for the training rows only"
+            )
         shape = None if image_shape is None else tuple(int(s) for s in image_shape)
         if shape is not None and len(shape) == 2:
             shape = (1, *shape)
-        if shape is not None and (len(shape) != 3 or math.prod(shape) != train.x[0].numel()):
+        if shape is not None and (len(shape) != 3 or math.prod(shape) != _row_length(train)):
             raise ValueError(
-                f"image_shape {image_shape} does not match rows of {train.x[0].numel()} values; "
+                f"image_shape {image_shape} does not match rows of {_row_length(train)} values; "
                 "give (H, W) or (C, H, W) with C·H·W = the row length"
             )
         self._input_shape = shape
@@ -79,7 +167,7 @@ class Data:
     @property
     def input_dim(self):
         """D: the length of a row (C·H·W for images)."""
-        return self.train.x[0].numel()
+        return _row_length(self.train)
 
     @property
     def input_shape(self):
@@ -93,16 +181,24 @@ class Data:
         ``(seed, epoch)`` only, so an epoch repeats exactly after a resume. With
         ``world_size > 1`` each global batch of ``batch_size * world_size`` rows — the batch
         one process with that batch size would see, binarised alike — is dealt out so that
-        rank r gets its rows r, r + W, … (a rank may get none of a short last batch).
+        rank r gets its rows r, r + W, … (a rank may get none of a short last batch). A
+        global batch of all rows keeps them in order, so that a non-amortised guide (one
+        posterior per row) sees each row at its place.
         """
         gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
-        order = torch.randperm(len(self.train), generator=gen)
         step = batch_size * world_size
+        n = len(self.train)
+        order = torch.arange(n) if step >= n else torch.randperm(n, generator=gen)
         for start in range(0, len(order), step):
-            x = self.train.x[order[start : start + step]]
+            x, _ = self.train.rows(order[start : start + step])
             if self.binarize == "dynamic":
                 x = torch.bernoulli(x, generator=gen)
             yield x[rank::world_size]
+
+
+def _row_length(split):
+    first = next(iter(split.chunks(1)), None)
+    return 0 if first is None or not len(first) else first[0].numel()
 
 
 def _binarized(split, gen):

@@ -64,7 +64,7 @@ class VAE(nn.Module):
         self.latent_dim, self.name = latent_dim, name
         input_dim = self.input_dim
         net = {"hidden": hidden, "activation": activation}
-        self.prior = priors.build(prior, latent_dim=latent_dim)
+        self.prior = priors.build(prior, latent_dim=latent_dim, input_dim=input_dim)
         self.likelihood = likelihoods.build(likelihood, input_dim=input_dim)
         self.decoder = decoders.build(
             decoder,
@@ -74,16 +74,14 @@ class VAE(nn.Module):
             **net,
         )
         if guide != "amortized":
+            if hasattr(self.prior, "bind"):
+                raise ValueError(
+                    f"prior {_name(self.prior)!r} is built from the encoder's posterior, and "
+                    f"guide {_guide_name(guide)!r} has no encoder: use guide='amortized'"
+                )
             self._set_autoguide(guide, posterior, encoder)
             return
         self.posterior = posteriors.build(posterior, latent_dim=latent_dim)
-        if self.prior.support is not self.posterior.support:
-            raise ValueError(
-                f"prior {_name(self.prior)!r} lives on {_support(self.prior)} but posterior "
-                f"{_name(self.posterior)!r} on {_support(self.posterior)}: q(z|x) must put its "
-                "mass where p(z) does; pair 'normal' with 'normal' (or 'mixture'), "
-                "'hyperspherical_uniform' with 'von_mises_fisher'"
-            )
         self.encoder = encoders.build(
             encoder,
             input_dim=input_dim,
@@ -91,6 +89,15 @@ class VAE(nn.Module):
             param_dims=self.posterior.param_dims,
             **net,
         )
+        if hasattr(self.prior, "bind"):  # the VampPrior: q(z | u_k) with this encoder
+            self.prior.bind(self.encoder, self.posterior)
+        if self.prior.support is not self.posterior.support:
+            raise ValueError(
+                f"prior {_name(self.prior)!r} lives on {_support(self.prior)} but posterior "
+                f"{_name(self.posterior)!r} on {_support(self.posterior)}: q(z|x) must put its "
+                "mass where p(z) does; pair 'normal' with 'normal' (or 'mixture'), "
+                "'hyperspherical_uniform' with 'von_mises_fisher'"
+            )
         self.autoguide, self.guide_name = None, "amortized"
 
     def _set_autoguide(self, guide, posterior, encoder):
@@ -119,6 +126,11 @@ class VAE(nn.Module):
         object.__setattr__(self, "autoguide", guide(self.model))
 
     @property
+    def amortized(self):
+        """False with an autoguide: it has a posterior for the training rows only."""
+        return self.autoguide is None
+
+    @property
     def has_enumerated_sites(self):
         """True when the prior emits an enumerated site (the mixture prior's component c)."""
         return getattr(self.prior, "has_enumerated_sites", False)
@@ -127,6 +139,12 @@ class VAE(nn.Module):
     def has_clusters(self):
         """True when the prior is a mixture, so that :meth:`cluster` has clusters to give."""
         return hasattr(self.prior, "responsibilities")
+
+    @property
+    def pictures(self):
+        """What :func:`pyrovae.plots.save_all` draws besides the generic pictures: samples of
+        each mixture component for a mixture prior."""
+        return ("mixture_components",) if self.has_clusters else ()
 
     def model(self, x=None, batch_size=None):
         """p(x, z) = p(z) p(x | z); ``x`` is ``(batch, input_dim)`` (or ``(batch, C, H, W)``).

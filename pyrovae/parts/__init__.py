@@ -15,7 +15,14 @@ from .posteriors import (
     VonMisesFisherPosterior,
     posteriors,
 )
-from .priors import HypersphericalUniformPrior, MixturePrior, NormalPrior, priors
+from .priors import (
+    HypersphericalUniformPrior,
+    MixtureOfPosteriors,
+    MixturePrior,
+    NormalPrior,
+    VampPrior,
+    priors,
+)
 from .registry import Registry
 
 __all__ = [
@@ -28,11 +35,13 @@ __all__ = [
     "HypersphericalUniformPrior",
     "MLPDecoder",
     "MLPEncoder",
+    "MixtureOfPosteriors",
     "MixturePrior",
     "IAFPosterior",
     "NormalPosterior",
     "PlanarPosterior",
     "NormalPrior",
+    "VampPrior",
     "VonMisesFisherPosterior",
     "Registry",
     "decoders",
