@@ -4,21 +4,40 @@
 ``step(x, rows, optimizer, (epoch, step))``: one optimiser step that checks the loss and the
 gradients with the numerical guard (:mod:`pyrovae.infer.guard`) before the parameters move.
 :func:`trainable_parameters` finds what the optimiser must update (the model's parameters and
-any ``pyro.param`` site), :func:`named_parameters` names them for error messages. Benchmarks
-and custom loops build their step from these instead of copying ``fit``'s::
+any ``pyro.param`` site), :func:`named_parameters` names them for error messages, and
+:func:`adam` is the optimiser ``fit`` uses. Benchmarks and custom loops build their step from
+these instead of copying ``fit``'s::
 
     params = trainable_parameters(vae, elbo, vae.model, vae.guide, x[:2])
     step = make_step(elbo, vae, vae.model, vae.guide, named_parameters(vae, params))
-    optimizer = torch.optim.Adam(params, lr=1e-3)
+    optimizer = adam(params, lr=1e-3)
     loss = step(x, len(x), optimizer, (1, 1))  # the batch's summed negative ELBO
+
+What a step does not repeat (each measured in ``benchmarks/overhead.py``):
+
+* ``pyro.module`` registers a network's parameters in Pyro's param store at every call of the
+  model and guide. :func:`trainable_parameters` has registered them once; the step answers
+  those ``param`` messages with the parameter itself (:class:`RegisteredParams`), which is
+  what ``pyro.module`` does with the answer anyway, for the ELBOs whose loss does not read
+  param sites (``Trace_ELBO``, ``TraceEnum_ELBO``, ``TraceMeanField_ELBO``). The JIT ELBOs,
+  which look for param sites, and ``pyro.param`` statements (AutoGuides…) are untouched.
+* ``Trace_ELBO`` is run as :class:`~pyrovae.infer.elbo.FastTrace_ELBO` (same loss and
+  gradients, no host transfers).
+* The loss stays on the device until the guard's single transfer.
 """
 
 import pyro
 import torch
 from pyro import poutine
+from pyro.infer import Trace_ELBO, TraceEnum_ELBO, TraceMeanField_ELBO
+from pyro.poutine.messenger import Messenger
 
 from . import guard
 from .distributed import Context, wrap
+from .elbo import FastTrace_ELBO
+
+# ELBOs whose loss reads only sample sites, so that param messages may be answered early
+_PARAM_FREE_LOSS = (Trace_ELBO, FastTrace_ELBO, TraceEnum_ELBO, TraceMeanField_ELBO)
 
 
 def make_step(elbo, model, model_fn, guide_fn, named_params, ctx=None):
@@ -33,13 +52,25 @@ def make_step(elbo, model, model_fn, guide_fn, named_params, ctx=None):
     :param model: the model object (its parameters are what DDP averages).
     :param model_fn, guide_fn: the model and guide functions of ``x`` (possibly wrapped, e.g.
         by :class:`~pyrovae.infer.train.scale_latents`).
-    :param named_params: ``(name, parameter)`` pairs of everything the optimiser updates.
+    :param named_params: ``(name, parameter)`` pairs of everything the optimiser updates;
+        they must be registered in Pyro's param store (:func:`trainable_parameters` does it).
     :param ctx: the :class:`~pyrovae.infer.distributed.Context` (default: one process).
     """
     ctx = ctx or Context()
     params = [p for _, p in named_params]
     if hasattr(elbo, "differentiable_loss"):
-        loss_module = wrap(model, elbo(model_fn, guide_fn), ctx)
+        if type(elbo) is Trace_ELBO:
+            elbo = FastTrace_ELBO.like(elbo)
+        if type(elbo) in _PARAM_FREE_LOSS:
+            registered = RegisteredParams(params)
+            model_fn, guide_fn = registered(model_fn), registered(guide_fn)
+        if ctx.active:
+            loss_module = wrap(model, elbo(model_fn, guide_fn), ctx)
+        else:  # the same without two module calls
+
+            def loss_module(x, scale):
+                return elbo.differentiable_loss(model_fn, guide_fn, x) * scale
+
         in_module = {id(p) for p in loss_module.parameters()} if ctx.active else set()
         others = [p for p in params if id(p) not in in_module]
 
@@ -47,7 +78,7 @@ def make_step(elbo, model, model_fn, guide_fn, named_params, ctx=None):
             loss = loss_module(x, scale)
             loss.backward()  # DDP averages the module's gradients over ranks
             ctx.average_gradients(others)
-            return loss.item() / scale
+            return loss
 
     else:  # RenyiELBO, TraceGraph_ELBO: they set the gradients themselves
 
@@ -57,12 +88,13 @@ def make_step(elbo, model, model_fn, guide_fn, named_params, ctx=None):
                 if p.grad is not None:
                     p.grad *= scale
             ctx.average_gradients(params)
-            return loss
+            return loss * scale
 
     def step(x, rows, optimizer, epoch_step):
         rng = torch.get_rng_state()
         optimizer.zero_grad()
-        loss = gradients(x, ctx.world_size / rows)
+        scale = ctx.world_size / rows
+        loss = gradients(x, scale)
 
         def replay():
             torch.set_rng_state(rng)  # the same noise as the step
@@ -71,11 +103,53 @@ def make_step(elbo, model, model_fn, guide_fn, named_params, ctx=None):
         where = "epoch {}, step {}".format(*epoch_step)
         if ctx.active:
             where += f" (rank {ctx.rank} of {ctx.world_size})"
-        guard.check_step(loss, named_params, where, replay)
+        loss = guard.check_step(loss, named_params, where, replay)
         optimizer.step()
-        return loss
+        return loss / scale
 
     return step
+
+
+class RegisteredParams(Messenger):
+    """Answers the ``param`` message of a parameter already in Pyro's param store with the
+    parameter itself, and stops it there.
+
+    ``pyro.module(name, net)`` sends one ``param`` message per parameter of ``net`` at every
+    call; once the store holds that very tensor under that name (unconstrained), Pyro's answer
+    is the tensor that was sent, which ``pyro.module`` only compares with its own. Messages of
+    other parameters (``pyro.param`` sites with an initial value or none, constrained
+    parameters) go on to the store as usual.
+
+    :param params: the parameters to answer for (those registered by
+        :func:`trainable_parameters`).
+    """
+
+    def __init__(self, params):
+        super().__init__()
+        ids = {id(p) for p in params}
+        store = pyro.get_param_store()
+        self.by_name = {
+            name: p
+            for name, p in store.named_parameters()
+            if id(p) in ids and store[name] is p  # unconstrained: the store returns p itself
+        }
+
+    def _pyro_param(self, msg):
+        p = self.by_name.get(msg["name"])
+        if p is not None and len(msg["args"]) > 1 and msg["args"][1] is p:
+            msg["value"], msg["done"], msg["stop"] = p, True, True
+
+
+def adam(params, lr):
+    """``torch.optim.Adam(params, lr)``, fused (one kernel for all parameters) where PyTorch
+    has the fused kernels for the parameters' device and dtype (CPU, CUDA, MPS, XPU with
+    floating parameters), else with ``foreach`` (multi-tensor) updates. The same update rule
+    as the plain loop, to float rounding."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except RuntimeError:  # no fused kernel for this device or dtype
+        return torch.optim.Adam(params, lr=lr, foreach=True)
 
 
 def trainable_parameters(model, elbo, model_fn, guide_fn, x):

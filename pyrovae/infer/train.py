@@ -38,7 +38,7 @@ from .callbacks import (
 from .distributed import Context
 from .distributed import setup as distributed_setup
 from .objectives import make_elbo, objective_name
-from .step import make_step, named_parameters, trainable_parameters
+from .step import adam, make_step, named_parameters, trainable_parameters
 
 CHECKPOINT = "checkpoint.pt"
 __all__ = ["Options", "TrainState", "default_elbo", "fit", "scale_latents"]
@@ -78,7 +78,10 @@ class Options:
     :param int batch_size: rows per step (per process: with W processes a step takes a global
         batch of ``batch_size × W`` rows). A batch of all rows keeps them in order (so that a
         non-amortised guide keeps one posterior per row); smaller batches are shuffled.
-    :param float lr: Adam's learning rate.
+    :param float lr: Adam's learning rate. Adam runs fused (one kernel for all parameters)
+        where PyTorch has the fused kernels for the model's device and dtype (CPU, CUDA, MPS,
+        XPU), else with ``foreach`` updates (:func:`pyrovae.infer.step.adam`); a checkpoint
+        written by plain ``Adam`` resumes with it.
     :param int seed: seeds torch, numpy and random; with the same seed a run repeats exactly.
     :param elbo: the objective: ``"trace"`` (the default: :func:`default_elbo`),
         ``"meanfield"``, ``"iwae"``, ``"renyi"`` (:mod:`pyrovae.infer.objectives`), or a Pyro
@@ -170,7 +173,9 @@ def fit(
     :param callbacks: more :class:`~pyrovae.infer.callbacks.Callback` objects for the loop.
     :param options: the training options, by keyword: ``epochs``, ``batch_size``, ``lr``,
         ``seed``, ``elbo``, ``num_particles``, ``warmup_epochs``, ``patience``, ``score_test``,
-        ``initialize``, ``detect_anomaly``, ``progress`` (see :class:`Options`).
+        ``initialize``, ``detect_anomaly``, ``progress`` (see :class:`Options`). The optimiser
+        is ``torch.optim.Adam(fused=True)`` where PyTorch has fused kernels for the model's
+        device and dtype (CPU, CUDA, MPS, XPU), else ``Adam(foreach=True)``.
     :returns: the history, a dict of per-epoch lists: ``epoch``, ``train_elbo`` (the β-weighted
         objective averaged over the epoch's rows; for ``elbo="iwae"``/``"renyi"`` that bound is
         in ``train_iwae_bound``/``train_renyi_bound`` instead and ``train_elbo`` is ``None``),
@@ -289,7 +294,7 @@ def _train(state, hooks, start):
     ctx.broadcast(params)
     named = named_parameters(model, params)
     step_fn = make_step(state.elbo, model, state.model_fn, state.guide_fn, named, ctx)
-    state.optimizer = torch.optim.Adam(params, lr=o.lr)
+    state.optimizer = adam(params, o.lr)
     pyro.set_rng_seed(ctx.seed(o.seed))  # each rank its own sampling noise
     if start is not None:
         _restore(state, start)

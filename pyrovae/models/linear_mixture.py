@@ -85,6 +85,8 @@ class MixtureOfLinearDecoders(nn.Module):
             latent_dim=self.latent_dim,
         )
 
+    pictures = ("linear_components", "reconstructions_by_component")  # pyrovae.plots.save_all
+
     @property
     def has_enumerated_sites(self):
         """True when the guide enumerates k, so that ``pyrovae.fit`` picks ``TraceEnum_ELBO``."""

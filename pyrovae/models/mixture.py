@@ -40,6 +40,12 @@ class GaussianMixture(nn.Module):
     has_enumerated_sites = True
     has_clusters = True
 
+    @property
+    def pictures(self):
+        """What :func:`pyrovae.plots.save_all` draws besides the generic pictures: the
+        components' ellipses over the data, for 2-d data."""
+        return ("gmm",) if self.input_dim == 2 else ()
+
     def __init__(self, num_components, dim, covariance="diag", name="gmm"):
         super().__init__()
         positive_int("num_components", num_components)

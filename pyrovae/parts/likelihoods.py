@@ -10,7 +10,7 @@ import math
 import pyro.distributions as dist
 import torch
 from torch import nn
-from torch.nn.functional import softplus
+from torch.nn.functional import binary_cross_entropy_with_logits, softplus
 
 from ..checks import positive_real
 from .registry import Registry
@@ -32,7 +32,7 @@ class BernoulliLikelihood(nn.Module):
         self.output_dim = input_dim
 
     def forward(self, logits):
-        return dist.Bernoulli(logits=logits, validate_args=False).to_event(1)
+        return _BernoulliRows(dist.Bernoulli(logits=logits, validate_args=False), 1)
 
     def check(self, x):
         if x.min() < 0 or x.max() > 1:
@@ -41,6 +41,19 @@ class BernoulliLikelihood(nn.Module):
                 f"[{x.min().item():.3g}, {x.max().item():.3g}]; rescale the data or use "
                 "likelihood='gaussian'"
             )
+
+
+class _BernoulliRows(dist.Independent):
+    """``Bernoulli(logits=…).to_event(1)`` whose ``log_prob`` negates the cross-entropy after
+    summing it over the row, not the whole ``(…, D)`` array: log p(x) = −Σ_i BCE(logits_i, x_i)."""
+
+    def log_prob(self, value):
+        if self._validate_args:
+            self._validate_sample(value)
+        logits = self.base_dist.logits
+        if logits.shape != value.shape:
+            logits, value = torch.broadcast_tensors(logits, value)
+        return -binary_cross_entropy_with_logits(logits, value, reduction="none").sum(-1)
 
 
 @likelihoods.register("continuous_bernoulli")
