@@ -59,8 +59,10 @@ def run(args, num_labels, data, record):
     kept = keep_labels(data, num_labels, seed=args.seed)
     train_only = Data(kept.train, binarize=kept.binarize)  # no per-epoch validation ELBO
     torch.manual_seed(args.seed)
-    alpha = args.alpha if args.alpha is not None else 0.1 * len(data.train) / num_labels
-    model = SemiSupervisedVAE(784, args.latent_dim, alpha=alpha, hidden=tuple(args.hidden))
+    alpha = args.aux_loss_multiplier or 0.1 * len(data.train) / num_labels
+    model = SemiSupervisedVAE(
+        784, args.latent_dim, aux_loss_multiplier=alpha, hidden=tuple(args.hidden)
+    )
     tic = time.process_time()
     while True:
         done = json.loads((out / METRICS).read_text())["epoch"] if (out / METRICS).exists() else []
@@ -120,7 +122,9 @@ if __name__ == "__main__":
     parser.add_argument("--max-cpu-minutes", type=float, default=float("inf"))
     parser.add_argument("--latent-dim", type=int, default=50)
     parser.add_argument("--hidden", type=int, nargs="+", default=[500])
-    parser.add_argument("--alpha", type=float, help="default: 0.1 × 50,000 / num_labels")
+    parser.add_argument(
+        "--aux-loss-multiplier", type=float, help="α; default: 0.1 × 50,000 / num_labels"
+    )
     parser.add_argument("--batch-size", type=int, default=200)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)

@@ -41,7 +41,9 @@ def png_scraper(block, block_vars, gallery_conf, **kwargs):
     """The PNG files the example wrote, copied to the gallery's image paths, as reST."""
     out = _out(gallery_conf, block_vars["src_file"])
     images = []
-    for png, target in zip(sorted(out.glob("*.png")), block_vars["image_path_iterator"]):
+    for png, target in zip(
+        sorted(out.glob("*.png")), block_vars["image_path_iterator"], strict=False
+    ):
         shutil.copyfile(png, target)
         images.append(target)
     return figure_rst(images, gallery_conf["src_dir"])

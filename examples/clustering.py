@@ -24,7 +24,7 @@ import torch
 
 import pyrovae
 from pyrovae.infer.pretrain import init_mixture_prior, pretrain_autoencoder
-from pyrovae.plots_mixture import plot_mixture_samples
+from pyrovae.plots import plot_mixture_samples
 
 
 def main(args):

@@ -23,7 +23,7 @@ from pyro.infer import Trace_ELBO
 
 import pyrovae
 from pyrovae.models import ConditionalVAE
-from pyrovae.plots_labels import samples_by_label
+from pyrovae.plots.labels import samples_by_label
 
 
 def main(args):

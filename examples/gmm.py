@@ -25,7 +25,7 @@ from sklearn.mixture import GaussianMixture as SklearnGMM
 
 import pyrovae
 from pyrovae.models import GaussianMixture
-from pyrovae.plots_mixture import plot_gmm
+from pyrovae.plots import plot_gmm
 
 
 def main(args):

@@ -23,7 +23,7 @@ import torch
 import pyrovae
 from pyrovae.data import keep_labels
 from pyrovae.models import SemiSupervisedVAE
-from pyrovae.plots_labels import samples_by_label
+from pyrovae.plots.labels import samples_by_label
 
 
 def main(args):
@@ -31,7 +31,9 @@ def main(args):
     data = keep_labels(pyrovae.data.load("digits", binarize="dynamic"), args.num_labels)
     known = (data.train.y >= 0).sum().item()
     print(f"{known} of {len(data.train)} training digits keep their label")
-    ssvae = SemiSupervisedVAE(data.input_dim, args.latent_dim, alpha=args.alpha, hidden=(256,))
+    ssvae = SemiSupervisedVAE(
+        data.input_dim, args.latent_dim, aux_loss_multiplier=args.aux_loss_multiplier, hidden=(256,)
+    )
     pyrovae.fit(
         ssvae, data, epochs=args.num_epochs, batch_size=100, seed=args.seed, progress=False
     )  # TraceEnum_ELBO: the model says it has enumerated sites
@@ -49,7 +51,7 @@ if __name__ == "__main__":
     parser.add_argument("-n", "--num-epochs", default=100, type=int)
     parser.add_argument("--num-labels", default=50, type=int)
     parser.add_argument("--latent-dim", default=10, type=int)
-    parser.add_argument("--alpha", default=50.0, type=float)
+    parser.add_argument("--aux-loss-multiplier", default=50.0, type=float, help="α")
     parser.add_argument("--seed", default=0, type=int)
     parser.add_argument("--out", default="runs/ss_vae")
     main(parser.parse_args())

@@ -39,14 +39,14 @@ def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path):
     assert run.poll() is None, "the run ended before it could be killed"
     run.send_signal(signal.SIGKILL)
     run.wait()
-    assert 1 <= torch.load(out / "checkpoint.pt", weights_only=False)["epoch"] < 4
+    assert 1 <= torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] < 4
     # the same command, uninterrupted, and the resumption of the killed run (in this process:
     # the same code path, and one thread as in the subprocess)
     assert cli.main([*ARGS, "--out", str(tmp_path / "whole")]) == 0
     assert cli.main([*ARGS, "--out", str(out), "--resume"]) == 0
     assert _metrics(out) == _metrics(tmp_path / "whole")
-    a = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=False)["model"]
-    b = torch.load(out / "checkpoint.pt", weights_only=False)["model"]
+    a = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(out / "checkpoint.pt", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 

@@ -34,7 +34,7 @@ def test_keep_labels_refuses_unbalanced_counts(digits, num_labels):
 def test_unlabelled_bound_is_the_q_weighted_sum_of_labelled_bounds(digits):
     """Enumerating y in the guide gives U(x) = Σ_y q(y|x) L(x, y) + H[q(y|x)], with L the
     bound of a labelled row (α = 0): checked against that sum, each term by Monte Carlo."""
-    model = SemiSupervisedVAE(64, 3, alpha=0.0, hidden=(16,))
+    model = SemiSupervisedVAE(64, 3, aux_loss_multiplier=0.0, hidden=(16,))
     x = digits.test.x[:1]
     n = 4000
     enum = TraceEnum_ELBO(max_plate_nesting=1, num_particles=n, vectorize_particles=True)
@@ -52,8 +52,8 @@ def test_unlabelled_bound_is_the_q_weighted_sum_of_labelled_bounds(digits):
 def test_classification_term_is_alpha_times_log_q(digits):
     x, y = digits.test.x[:4], digits.test.y[:4]
     pyro.set_rng_seed(1)
-    with_term = SemiSupervisedVAE(64, 3, alpha=7.0, hidden=(16,))
-    without = SemiSupervisedVAE(64, 3, alpha=0.0, hidden=(16,))
+    with_term = SemiSupervisedVAE(64, 3, aux_loss_multiplier=7.0, hidden=(16,))
+    without = SemiSupervisedVAE(64, 3, aux_loss_multiplier=0.0, hidden=(16,))
     without.load_state_dict(with_term.state_dict())
     elbo = Trace_ELBO(max_plate_nesting=1)
     pyro.set_rng_seed(2)

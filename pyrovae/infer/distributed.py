@@ -160,8 +160,8 @@ def setup(distributed=None, device=None):
 
 
 class ScaledLoss(nn.Module):
-    """``forward(x, scale, *labels) = scale · loss(x, *labels)``, holding the model so that
-    DDP sees its parameters (Pyro's ``ELBOModule`` around bound methods has none of its own).
+    """``forward(x, scale) = scale · loss(x)``, holding the model so that DDP sees its
+    parameters (Pyro's ``ELBOModule`` around bound methods has none of its own).
 
     A rank whose share of a short last batch is empty (fewer rows than ranks) gets a zero
     loss that still touches every parameter, so that it joins the gradient average.
@@ -171,10 +171,10 @@ class ScaledLoss(nn.Module):
         super().__init__()
         self.model, self.loss = model, loss
 
-    def forward(self, x, scale, *labels):
+    def forward(self, x, scale):
         if x.shape[0] == 0:
             return sum(p.sum() for p in self.parameters()) * 0.0
-        return self.loss(x, *labels) * scale
+        return self.loss(x) * scale
 
 
 def wrap(model, loss, ctx):

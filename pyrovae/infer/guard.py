@@ -19,20 +19,27 @@ class NonFiniteError(FloatingPointError):
 
 
 def check_step(loss, named_params, where, replay):
-    """Raise :class:`NonFiniteError` unless ``loss`` and every gradient are finite.
+    """The loss as a float; raises :class:`NonFiniteError` unless it and every gradient are
+    finite.
 
-    :param float loss: this step's loss.
+    :param loss: this step's loss, a tensor (or a float).
     :param named_params: ``(name, parameter)`` pairs of everything the optimiser updates.
     :param str where: ``"epoch e, step s"`` for the message.
     :param replay: a function of no arguments returning :func:`diagnose` of the batch.
+
+    One reduction (the gradients' total norm, stacked with the loss) and one transfer to the
+    host per step; only if the norm is not finite (NaN, inf, or an overflow of the squares)
+    are the gradients looked at one by one.
     """
     grads = [p.grad for _, p in named_params if p.grad is not None]
-    # one fused norm per step; only if it is not finite (NaN, inf, or an overflow of the
-    # squares) are the gradients looked at one by one
-    norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
-    bad_grads = [] if torch.isfinite(norm) else _non_finite(named_params)
+    if torch.is_tensor(loss):
+        norm = torch.nn.utils.get_total_norm(grads) if grads else loss.new_zeros(())
+        loss, norm = torch.stack([loss.detach(), norm.to(loss.dtype)]).tolist()
+    else:
+        norm = torch.nn.utils.get_total_norm(grads).item() if grads else 0.0
+    bad_grads = [] if math.isfinite(norm) else _non_finite(named_params)
     if not bad_grads and math.isfinite(loss):
-        return
+        return loss
     what = "gradient" if math.isfinite(loss) else f"loss ({loss})"
     note = ""
     try:
@@ -56,10 +63,9 @@ def _non_finite(named_params):
     return [n for n, p in named_params if p.grad is not None and not p.grad.isfinite().all()]
 
 
-def diagnose(model_fn, guide_fn, x, named_params, *labels):
+def diagnose(model_fn, guide_fn, x, named_params):
     """``(site, cause)`` of the first non-finite quantity met when running guide and model
-    on the batch ``x`` (and its ``labels``, if the model takes them); ``site`` is ``None``
-    when every forward quantity is finite."""
+    on the batch ``x`` (``site`` is ``None`` when every forward quantity is finite)."""
     if not torch.isfinite(x).all():
         rows = (~torch.isfinite(x)).any(-1).nonzero()[:5, 0].tolist()
         return "the batch", f"the data hold NaN or inf (rows {rows}); clean or drop those rows"
@@ -70,8 +76,8 @@ def diagnose(model_fn, guide_fn, x, named_params, *labels):
             "from the last checkpoint"
         )
     with torch.no_grad():
-        guide = poutine.trace(guide_fn).get_trace(x, *labels)
-        model = poutine.trace(poutine.replay(model_fn, trace=guide)).get_trace(x, *labels)
+        guide = poutine.trace(guide_fn).get_trace(x)
+        model = poutine.trace(poutine.replay(model_fn, trace=guide)).get_trace(x)
         for side, trace in (("guide", guide), ("model", model)):
             for name, site in trace.nodes.items():
                 found = _check_site(site, side) if site["type"] == "sample" else None

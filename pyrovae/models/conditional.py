@@ -31,7 +31,7 @@ class ConditionalVAE(VAE):
     def __init__(
         self,
         input_dim,
-        latent_dim,
+        latent_dim=None,
         num_classes=10,
         prior="normal",
         posterior="normal",
@@ -48,15 +48,18 @@ class ConditionalVAE(VAE):
         check_num_classes(num_classes)
         self.num_classes, self.name = num_classes, name
         net = {"hidden": hidden, "activation": activation}
+        inputs = self.input_dim + num_classes
         self.encoder = encoders.build(
             encoder,
-            input_dim=input_dim + num_classes,
+            input_dim=inputs,
+            input_shape=(inputs,),
             param_dims=self.posterior.param_dims,
             **net,
         )
         self.decoder = decoders.build(
             decoder,
-            latent_dim=latent_dim + num_classes,
+            latent_dim=self.latent_dim + num_classes,
+            output_shape=(self.input_dim,),
             output_dim=self.likelihood.output_dim,
             **net,
         )

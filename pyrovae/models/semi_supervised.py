@@ -30,9 +30,10 @@ class SemiSupervisedVAE(ConditionalVAE):
         \\sum_{\\text{labelled}} \\big[\\mathcal L(x_n, y_n) + \\alpha \\log q(y_n \\mid x_n)\\big]
         + \\sum_{\\text{unlabelled}} \\mathcal U(x_n).
 
-    :param float alpha: α, the weight of the classification term per labelled row relative to
-        one row's ELBO. Kingma et al. weigh it 0.1 N / N_labelled (50 for 100 labels among
-        50,000 rows, the default); Pyro's SS-VAE tutorial uses 46.
+    :param float aux_loss_multiplier: α, the weight of the classification term per labelled
+        row relative to one row's ELBO (the name of Pyro's SS-VAE example, which uses 46).
+        Kingma et al. weigh it 0.1 N / N_labelled: 50 for 100 labels among 50,000 rows, the
+        default.
     :param hidden: hidden layer sizes of the three MLPs (classifier, encoder, decoder);
         Kingma et al. use one layer of 500 units with softplus.
 
@@ -50,9 +51,9 @@ class SemiSupervisedVAE(ConditionalVAE):
     def __init__(
         self,
         input_dim,
-        latent_dim,
+        latent_dim=None,
         num_classes=10,
-        alpha=50.0,
+        aux_loss_multiplier=50.0,
         prior="normal",
         posterior="normal",
         likelihood="bernoulli",
@@ -75,10 +76,11 @@ class SemiSupervisedVAE(ConditionalVAE):
             activation,
             name,
         )
-        if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not alpha >= 0:
-            raise ValueError(f"alpha must be a number >= 0, got {alpha!r}")
-        self.alpha = float(alpha)
-        self.classifier = mlp([input_dim, *hidden, num_classes], activation)
+        weight = aux_loss_multiplier
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight >= 0:
+            raise ValueError(f"aux_loss_multiplier must be a number >= 0, got {weight!r}")
+        self.alpha = float(weight)
+        self.classifier = mlp([self.input_dim, *hidden, num_classes], activation)
 
     def model(self, x, y=None):
         """p(y) p(z) p(x | y, z) for every row, y observed where known, plus α log q(y | x)

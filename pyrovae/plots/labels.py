@@ -5,7 +5,8 @@ from pathlib import Path
 import pyro
 import torch
 
-from .plots import learning_curves, save_image_grid
+from .canvas import save_image_grid
+from .images import learning_curves
 
 
 def samples_by_label(model, image_shape, path, per_label=8):
