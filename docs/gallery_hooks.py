@@ -13,10 +13,10 @@ from sphinx_gallery.scrapers import figure_rst
 
 # arguments that keep each example to seconds of CPU time (besides --out)
 FEW_STEPS = {
-    "clustering": ["-n", "5", "--pretrain-epochs", "5"],
-    "custom_model": ["-n", "20"],
+    "clustering": ["-n", "3", "--pretrain-epochs", "3"],
+    "custom_model": ["-n", "10"],
     "cvae": ["-n", "20"],
-    "gaussian_vae": ["-n", "300"],
+    "gaussian_vae": ["-n", "150"],
     "gmm": ["-n", "100"],
     "llgae": ["-n", "5"],
     "ss_vae": ["-n", "5"],
