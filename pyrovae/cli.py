@@ -16,7 +16,8 @@ import torch
 import yaml
 
 from . import config as cfg
-from .infer import checkpoint as ckpt
+from . import run
+from .infer.device import DEVICES
 from .infer.distributed import env_rank, env_world_size
 from .infer.evaluate import evaluate
 from .infer.train import CHECKPOINT, fit, open_run
@@ -59,6 +60,12 @@ def _seed(text):
     return value
 
 
+def _device(text):
+    if text not in DEVICES:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(DEVICES)}, got {text!r}")
+    return text
+
+
 def _int_list(text):
     try:
         return [int(v) for v in text.split(",") if v.strip()]
@@ -80,6 +87,7 @@ def _train_parser(sub):
     a("--dataset", help="digits (default, offline), mnist, fashion-mnist")
     a("--data-root", help="folder holding MNIST/raw or FashionMNIST/raw (default $PYROVAE_DATA)")
     a("--binarize", help="none | static | dynamic (default: dynamic for a Bernoulli VAE)")
+    a("--input-dim", type=_int_list, help="D or C,H,W (default: the dataset's; checked if given)")
     a("--latent-dim", type=int, help="latent dimension (default 2)")
     a("--hidden", type=_int_list, help="hidden layer sizes of the MLPs, e.g. 256,128")
     a("--activation", help="MLP activation: relu (default), tanh, elu, gelu, silu, ...")
@@ -100,9 +108,12 @@ def _train_parser(sub):
     a("--patience", type=int, help="early stopping patience in epochs on the validation ELBO")
     a("--num-particles", type=int, help="samples per ELBO estimate (default 1)")
     a("--num-samples", type=int, help="importance samples for the final log-likelihood")
+    a("--score-test", help="when to score the test split: end (default), epoch, never")
     a("--resume", action="store_true", help="continue OUT/checkpoint.pt if it exists")
     a("--overwrite", action="store_true", help="start afresh over an existing checkpoint")
-    a("--quiet", action="store_true", help="no progress bar")
+    a("--quiet", action="store_true", help="no progress bar and no line per epoch")
+    a("--device", type=_device, help="cpu (default), cuda, mps or auto (torchrun: each rank's GPU)")
+    a("--tensorboard", metavar="DIR", help="write TensorBoard event files to DIR")
     a(
         "--detect-anomaly",
         action="store_true",
@@ -117,6 +128,15 @@ def train(args):
     flags = {k: v for k, v in vars(args).items() if k in cfg.DEFAULTS}
     config = cfg.resolve(cfg.read_file(args.config) if args.config else {}, flags)
     data = cfg.load_data(config)
+    given = config["input_dim"]
+    if given is not None and list(given if isinstance(given, list) else [given]) not in (
+        [data.input_dim],
+        list(data.input_shape),
+    ):
+        raise ValueError(
+            f"input_dim {given} does not match the {config['dataset']} rows "
+            f"({data.input_dim} values, shape {list(data.input_shape)}); remove input_dim"
+        )
     pyro.set_rng_seed(config["seed"])  # the initial weights belong to the seeded run
     model = cfg.build_model(config, data.input_shape)
     out = Path(config["out"])
@@ -125,7 +145,12 @@ def train(args):
         if out.exists() and not out.is_dir():
             raise ValueError(f"--out {out} is a file; give a folder")
         open_run(out / CHECKPOINT, model, args.resume, args.overwrite, env_world_size())
-        cfg.write(config, out / "config.yaml")
+    logger = None
+    if args.tensorboard and is_main:
+        from .infer.loggers import TensorBoardLogger
+
+        logger = TensorBoardLogger(args.tensorboard)
+    data_keys = ("dataset", "data_root", "binarize", "num_samples", "out")
     history = fit(
         model,
         data,
@@ -136,7 +161,11 @@ def train(args):
         num_particles=config["num_particles"],
         warmup_epochs=config["warmup_epochs"],
         patience=config["patience"],
+        score_test=config["score_test"],
         out=out,
+        config={k: str(config[k]) if k == "out" else config[k] for k in data_keys},
+        device=args.device,
+        logger=logger,
         resume=args.resume,
         overwrite=args.overwrite,
         detect_anomaly=args.detect_anomaly,
@@ -149,22 +178,24 @@ def train(args):
         print(json.dumps({"out": str(out), "test_elbo": history["test_elbo"][-1]}))
 
 
-def load_run(out):
+def load_run(out, device=None):
     """Config, data and trained model of the run in folder ``out``."""
-    out = Path(out)
-    if not (out / "config.yaml").is_file() or not (out / CHECKPOINT).is_file():
-        raise FileNotFoundError(f"{out} holds no trained run (config.yaml and {CHECKPOINT})")
-    config = cfg.resolve(cfg.read_file(out / "config.yaml"))
-    data = cfg.load_data(config)
-    model = cfg.build_model(config, data.input_shape)
-    model.load_state_dict(ckpt.load(out / CHECKPOINT, model)["model"])
-    return config, data, model
+    written = run.load_config(out)
+    if "dataset" not in written:
+        raise ValueError(
+            f"{out} was trained by fit on data given in Python, which the command line cannot "
+            "load: evaluate it there, pyrovae.evaluate(pyrovae.load(run), data)"
+        )
+    config = cfg.resolve(written)
+    return config, cfg.load_data(config), run.load(out, device)
 
 
 def evaluate_run(args):
-    config, data, model = load_run(args.out)
+    config, data, model = load_run(args.out, args.device)
     num_samples = args.num_samples or config["num_samples"]
-    result = evaluate(model, data, num_samples=num_samples, seed=args.seed)
+    result = evaluate(
+        model, data, num_samples=num_samples, batch_size=args.batch_size, seed=args.seed
+    )
     print(json.dumps({"model": config["model"], "dataset": config["dataset"], **result}, indent=1))
 
 
@@ -187,6 +218,8 @@ def parser():
     e.add_argument("out", help="a folder written by pyrovae train")
     e.add_argument("--num-samples", type=_positive_int, help="importance samples per example")
     e.add_argument("--seed", type=_seed, default=0, help="seed of the importance samples")
+    e.add_argument("--batch-size", type=_positive_int, default=100, help="rows per chunk")
+    e.add_argument("--device", type=_device, help="cpu (default), cuda, mps or auto")
     e.set_defaults(run=evaluate_run)
     s = sub.add_parser("sample", help="save a grid of samples from a trained run as PNG")
     s.add_argument("out", help="a folder written by pyrovae train")

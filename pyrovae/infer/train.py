@@ -144,6 +144,7 @@ def fit(
     device=None,
     logger=None,
     callbacks=(),
+    config=None,
     **options,
 ):
     """Train ``model`` (any object with ``model(x)`` and ``guide(x)``: a pyrovae model, a
@@ -166,6 +167,11 @@ def fit(
     :param logger: a :class:`~pyrovae.infer.loggers.Logger` (e.g.
         :class:`~pyrovae.infer.loggers.TensorBoardLogger`) or a list of them.
     :param callbacks: more :class:`~pyrovae.infer.callbacks.Callback` objects for the loop.
+    :param dict config: entries to add to ``out/config.yaml`` (how the data were made, e.g.
+        ``{"dataset": "mnist", "binarize": "dynamic"}``). On a fresh start with ``out``, ``fit``
+        writes ``config.yaml``: the model's name, ``input_dim`` and options and the training
+        options, every value used (:mod:`pyrovae.run`), so that ``pyrovae.load(out)`` rebuilds
+        the model; for a model it cannot rebuild from names (a user's class) it warns instead.
     :param options: the training options, by keyword: ``epochs``, ``batch_size``, ``lr``,
         ``seed``, ``elbo``, ``num_particles``, ``warmup_epochs``, ``patience``, ``score_test``,
         ``initialize``, ``detect_anomaly``, ``progress`` (see :class:`Options`). The optimiser
@@ -206,6 +212,10 @@ def fit(
     try:
         path = Path(out) / CHECKPOINT if out is not None else None
         start = ctx.from_main(lambda: open_run(path, model, resume, overwrite, ctx.world_size))
+        if path is not None and start is None and ctx.is_main:
+            from ..run import write_config
+
+            write_config(path.parent, model, o, config)
         hooks = _callbacks(o, path, logger, callbacks)
         state = TrainState(model, data, ctx, o, o.elbo or default_elbo(model, o.num_particles))
         return _train(state, hooks, start)
