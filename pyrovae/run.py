@@ -3,14 +3,14 @@ one back.
 
 A run folder holds ``config.yaml`` (how the model was built and trained: every value used,
 no nulls), ``checkpoint.pt`` (:mod:`pyrovae.infer.checkpoint`), ``metrics.json`` and, from
-the CLI, pictures. ``config.yaml`` is written when the model is one of pyrovae's registered
-models built from names (the model records its arguments); a user's own class, or a model
-given a part as an object, cannot be rebuilt from a file, and ``fit`` says so instead.
+the CLI, pictures. ``config.yaml`` (also carried by each checkpoint, see
+:mod:`pyrovae.infer.run_folder`) is written when the model is one of pyrovae's registered models built from names (the model records its
+arguments); a user's own class, or a model given a part as an object, cannot be rebuilt from a
+file, and ``fit`` says so instead.
 """
 
 import inspect
 import math
-import warnings
 from pathlib import Path
 
 from . import config as cfg
@@ -65,31 +65,20 @@ def run_config(model, options, extra=None):
     return {k: v for k, v in config.items() if v is not None}, None
 
 
-def write_config(path, model, options, extra=None):
-    """Write ``config.yaml`` into the run folder ``path``; warn (and write nothing) when the
-    model cannot be rebuilt from names."""
-    config, reason = run_config(model, options, extra)
-    if config is None:
-        warnings.warn(
-            f"{Path(path) / CONFIG} not written: {reason}, so pyrovae.load cannot rebuild it; "
-            "build the model yourself and load the weights with model.load_state_dict("
-            f"torch.load('{Path(path) / CHECKPOINT}')['model'])",
-            stacklevel=3,
-        )
-        return None
-    cfg.write(config, Path(path) / CONFIG)
-    return config
-
-
 def load_config(path):
-    """The ``config.yaml`` of the run folder ``path``, as written (a dict)."""
+    """The config of the run folder ``path`` (a dict, as written): the one its checkpoint
+    carries, else ``config.yaml``."""
     path = Path(path)
-    if not (path / CONFIG).is_file() or not (path / CHECKPOINT).is_file():
-        raise FileNotFoundError(
-            f"{path} holds no trained run ({CONFIG} and {CHECKPOINT}); give a folder written by "
-            "fit(out=...) or pyrovae train"
-        )
-    return cfg.read_file(path / CONFIG)
+    if (path / CHECKPOINT).is_file():
+        stored = ckpt.load(path / CHECKPOINT).get("config")
+        if stored is not None:
+            return stored
+        if (path / CONFIG).is_file():
+            return cfg.read_file(path / CONFIG)
+    raise FileNotFoundError(
+        f"{path} holds no trained run ({CONFIG} and {CHECKPOINT}); give a folder written by "
+        "fit(out=...) or pyrovae train"
+    )
 
 
 def load(path, device=None):

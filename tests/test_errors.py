@@ -59,6 +59,10 @@ def _drop_fields(run):
     torch.save(state, run / "checkpoint.pt")
 
 
+def _no_config(run):
+    (run / "config.yaml").unlink()  # a run written by pyrovae.fit: only the checkpoint
+
+
 def _two_processes(run):
     state = torch.load(run / "checkpoint.pt", weights_only=True)
     state["world_size"] = 2
@@ -229,6 +233,25 @@ CLI = {
         train("--resume", "--hidden", "16", "--latent-dim", "3", out="{run}"),
         None,
         r"checkpoint .* was written by a different model \(VAE; first differences",
+        _no_config,
+    ),
+    "resume-changed": (
+        train("--resume", "--lr", "0.01", "--seed", "3", "--epochs", "5", out="{run}"),
+        None,
+        r"--resume would change lr 0.01 \(the run's: 0.001\), seed 3 \(the run's: 0\): the "
+        r"result would differ",
+        None,
+    ),
+    "resume-epochs-below": (
+        train("--resume", "--epochs", "1", out="{run}"),
+        None,
+        r"epochs 1 is below the 2 epochs this run has already trained; resume with --epochs 2",
+        None,
+    ),
+    "resume-and-overwrite": (
+        train("--resume", "--overwrite", out="{run}"),
+        None,
+        r"give --resume or --overwrite, not both",
         None,
     ),
     "checkpoint-truncated": (
@@ -359,6 +382,10 @@ def _fit(data, out, **options):
     return pyrovae.fit(VAE(64, 2, hidden=(16,)), data, out=out, progress=False, **options)
 
 
+# ids whose cases need another live process: tested in the file named
+ELSEWHERE = {"run-in-use": "tests/test_run_folder.py"}
+
+
 def _catalogue_ids():
     return re.findall(r"^\| `([a-z0-9-]+)` \|", CATALOGUE.read_text(), flags=re.MULTILINE)
 
@@ -366,16 +393,16 @@ def _catalogue_ids():
 def test_every_catalogue_entry_has_a_test_and_every_test_an_entry():
     ids = _catalogue_ids()
     assert len(ids) == len(set(ids))
-    assert sorted(ids) == sorted([*CLI, *PYTHON])
+    assert sorted(ids) == sorted([*CLI, *PYTHON, *ELSEWHERE])
 
 
 @pytest.fixture(scope="module")
 def prepared_run(tmp_path_factory):
     """A trained run written the way ``pyrovae train`` writes it (without the pictures)."""
     run = tmp_path_factory.mktemp("prepared") / "run"
-    config = cfg.resolve({}, {"hidden": [16], "latent_dim": 2, "epochs": 1, "out": str(run)})
+    config = cfg.resolve({}, {"hidden": [16], "latent_dim": 2, "epochs": 2, "out": str(run)})
     data = cfg.load_data(config)
-    pyrovae.fit(cfg.build_model(config, data.input_dim), data, epochs=1, out=run, progress=False)
+    pyrovae.fit(cfg.build_model(config, data.input_dim), data, epochs=2, out=run, progress=False)
     cfg.write(config, run / "config.yaml")
     return run
 

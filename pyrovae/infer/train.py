@@ -16,6 +16,7 @@ move, and checkpoints let a killed run resume exactly.
 import contextlib
 import math
 import time
+import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from .. import checks
 from ..data import Data, as_split
 from . import checkpoint as ckpt
 from . import device as devices
+from . import run_folder
 from .callbacks import (
     Checkpoint,
     EarlyStopping,
@@ -212,15 +214,33 @@ def fit(
     try:
         path = Path(out) / CHECKPOINT if out is not None else None
         start = ctx.from_main(lambda: open_run(path, model, resume, overwrite, ctx.world_size))
-        if path is not None and start is None and ctx.is_main:
-            from ..run import write_config
-
-            write_config(path.parent, model, o, config)
         hooks = _callbacks(o, path, logger, callbacks)
         state = TrainState(model, data, ctx, o, o.elbo or default_elbo(model, o.num_particles))
-        return _train(state, hooks, start)
+        with _describing(path, model, o, config, ctx):
+            return _train(state, hooks, start)
     finally:
         ctx.close()
+
+
+def _describing(path, model, o, extra, ctx):
+    """Checkpoints in ``path``'s folder carry the run's resolved config and are followed by
+    ``config.yaml`` (:mod:`pyrovae.infer.run_folder`); a model that cannot be rebuilt from
+    names gets a warning instead."""
+    if path is None:
+        return contextlib.nullcontext()
+    from ..run import run_config
+
+    config, reason = run_config(model, o, extra)
+    if config is None:
+        if ctx.is_main:
+            warnings.warn(
+                f"{path.parent / 'config.yaml'} not written: {reason}, so pyrovae.load cannot "
+                "rebuild it; build the model yourself and load the weights with "
+                f"model.load_state_dict(torch.load('{path}')['model'])",
+                stacklevel=3,
+            )
+        return contextlib.nullcontext()
+    return run_folder.describing(path.parent, config)
 
 
 def _callbacks(o, path, logger, extra):
