@@ -2,11 +2,11 @@
 one back.
 
 A run folder holds ``config.yaml`` (how the model was built and trained: every value used,
-no nulls), ``checkpoint.pt`` (:mod:`pyrovae.infer.checkpoint`), ``metrics.json`` and, from
-the CLI, pictures. ``config.yaml`` (also carried by each checkpoint, see
-:mod:`pyrovae.infer.run_folder`) is written when the model is one of pyrovae's registered models built from names (the model records its
-arguments); a user's own class, or a model given a part as an object, cannot be rebuilt from a
-file, and ``fit`` says so instead.
+no nulls), ``checkpoint.pt`` (:mod:`pyrovae.infer.checkpoint`, which carries the config too,
+see :mod:`pyrovae.infer.run_folder`), ``metrics.json`` and, from the CLI, pictures. The config
+is written when the model is one of pyrovae's registered models built from names (the model
+records its arguments); a user's own class, or a model given a part as an object, cannot be
+rebuilt from a file, and ``fit`` says so instead.
 """
 
 import inspect
