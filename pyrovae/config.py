@@ -217,6 +217,17 @@ def _check(config):
     _check_part("guide", config["guide"], None)
     model_class = models[config["model"]]  # raises with the known names
     accepted = inspect.signature(model_class).parameters
+    missing = [
+        k
+        for k, p in accepted.items()
+        if k in MODEL_KEYS and k != "latent_dim" and p.default is p.empty and config[k] is None
+    ]
+    if missing:
+        flags = ", ".join(f"--{k.replace('_', '-')}" for k in missing)
+        raise ValueError(
+            f"model {config['model']!r} needs {', '.join(missing)}: give {flags} (or the key in "
+            "the config file)"
+        )
     foreign = [k for k in MODEL_KEYS if config[k] is not None and k not in accepted]
     if foreign:
         raise ValueError(
