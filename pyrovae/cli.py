@@ -106,7 +106,17 @@ def _train_parser(sub):
     a("--dataset", help="digits (default, offline), mnist, fashion-mnist")
     a("--data-root", help="folder holding MNIST/raw or FashionMNIST/raw (default $PYROVAE_DATA)")
     a("--binarize", help="none | static | dynamic (default: dynamic for a Bernoulli VAE)")
-    a("--latent-dim", type=_integer, help="latent dimension (default 2)")
+    a(
+        "--latent-dim",
+        type=_integer,
+        help="latent dimension (default 2), ambient: z in R^d, or on the sphere S^(d-1) in R^d",
+    )
+    a(
+        "--sphere-dim",
+        type=_integer,
+        help="instead of --latent-dim, for a sphere prior: z on S^d in R^(d+1), d as Davidson et "
+        "al. 2018 count it (--sphere-dim 2 = --latent-dim 3)",
+    )
     a("--hidden", type=_int_list, help="hidden layer sizes of the MLPs, e.g. 256,128")
     a("--activation", help="MLP activation: relu (default), tanh, elu, gelu, silu, ...")
     a("--prior", type=_part, help="prior: normal (default), or {name: ..., option: ...}")

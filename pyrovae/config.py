@@ -23,6 +23,7 @@ from .parts.networks import ACTIVATIONS
 
 MODEL_KEYS = (
     "latent_dim",
+    "sphere_dim",
     "hidden",
     "activation",
     "prior",
@@ -197,7 +198,7 @@ def _part_name(spec):
 
 def _check(config):
     checks.training_options(config)
-    for key in ("latent_dim", "num_components", "num_samples"):
+    for key in ("latent_dim", "sphere_dim", "num_components", "num_samples"):
         checks.positive_int(key, config[key], optional=True)
     for key in ("model", "dataset", "out", "data_root", "activation", "covariance"):
         value = config[key]
@@ -267,7 +268,7 @@ def build_model(config, input_dim):
     if not getattr(models[config["model"]], "accepts_image_shape", False):
         input_dim = math.prod(shape)
     context = {"input_dim": input_dim, "dim": math.prod(shape)}
-    if "latent_dim" not in options:
+    if "latent_dim" not in options and "sphere_dim" not in options:
         context["latent_dim"] = DEFAULT_LATENT_DIM
     return models.build({"name": config["model"], **options}, **context)
 
