@@ -16,6 +16,7 @@ from pathlib import Path
 import pyro
 import torch
 
+from . import budget
 from . import config as cfg
 from .infer import checkpoint as ckpt
 from .infer import run_folder
@@ -172,6 +173,8 @@ def train(args):
             if stored is not None:
                 config = cfg.resume(stored, file_values, flags, state["epoch"])
         data = cfg.load_data(config)
+        meta = budget.check_model(lambda: cfg.build_model(config, data.input_shape))
+        budget.check_training(config, len(data.train), data.input_dim, meta)
         pyro.set_rng_seed(config["seed"])  # the initial weights belong to the seeded run
         model = cfg.build_model(config, data.input_shape)
         if is_main:
@@ -226,16 +229,20 @@ def load_run(out):
 def evaluate_run(args):
     config, data, model = load_run(args.out)
     num_samples = args.num_samples or config["num_samples"]
+    budget.check_evaluation(len(data.test), num_samples)
     result = evaluate(model, data, num_samples=num_samples, seed=args.seed)
     print(json.dumps({"model": config["model"], "dataset": config["dataset"], **result}, indent=1))
 
 
 def sample(args):
     from .plots import sample_grid
+    from .plots.canvas import image_scale
 
     if not Path(args.o).parent.is_dir():
         raise FileNotFoundError(f"the folder of -o {args.o} does not exist; create it first")
     config, data, model = load_run(args.out)
+    shape = data.image_shape
+    budget.check_sample_grid(args.n, data.input_dim, shape, image_scale(shape) if shape else 1)
     torch.manual_seed(args.seed)
     sample_grid(model, args.n, data.image_shape, args.o)
     print(args.o)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from . import checks
+from . import budget, checks
 from . import data as data_module
 from .infer.run_folder import config_text, write_atomically
 from .models import models
@@ -261,7 +261,8 @@ def build_model(config, input_dim):
 
     ``input_dim`` is D or the data's ``input_shape`` (``(C, H, W)`` for images): models that
     take image shapes (``accepts_image_shape``, e.g. the VAE's conv networks) get the shape,
-    others D.
+    others D. A model that training could not hold in memory is refused first
+    (:func:`pyrovae.budget.check_model`).
     """
     options = {k: config[k] for k in MODEL_KEYS if config[k] is not None}
     shape = tuple(input_dim) if isinstance(input_dim, tuple | list) else (input_dim,)
@@ -270,7 +271,9 @@ def build_model(config, input_dim):
     context = {"input_dim": input_dim, "dim": math.prod(shape)}
     if "latent_dim" not in options and "sphere_dim" not in options:
         context["latent_dim"] = DEFAULT_LATENT_DIM
-    return models.build({"name": config["model"], **options}, **context)
+    spec = {"name": config["model"], **options}
+    budget.check_model(lambda: models.build(spec, **context))  # before allocating anything
+    return models.build(spec, **context)
 
 
 def write(config, path):

@@ -12,7 +12,6 @@ of what is known, on an unknown name or option.
 
 import inspect
 
-
 FIXED = (
     "input_dim",
     "input_shape",
