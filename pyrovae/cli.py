@@ -22,6 +22,7 @@ from .infer import checkpoint as ckpt
 from .infer import run_folder
 from .infer.distributed import env_rank, env_world_size
 from .infer.evaluate import evaluate
+from .infer.objectives import make_elbo
 from .infer.train import CHECKPOINT, fit, open_run
 
 
@@ -140,6 +141,9 @@ def _train_parser(sub):
     a("--warmup-epochs", type=float, help="KL warm-up length in epochs (default 0: none)")
     a("--patience", type=_integer, help="early stopping patience in epochs on the validation ELBO")
     a("--num-particles", type=_integer, help="samples per ELBO estimate (default 1)")
+    a("--elbo", help="objective: trace (default), meanfield, iwae, renyi (K = --num-particles)")
+    a("--alpha", type=float, help="alpha of --elbo renyi (default 0.5)")
+    a("--beta", type=float, help="constant weight of the KL term, a beta-VAE (default 1)")
     a("--num-samples", type=_integer, help="importance samples for the final log-likelihood")
     a("--resume", action="store_true", help="continue OUT/checkpoint.pt if it exists")
     a("--overwrite", action="store_true", help="start afresh over an existing checkpoint")
@@ -177,6 +181,7 @@ def train(args):
         budget.check_training(config, len(data.train), data.input_dim, meta)
         pyro.set_rng_seed(config["seed"])  # the initial weights belong to the seeded run
         model = cfg.build_model(config, data.input_shape)
+        make_elbo(config["elbo"], model, config["num_particles"], config["alpha"])  # refusals
         if is_main:
             open_run(out / CHECKPOINT, model, args.resume, args.overwrite, env_world_size())
         with run_folder.describing(out, config):
@@ -188,6 +193,9 @@ def train(args):
                 lr=config["lr"],
                 seed=config["seed"],
                 num_particles=config["num_particles"],
+                elbo=config["elbo"],
+                alpha=config["alpha"],
+                beta=config["beta"],
                 warmup_epochs=config["warmup_epochs"],
                 patience=config["patience"],
                 out=out,

@@ -16,6 +16,7 @@ import yaml
 
 from . import budget, checks
 from . import data as data_module
+from .infer.objectives import OBJECTIVES, check_objective
 from .infer.run_folder import config_text, write_atomically
 from .models import models
 from .parts import decoders, encoders, likelihoods, posteriors, priors
@@ -49,6 +50,9 @@ DEFAULTS = {
     "warmup_epochs": 0,
     "patience": None,
     "num_particles": 1,
+    "elbo": "trace",
+    "alpha": None,
+    "beta": 1.0,
     "num_samples": 1000,
     "out": "runs/default",
 }
@@ -198,6 +202,10 @@ def _part_name(spec):
 
 def _check(config):
     checks.training_options(config)
+    if not isinstance(config["elbo"], str):
+        raise ValueError(f"elbo must be one of {', '.join(OBJECTIVES)}, got {config['elbo']!r}")
+    check_objective(config["elbo"], config["alpha"])
+    checks.nonnegative_real("beta", config["beta"])
     for key in ("latent_dim", "sphere_dim", "num_components", "num_samples"):
         checks.positive_int(key, config[key], optional=True)
     for key in ("model", "dataset", "out", "data_root", "activation", "covariance"):

@@ -454,6 +454,43 @@ CLI = {
         r"num_components must be a positive integer",
         None,
     ),
+    "elbo-unknown": (
+        train("--elbo", "elbo"),
+        None,
+        r"unknown elbo 'elbo'; known objectives: trace, meanfield, iwae, renyi",
+        None,
+    ),
+    "alpha-foreign": (
+        train("--elbo", "iwae", "--alpha", "0.5"),
+        None,
+        r"alpha is an option of elbo 'renyi', not of elbo 'iwae'",
+        None,
+    ),
+    "alpha-range": (
+        train("--elbo", "renyi", "--alpha", "1"),
+        None,
+        r"alpha must be a number >= 0 other than 1 \(alpha = 1 is the ELBO",
+        None,
+    ),
+    "beta-range": (train("--beta", "-1"), None, r"beta must be a number >= 0", None),
+    "elbo-enumerated": (
+        train("--prior", "mixture", "--elbo", "meanfield"),
+        None,
+        r"elbo 'meanfield' cannot sum out the model's enumerated discrete site",
+        None,
+    ),
+    "vamp-planar": (
+        train("--prior", "vamp", "--posterior", "planar"),
+        None,
+        r"posterior 'planar' can be evaluated only at its own samples .* 'normal' or 'iaf'",
+        None,
+    ),
+    "conv-options": (
+        train("--encoder", "{name: conv, kernel_size: 4}"),
+        None,
+        r"kernel_size must be an odd positive integer",
+        None,
+    ),
 }
 
 
@@ -495,6 +532,22 @@ PYTHON = {
     "arrays-too-few": (
         lambda out: pyrovae.data.from_arrays(np.ones((2, 4), dtype=np.float32)),
         r"N >= 3",
+    ),
+    "arrays-channels-last": (
+        lambda out: pyrovae.data.from_arrays(np.zeros((5, 32, 32, 3), dtype=np.float32)),
+        r"look channels-last \(N, H, W, C\); pass them channels-first",
+    ),
+    "conv-no-image": (
+        lambda out: VAE(64, 2, encoder="conv"),
+        r"a conv network needs images: input_dim=\(C, H, W\), got \(64,\)",
+    ),
+    "vamp-autoguide": (
+        lambda out: VAE(64, 2, prior="vamp", guide="auto_normal"),
+        r"prior 'vamp' is built from the encoder's posterior, and guide 'auto_normal' has no",
+    ),
+    "fit-elbo-alpha": (
+        lambda out: _fit(torch.rand(8, 64), out, elbo="trace", alpha=0.5),
+        r"alpha is an option of elbo 'renyi', not of elbo 'trace'",
     ),
     "fit-epochs": (
         lambda out: _fit(torch.rand(8, 64), out, epochs=0),
