@@ -16,13 +16,14 @@ from pathlib import Path
 import pyro
 import torch
 
+from . import budget, run
 from . import config as cfg
-from . import run
 from .infer import checkpoint as ckpt
 from .infer import run_folder
 from .infer.device import DEVICES
 from .infer.distributed import env_rank, env_world_size
 from .infer.evaluate import evaluate
+from .infer.objectives import make_elbo
 from .infer.train import CHECKPOINT, fit, open_run
 
 
@@ -148,6 +149,9 @@ def _train_parser(sub):
     a("--warmup-epochs", type=float, help="KL warm-up length in epochs (default 0: none)")
     a("--patience", type=_integer, help="early stopping patience in epochs on the validation ELBO")
     a("--num-particles", type=_integer, help="samples per ELBO estimate (default 1)")
+    a("--elbo", help="objective: trace (default), meanfield, iwae, renyi (K = --num-particles)")
+    a("--alpha", type=float, help="alpha of --elbo renyi (default 0.5)")
+    a("--beta", type=float, help="constant weight of the KL term, a beta-VAE (default 1)")
     a("--num-samples", type=_integer, help="importance samples for the final log-likelihood")
     a("--score-test", help="when to score the test split: end (default), epoch, never")
     a("--resume", action="store_true", help="continue OUT/checkpoint.pt if it exists")
@@ -185,8 +189,11 @@ def train(args):
                 config = cfg.resume(stored, file_values, flags, state["epoch"])
         data = cfg.load_data(config)
         _check_input_dim(config, data)
+        meta = budget.check_model(lambda: cfg.build_model(config, data.input_shape))
+        budget.check_training(config, len(data.train), data.input_dim, meta)
         pyro.set_rng_seed(config["seed"])  # the initial weights belong to the seeded run
         model = cfg.build_model(config, data.input_shape)
+        make_elbo(config["elbo"], model, config["num_particles"], config["alpha"])  # refusals
         if is_main:
             open_run(out / CHECKPOINT, model, args.resume, args.overwrite, env_world_size())
         logger = None
@@ -205,6 +212,9 @@ def train(args):
             seed=config["seed"],
             num_particles=config["num_particles"],
             warmup_epochs=config["warmup_epochs"],
+            elbo=config["elbo"],
+            alpha=config["alpha"],
+            beta=config["beta"],
             patience=config["patience"],
             score_test=config["score_test"],
             out=out,
@@ -255,6 +265,7 @@ def load_run(out, device=None):
 def evaluate_run(args):
     config, data, model = load_run(args.out, args.device)
     num_samples = args.num_samples or config["num_samples"]
+    budget.check_evaluation(len(data.test), num_samples)
     result = evaluate(
         model, data, num_samples=num_samples, batch_size=args.batch_size, seed=args.seed
     )
@@ -263,10 +274,13 @@ def evaluate_run(args):
 
 def sample(args):
     from .plots import sample_grid
+    from .plots.canvas import image_scale
 
     if not Path(args.o).parent.is_dir():
         raise FileNotFoundError(f"the folder of -o {args.o} does not exist; create it first")
     config, data, model = load_run(args.out)
+    shape = data.image_shape
+    budget.check_sample_grid(args.n, data.input_dim, shape, image_scale(shape) if shape else 1)
     torch.manual_seed(args.seed)
     sample_grid(model, args.n, data.image_shape, args.o)
     print(args.o)

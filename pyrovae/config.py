@@ -14,8 +14,9 @@ from pathlib import Path
 
 import yaml
 
-from . import checks
+from . import budget, checks
 from . import data as data_module
+from .infer.objectives import OBJECTIVES, check_objective
 from .infer.run_folder import config_text, write_atomically
 from .models import models
 from .parts import decoders, encoders, likelihoods, posteriors, priors
@@ -50,6 +51,9 @@ DEFAULTS = {
     "warmup_epochs": 0,
     "patience": None,
     "num_particles": 1,
+    "elbo": "trace",
+    "alpha": None,
+    "beta": 1.0,
     "score_test": "end",
     "num_samples": 1000,
     "out": "runs/default",
@@ -200,6 +204,10 @@ def _part_name(spec):
 
 def _check(config):
     checks.training_options(config)
+    if not isinstance(config["elbo"], str):
+        raise ValueError(f"elbo must be one of {', '.join(OBJECTIVES)}, got {config['elbo']!r}")
+    check_objective(config["elbo"], config["alpha"])
+    checks.nonnegative_real("beta", config["beta"])
     for key in ("latent_dim", "sphere_dim", "num_components", "num_samples"):
         checks.positive_int(key, config[key], optional=True)
     for key in ("model", "dataset", "out", "data_root", "activation", "covariance"):
@@ -224,6 +232,17 @@ def _check(config):
     _check_part("guide", config["guide"], None)
     model_class = models[config["model"]]  # raises with the known names
     accepted = inspect.signature(model_class).parameters
+    missing = [
+        k
+        for k, p in accepted.items()
+        if k in MODEL_KEYS and k != "latent_dim" and p.default is p.empty and config[k] is None
+    ]
+    if missing:
+        flags = ", ".join(f"--{k.replace('_', '-')}" for k in missing)
+        raise ValueError(
+            f"model {config['model']!r} needs {', '.join(missing)}: give {flags} (or the key in "
+            "the config file)"
+        )
     foreign = [k for k in MODEL_KEYS if config[k] is not None and k not in accepted]
     if foreign:
         raise ValueError(
@@ -256,7 +275,8 @@ def build_model(config, input_dim):
 
     ``input_dim`` is D or the data's ``input_shape`` (``(C, H, W)`` for images): models that
     take image shapes (``accepts_image_shape``, e.g. the VAE's conv networks) get the shape,
-    others D. ``None``: the config's own ``input_dim`` (a saved run's).
+    others D. ``None``: the config's own ``input_dim`` (a saved run's). A model that training could
+    not hold in memory is refused first (:func:`pyrovae.budget.check_model`).
     """
     input_dim = config["input_dim"] if input_dim is None else input_dim
     options = {k: config[k] for k in MODEL_KEYS if config[k] is not None}
@@ -266,7 +286,9 @@ def build_model(config, input_dim):
     context = {"input_dim": input_dim, "dim": math.prod(shape)}
     if "latent_dim" not in options and "sphere_dim" not in options:
         context["latent_dim"] = DEFAULT_LATENT_DIM
-    return models.build({"name": config["model"], **options}, **context)
+    spec = {"name": config["model"], **options}
+    budget.check_model(lambda: models.build(spec, **context))  # before allocating anything
+    return models.build(spec, **context)
 
 
 def write(config, path):

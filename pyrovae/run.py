@@ -27,6 +27,9 @@ TRAINING_KEYS = (
     "warmup_epochs",
     "patience",
     "num_particles",
+    "elbo",
+    "alpha",
+    "beta",
     "score_test",
 )
 
@@ -61,6 +64,8 @@ def run_config(model, options, extra=None):
     if model_part is None:
         return None, reason
     training = {k: getattr(options, k) for k in TRAINING_KEYS}
+    if not isinstance(training["elbo"], str):  # a Pyro ELBO object is not a config value
+        training["elbo"] = "trace" if training["elbo"] is None else None
     config = {**(extra or {}), **model_part, **training}
     return {k: v for k, v in config.items() if v is not None}, None
 
