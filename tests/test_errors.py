@@ -60,7 +60,11 @@ def _drop_fields(run):
 
 
 def _no_config(run):
-    (run / "config.yaml").unlink()  # a run written by pyrovae.fit: only the checkpoint
+    """A run whose model fit could not describe (a user's class): only the checkpoint."""
+    (run / "config.yaml").unlink()
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    del state["config"]
+    torch.save(state, run / "checkpoint.pt")
 
 
 def _idx_files(run, first):
@@ -593,8 +597,9 @@ def prepared_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("prepared") / "run"
     config = cfg.resolve({}, {"hidden": [16], "latent_dim": 2, "epochs": 2, "out": str(run)})
     data = cfg.load_data(config)
-    pyrovae.fit(cfg.build_model(config, data.input_dim), data, epochs=2, out=run, progress=False)
-    cfg.write(config, run / "config.yaml")
+    model = cfg.build_model(config, data.input_dim)
+    how = {"dataset": "digits", "binarize": config["binarize"], "out": str(run)}
+    pyrovae.fit(model, data, epochs=2, out=run, progress=False, config=how)
     return run
 
 
