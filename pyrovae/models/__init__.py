@@ -1,7 +1,12 @@
 """Models: each an ``nn.Module`` with Pyro ``model(x)`` and ``guide(x)`` methods.
 
-``models`` maps the names the CLI and config files use to model classes.
+``models`` maps the names the CLI and config files use to model classes. A registered model
+records the arguments it was built with (``build_options``, see :func:`records_options`), so
+that a run's ``config.yaml`` can say how to build it again.
 """
+
+import functools
+import inspect
 
 from ..parts.registry import Registry
 from .conditional import ConditionalVAE
@@ -10,12 +15,28 @@ from .mixture import GaussianMixture
 from .semi_supervised import SemiSupervisedVAE
 from .vae import VAE
 
+
+def records_options(cls):
+    """Make ``cls(...)`` keep its arguments, defaults filled in, as ``build_options``."""
+    init, signature = cls.__init__, inspect.signature(cls.__init__)
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        self.build_options = {k: v for k, v in bound.arguments.items() if k != "self"}
+
+    cls.__init__ = __init__
+    return cls
+
+
 models = Registry("model")
-models.register("vae")(VAE)
-models.register("gmm")(GaussianMixture)
-models.register("llgae")(MixtureOfLinearDecoders)
-models.register("cvae")(ConditionalVAE)
-models.register("ssvae")(SemiSupervisedVAE)
+models.register("vae")(records_options(VAE))
+models.register("gmm")(records_options(GaussianMixture))
+models.register("llgae")(records_options(MixtureOfLinearDecoders))
+models.register("cvae")(records_options(ConditionalVAE))
+models.register("ssvae")(records_options(SemiSupervisedVAE))
 
 __all__ = [
     "LLGAE",
@@ -25,4 +46,5 @@ __all__ = [
     "MixtureOfLinearDecoders",
     "SemiSupervisedVAE",
     "models",
+    "records_options",
 ]
