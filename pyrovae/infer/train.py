@@ -124,7 +124,6 @@ class Options:
 
     def __post_init__(self):
         checks.training_options(vars(self))
-        checks.nonnegative_real("beta", self.beta)
         if self.score_test not in TestScore.WHEN:
             raise ValueError(
                 f"score_test must be one of {', '.join(TestScore.WHEN)}, got {self.score_test!r}"
