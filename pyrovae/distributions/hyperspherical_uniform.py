@@ -6,7 +6,7 @@ import torch
 from pyro.distributions import constraints
 from pyro.distributions.torch_distribution import TorchDistribution
 
-from pyrovae.distributions.von_mises_fisher import log_sphere_area
+from pyrovae.ops.special import log_sphere_area
 
 _EMPTY = torch.Size()
 
