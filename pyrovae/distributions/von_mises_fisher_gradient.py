@@ -5,6 +5,7 @@ gradient; :class:`ImplicitT` attaches d t / d kappa at fixed CDF value (Figurnov
 evaluated by quadrature in the angle (:func:`dtheta_dkappa`).
 """
 
+import functools
 import math
 
 import numpy as np
@@ -17,6 +18,14 @@ __all__ = ["ImplicitT", "dt_dkappa", "dtheta_dkappa"]
 _GL_NODES, _GL_WEIGHTS = (torch.from_numpy(a) for a in np.polynomial.legendre.leggauss(8))
 _NUM_PANELS = 10  # panels [h (2^j - 1), h (2^{j+1} - 1)], j < 10: they reach 1023 h
 _CHUNK = 8192
+
+
+@functools.cache
+def _quadrature(dtype, device):
+    """Gauss-Legendre nodes and weights on [-1, 1] and the panel edges, made once per
+    (dtype, device)."""
+    edges = 2.0 ** torch.arange(_NUM_PANELS + 1, dtype=dtype) - 1.0
+    return tuple(a.to(dtype=dtype, device=device) for a in (_GL_NODES, _GL_WEIGHTS, edges))
 
 
 def dtheta_dkappa(
@@ -40,8 +49,7 @@ def dtheta_dkappa(
     26 panels of 10 nodes) for 80 evaluations per sample, without tuning to kappa or d.
     """
     dtype, device = theta.dtype, theta.device
-    nodes = _GL_NODES.to(dtype=dtype, device=device)
-    weights = _GL_WEIGHTS.to(dtype=dtype, device=device)
+    nodes, weights, edges = _quadrature(dtype, device)
     m = float(d - 2)
     # Mode: cos(theta*) = c solves kappa (1 - c^2) = (d - 2) c.
     c_star = 2.0 * kappa / (m + torch.sqrt(m * m + 4.0 * kappa * kappa))
@@ -55,7 +63,6 @@ def dtheta_dkappa(
     d2psi = -kappa * cos_t - m / sin_safe**2
     scale = torch.reciprocal(dpsi.abs() + d2psi.abs().sqrt() + 1.0 / math.pi)
     h = scale / 16.0
-    edges = 2.0 ** torch.arange(_NUM_PANELS + 1, dtype=dtype, device=device) - 1.0
     lo = torch.minimum(h[:, None] * edges[:-1], length[:, None])  # (N, P)
     hi = torch.minimum(h[:, None] * edges[1:], length[:, None])
     half = 0.5 * (hi - lo)

@@ -14,6 +14,7 @@ import torch
 __all__ = ["sample_t_d3", "sample_t_inverse_cdf", "sample_t_wood", "work_dtype"]
 
 _DEVICE_ROUNDS = 4  # rounds of 8 candidates after the first 2, off the CPU
+_FEW = 4096  # up to this many entries, 6 candidates each in the first round
 
 
 def work_dtype(t: torch.Tensor) -> torch.dtype:
@@ -76,12 +77,14 @@ def sample_t_wood(kappa: torch.Tensor, d: int) -> torch.Tensor:
         return t.gather(-1, first).squeeze(-1), accepted.any(-1)
 
     # Two candidates per entry in the first round (acceptance is >= ~0.7, so ~9% or fewer
-    # entries remain), then eight per remaining entry: few rounds, little wasted work. On the
+    # entries remain), then eight per remaining entry: few rounds, little wasted work. For a
+    # few entries (a mini-batch), where each round costs its fixed per-operation time rather
+    # than its arithmetic, six in the first round: a second round is rarely needed. On the
     # CPU the rejected entries are looked up (``nonzero``) and redrawn until none is left. On
     # an accelerator that lookup would wait for the device, so every entry gets the same
     # _DEVICE_ROUNDS rounds of eight and keeps its first accepted candidate: an entry is left
     # with a rejected one only with probability < 0.3^34 < 1e-17.
-    t, accepted = propose(None, 2)
+    t, accepted = propose(None, 2 if kappa.numel() > _FEW else 6)
     if kappa.device.type != "cpu":
         for _ in range(_DEVICE_ROUNDS):
             t_new, acc_new = propose(None, 8)

@@ -166,12 +166,15 @@ def _bessel_core(v: torch.Tensor, x: torch.Tensor):
     steps = torch.arange(1, _STEPS + 1, dtype=x.dtype, device=x.device)
     coefficients = (v.unsqueeze(-1) + steps) * (2.0 / x).unsqueeze(-1)  # (..., STEPS)
     ratios = []
-    for j in range(_STEPS - 1, -1, -1):
-        ratio = torch.reciprocal(coefficients[..., j] + ratio)
+    for coefficient in reversed(coefficients.unbind(-1)):
+        ratio = torch.reciprocal(coefficient + ratio)
         ratios.append(ratio)
     log_iv = log_iu - torch.log(torch.stack(ratios, -1)).sum(-1)
-    # x <= 1e-40: the leading terms of the power series are exact in float64.
+    # x <= 1e-40: the leading terms of the power series are exact in float64. (On the CPU,
+    # where asking costs no device round trip, only when some x is that small.)
     tiny = x <= _TINY_X
+    if x.device.type == "cpu" and not tiny.any():
+        return log_iv, ratio
     log_tiny = v * torch.log(0.5 * x) - torch.lgamma(v + 1.0) + 0.25 * x * x / (v + 1.0)
     log_iv = torch.where(tiny, log_tiny, log_iv)
     ratio = torch.where(tiny, 0.5 * x / (v + 1.0), ratio)
