@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import torch
+from pyro.distributions.util import broadcast_shape
 from torch.distributions.kl import register_kl
 
 from pyrovae.distributions.hyperspherical_uniform import HypersphericalUniform
@@ -30,7 +31,7 @@ def _kl_vmf_uniform(p, q):
     _check_dims(p, q)
     kappa = p._kappa_work()
     kl = p._log_normalizer_rel() + kappa * p._mean_resultant_length()
-    return kl.to(p.concentration.dtype).expand(torch.broadcast_shapes(p.batch_shape, q.batch_shape))
+    return kl.to(p.concentration.dtype).expand(broadcast_shape(p.batch_shape, q.batch_shape))
 
 
 @register_kl(VonMisesFisher, VonMisesFisher)

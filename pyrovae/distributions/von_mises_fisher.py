@@ -11,6 +11,7 @@ import math
 import torch
 from pyro.distributions import constraints
 from pyro.distributions.torch_distribution import TorchDistribution
+from pyro.distributions.util import broadcast_shape
 from torch.distributions.utils import lazy_property
 
 from ..ops.special import log_bessel_iv_and_ratio, log_sphere_area
@@ -148,7 +149,7 @@ class VonMisesFisher(TorchDistribution):
         if loc.shape[-1] < 2:
             raise ValueError(f"VonMisesFisher needs d >= 2, got loc.shape[-1] = {loc.shape[-1]}")
         concentration = torch.as_tensor(concentration, dtype=loc.dtype, device=loc.device)
-        batch_shape = torch.broadcast_shapes(loc.shape[:-1], concentration.shape)
+        batch_shape = torch.Size(broadcast_shape(loc.shape[:-1], concentration.shape))
         self.loc = loc.expand(batch_shape + loc.shape[-1:])
         self.concentration = concentration.expand(batch_shape)
         self.sampler = sampler
