@@ -120,13 +120,11 @@ def _debye_matrix(like: torch.Tensor) -> torch.Tensor:
 
 
 def _powers(base: torch.Tensor, count: int) -> torch.Tensor:
-    """(..., count) tensor of base^0 .. base^(count-1), by doubling (log2(count) products)."""
-    out = torch.stack([torch.ones_like(base), base], -1)
-    step = base * base
-    while out.shape[-1] < count:
-        out = torch.cat([out, out * step.unsqueeze(-1)], -1)
-        step = step * step
-    return out[..., :count]
+    """(..., count) tensor of base^0 .. base^(count-1), as one running product (a few
+    operations whatever ``count``: for the short vectors of a mini-batch the cost is per
+    operation, not per number; the rounding error of base^k grows like k ulps, k < 40)."""
+    rest = torch.cumprod(base.unsqueeze(-1).expand(*base.shape, count - 1), -1)
+    return torch.cat([torch.ones_like(base).unsqueeze(-1), rest], -1)
 
 
 def _log_debye_sum(w: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -139,9 +137,13 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.float32 if x.device.type == "mps" else torch.float64
 
 
-def _bessel_core(v: torch.Tensor, x: torch.Tensor):
-    """Return (log I_v(x), R_{v+1}(x)) for v >= 0, x > 0, in the (promoted) dtype of x."""
-    u = v + _STEPS  # >= V0: Debye for log I_u and for the ratio R_{u+1} = I_{u+1} / I_u
+def _bessel_core(v: torch.Tensor, x: torch.Tensor, num_steps: int = _STEPS):
+    """Return (log I_v(x), R_{v+1}(x)) for v >= 0, x > 0, in the (promoted) dtype of x.
+
+    ``num_steps``: recurrence steps; Debye's expansion is used at order v + num_steps, which
+    must be >= V0 for every v (the default, 20, is enough for all).
+    """
+    u = v + num_steps  # >= V0: Debye for log I_u and for the ratio R_{u+1} = I_{u+1} / I_u
     w = u + 1.0
     r_u = torch.hypot(u, x)
     r_w = torch.hypot(w, x)
@@ -163,7 +165,7 @@ def _bessel_core(v: torch.Tensor, x: torch.Tensor):
     ratio = torch.exp(log_ratio)  # R_{u+1}
     # Backward recurrence R_{v+j} = 1 / (2 (v+j) / x + R_{v+j+1}), j = STEPS .. 1, with the
     # coefficients 2 (v+j) / x formed at once; log I_v = log I_u - sum_j log R_{v+j}.
-    steps = torch.arange(1, _STEPS + 1, dtype=x.dtype, device=x.device)
+    steps = torch.arange(1, num_steps + 1, dtype=x.dtype, device=x.device)
     coefficients = (v.unsqueeze(-1) + steps) * (2.0 / x).unsqueeze(-1)  # (..., STEPS)
     ratios = []
     for coefficient in reversed(coefficients.unbind(-1)):
@@ -251,9 +253,11 @@ def log_bessel_iv_and_ratio(v, x) -> tuple[torch.Tensor, torch.Tensor]:
     ``A_d(x)`` of a von Mises-Fisher distribution, and ``log I_v`` its normaliser's Bessel
     term. Computed in float64 (float32 on devices without it), returned in that dtype.
     """
+    # for one order given as a number, only the steps that bring it up to V0
+    num_steps = max(1, math.ceil(_V0 - v)) if isinstance(v, int | float) else _STEPS
     v, x = _as_tensors(v, x)
     v64, x64, _ = _prepare(v.detach(), x.detach())
-    return _bessel_core(v64, x64)
+    return _bessel_core(v64, x64, num_steps)
 
 
 def log_sphere_area(d: int) -> float:
