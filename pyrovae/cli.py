@@ -7,18 +7,22 @@ writes ``OUT/config.yaml``, ``OUT/metrics.json``, ``OUT/checkpoint.pt`` and pict
 """
 
 import argparse
+import contextlib
+import decimal
 import json
 import sys
 from pathlib import Path
 
 import pyro
 import torch
-import yaml
 
+from . import budget
 from . import config as cfg
 from .infer import checkpoint as ckpt
+from .infer import run_folder
 from .infer.distributed import env_rank, env_world_size
 from .infer.evaluate import evaluate
+from .infer.objectives import make_elbo
 from .infer.train import CHECKPOINT, fit, open_run
 
 
@@ -29,40 +33,64 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _positive_int(text):
+def _integer(text):
+    """An integer flag: ``100``, or exponent notation that is exactly an integer (``1e8``)."""
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
-        value = 0
+        pass
+    try:
+        value = decimal.Decimal(text.strip())
+        if value.is_finite() and value.adjusted() > 100:
+            raise argparse.ArgumentTypeError(f"{text!r} is out of range")
+        if value.is_finite() and value == value.to_integral_value():
+            return int(value)
+    except decimal.InvalidOperation:
+        pass
+    raise argparse.ArgumentTypeError(f"invalid int value: {text!r}")
+
+
+def _positive_int(text):
+    value = _integer(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
 
 
-def _part(text):
-    """A part on the command line: a name, or an inline YAML mapping ``{name: x, opt: 1}``."""
-    if text.lstrip().startswith("{"):
-        value = yaml.safe_load(text)
-        if not isinstance(value, dict):
-            raise argparse.ArgumentTypeError(f"expected a name or {{name: ..., ...}}, got {text}")
-        return value
-    return text
-
-
 def _seed(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
+    value = _integer(text)
     if not 0 <= value < 2**32:
         raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**32), got {text!r}")
     return value
 
 
+def _number_or_learned(text):
+    """``learned`` or a number (checked by the model: a fixed noise scale must be > 0)."""
+    if text == "learned":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'learned', got {text!r}") from None
+
+
+def _part(text):
+    """A part on the command line: a name, or an inline YAML mapping ``{name: x, opt: 1}``."""
+    if not text.lstrip().startswith("{"):
+        return text
+    try:
+        value = cfg.load_yaml(text, "the mapping")
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected {{name: ..., option: value}}: {err}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a name or {{name: ..., ...}}, got {text}")
+    return value
+
+
 def _int_list(text):
     try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
+        return [_integer(v) for v in text.split(",") if v.strip()]
+    except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"expected integers like 256,128, got {text!r}") from None
 
 
@@ -80,7 +108,17 @@ def _train_parser(sub):
     a("--dataset", help="digits (default, offline), mnist, fashion-mnist")
     a("--data-root", help="folder holding MNIST/raw or FashionMNIST/raw (default $PYROVAE_DATA)")
     a("--binarize", help="none | static | dynamic (default: dynamic for a Bernoulli VAE)")
-    a("--latent-dim", type=int, help="latent dimension (default 2)")
+    a(
+        "--latent-dim",
+        type=_integer,
+        help="latent dimension (default 2), ambient: z in R^d, or on the sphere S^(d-1) in R^d",
+    )
+    a(
+        "--sphere-dim",
+        type=_integer,
+        help="instead of --latent-dim, for a sphere prior: z on S^d in R^(d+1), d as Davidson et "
+        "al. 2018 count it (--sphere-dim 2 = --latent-dim 3)",
+    )
     a("--hidden", type=_int_list, help="hidden layer sizes of the MLPs, e.g. 256,128")
     a("--activation", help="MLP activation: relu (default), tanh, elu, gelu, silu, ...")
     a("--prior", type=_part, help="prior: normal (default), or {name: ..., option: ...}")
@@ -88,18 +126,25 @@ def _train_parser(sub):
     a("--likelihood", type=_part, help="bernoulli (default), gaussian, or a mapping")
     a("--encoder", type=_part, help="encoder network: mlp (default), or {name: mlp, hidden: [..]}")
     a("--decoder", type=_part, help="decoder network: mlp (default), or a mapping")
-    a("--num-components", type=int, help="number of mixture components (gmm, llgae)")
+    a("--num-components", type=_integer, help="number of mixture components (gmm, llgae)")
     a("--covariance", help="gmm covariance: diag or full")
-    a("--noise", help="llgae noise scale: learned (default) or a fixed number")
+    a(
+        "--noise",
+        type=_number_or_learned,
+        help="llgae noise scale: learned (default) or a fixed number",
+    )
     a("--guide", type=_part, help="llgae guide: amortized, iterative, exact, or a mapping")
-    a("--epochs", type=int, help="passes over the training set (default 100)")
-    a("--batch-size", type=int, help="rows per SVI step (default 100)")
+    a("--epochs", type=_integer, help="passes over the training set (default 100)")
+    a("--batch-size", type=_integer, help="rows per SVI step (default 100)")
     a("--lr", type=float, help="Adam learning rate (default 1e-3)")
-    a("--seed", type=int, help="seed for torch, numpy and random (default 0)")
+    a("--seed", type=_integer, help="seed for torch, numpy and random (default 0)")
     a("--warmup-epochs", type=float, help="KL warm-up length in epochs (default 0: none)")
-    a("--patience", type=int, help="early stopping patience in epochs on the validation ELBO")
-    a("--num-particles", type=int, help="samples per ELBO estimate (default 1)")
-    a("--num-samples", type=int, help="importance samples for the final log-likelihood")
+    a("--patience", type=_integer, help="early stopping patience in epochs on the validation ELBO")
+    a("--num-particles", type=_integer, help="samples per ELBO estimate (default 1)")
+    a("--elbo", help="objective: trace (default), meanfield, iwae, renyi (K = --num-particles)")
+    a("--alpha", type=float, help="alpha of --elbo renyi (default 0.5)")
+    a("--beta", type=float, help="constant weight of the KL term, a beta-VAE (default 1)")
+    a("--num-samples", type=_integer, help="importance samples for the final log-likelihood")
     a("--resume", action="store_true", help="continue OUT/checkpoint.pt if it exists")
     a("--overwrite", action="store_true", help="start afresh over an existing checkpoint")
     a("--quiet", action="store_true", help="no progress bar")
@@ -113,67 +158,99 @@ def _train_parser(sub):
 
 def train(args):
     """Every check (options, data, model, out folder, checkpoint) passes before rank 0 writes
-    anything; under torchrun only rank 0 writes files and prints."""
+    anything; rank 0 owns the out folder while it trains (:mod:`pyrovae.infer.run_folder`), and
+    ``config.yaml`` is written with the first checkpoint. Under torchrun only rank 0 writes
+    files and prints."""
+    if args.resume and args.overwrite:
+        raise ValueError("give --resume or --overwrite, not both")
     flags = {k: v for k, v in vars(args).items() if k in cfg.DEFAULTS}
-    config = cfg.resolve(cfg.read_file(args.config) if args.config else {}, flags)
-    data = cfg.load_data(config)
-    pyro.set_rng_seed(config["seed"])  # the initial weights belong to the seeded run
-    model = cfg.build_model(config, data.input_shape)
+    file_values = cfg.read_file(args.config) if args.config else {}
+    config = cfg.resolve(file_values, flags)
     out = Path(config["out"])
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder")
     is_main = env_rank() == 0
-    if is_main:
-        if out.exists() and not out.is_dir():
-            raise ValueError(f"--out {out} is a file; give a folder")
-        open_run(out / CHECKPOINT, model, args.resume, args.overwrite, env_world_size())
-        cfg.write(config, out / "config.yaml")
-    history = fit(
-        model,
-        data,
-        epochs=config["epochs"],
-        batch_size=config["batch_size"],
-        lr=config["lr"],
-        seed=config["seed"],
-        num_particles=config["num_particles"],
-        warmup_epochs=config["warmup_epochs"],
-        patience=config["patience"],
-        out=out,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        detect_anomaly=args.detect_anomaly,
-        progress=not args.quiet,
-    )
-    if is_main:
-        from .plots import save_all
+    with run_folder.owned(out) if is_main else contextlib.nullcontext():
+        if args.resume and (out / CHECKPOINT).is_file():
+            state = ckpt.load(out / CHECKPOINT)
+            stored = state.get("config") or _config_file(out)
+            if stored is not None:
+                config = cfg.resume(stored, file_values, flags, state["epoch"])
+        data = cfg.load_data(config)
+        meta = budget.check_model(lambda: cfg.build_model(config, data.input_shape))
+        budget.check_training(config, len(data.train), data.input_dim, meta)
+        pyro.set_rng_seed(config["seed"])  # the initial weights belong to the seeded run
+        model = cfg.build_model(config, data.input_shape)
+        make_elbo(config["elbo"], model, config["num_particles"], config["alpha"])  # refusals
+        if is_main:
+            open_run(out / CHECKPOINT, model, args.resume, args.overwrite, env_world_size())
+        with run_folder.describing(out, config):
+            history = fit(
+                model,
+                data,
+                epochs=config["epochs"],
+                batch_size=config["batch_size"],
+                lr=config["lr"],
+                seed=config["seed"],
+                num_particles=config["num_particles"],
+                elbo=config["elbo"],
+                alpha=config["alpha"],
+                beta=config["beta"],
+                warmup_epochs=config["warmup_epochs"],
+                patience=config["patience"],
+                out=out,
+                resume=args.resume,
+                overwrite=args.overwrite,
+                detect_anomaly=args.detect_anomaly,
+                progress=not args.quiet,
+            )
+        if is_main:
+            from .plots import save_all
 
-        save_all(model, data, history, out)
-        print(json.dumps({"out": str(out), "test_elbo": history["test_elbo"][-1]}))
+            save_all(model, data, history, out)
+            print(json.dumps({"out": str(out), "test_elbo": history["test_elbo"][-1]}))
+
+
+def _config_file(out):
+    path = out / run_folder.CONFIG
+    return cfg.read_file(path) if path.is_file() else None
 
 
 def load_run(out):
-    """Config, data and trained model of the run in folder ``out``."""
+    """Config, data and trained model of the run in folder ``out`` (the config the checkpoint
+    carries, else ``config.yaml``)."""
     out = Path(out)
-    if not (out / "config.yaml").is_file() or not (out / CHECKPOINT).is_file():
+    if not (out / CHECKPOINT).is_file():
         raise FileNotFoundError(f"{out} holds no trained run (config.yaml and {CHECKPOINT})")
-    config = cfg.resolve(cfg.read_file(out / "config.yaml"))
+    state = ckpt.load(out / CHECKPOINT)
+    stored = state.get("config") or _config_file(out)
+    if stored is None:
+        raise FileNotFoundError(f"{out} holds no trained run (config.yaml and {CHECKPOINT})")
+    config = cfg.resolve(stored)
     data = cfg.load_data(config)
     model = cfg.build_model(config, data.input_shape)
-    model.load_state_dict(ckpt.load(out / CHECKPOINT, model)["model"])
+    ckpt.check_model(out / CHECKPOINT, state, model)
+    model.load_state_dict(state["model"])
     return config, data, model
 
 
 def evaluate_run(args):
     config, data, model = load_run(args.out)
     num_samples = args.num_samples or config["num_samples"]
+    budget.check_evaluation(len(data.test), num_samples)
     result = evaluate(model, data, num_samples=num_samples, seed=args.seed)
     print(json.dumps({"model": config["model"], "dataset": config["dataset"], **result}, indent=1))
 
 
 def sample(args):
     from .plots import sample_grid
+    from .plots.canvas import image_scale
 
     if not Path(args.o).parent.is_dir():
         raise FileNotFoundError(f"the folder of -o {args.o} does not exist; create it first")
     config, data, model = load_run(args.out)
+    shape = data.image_shape
+    budget.check_sample_grid(args.n, data.input_dim, shape, image_scale(shape) if shape else 1)
     torch.manual_seed(args.seed)
     sample_grid(model, args.n, data.image_shape, args.o)
     print(args.o)
@@ -198,15 +275,27 @@ def parser():
 
 
 def main(argv=None):
-    """Exit codes: 0 done, 2 bad input (options, files, data: nothing was written), 1 training
-    stopped by a non-finite loss or gradient (the last good checkpoint is kept)."""
+    """Exit codes: 0 done; 2 bad input (options, files, data: one line on stderr, nothing
+    written); 1 training stopped by a non-finite loss or gradient (the last good checkpoint is
+    kept); 130 interrupted (Ctrl-C; the last checkpoint is kept)."""
     args = parser().parse_args(argv)
     try:
         args.run(args)
     except (ValueError, OSError) as err:
-        print(f"pyrovae {args.command}: error: {err}", file=sys.stderr)
+        print(f"pyrovae {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
     except FloatingPointError as err:
-        print(f"pyrovae {args.command}: error: {err}", file=sys.stderr)
+        print(f"pyrovae {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(
+            f"pyrovae {args.command}: interrupted; a run keeps its last checkpoint: continue it "
+            "with --resume",
+            file=sys.stderr,
+        )
+        return 130
     return 0
+
+
+def _one_line(err):
+    return " ".join(str(err).split())

@@ -67,20 +67,20 @@ class scale_latents(Messenger):
 
 
 class KLWarmup(Callback):
-    """β grows linearly from 0 to 1 over ``epochs`` epochs, step by step: at global step t
-    (counting from 1) β = min(1, t / (epochs × steps per epoch)); the epoch's last β is
-    recorded. A handler on the stack costs time at every site, so it is added only when
-    ``epochs > 0``."""
+    """β grows linearly from 0 to ``beta`` (1 by default; another constant makes a β-VAE) over
+    ``epochs`` epochs, step by step: at global step t (counting from 1) β = beta × min(1,
+    t / (epochs × steps per epoch)); the epoch's last β is recorded. A handler on the stack
+    costs time at every site, so it is added only when ``epochs > 0`` or ``beta != 1``."""
 
-    def __init__(self, epochs):
-        self.epochs, self.scale = epochs, scale_latents()
+    def __init__(self, epochs, beta=1.0):
+        self.epochs, self.beta, self.scale = epochs, beta, scale_latents()
 
     def setup(self, state):
         state.model_fn, state.guide_fn = self.scale(state.model_fn), self.scale(state.guide_fn)
 
     def on_step_start(self, state):
         total = self.epochs * state.steps_per_epoch or 1
-        self.scale.beta = state.beta = min(1.0, state.global_step / total)
+        self.scale.beta = state.beta = self.beta * min(1.0, state.global_step / total)
 
 
 class EarlyStopping(Callback):
@@ -234,7 +234,8 @@ def check_finite(history, key):
 
 def summary(history):
     """One line for the last epoch: its ELBOs and duration."""
-    parts = [f"epoch {history['epoch'][-1]}", f"train elbo {history['train_elbo'][-1]:.3f}"]
+    train = next(k for k in history if k.startswith("train_") and history[k][-1] is not None)
+    parts = [f"epoch {history['epoch'][-1]}", f"{train.replace('_', ' ')} {history[train][-1]:.3f}"]
     for name in ("valid", "test"):
         if history[f"{name}_elbo"][-1] is not None:
             parts.append(f"{name} elbo {history[f'{name}_elbo'][-1]:.3f}")

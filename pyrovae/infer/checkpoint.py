@@ -25,6 +25,8 @@ import numpy as np
 import pyro
 import torch
 
+from . import run_folder
+
 FORMAT = "pyrovae-checkpoint-2"  # 2: RNG states as tensors and plain values (weights_only)
 FIELDS = ("model_class", "model", "param_store", "optimizer", "rng", "epoch", "history")
 
@@ -67,8 +69,16 @@ def param_store_state(model):
 
 
 def save(path, model, optimizer, epoch, history, extra=None):
-    """Write the checkpoint to ``path`` atomically (temp file in the same folder + rename)."""
+    """Write the checkpoint to ``path`` atomically (temp file in the same folder + rename).
+
+    Inside :func:`pyrovae.infer.run_folder.describing` the checkpoint also carries the run's
+    ``config``, and ``config.yaml`` follows it (removed before the rename if it would not
+    describe the new checkpoint, written after it).
+    """
     path = Path(path)
+    config = run_folder.config_for(path.parent)
+    if config is not None:
+        extra = {**(extra or {}), "config": config}
     state = {
         "format": FORMAT,
         "model_class": type(model).__name__,
@@ -86,10 +96,14 @@ def save(path, model, optimizer, epoch, history, extra=None):
             torch.save(state, f)
             f.flush()
             os.fsync(f.fileno())
+        if config is not None:
+            run_folder.before_checkpoint(path.parent, config)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if config is not None:
+        run_folder.after_checkpoint(path.parent, config)
     _fsync_folder(path.parent)
 
 
@@ -148,7 +162,7 @@ def load(path, model=None):
             "train into a new --out folder"
         )
     if model is not None:
-        _check_model(path, state, model)
+        check_model(path, state, model)
     return state
 
 
@@ -175,7 +189,8 @@ def _well_formed(state):
     )
 
 
-def _check_model(path, state, model):
+def check_model(path, state, model):
+    """Refuse (``ValueError``) a checkpoint ``state`` whose class or shapes are not ``model``'s."""
     ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     theirs = {k: tuple(v.shape) for k, v in state["model"].items()}
     if state["model_class"] != type(model).__name__ or ours != theirs:

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pyro
 import torch
-from pyro.infer import Trace_ELBO, TraceEnum_ELBO
 
 from .. import checks
 from ..data import Data, as_split
@@ -38,6 +37,7 @@ from .callbacks import (
 )
 from .distributed import Context
 from .distributed import setup as distributed_setup
+from .objectives import make_elbo, objective_name
 from .step import adam, make_step, named_parameters, trainable_parameters
 
 CHECKPOINT = "checkpoint.pt"
@@ -46,10 +46,7 @@ __all__ = ["Options", "TrainState", "default_elbo", "fit", "scale_latents"]
 
 def default_elbo(model, num_particles=1):
     """``TraceEnum_ELBO`` for models with enumerated sites, else ``Trace_ELBO``."""
-    kwargs = {"num_particles": num_particles, "vectorize_particles": num_particles > 1}
-    if getattr(model, "has_enumerated_sites", False):
-        return TraceEnum_ELBO(max_plate_nesting=1, **kwargs)
-    return Trace_ELBO(max_plate_nesting=1, **kwargs)
+    return make_elbo("trace", model, num_particles)
 
 
 def as_data(data):
@@ -86,8 +83,13 @@ class Options:
         XPU), else with ``foreach`` updates (:func:`pyrovae.infer.step.adam`); a checkpoint
         written by plain ``Adam`` resumes with it.
     :param int seed: seeds torch, numpy and random; with the same seed a run repeats exactly.
-    :param elbo: a Pyro ELBO object; the default is chosen by :func:`default_elbo`.
-    :param int num_particles: samples per ELBO estimate (for the default ELBO).
+    :param elbo: the objective: ``"trace"`` (the default: :func:`default_elbo`),
+        ``"meanfield"``, ``"iwae"``, ``"renyi"`` (:mod:`pyrovae.infer.objectives`), or a Pyro
+        ELBO object.
+    :param int num_particles: samples per row and step (K of the IWAE/Rényi bounds).
+    :param float alpha: α of ``elbo="renyi"`` (default 0.5).
+    :param float beta: a constant weight β of the latent sites (β-VAE: E[log p(x|z)] −
+        β KL); with warm-up, β(t) = beta × the warm-up's ramp.
     :param float warmup_epochs: KL warm-up: β grows linearly from 0 to 1 over this many epochs
         (per step), scaling every latent site of model and guide (:class:`scale_latents`).
     :param int patience: early stopping: stop when the validation ELBO has not improved for this
@@ -109,6 +111,8 @@ class Options:
     seed: int = 0
     elbo: object = None
     num_particles: int = 1
+    alpha: float | None = None
+    beta: float = 1.0
     warmup_epochs: float = 0
     patience: int | None = None
     score_test: str = "end"
@@ -118,6 +122,7 @@ class Options:
 
     def __post_init__(self):
         checks.training_options(vars(self))
+        checks.nonnegative_real("beta", self.beta)
         if self.score_test not in TestScore.WHEN:
             raise ValueError(
                 f"score_test must be one of {', '.join(TestScore.WHEN)}, got {self.score_test!r}"
@@ -172,8 +177,10 @@ def fit(
         is ``torch.optim.Adam(fused=True)`` where PyTorch has fused kernels for the model's
         device and dtype (CPU, CUDA, MPS, XPU), else ``Adam(foreach=True)``.
     :returns: the history, a dict of per-epoch lists: ``epoch``, ``train_elbo`` (the β-weighted
-        objective averaged over the epoch's rows), ``valid_elbo``, ``test_elbo`` (single-sample
-        ELBO per example on those splits; ``None`` where not scored: by default only the last
+        objective averaged over the epoch's rows; for ``elbo="iwae"``/``"renyi"`` that bound is
+        in ``train_iwae_bound``/``train_renyi_bound`` instead and ``train_elbo`` is ``None``),
+        ``valid_elbo``, ``test_elbo`` (single-sample ELBO per example on those splits, whatever
+        the training objective; ``None`` where not scored: by default only the last
         entry, for the returned parameters), ``beta``, ``seconds``.
     :raises NonFiniteError: when a loss or gradient is NaN or infinite; the message names the
         step, the sample site and the likely cause, and no checkpoint is written after it.
@@ -200,6 +207,7 @@ def fit(
             else "early stopping (patience) needs validation scores, which a non-amortised "
             "guide cannot give: leave patience unset"
         )
+    elbo = make_elbo(o.elbo, model, o.num_particles, o.alpha)
     if device is not None:
         model.to(devices.resolve(device))
     ctx = distributed_setup(distributed, checks.device_dtype(model)[0])
@@ -207,7 +215,7 @@ def fit(
         path = Path(out) / CHECKPOINT if out is not None else None
         start = ctx.from_main(lambda: open_run(path, model, resume, overwrite, ctx.world_size))
         hooks = _callbacks(o, path, logger, callbacks)
-        state = TrainState(model, data, ctx, o, o.elbo or default_elbo(model, o.num_particles))
+        state = TrainState(model, data, ctx, o, elbo)
         return _train(state, hooks, start)
     finally:
         ctx.close()
@@ -215,7 +223,7 @@ def fit(
 
 def _callbacks(o, path, logger, extra):
     """The hooks of a run, in the order they are called."""
-    hooks = [KLWarmup(o.warmup_epochs)] if o.warmup_epochs else []
+    hooks = [KLWarmup(o.warmup_epochs, o.beta)] if o.warmup_epochs or o.beta != 1 else []
     hooks += [EarlyStopping(o.patience)] if o.patience is not None else []
     hooks += [TestScore(o.score_test), *extra]
     hooks += list(logger) if isinstance(logger, list | tuple) else [logger] if logger else []
@@ -247,6 +255,10 @@ class TrainState:
     def __post_init__(self):
         self.model_fn, self.guide_fn = self.model.model, self.model.guide
         self.device, self.dtype = checks.device_dtype(self.model)
+        self.objective = objective_name(self.elbo)  # what the training loss estimates
+        self.scorer = self.elbo if self.objective == "elbo" else make_elbo("trace", self.model)
+        if self.objective != "elbo":
+            self.history.setdefault(f"train_{self.objective}", [])
 
     @property
     def global_step(self):
@@ -257,7 +269,7 @@ class TrainState:
         which has no posterior for other rows)."""
         if split is None or not _amortized(self.model):
             return None
-        return elbo_per_example(self.elbo, self.model, split, self.options.batch_size, self.ctx)
+        return elbo_per_example(self.scorer, self.model, split, self.options.batch_size, self.ctx)
 
 
 HISTORY = ("epoch", "train_elbo", "valid_elbo", "test_elbo", "beta", "seconds")
@@ -320,12 +332,14 @@ def _record(state, train_elbo, tic):
     """The epoch's row of the history: training and validation ELBO, β, seconds."""
     h = state.history
     h["epoch"].append(state.epoch + 1)
-    h["train_elbo"].append(train_elbo)
+    h["train_elbo"].append(train_elbo if state.objective == "elbo" else None)
+    if state.objective != "elbo":
+        h[f"train_{state.objective}"].append(train_elbo)
     h["beta"].append(state.beta)
     h["valid_elbo"].append(state.score(state.data.valid))
     h["test_elbo"].append(None)
     h["seconds"].append(time.perf_counter() - tic)
-    for key in ("train_elbo", "valid_elbo"):
+    for key in (f"train_{state.objective}", "valid_elbo"):
         check_finite(h, key)
 
 

@@ -21,7 +21,12 @@ class VAE(nn.Module):
     :param input_dim: D, data are rows ``(batch, D)``; or an image shape ``(C, H, W)`` (e.g.
         ``data.input_shape``), D = C·H·W, for convolutional networks. The model takes rows
         ``(batch, D)`` or images ``(batch, C, H, W)`` alike (images are flattened to rows).
-    :param int latent_dim: d, latents are ``(batch, d)`` (for a sphere prior: unit vectors in R^d).
+    :param int latent_dim: d, latents are ``(batch, d)``: the *ambient* dimension (for a sphere
+        prior: unit vectors in R^d, the sphere S^(d-1)).
+    :param int sphere_dim: instead of ``latent_dim``, the dimension of the latent sphere as
+        Davidson et al. 2018 count it: ``sphere_dim=d`` gives z on S^d ⊂ R^(d+1), i.e.
+        ``latent_dim = d + 1``; it needs a prior and posterior on the sphere
+        (``"hyperspherical_uniform"``, ``"von_mises_fisher"``).
     :param prior, posterior, likelihood, encoder, decoder: parts, each a registered name, a dict
         ``{"name": ..., **options}`` or an object (see :mod:`pyrovae.parts`).
     :param hidden: hidden layer sizes of the MLP encoder (the decoder mirrors them).
@@ -46,7 +51,7 @@ class VAE(nn.Module):
     def __init__(
         self,
         input_dim,
-        latent_dim,
+        latent_dim=None,
         prior="normal",
         posterior="normal",
         likelihood="bernoulli",
@@ -56,15 +61,22 @@ class VAE(nn.Module):
         activation="relu",
         name="vae",
         guide="amortized",
+        sphere_dim=None,
     ):
         super().__init__()
         shape = _input_shape(input_dim)
-        positive_int("latent_dim", latent_dim)
+        latent_dim = _ambient_dim(latent_dim, sphere_dim)
         self.input_shape, self.input_dim = shape, math.prod(shape)
         self.latent_dim, self.name = latent_dim, name
         input_dim = self.input_dim
         net = {"hidden": hidden, "activation": activation}
         self.prior = priors.build(prior, latent_dim=latent_dim, input_dim=input_dim)
+        if sphere_dim is not None and _support(self.prior) != "the sphere":
+            raise ValueError(
+                f"sphere_dim={sphere_dim} asks for z on S^{sphere_dim}, but prior "
+                f"{_name(self.prior)!r} lives on R^d: use prior='hyperspherical_uniform' and "
+                "posterior='von_mises_fisher', or latent_dim for z in R^d"
+            )
         self.likelihood = likelihoods.build(likelihood, input_dim=input_dim)
         self.decoder = decoders.build(
             decoder,
@@ -261,3 +273,19 @@ def _name(part):
 
 def _support(part):
     return "the sphere" if "Sphere" in type(part.support).__name__ else "R^d"
+
+
+def _ambient_dim(latent_dim, sphere_dim):
+    """``latent_dim``, or ``sphere_dim + 1`` when the sphere's own dimension is given."""
+    if sphere_dim is None:
+        if latent_dim is None:
+            raise ValueError("give latent_dim (R^d or the sphere in R^d) or sphere_dim (S^d)")
+        positive_int("latent_dim", latent_dim)
+        return latent_dim
+    positive_int("sphere_dim", sphere_dim)
+    if latent_dim is not None and latent_dim != sphere_dim + 1:
+        raise ValueError(
+            f"sphere_dim={sphere_dim} means z on S^{sphere_dim} ⊂ R^{sphere_dim + 1}, i.e. "
+            f"latent_dim={sphere_dim + 1}, but latent_dim={latent_dim} was given: give only one"
+        )
+    return sphere_dim + 1

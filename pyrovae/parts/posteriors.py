@@ -20,6 +20,7 @@ from pyro.nn import ConditionalAutoRegressiveNN
 from torch import nn
 from torch.nn.functional import normalize, softplus
 
+from .. import checks
 from ..checks import positive_real
 from ..distributions import VonMisesFisher
 from .registry import Registry
@@ -123,12 +124,9 @@ class _FlowPosterior(nn.Module):
     def __init__(self, latent_dim, num_flows=None, hidden=None, context_dim=32, min_scale=1e-5):
         super().__init__()
         num_flows = self.default_flows if num_flows is None else num_flows
-        for key, value in (("num_flows", num_flows), ("context_dim", context_dim)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{key} must be a positive integer, got {value!r}")
-        hidden = [self.default_hidden(latent_dim)] if hidden is None else list(hidden)
-        if not hidden or any(isinstance(h, bool) or not isinstance(h, int) for h in hidden):
-            raise ValueError(f"hidden must be a list of positive integers, got {hidden!r}")
+        checks.positive_int("num_flows", num_flows)
+        checks.positive_int("context_dim", context_dim)
+        hidden = [10 * latent_dim] if hidden is None else list(checks.sizes("hidden", hidden))
         self.base = NormalPosterior(latent_dim, min_scale)
         self.param_dims = {**self.base.param_dims, "context": context_dim}
         self.flows = nn.ModuleList(
@@ -157,10 +155,6 @@ class IAFPosterior(_FlowPosterior):
     flow; evaluating q at a point it did not sample (as the VampPrior does) inverts each flow
     in latent_dim sequential passes.
     """
-
-    @staticmethod
-    def default_hidden(latent_dim):
-        return 10 * latent_dim
 
     @staticmethod
     def make_flow(k, latent_dim, context_dim, hidden):
@@ -197,10 +191,6 @@ class PlanarPosterior(_FlowPosterior):
 
     default_flows = 8
     invertible = False
-
-    @staticmethod
-    def default_hidden(latent_dim):
-        return 10 * latent_dim
 
     @staticmethod
     def make_flow(k, latent_dim, context_dim, hidden):
