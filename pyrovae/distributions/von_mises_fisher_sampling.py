@@ -28,8 +28,14 @@ def sample_t_d3(kappa: torch.Tensor) -> torch.Tensor:
     return (-torch.log1p(u * torch.expm1(-2.0 * kappa)) / kappa).clamp(0.0, 2.0)
 
 
-def sample_t_wood(kappa: torch.Tensor, d: int) -> torch.Tensor:
-    """Wood (1994) rejection sampler for w = mu^T x, written in t = 1 - w for precision."""
+def sample_t_wood(kappa: torch.Tensor, d: int, fixed_rounds: bool | None = None) -> torch.Tensor:
+    """Wood (1994) rejection sampler for w = mu^T x, written in t = 1 - w for precision.
+
+    :param fixed_rounds: draw a fixed number of rounds for every entry instead of looking up
+        the rejected ones (which waits for the device); ``None``: off the CPU only.
+    """
+    if fixed_rounds is None:
+        fixed_rounds = kappa.device.type != "cpu"
     kappa = kappa.detach()
     shape = kappa.shape
     kappa = kappa.reshape(-1)
@@ -85,7 +91,7 @@ def sample_t_wood(kappa: torch.Tensor, d: int) -> torch.Tensor:
     # _DEVICE_ROUNDS rounds of eight and keeps its first accepted candidate: an entry is left
     # with a rejected one only with probability < 0.3^34 < 1e-17.
     t, accepted = propose(None, 2 if kappa.numel() > _FEW else 6)
-    if kappa.device.type != "cpu":
+    if fixed_rounds:
         for _ in range(_DEVICE_ROUNDS):
             t_new, acc_new = propose(None, 8)
             t = torch.where(accepted, t, t_new)
