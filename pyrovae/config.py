@@ -42,6 +42,7 @@ DEFAULTS = {
     "dataset": "digits",
     "data_root": None,
     "binarize": None,
+    "input_dim": None,
     **dict.fromkeys(MODEL_KEYS),
     "epochs": 100,
     "batch_size": 100,
@@ -53,6 +54,7 @@ DEFAULTS = {
     "elbo": "trace",
     "alpha": None,
     "beta": 1.0,
+    "score_test": "end",
     "num_samples": 1000,
     "out": "runs/default",
 }
@@ -218,6 +220,10 @@ def _check(config):
             f"{', '.join(data_module.DATASETS)}"
         )
     checks.one_of("binarize", config["binarize"], (None, *data_module.BINARIZE))
+    checks.one_of("score_test", config["score_test"], ("end", "epoch", "never"))
+    if config["input_dim"] is not None:  # written by fit: the model's D (or image shape)
+        dims = config["input_dim"]
+        checks.sizes("input_dim", dims if isinstance(dims, list | tuple) else [dims])
     checks.one_of("activation", config["activation"], (None, *ACTIVATIONS))
     if config["hidden"] is not None:
         checks.sizes("hidden", config["hidden"])
@@ -269,9 +275,10 @@ def build_model(config, input_dim):
 
     ``input_dim`` is D or the data's ``input_shape`` (``(C, H, W)`` for images): models that
     take image shapes (``accepts_image_shape``, e.g. the VAE's conv networks) get the shape,
-    others D. A model that training could not hold in memory is refused first
-    (:func:`pyrovae.budget.check_model`).
+    others D. ``None``: the config's own ``input_dim`` (a saved run's). A model that training could
+    not hold in memory is refused first (:func:`pyrovae.budget.check_model`).
     """
+    input_dim = config["input_dim"] if input_dim is None else input_dim
     options = {k: config[k] for k in MODEL_KEYS if config[k] is not None}
     shape = tuple(input_dim) if isinstance(input_dim, tuple | list) else (input_dim,)
     if not getattr(models[config["model"]], "accepts_image_shape", False):

@@ -14,10 +14,12 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from torch.utils.data import DataLoader, TensorDataset
 
 import pyrovae
 from pyrovae import budget, cli
 from pyrovae import config as cfg
+from pyrovae.data import Data
 from pyrovae.models import VAE
 
 CATALOGUE = Path(__file__).parents[1] / "docs" / "errors.md"
@@ -60,7 +62,11 @@ def _drop_fields(run):
 
 
 def _no_config(run):
-    (run / "config.yaml").unlink()  # a run written by pyrovae.fit: only the checkpoint
+    """A run whose model fit could not describe (a user's class): only the checkpoint."""
+    (run / "config.yaml").unlink()
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    del state["config"]
+    torch.save(state, run / "checkpoint.pt")
 
 
 def _idx_files(run, first):
@@ -76,6 +82,13 @@ def _idx_files(run, first):
         header = b"".join(v.to_bytes(4, "big") for v in (magic, *dims))
         (raw / name).write_bytes(header + bytes(int(np.prod(dims))))
     (raw / "train-images-idx3-ubyte").write_bytes(first)
+
+
+def _python_data(run):
+    """A run written by fit on rows given in Python: its config names no dataset."""
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    del state["config"]["dataset"]
+    torch.save(state, run / "checkpoint.pt")
 
 
 def _two_processes(run):
@@ -300,6 +313,24 @@ CLI = {
         _two_processes,
     ),
     "evaluate-no-run": (["evaluate", "{inputs}/empty"], None, r"holds no trained run", None),
+    "evaluate-python-data": (
+        ["evaluate", "{run}"],
+        None,
+        r"was trained by fit on data given in Python, which the command line cannot load",
+        _python_data,
+    ),
+    "train-device": (
+        train("--device", "tpu"),
+        None,
+        r"argument --device: expected one of cpu, cuda, mps, auto",
+        None,
+    ),
+    "train-input-dim": (
+        train("--input-dim", "10"),
+        None,
+        r"input_dim \[10\] does not match the digits rows \(64 values",
+        None,
+    ),
     "evaluate-num-samples": (
         ["evaluate", "{run}", "--num-samples", "0"],
         None,
@@ -566,6 +597,52 @@ PYTHON = {
         lambda out: _fit(torch.rand(8, 64), out, distributed=True),
         r"needs the torchrun environment .* torchrun --nproc-per-node N",
     ),
+    "fit-unknown-option": (
+        lambda out: _fit(torch.rand(8, 64), out, epoch=3),
+        r"unknown fit option\(s\) epoch; fit options: epochs, batch_size",
+    ),
+    "fit-score-test": (
+        lambda out: _fit(torch.rand(8, 64), out, score_test="sometimes"),
+        r"score_test must be one of end, epoch, never",
+    ),
+    "fit-device": (
+        lambda out: _fit(torch.rand(8, 64), out, device="tpu"),
+        r"device must be one of cpu, cuda, mps, auto, got 'tpu'",
+    ),
+    "fit-dataloader": (
+        lambda out: _fit(DataLoader(TensorDataset(torch.rand(8, 64))), out),
+        r"pass the DataLoader's .dataset: fit draws its own batches",
+    ),
+    "dataset-item": (
+        lambda out: _fit([(torch.rand(64), 0, "extra")] * 5, out),
+        r"a Dataset item must be a row, \(x,\) or \(x, y\); got a tuple of 3",
+    ),
+    "dataset-binarize": (
+        lambda out: Data(TensorDataset(torch.rand(8, 64)), binarize="static"),
+        r"binarize='static' draws whole splits once, which a Dataset read batch by batch",
+    ),
+    "vae-guide-unknown": (
+        lambda out: VAE(64, 2, guide="auto_nope"),
+        r"unknown guide 'auto_nope' for a VAE; known guides: amortized, auto_normal",
+    ),
+    "vae-autoguide-parts": (
+        lambda out: VAE(64, 3, guide="auto_normal", posterior="von_mises_fisher"),
+        r"guide 'auto_normal' replaces the encoder and the posterior part",
+    ),
+    "vae-autoguide-sphere": (
+        lambda out: VAE(64, 3, guide="auto_delta", prior="hyperspherical_uniform"),
+        r"guide 'auto_delta' needs a prior on R\^d, not on the sphere",
+    ),
+    "autoguide-encode": (
+        lambda out: VAE(64, 2, guide="auto_normal").encode(torch.rand(3, 64)),
+        r"this VAE's guide 'auto_normal' is not amortised: it has no encoder",
+    ),
+    "fit-patience-not-amortized": (
+        lambda out: pyrovae.fit(
+            VAE(64, 2, guide="auto_normal"), Data(torch.rand(8, 64), torch.rand(4, 64)), patience=2
+        ),
+        r"early stopping \(patience\) needs validation scores, which a non-amortised guide",
+    ),
 }
 
 
@@ -593,8 +670,9 @@ def prepared_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("prepared") / "run"
     config = cfg.resolve({}, {"hidden": [16], "latent_dim": 2, "epochs": 2, "out": str(run)})
     data = cfg.load_data(config)
-    pyrovae.fit(cfg.build_model(config, data.input_dim), data, epochs=2, out=run, progress=False)
-    cfg.write(config, run / "config.yaml")
+    model = cfg.build_model(config, data.input_dim)
+    how = {"dataset": "digits", "binarize": config["binarize"], "out": str(run)}
+    pyrovae.fit(model, data, epochs=2, out=run, progress=False, config=how)
     return run
 
 
