@@ -318,6 +318,7 @@ def run(library, family, data, args):
         "version": version(library),
         "family": family,
         "paper_d": args.paper_d,
+        "seed": args.seed,
         "latent_dim": latent_dim(family, args.paper_d),
         "epochs": args.epochs,
         "objective": OBJECTIVE[name],
@@ -337,8 +338,8 @@ def run(library, family, data, args):
 
 def merge(row):
     report = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"entries": []}
-    key = ("library", "family", "paper_d")
-    rows = [e for e in report["entries"] if [e[k] for k in key] != [row[k] for k in key]]
+    key = ("library", "family", "paper_d", "seed")
+    rows = [e for e in report["entries"] if [e.get(k, 0) for k in key] != [row[k] for k in key]]
     cpu = next((ln for ln in open("/proc/cpuinfo") if ln.startswith("model name")), ":?")
     report.update(
         protocol=__doc__.split("\n\n")[1].replace("\n", " "),
@@ -354,24 +355,25 @@ def merge(row):
 def table(entries):
     """The markdown table of ``entries``."""
     lines = [
-        "| library | family | latent (ambient) | epochs | LL, ours (500) | ELBO, ours | "
+        "| library | model | latent (ambient) | epochs | seed | LL, ours (500) | ELBO, ours | "
         "library's own estimate | wall s / epoch | CPU s / epoch |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for e in entries:
         name = "N-VAE, R^d" if e["family"] == "normal" else "S-VAE, S^d ⊂ R^(d+1)"
         own = e["own_estimator"]
-        if "rows" in own and "log_likelihood" in own:
-            own = f"LL {own['log_likelihood']:.2f} ({own['rows']} rows)"
+        if "log_likelihood" in own:
+            own = f"LL {own['log_likelihood']:.2f} (first {own['rows']} rows; ours there: "
+            own += f"{e['own_estimator']['ours_on_same_rows']:.2f})"
         elif "elbo" in own:
             own = f"ELBO {own['elbo']:.2f}"
         else:
             own = "(ours)"
         lines.append(
             f"| {e['library']} {e['version']} | {name}, d = {e['paper_d']} | {e['latent_dim']} "
-            f"| {e['epochs']} | {e['log_likelihood']:.2f} ± {e['log_likelihood_stderr']:.2f} | "
-            f"{e['elbo']:.2f} | {own} | {e['train_wall_seconds_per_epoch']:.1f} | "
-            f"{e['train_cpu_seconds_per_epoch']:.1f} |"
+            f"| {e['epochs']} | {e['seed']} | {e['log_likelihood']:.2f} ± "
+            f"{e['log_likelihood_stderr']:.2f} | {e['elbo']:.2f} | {own} | "
+            f"{e['train_wall_seconds_per_epoch']:.1f} | {e['train_cpu_seconds_per_epoch']:.1f} |"
         )
     return "\n".join(lines)
 
