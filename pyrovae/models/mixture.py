@@ -6,8 +6,9 @@ import torch
 from pyro.infer import infer_discrete
 from torch import nn
 
+from ..checks import check_matrix, positive_int
 from .kmeans import kmeans
-from .vae import check_matrix
+from .vae import batch_rows
 
 COVARIANCES = ("diag", "full")
 
@@ -39,11 +40,16 @@ class GaussianMixture(nn.Module):
     has_enumerated_sites = True
     has_clusters = True
 
+    @property
+    def pictures(self):
+        """What :func:`pyrovae.plots.save_all` draws besides the generic pictures: the
+        components' ellipses over the data, for 2-d data."""
+        return ("gmm",) if self.input_dim == 2 else ()
+
     def __init__(self, num_components, dim, covariance="diag", name="gmm"):
         super().__init__()
-        for key, value in (("num_components", num_components), ("dim", dim)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{key} must be a positive integer, got {value!r}")
+        positive_int("num_components", num_components)
+        positive_int("dim", dim)
         if covariance not in COVARIANCES:
             raise ValueError(
                 f"covariance must be one of {', '.join(COVARIANCES)}, got {covariance!r}"
@@ -75,16 +81,17 @@ class GaussianMixture(nn.Module):
             return dist.Normal(loc, self.log_scales[index].exp()).to_event(1)
         return dist.MultivariateNormal(loc, scale_tril=self.scale_tril[index])
 
-    def model(self, x):
-        """p(x, c); ``x`` is ``(N, D)``; under enumeration c is ``(K, 1)``."""
+    def model(self, x=None, batch_size=None):
+        """p(x, c); ``x`` is ``(N, D)``; under enumeration c is ``(K, 1)``. Without ``x``, ``x``
+        is sampled: ``batch_size`` rows (default 1)."""
         pyro.module(self.name, self)
-        with pyro.plate("data", x.shape[0]):
+        with pyro.plate("data", batch_rows(x, batch_size)):
             c = pyro.sample(
                 "assignment", dist.Categorical(self.weights), infer={"enumerate": "parallel"}
             )
             pyro.sample("x", self.components(c), obs=x)
 
-    def guide(self, x):
+    def guide(self, x=None, batch_size=None):
         """No latent sites to guess: c is enumerated, the globals are point estimates."""
         pyro.module(self.name, self)
 
