@@ -7,7 +7,7 @@ Adam with lr 1e-3, batch 100, the same number of epochs, no KL warm-up, no early
 parameters after the last epoch are scored. Each library trains with its own objective:
 
 * pyrovae: ``pyrovae.fit`` (Pyro ``Trace_ELBO``, one sample, Monte Carlo KL); N-VAE
-  σ = softplus(raw) + 1e-4 floor, S-VAE κ = softplus(raw) + 1 (``link="softplus"``);
+  σ = softplus(raw) + 1e-5, S-VAE κ = softplus(raw) + 1 (``link="softplus"``);
 * pythae 0.1.2: ``VAE`` / ``SVAE`` with these nets as custom ``BaseEncoder``/``BaseDecoder``,
   trained by its ``BaseTrainer`` fed our batches (analytic KL, BCE on sigmoid outputs);
   σ = exp(log_var / 2), κ = softplus(raw) + 1;
