@@ -79,7 +79,11 @@ def _train_parser(sub):
     a("--model", help="model: vae (default), gmm, llgae, ...")
     a("--dataset", help="digits (default, offline), mnist, fashion-mnist")
     a("--data-root", help="folder holding MNIST/raw or FashionMNIST/raw (default $PYROVAE_DATA)")
-    a("--binarize", help="none | static | dynamic (default: dynamic for a Bernoulli VAE)")
+    a(
+        "--binarize",
+        help="none | static | dynamic (default: dynamic for a Bernoulli VAE "
+        "without a mixture prior)",
+    )
     a("--latent-dim", type=int, help="latent dimension (default 2)")
     a("--hidden", type=_int_list, help="hidden layer sizes of the MLPs, e.g. 256,128")
     a("--activation", help="MLP activation: relu (default), tanh, elu, gelu, silu, ...")
@@ -90,6 +94,13 @@ def _train_parser(sub):
     a("--decoder", type=_part, help="decoder network: mlp (default), or a mapping")
     a("--num-components", type=int, help="number of mixture components (gmm, llgae)")
     a("--covariance", help="gmm covariance: diag or full")
+    a("--reg-covar", type=float, help="gmm covariance floor added to every variance (default 1e-6)")
+    a(
+        "--pretrain-epochs",
+        type=int,
+        help="VaDE start of a mixture prior: auto-encoder epochs "
+        "before the GMM on its codes (default 50; 0: off)",
+    )
     a("--noise", help="llgae noise scale: learned (default) or a fixed number")
     a("--guide", type=_part, help="llgae guide: amortized, iterative, exact, or a mapping")
     a("--epochs", type=int, help="passes over the training set (default 100)")

@@ -28,6 +28,8 @@ MODEL_KEYS = (
     "decoder",
     "num_components",
     "covariance",
+    "reg_covar",
+    "pretrain_epochs",
     "guide",
     "noise",
 )
@@ -103,7 +105,8 @@ def resolve(file_values=None, flag_values=None):
             None,
             "bernoulli",
         )
-        config["binarize"] = "dynamic" if bernoulli else "none"
+        clusters = _part_name(config["prior"]) == "mixture"  # grey levels, as VaDE
+        config["binarize"] = "dynamic" if bernoulli and not clusters else "none"
     return config
 
 
@@ -187,7 +190,7 @@ def load_data(config):
 def build_model(config, input_dim):
     """The model named by ``config["model"]`` with the model options that are set."""
     options = {k: config[k] for k in MODEL_KEYS if config[k] is not None}
-    context = {"input_dim": input_dim, "dim": input_dim}
+    context = {"input_dim": input_dim}
     if "latent_dim" not in options:
         context["latent_dim"] = DEFAULT_LATENT_DIM
     return models.build({"name": config["model"], **options}, **context)

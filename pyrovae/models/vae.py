@@ -1,10 +1,16 @@
 """The variational auto-encoder as a Pyro model/guide pair built from swappable parts."""
 
+import math
+
 import pyro
 import torch
 from torch import nn
 
 from ..parts import decoders, encoders, likelihoods, posteriors, priors
+
+DEFAULT_PRETRAIN_STEPS = 3000
+"""A mixture-prior VAE pretrains its auto-encoder for as many epochs as make this many
+batches of 100 rows, unless told otherwise (8×8 digits: 250 epochs; MNIST: 5)."""
 
 
 class VAE(nn.Module):
@@ -20,6 +26,10 @@ class VAE(nn.Module):
         ``{"name": ..., **options}`` or an object (see :mod:`pyrovae.parts`).
     :param hidden: hidden layer sizes of the MLP encoder (the decoder mirrors them).
     :param str activation: activation of both MLPs.
+    :param int pretrain_epochs: epochs of auto-encoder pretraining in VaDE's start
+        (:mod:`pyrovae.models.vade`: auto-encoder, then a Gaussian mixture on its codes as the
+        prior), run by :meth:`initialize`. Only for a mixture prior, where it is on by default
+        (``None``: enough epochs for :data:`DEFAULT_PRETRAIN_STEPS` batches); 0 turns it off.
     :param str name: the prefix under which ``pyro.module`` registers the parameters: the model
         registers its parts as ``name.prior``, ``name.decoder``, ``name.likelihood`` and the guide
         ``name.encoder``, ``name.posterior``, so each step registers every parameter once.
@@ -39,6 +49,7 @@ class VAE(nn.Module):
         hidden=(256, 128),
         activation="relu",
         name="vae",
+        pretrain_epochs=None,
     ):
         super().__init__()
         for key, value in (("input_dim", input_dim), ("latent_dim", latent_dim)):
@@ -62,6 +73,7 @@ class VAE(nn.Module):
         self.decoder = decoders.build(
             decoder, latent_dim=latent_dim, output_dim=self.likelihood.output_dim, **net
         )
+        self.pretrain_epochs = _pretrain_epochs(pretrain_epochs, self.prior, self.has_clusters)
 
     @property
     def has_enumerated_sites(self):
@@ -72,6 +84,20 @@ class VAE(nn.Module):
     def has_clusters(self):
         """True when the prior is a mixture, so that :meth:`cluster` has clusters to give."""
         return hasattr(self.prior, "responsibilities")
+
+    def initialize(self, x, seed=0):
+        """VaDE's start when ``pretrain_epochs > 0`` (:func:`pyrovae.models.vade.vade_start`
+        on the training rows ``x``); nothing otherwise. :func:`pyrovae.fit` calls it before the
+        first step of a fresh run, never on a resume."""
+        epochs = self.pretrain_epochs
+        if epochs is None and self.has_clusters:
+            from .vade import PRETRAIN_BATCH_SIZE
+
+            epochs = math.ceil(DEFAULT_PRETRAIN_STEPS / math.ceil(len(x) / PRETRAIN_BATCH_SIZE))
+        if epochs:
+            from .vade import vade_start
+
+            vade_start(self, x, epochs=epochs, seed=seed)
 
     def model(self, x):
         """p(x, z) = p(z) p(x | z); ``x`` is ``(batch, input_dim)``."""
@@ -142,6 +168,19 @@ def check_matrix(x, input_dim):
     if not torch.isfinite(x).all():
         bad = (~torch.isfinite(x)).any(1).nonzero()[:5, 0].tolist()
         raise ValueError(f"data contain NaN or inf (rows {bad}...); clean or drop those rows")
+
+
+def _pretrain_epochs(value, prior, has_clusters):
+    if value is None:
+        return None if has_clusters else 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"pretrain_epochs must be an integer >= 0, got {value!r}")
+    if value and not has_clusters:
+        raise ValueError(
+            f"pretrain_epochs is VaDE's start of a mixture prior, but the prior is "
+            f"{_name(prior)!r}; remove pretrain_epochs or use prior='mixture'"
+        )
+    return value
 
 
 def _describe(x):
