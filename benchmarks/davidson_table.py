@@ -149,10 +149,31 @@ def table(entries):
     return "\n".join(lines)
 
 
+def status(runs):
+    """Progress of every run folder under ``runs`` from its ``metrics.json``: the table rows of a
+    benchmark still training (no log-likelihood before a run ends)."""
+    header = "| family | paper d | epochs run | best valid ELBO (epoch) | β now |"
+    lines = [header, "|---" * 5 + "|"]
+    for folder in sorted(Path(runs).expanduser().glob("*-d*")):
+        metrics = folder / "metrics.json"
+        if metrics.exists():
+            h = json.loads(metrics.read_text())
+            best = max(range(len(h["valid_elbo"])), key=h["valid_elbo"].__getitem__)
+            family, d = folder.name.split("-d")
+            lines.append(
+                f"| {family} | {d} | {h['epoch'][-1]} | {h['valid_elbo'][best]:.2f} "
+                f"({h['epoch'][best]}) | {h['beta'][-1]:.2f} |"
+            )
+    return "\n".join(lines)
+
+
 def main(args):
     torch.set_num_threads(1)
     if args.table:
         print(table(json.loads(RESULTS.read_text())["entries"]))
+        return
+    if args.status:
+        print(status(args.runs))
         return
     data = pyrovae.data.load("mnist", root=args.data_root, binarize="dynamic")
     for d in args.dims:
@@ -173,4 +194,5 @@ if __name__ == "__main__":
     parser.add_argument("--data-root", default=os.environ.get("PYROVAE_DATA"))
     parser.add_argument("--runs", default="~/pyrovae-runs/davidson")
     parser.add_argument("--table", action="store_true", help="print the table of the results")
+    parser.add_argument("--status", action="store_true", help="print the progress of the runs")
     main(parser.parse_args())

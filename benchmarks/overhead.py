@@ -38,7 +38,7 @@ from torch import nn
 
 import pyrovae
 from pyrovae.infer.distributed import Context
-from pyrovae.infer.train import _named, _step_function
+from pyrovae.infer.step import make_step, named_parameters
 
 RESULTS = Path(__file__).parent / "results" / "overhead.json"
 HIDDEN, LATENT, BATCH, LR = (256, 128), 20, 128, 1e-3
@@ -118,8 +118,8 @@ def svi_variant(name, validate=True):
 def fit_step_variant(name):
     """The loop body of ``pyrovae.fit`` with its defaults (no warm-up)."""
     vae = pyrovae.VAE(784, LATENT, hidden=HIDDEN, name=name)
-    named = _named(vae, list(vae.parameters()))
-    step = _step_function(pyro.infer.Trace_ELBO(), vae, vae.model, vae.guide, named, Context())
+    named = named_parameters(vae, list(vae.parameters()))
+    step = make_step(pyro.infer.Trace_ELBO(), vae, vae.model, vae.guide, named, Context())
     optimizer = torch.optim.Adam(vae.parameters(), lr=LR)
 
     def fit_step(x):

@@ -8,17 +8,23 @@ objects. A part (``prior``, ``posterior``, ``likelihood``, ``guide``…) is a na
 
 import inspect
 import math
+import re
+from collections.abc import Hashable
 from pathlib import Path
 
 import yaml
 
+from . import budget, checks
 from . import data as data_module
+from .infer.objectives import OBJECTIVES, check_objective
+from .infer.run_folder import config_text, write_atomically
 from .models import models
 from .parts import decoders, encoders, likelihoods, posteriors, priors
 from .parts.networks import ACTIVATIONS
 
 MODEL_KEYS = (
     "latent_dim",
+    "sphere_dim",
     "hidden",
     "activation",
     "prior",
@@ -38,6 +44,7 @@ DEFAULTS = {
     "dataset": "digits",
     "data_root": None,
     "binarize": None,
+    "input_dim": None,
     **dict.fromkeys(MODEL_KEYS),
     "epochs": 100,
     "batch_size": 100,
@@ -46,6 +53,10 @@ DEFAULTS = {
     "warmup_epochs": 0,
     "patience": None,
     "num_particles": 1,
+    "elbo": "trace",
+    "alpha": None,
+    "beta": 1.0,
+    "score_test": "end",
     "num_samples": 1000,
     "out": "runs/default",
 }
@@ -57,8 +68,54 @@ PART_REGISTRIES = {
     "encoder": encoders,
     "decoder": decoders,
 }
-_POSITIVE_INTS = ("latent_dim", "num_components", "epochs", "batch_size", "num_particles")
-_POSITIVE_INTS += ("num_samples", "patience")
+
+
+class Loader(yaml.SafeLoader):
+    """PyYAML's safe loader (YAML 1.1) with two changes users expect:
+
+    * numbers in exponent notation without a dot (``1e-3``, ``5E4``) are numbers, as in YAML
+      1.2 and JSON, not text;
+    * a mapping that holds a key twice is refused (:class:`DuplicateKeyError`) instead of the
+      last value silently winning.
+    """
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    def __init__(self, key, first, second):
+        super().__init__(f"key {key!r} appears twice (lines {first} and {second}); keep one")
+
+
+_EXPONENT = re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$")
+Loader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT, list("-+0123456789."))
+
+
+def _mapping(loader, node, deep=False):
+    loader.flatten_mapping(node)
+    lines = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, Hashable):
+            continue  # construct_mapping refuses it below
+        if key in lines:
+            raise DuplicateKeyError(key, lines[key], key_node.start_mark.line + 1)
+        lines[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep=deep)
+
+
+Loader.add_constructor("tag:yaml.org,2002:map", _mapping)
+
+
+def load_yaml(text, what):
+    """The value in YAML ``text`` (read by :class:`Loader`); ``ValueError`` naming ``what`` (e.g.
+    ``config file run.yaml``) and the line when it is not valid YAML or repeats a key."""
+    try:
+        return yaml.load(text, Loader=Loader)  # noqa: S506 (Loader is a SafeLoader)
+    except DuplicateKeyError as err:
+        raise ValueError(f"{what}: {err}") from None
+    except yaml.YAMLError as err:
+        where = getattr(err, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where is not None else ""
+        raise ValueError(f"{what} is not valid YAML{at}") from None
 
 
 def read_file(path):
@@ -67,13 +124,15 @@ def read_file(path):
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} does not exist")
     try:
-        values = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        where = getattr(err, "problem_mark", None)
-        at = f" at line {where.line + 1}" if where is not None else ""
+        text = path.read_text()
+    except UnicodeDecodeError:
         raise ValueError(
-            f"config file {path} is not valid YAML{at}; write one 'key: value' per line"
+            f"config file {path} is not text; write one 'key: value' per line"
         ) from None
+    try:
+        values = load_yaml(text, f"config file {path}")
+    except ValueError as err:
+        raise ValueError(f"{err}; write one 'key: value' per line") from None
     if values is None:
         return {}
     if not isinstance(values, dict):
@@ -110,21 +169,54 @@ def resolve(file_values=None, flag_values=None):
     return config
 
 
+RESUMABLE = ("epochs", "num_samples", "data_root", "out")
+"""Keys a resumed run may change: the number of epochs (to train on), the evaluation's sample
+count and where the data and the run are found. Any other change would make the result differ
+from that of an uninterrupted run."""
+
+
+def resume(stored, file_values=None, flag_values=None, epochs_done=0):
+    """The config of a resumed run: the run's ``stored`` config < config file < flags.
+
+    Without ``epochs`` among the new values the run continues to its own target.
+
+    :raises ValueError: naming every option that differs from the run's (only the keys in
+        :data:`RESUMABLE` may), or when ``epochs`` is below the ``epochs_done`` already trained.
+    """
+    stored = resolve(stored)
+    config = resolve({**stored, **(file_values or {})}, flag_values)
+    changed = [k for k in config if k not in RESUMABLE and config[k] != stored[k]]
+    if changed:
+        what = ", ".join(f"{k} {config[k]!r} (the run's: {stored[k]!r})" for k in changed)
+        raise ValueError(
+            f"--resume would change {what}: the result would differ from the uninterrupted "
+            "run's; resume with the run's options (only --epochs may change) or train into a "
+            "new --out folder"
+        )
+    if config["epochs"] < epochs_done:
+        raise ValueError(
+            f"epochs {config['epochs']} is below the {epochs_done} epochs this run has already "
+            f"trained; resume with --epochs {epochs_done} or more"
+        )
+    return config
+
+
 def _part_name(spec):
     return spec.get("name") if isinstance(spec, dict) else spec
 
 
 def _check(config):
-    for key in _POSITIVE_INTS:
-        if config[key] is not None and not (_int(config[key]) and config[key] >= 1):
-            raise ValueError(f"{key} must be a positive integer, got {config[key]!r}")
-    if not (_real(config["lr"]) and 0 < config["lr"] < math.inf):
-        raise ValueError(f"lr must be a positive number, got {config['lr']!r}")
-    warmup = config["warmup_epochs"]
-    if not (_real(warmup) and 0 <= warmup < math.inf):
-        raise ValueError(f"warmup_epochs must be a number >= 0, got {warmup!r}")
-    if not (_int(config["seed"]) and 0 <= config["seed"] < 2**32):
-        raise ValueError(f"seed must be an integer in [0, 2**32), got {config['seed']!r}")
+    checks.training_options(config)
+    if not isinstance(config["elbo"], str):
+        raise ValueError(f"elbo must be one of {', '.join(OBJECTIVES)}, got {config['elbo']!r}")
+    check_objective(config["elbo"], config["alpha"])
+    checks.nonnegative_real("beta", config["beta"])
+    for key in ("latent_dim", "sphere_dim", "num_components", "num_samples"):
+        checks.positive_int(key, config[key], optional=True)
+    if config["reg_covar"] is not None:
+        checks.nonnegative_real("reg_covar", config["reg_covar"])
+    if config["pretrain_epochs"] is not None:
+        checks.nonnegative_int("pretrain_epochs", config["pretrain_epochs"])
     for key in ("model", "dataset", "out", "data_root", "activation", "covariance"):
         value = config[key]
         if value is not None and not (isinstance(value, str | Path) and str(value).strip()):
@@ -134,18 +226,30 @@ def _check(config):
             f"unknown dataset {config['dataset']!r}; known datasets: "
             f"{', '.join(data_module.DATASETS)}"
         )
-    _one_of("binarize", config["binarize"], (None, *data_module.BINARIZE))
-    _one_of("activation", config["activation"], (None, *ACTIVATIONS))
-    hidden = config["hidden"]
-    if hidden is not None and not (
-        isinstance(hidden, list | tuple) and hidden and all(_int(h) and h >= 1 for h in hidden)
-    ):
-        raise ValueError(f"hidden must be a list of positive integers, got {hidden!r}")
+    checks.one_of("binarize", config["binarize"], (None, *data_module.BINARIZE))
+    checks.one_of("score_test", config["score_test"], ("end", "epoch", "never"))
+    if config["input_dim"] is not None:  # written by fit: the model's D (or image shape)
+        dims = config["input_dim"]
+        checks.sizes("input_dim", dims if isinstance(dims, list | tuple) else [dims])
+    checks.one_of("activation", config["activation"], (None, *ACTIVATIONS))
+    if config["hidden"] is not None:
+        checks.sizes("hidden", config["hidden"])
     for key, registry in PART_REGISTRIES.items():
         _check_part(key, config[key], registry)
     _check_part("guide", config["guide"], None)
     model_class = models[config["model"]]  # raises with the known names
     accepted = inspect.signature(model_class).parameters
+    missing = [
+        k
+        for k, p in accepted.items()
+        if k in MODEL_KEYS and k != "latent_dim" and p.default is p.empty and config[k] is None
+    ]
+    if missing:
+        flags = ", ".join(f"--{k.replace('_', '-')}" for k in missing)
+        raise ValueError(
+            f"model {config['model']!r} needs {', '.join(missing)}: give {flags} (or the key in "
+            "the config file)"
+        )
     foreign = [k for k in MODEL_KEYS if config[k] is not None and k not in accepted]
     if foreign:
         raise ValueError(
@@ -153,20 +257,6 @@ def _check(config):
             f"{', '.join(k for k in MODEL_KEYS if k in accepted)}); remove it or pick a model "
             "that takes it"
         )
-
-
-def _int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _real(value):
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _one_of(key, value, allowed):
-    if value not in allowed:
-        known = ", ".join(a for a in allowed if a is not None)
-        raise ValueError(f"{key} must be one of {known}, got {value!r}")
 
 
 def _check_part(key, spec, registry):
@@ -188,13 +278,26 @@ def load_data(config):
 
 
 def build_model(config, input_dim):
-    """The model named by ``config["model"]`` with the model options that are set."""
+    """The model named by ``config["model"]`` with the model options that are set.
+
+    ``input_dim`` is D or the data's ``input_shape`` (``(C, H, W)`` for images): models that
+    take image shapes (``accepts_image_shape``, e.g. the VAE's conv networks) get the shape,
+    others D. ``None``: the config's own ``input_dim`` (a saved run's). A model that training could
+    not hold in memory is refused first (:func:`pyrovae.budget.check_model`).
+    """
+    input_dim = config["input_dim"] if input_dim is None else input_dim
     options = {k: config[k] for k in MODEL_KEYS if config[k] is not None}
+    shape = tuple(input_dim) if isinstance(input_dim, tuple | list) else (input_dim,)
+    if not getattr(models[config["model"]], "accepts_image_shape", False):
+        input_dim = math.prod(shape)
     context = {"input_dim": input_dim}
-    if "latent_dim" not in options:
+    if "latent_dim" not in options and "sphere_dim" not in options:
         context["latent_dim"] = DEFAULT_LATENT_DIM
-    return models.build({"name": config["model"], **options}, **context)
+    spec = {"name": config["model"], **options}
+    budget.check_model(lambda: models.build(spec, **context))  # before allocating anything
+    return models.build(spec, **context)
 
 
 def write(config, path):
-    Path(path).write_text(yaml.safe_dump(config, sort_keys=False))
+    """Write ``config`` to the YAML file ``path`` atomically (temporary file + rename)."""
+    write_atomically(path, config_text(config))

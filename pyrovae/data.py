@@ -1,7 +1,9 @@
 """Data sets: ``"digits"`` (offline default), ``"mnist"``, ``"fashion-mnist"`` and user arrays.
 
 Every data set comes as :class:`Data` with fixed ``train``/``valid``/``test`` splits of rows in
-[0, 1]. Binarisation:
+[0, 1]. Images are stored as flat rows ``(N, C·H·W)`` (what every model scores) and keep their
+shape in ``Data.input_shape = (C, H, W)``, which convolutional networks use to see them as
+images (``pyrovae.models.VAE(input_dim=data.input_shape, encoder="conv", ...)``). Binarisation:
 
 * ``"none"``: grey levels as they are;
 * ``"static"``: every split drawn once, x ~ Bernoulli(pixel), with a fixed seed;
@@ -10,6 +12,7 @@ Every data set comes as :class:`Data` with fixed ``train``/``valid``/``test`` sp
   between runs.
 """
 
+import math
 import os
 import shutil
 from dataclasses import dataclass
@@ -39,19 +42,122 @@ class Split:
     def __len__(self):
         return self.x.shape[0]
 
+    def rows(self, index):
+        """``(x[index], y[index] or None)`` for a 1-D tensor of row indices."""
+        return self.x[index], None if self.y is None else self.y[index]
+
+    def chunks(self, size):
+        """The rows in order, ``size`` at a time: ``(≤ size, D)`` tensors."""
+        return torch.split(self.x, size)
+
+
+class DatasetSplit:
+    """The rows of a map-style ``torch.utils.data.Dataset``, read a batch at a time.
+
+    Item ``i`` of the data set is a row ``x`` of shape ``(D,)``, a tuple ``(x,)`` or a pair
+    ``(x, y)`` with an integer label ``y`` (e.g. a ``TensorDataset``). Only the rows of the
+    batch at hand are in memory, so the data set may be larger than the RAM (a
+    ``numpy.memmap`` behind it); a batch of indices is fetched with the data set's
+    ``__getitems__`` when it has one, else item by item. Batches hold exactly the rows a
+    :class:`Split` of the same rows would give. ``x`` and ``y`` read *every* row (for plots and
+    a model's ``initialize``).
+    """
+
+    def __init__(self, dataset):
+        is_map = hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")
+        if not is_map or isinstance(dataset, str | bytes | dict):
+            raise ValueError(
+                f"data must be rows, a pyrovae.data.Data or a map-style Dataset (with "
+                f"__getitem__ and __len__), got {type(dataset).__name__}; for a DataLoader "
+                "pass its .dataset"
+            )
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def rows(self, index):
+        index = [int(i) for i in index]
+        fetch = getattr(self.dataset, "__getitems__", None)
+        items = fetch(index) if fetch is not None else [self.dataset[i] for i in index]
+        if not items:
+            return torch.empty(0), None
+        pairs = [_as_pair(item) for item in items]
+        x = torch.stack([torch.as_tensor(a) for a, _ in pairs])
+        has_y = pairs[0][1] is not None
+        return x, torch.as_tensor([int(b) for _, b in pairs]) if has_y else None
+
+    def chunks(self, size):
+        for start in range(0, len(self), size):
+            yield self.rows(range(start, min(start + size, len(self))))[0]
+
+    @property
+    def x(self):
+        return self.rows(range(len(self)))[0]
+
+    @property
+    def y(self):
+        return self.rows(range(len(self)))[1] if len(self) else None
+
+
+def _as_pair(item):
+    if isinstance(item, tuple | list):
+        if len(item) not in (1, 2):
+            raise ValueError(
+                f"a Dataset item must be a row, (x,) or (x, y); got a tuple of {len(item)}"
+            )
+        return item[0], item[1] if len(item) == 2 else None
+    return item, None
+
+
+def as_split(rows):
+    """A :class:`Split` (or :class:`DatasetSplit`) as is, a tensor or array as a
+    :class:`Split`, a map-style ``Dataset`` as a :class:`DatasetSplit`."""
+    if rows is None or isinstance(rows, Split | DatasetSplit):
+        return rows
+    if torch.is_tensor(rows) or isinstance(rows, np.ndarray):
+        return Split(torch.as_tensor(rows))
+    return DatasetSplit(rows)
+
 
 class Data:
     """Train/validation/test splits plus how to draw training batches.
 
-    :param Split train, valid, test: the splits (``valid`` and ``test`` may be ``None``).
+    :param Split train, valid, test: the splits (``valid`` and ``test`` may be ``None``); each
+        may also be a tensor of rows or a map-style ``Dataset`` (see :func:`as_split`).
     :param str binarize: ``"none" | "static" | "dynamic"``, see the module docstring.
-    :param tuple image_shape: ``(height, width)`` for pictures, or ``None``.
+    :param tuple image_shape: ``(height, width)`` or ``(channels, height, width)`` of the
+        images whose flattened pixels are the rows, or ``None`` for plain vectors.
+
+    ``input_shape`` is ``(C, H, W)`` for images (C = 1 for grey levels) and ``(D,)`` for
+    vectors; ``image_shape`` is ``(H, W)`` for grey-level images (what the pictures draw) and
+    ``None`` otherwise.
     """
 
     def __init__(self, train, valid=None, test=None, binarize="none", image_shape=None, name=""):
         if binarize not in BINARIZE:
             raise ValueError(f"binarize must be one of {', '.join(BINARIZE)}, got {binarize!r}")
-        self.binarize, self.image_shape, self.name = binarize, image_shape, name
+        train, valid, test = as_split(train), as_split(valid), as_split(test)
+        on_disk = [s for s in (valid, test) if isinstance(s, DatasetSplit)]
+        if (on_disk and binarize != "none") or (
+            isinstance(train, DatasetSplit) and binarize == "static"
+        ):
+            raise ValueError(
+                f"binarize={binarize!r} draws whole splits once, which a Dataset read batch by "
+                "batch does not allow: binarize the rows in your Dataset, or use 'dynamic' "
+                "with a Dataset for the training rows only"
+            )
+        shape = None if image_shape is None else tuple(int(s) for s in image_shape)
+        if shape is not None and len(shape) == 2:
+            shape = (1, *shape)
+        if shape is not None and (len(shape) != 3 or math.prod(shape) != _row_length(train)):
+            raise ValueError(
+                f"image_shape {image_shape} does not match rows of {_row_length(train)} values; "
+                "give (H, W) or (C, H, W) with C·H·W = the row length"
+            )
+        self._input_shape = shape
+        self.image_shape = shape[1:] if shape is not None and shape[0] == 1 else None
+        self.binarize, self.name = binarize, name
         gen = torch.Generator().manual_seed(_SPLIT_SEED)
         once = binarize != "none"
         self.train = _binarized(train, gen) if binarize == "static" else train
@@ -60,7 +166,13 @@ class Data:
 
     @property
     def input_dim(self):
-        return self.train.x.shape[1]
+        """D: the length of a row (C·H·W for images)."""
+        return _row_length(self.train)
+
+    @property
+    def input_shape(self):
+        """``(C, H, W)`` for images, ``(D,)`` for vectors."""
+        return self._input_shape or (self.input_dim,)
 
     def batches(self, batch_size, epoch, seed, rank=0, world_size=1):
         """Shuffled training batches ``(B, D)`` for one epoch.
@@ -69,16 +181,24 @@ class Data:
         ``(seed, epoch)`` only, so an epoch repeats exactly after a resume. With
         ``world_size > 1`` each global batch of ``batch_size * world_size`` rows — the batch
         one process with that batch size would see, binarised alike — is dealt out so that
-        rank r gets its rows r, r + W, … (a rank may get none of a short last batch).
+        rank r gets its rows r, r + W, … (a rank may get none of a short last batch). A
+        global batch of all rows keeps them in order, so that a non-amortised guide (one
+        posterior per row) sees each row at its place.
         """
         gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
-        order = torch.randperm(len(self.train), generator=gen)
         step = batch_size * world_size
+        n = len(self.train)
+        order = torch.arange(n) if step >= n else torch.randperm(n, generator=gen)
         for start in range(0, len(order), step):
-            x = self.train.x[order[start : start + step]]
+            x, _ = self.train.rows(order[start : start + step])
             if self.binarize == "dynamic":
                 x = torch.bernoulli(x, generator=gen)
             yield x[rank::world_size]
+
+
+def _row_length(split):
+    first = next(iter(split.chunks(1)), None)
+    return 0 if first is None or not len(first) else first[0].numel()
 
 
 def _binarized(split, gen):
@@ -102,19 +222,29 @@ def load(name="digits", root=None, binarize="none"):
 
 
 def from_arrays(x, y=None, test_fraction=0.2, valid_fraction=0.1, binarize="none", seed=0):
-    """Wrap user data (tensor or array, ``(N, D)`` or images ``(N, H, W)``) as :class:`Data`.
+    """Wrap user data (tensor or array) as :class:`Data`: rows ``(N, D)``, grey-level images
+    ``(N, H, W)`` or images ``(N, C, H, W)`` (channels first, as torch has them: RGB is C = 3;
+    channels-last arrays ``(N, H, W, 3)`` are refused with the transpose to apply).
 
-    Rows are split at random (``seed``) into test, validation and training rows. Values must be
+    Images are flattened to rows and keep their shape in ``input_shape``. Rows are split at
+    random (``seed``) into test, validation and training rows. Values must be
     finite; they are kept as floating point of their own precision (integers are refused: scale
     them to [0, 1] first).
     """
     x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x)
     if not x.is_floating_point():
         raise ValueError(f"data must be floating point, got {x.dtype}; scale them to [0, 1] first")
-    image_shape = tuple(x.shape[1:]) if x.dim() == 3 else None
-    x = x.reshape(x.shape[0], -1) if x.dim() == 3 else x
+    if x.dim() == 4 and x.shape[1] not in (1, 3, 4) and x.shape[-1] in (1, 3, 4):
+        raise ValueError(
+            f"images of shape {tuple(x.shape)} look channels-last (N, H, W, C); pass them "
+            "channels-first (N, C, H, W), e.g. x.transpose(0, 3, 1, 2)"
+        )
+    image_shape = tuple(x.shape[1:]) if x.dim() in (3, 4) else None
+    x = x.reshape(x.shape[0], -1) if x.dim() in (3, 4) else x
     if x.dim() != 2 or x.shape[0] < 3:
-        raise ValueError(f"data must be (N, D) or (N, H, W) with N >= 3, got {tuple(x.shape)}")
+        raise ValueError(
+            f"data must be (N, D), (N, H, W) or (N, C, H, W) with N >= 3, got {tuple(x.shape)}"
+        )
     if not torch.isfinite(x).all():
         raise ValueError("data contain NaN or inf; clean or drop those rows")
     if y is not None:
@@ -149,6 +279,36 @@ def data_root(root=None):
     return Path(root or os.environ.get("PYROVAE_DATA") or Path.home() / ".pyrovae" / "data")
 
 
+def _check_idx(path, name):
+    """Refuse an IDX file (LeCun's format: a magic number 0x0000 08 n, n big-endian uint32
+    sizes, then the product of the sizes in bytes) whose header or length is wrong, before
+    torchvision reads it (which fails with a traceback or a misleading message)."""
+    images = "images" in path.name
+    with open(path, "rb") as f:
+        head = f.read(4 + 4 * 3)
+    size = path.stat().st_size
+    ndim = 3 if images else 1
+    expected = 0x0800 + ndim
+    problem = None
+    if len(head) < 4 + 4 * ndim:
+        problem = f"it has {size} bytes, fewer than an IDX header"
+    elif int.from_bytes(head[:4], "big") != expected:
+        found = int.from_bytes(head[:4], "big")
+        problem = f"its magic number is {found:#010x}, not {expected:#010x}"
+    else:
+        dims = [int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+        need = 4 + 4 * ndim + math.prod(dims)
+        if size != need:
+            problem = (
+                f"its header announces {need} bytes ({' x '.join(map(str, dims))}), it has {size}"
+            )
+    if problem is not None:
+        raise ValueError(
+            f"{name}: {path} is not a valid IDX file ({problem}); it is corrupt or truncated: "
+            "delete it to download it again, or replace it with the original file"
+        )
+
+
 def _torchvision(name, root, binarize):
     import torchvision
 
@@ -170,6 +330,8 @@ def _torchvision(name, root, binarize):
                 "there, or point --data-root / $PYROVAE_DATA at the folder that holds "
                 f"{cls.__name__}/raw"
             ) from None
+    for file in _MNIST_FILES:
+        _check_idx(raw / file, name)
     train = cls(str(root), train=True, download=False)
     test = cls(str(root), train=False, download=False)
     x_train = train.data.reshape(len(train.data), -1).float() / 255.0

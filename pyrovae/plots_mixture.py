@@ -1,95 +1,11 @@
-"""Pictures of mixtures: a 2-d Gaussian mixture with its components, mixture-VAE samples.
+"""Deprecated: moved to :mod:`pyrovae.plots.mixture`; this name goes in the next release."""
 
-Figures are drawn on ``matplotlib.figure.Figure`` (Agg canvas, no display, no global backend
-change) and saved as PNG; each function returns the path it wrote.
-"""
+import warnings
 
-from pathlib import Path
+from .plots.mixture import plot_gmm, plot_mixture_samples  # noqa: F401
 
-import numpy as np
-import torch
-from matplotlib.figure import Figure
-from matplotlib.patches import Ellipse
-
-
-@torch.no_grad()
-def plot_gmm(model, x, path, num_std=2.0):
-    """2-d data ``x`` ``(N, 2)``, points coloured by MAP assignment, each component drawn as its
-    ``num_std``-σ ellipse: the set {x : (x − μ_k)ᵀ Σ_k⁻¹ (x − μ_k) = num_std²}, with half-axes
-    num_std √λ along the eigenvectors of Σ_k, and its centre as a cross."""
-    if model.input_dim != 2:
-        raise ValueError(
-            f"plot_gmm draws 2-d data, the model has dim={model.input_dim}; project the data "
-            "to 2 dimensions (e.g. PCA) and fit a 2-d mixture to picture it"
-        )
-    x = x.to(model.locs)
-    labels = model.assign(x).cpu().numpy()
-    cov = (model.scale_tril @ model.scale_tril.transpose(-1, -2)).cpu().double().numpy()
-    locs, weights = model.locs.cpu().numpy(), model.weights.cpu().numpy()
-    fig = Figure(figsize=(6, 6))
-    ax = fig.subplots()
-    colours = [f"C{k % 10}" for k in range(model.num_components)]
-    ax.scatter(*x.cpu().numpy().T, s=4, c=[colours[k] for k in labels], alpha=0.5, linewidths=0)
-    for k in range(model.num_components):
-        eigval, eigvec = np.linalg.eigh(cov[k])
-        angle = np.degrees(np.arctan2(eigvec[1, 1], eigvec[0, 1]))
-        width, height = 2 * num_std * np.sqrt(eigval[::-1])
-        ax.add_patch(
-            Ellipse(locs[k], width, height, angle=angle, fill=False, color=colours[k], lw=1.5)
-        )
-        ax.plot(*locs[k], "x", color="black")
-        ax.annotate(f"{weights[k]:.2f}", locs[k], textcoords="offset points", xytext=(4, 4))
-    ax.set_title(f"{model.num_components} components ({model.covariance}), {num_std:g}σ ellipses")
-    ax.set_aspect("equal", adjustable="datalim")
-    return _save(fig, path)
-
-
-@torch.no_grad()
-def plot_mixture_samples(vae, image_shape, path, per_component=10, seed=0):
-    """Mixture-prior VAE: row k shows decoder means of ``per_component`` draws
-    z ~ N(μ_k, diag σ_k²) from component k; the row label is its weight π_k."""
-    prior = vae.prior
-    if not vae.has_clusters:
-        raise ValueError("plot_mixture_samples needs a VAE built with prior='mixture'")
-    if image_shape is None or int(np.prod(image_shape)) != vae.input_dim:
-        raise ValueError(
-            f"image_shape {image_shape} does not match input_dim={vae.input_dim}; pass the data "
-            "set's image_shape, e.g. (28, 28) for MNIST"
-        )
-    gen = torch.Generator().manual_seed(seed)
-    k = prior.num_components
-    scales = prior.log_scales.exp()
-    eps = torch.randn(k, per_component, vae.latent_dim, generator=gen).to(scales)
-    z = prior.locs[:, None, :] + scales[:, None, :] * eps
-    images = vae.decode(z.reshape(-1, vae.latent_dim)).reshape(k, per_component, *image_shape)
-    weights = prior.weights.cpu().numpy()
-    fig = Figure(figsize=(per_component * 0.8, k * 0.8))
-    axes = fig.subplots(k, per_component, squeeze=False)
-    for i in range(k):
-        for j in range(per_component):
-            axes[i, j].imshow(images[i, j].cpu().numpy(), cmap="gray", vmin=0, vmax=1)
-            axes[i, j].set_xticks([])
-            axes[i, j].set_yticks([])
-        axes[i, 0].set_ylabel(f"{weights[i]:.2f}", rotation=0, ha="right", va="center")
-    fig.suptitle("one row per mixture component (row label: weight)")
-    return _save(fig, path)
-
-
-def _save(fig, path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    return path
-
-
-def save_mixture_pictures(model, data, out):
-    """Write the mixture pictures that apply into the folder ``out``: ``components.png`` for a
-    mixture-prior VAE on images, ``gmm.png`` for a Gaussian mixture on 2-d data. Returns the
-    paths (none for other models)."""
-    out = Path(out)
-    if getattr(model, "latent_dim", None) and getattr(model, "has_clusters", False):
-        if data.image_shape is not None:
-            return [plot_mixture_samples(model, data.image_shape, out / "components.png")]
-    elif hasattr(model, "covariance") and model.input_dim == 2:
-        return [plot_gmm(model, data.train.x, out / "gmm.png")]
-    return []
+warnings.warn(
+    "pyrovae.plots_mixture is deprecated: import from pyrovae.plots (or pyrovae.plots.mixture)",
+    DeprecationWarning,
+    stacklevel=2,
+)

@@ -39,14 +39,14 @@ def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path):
     assert run.poll() is None, "the run ended before it could be killed"
     run.send_signal(signal.SIGKILL)
     run.wait()
-    assert 1 <= torch.load(out / "checkpoint.pt", weights_only=False)["epoch"] < 4
+    assert 1 <= torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] < 4
     # the same command, uninterrupted, and the resumption of the killed run (in this process:
     # the same code path, and one thread as in the subprocess)
     assert cli.main([*ARGS, "--out", str(tmp_path / "whole")]) == 0
     assert cli.main([*ARGS, "--out", str(out), "--resume"]) == 0
     assert _metrics(out) == _metrics(tmp_path / "whole")
-    a = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=False)["model"]
-    b = torch.load(out / "checkpoint.pt", weights_only=False)["model"]
+    a = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(out / "checkpoint.pt", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -61,7 +61,11 @@ def test_a_save_killed_before_its_rename_leaves_the_old_checkpoint_whole(digits,
     pyrovae.fit(
         VAE(64, 2, hidden=(32,)), digits, epochs=2, progress=False, out=tmp_path, resume=True
     )
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "metrics.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "checkpoint.pt",
+        "config.yaml",
+        "metrics.json",
+    ]
 
 
 def test_metrics_lagging_behind_the_checkpoint_catch_up_on_resume(digits, tmp_path):

@@ -16,7 +16,8 @@ import torch.distributed as tdist
 import torch.multiprocessing as mp
 
 import pyrovae
-from pyrovae.infer import distributed, train
+from pyrovae.infer import distributed
+from pyrovae.infer.step import make_step, named_parameters, trainable_parameters
 from pyrovae.models import VAE
 
 WORLD = 2
@@ -57,10 +58,8 @@ def one_step_gradients(x_global, ctx):
     torch.manual_seed(0)
     model = RowNoiseVAE(64, 2, **SMALL)
     elbo = pyro.infer.Trace_ELBO(max_plate_nesting=1)
-    params = train._parameters(model, elbo, model.model, model.guide, x_global[:2])
-    step = train._step_function(
-        elbo, model, model.model, model.guide, train._named(model, params), ctx
-    )
+    params = trainable_parameters(model, elbo, model.model, model.guide, x_global[:2])
+    step = make_step(elbo, model, model.model, model.guide, named_parameters(model, params), ctx)
     capture = Capture(params)
     step(x_global[ctx.rank :: ctx.world_size], len(x_global), capture, "test")
     return capture.grads
@@ -150,8 +149,12 @@ def test_two_processes_reach_the_test_elbo_of_one(two_ranks, digits):
 def test_only_rank_zero_writes(two_ranks):
     folder, _ = two_ranks
     for run in ("run", "resumed"):
-        assert sorted(p.name for p in (folder / run).iterdir()) == ["checkpoint.pt", "metrics.json"]
-    state = torch.load(folder / "run" / "checkpoint.pt", weights_only=False)
+        assert sorted(p.name for p in (folder / run).iterdir()) == [
+            "checkpoint.pt",
+            "config.yaml",
+            "metrics.json",
+        ]
+    state = torch.load(folder / "run" / "checkpoint.pt", weights_only=True)
     assert state["world_size"] == WORLD and len(state["rng_by_rank"]) == WORLD
 
 

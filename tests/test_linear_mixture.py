@@ -184,7 +184,7 @@ def test_iterative_guide_with_one_component_recovers_pca_subspace():
 
 
 def test_pictures(tmp_path):
-    from pyrovae.plots_llgae import plot_components, plot_reconstructions
+    from pyrovae.plots import plot_components, plot_reconstructions
 
     x = pyrovae.data.load("digits").test.x
     model = MixtureOfLinearDecoders(3, 64, 2, guide="exact")

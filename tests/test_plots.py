@@ -149,3 +149,34 @@ def test_save_all_without_images(tmp_path):
 def test_grid_errors(model, tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
         plots.sample_grid(model, 4, kwargs["image_shape"], tmp_path / kwargs["path"])
+
+
+@pytest.mark.parametrize("old", ["plots_mixture", "plots_llgae"])
+def test_old_picture_modules_warn(old):
+    import importlib
+    import sys
+
+    sys.modules.pop(f"pyrovae.{old}", None)
+    with pytest.warns(DeprecationWarning, match=f"pyrovae.{old} is deprecated"):
+        module = importlib.import_module(f"pyrovae.{old}")
+    assert all(
+        getattr(module, name) is getattr(plots, name)
+        for name in module.__dict__
+        if name.startswith("plot_")
+    )
+
+
+def test_save_all_draws_what_the_model_offers(digits, tmp_path):
+    from pyrovae.models import MixtureOfLinearDecoders
+
+    history = {"epoch": [1], "train_elbo": [-1.0], "valid_elbo": [-1.0], "test_elbo": [None]}
+    torch.manual_seed(0)
+    vae = VAE(64, 3, prior={"name": "mixture", "num_components": 3}, hidden=(16,))
+    llgae = MixtureOfLinearDecoders(3, 64, 3)
+    names = {
+        "vae": {p.name for p in plots.save_all(vae, digits, history, tmp_path / "v", n=4)},
+        "llgae": {p.name for p in plots.save_all(llgae, digits, history, tmp_path / "l", n=4)},
+    }
+    generic = {"learning_curves.png", "samples.png", "reconstructions.png"}
+    assert names["vae"] == generic | {"components.png"}
+    assert names["llgae"] == generic | {"components.png", "reconstructions_by_component.png"}

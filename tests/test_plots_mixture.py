@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pyrovae.models import VAE, GaussianMixture
-from pyrovae.plots_mixture import plot_gmm, plot_mixture_samples
+from pyrovae.plots import plot_gmm, plot_mixture_samples
 
 
 @pytest.mark.parametrize("covariance", ["diag", "full"])

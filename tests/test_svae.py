@@ -74,7 +74,50 @@ def test_hyperspherical_prior_with_normal_posterior_is_refused():
 def test_svae_trains_on_digits_with_analytic_kl(digits):
     vae = VAE(64, 3, hidden=(64,), **SPHERE)
     history = pyrovae.fit(
-        vae, digits, epochs=8, batch_size=64, progress=False, elbo=pyro.infer.TraceMeanField_ELBO()
+        vae,
+        digits,
+        epochs=8,
+        batch_size=64,
+        score_test="epoch",
+        progress=False,
+        elbo=pyro.infer.TraceMeanField_ELBO(),
     )
     # measured: about -38 after one epoch and -28 after eight
     assert history["test_elbo"][-1] - history["test_elbo"][0] > 5
+
+
+def test_sphere_dim_counts_like_davidson():
+    """sphere_dim=d is S^d ⊂ R^(d+1): the vMF lives in R^(d+1) and samples unit vectors there."""
+    from pyrovae import VAE
+
+    vae = VAE(64, sphere_dim=2, prior="hyperspherical_uniform", posterior="von_mises_fisher")
+    assert vae.latent_dim == 3
+    z = vae.posterior(vae.encoder(torch.rand(5, 64))).rsample()
+    assert z.shape == (5, 3)
+    torch.testing.assert_close(z.norm(dim=-1), torch.ones(5))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"sphere_dim": 2}, "lives on R\\^d"),
+        ({"sphere_dim": 2, "latent_dim": 2, "prior": "hyperspherical_uniform"}, "give only one"),
+        ({"sphere_dim": 0, "prior": "hyperspherical_uniform"}, "sphere_dim must be"),
+        ({}, "give latent_dim"),
+    ],
+)
+def test_sphere_dim_refusals(kwargs, match):
+    from pyrovae import VAE
+
+    kwargs.setdefault("posterior", "von_mises_fisher")
+    with pytest.raises(ValueError, match=match):
+        VAE(64, **kwargs)
+
+
+def test_sphere_dim_from_config():
+    from pyrovae import config
+
+    resolved = config.resolve(
+        {"sphere_dim": 4, "prior": "hyperspherical_uniform", "posterior": "von_mises_fisher"}
+    )
+    assert config.build_model(resolved, 64).latent_dim == 5

@@ -65,3 +65,32 @@ def test_bad_data_is_refused_with_the_fix(x, message):
 def test_bad_dimensions_are_refused(latent_dim):
     with pytest.raises(ValueError, match="latent_dim must be a positive integer"):
         VAE(10, latent_dim)
+
+
+def test_autoguide_replaces_the_encoder_and_trains_with_plain_svi(digits):
+    """A non-amortised AutoNormal guide: one q(z_n) per training row, fitted by plain SVI."""
+    vae = VAE(64, 2, hidden=(32,), guide="auto_normal")
+    assert vae.encoder is None and vae.posterior is None
+    x = digits.train.x[:64]
+    svi = SVI(vae.model, vae.guide, pyro.optim.Adam({"lr": 1e-2}), Trace_ELBO())
+    first = sum(svi.evaluate_loss(x) for _ in range(5)) / 5
+    for _ in range(200):
+        svi.step(x)
+    last = sum(svi.evaluate_loss(x) for _ in range(5)) / 5
+    assert pyro.get_param_store()["AutoNormal.locs.z"].shape == (64, 2)
+    assert (first - last) / len(x) > 5
+    with pytest.raises(ValueError, match="not amortised"):
+        vae.encode(x)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"guide": "auto_nope"}, "unknown guide 'auto_nope'"),
+        ({"guide": "auto_normal", "posterior": "von_mises_fisher"}, "leave posterior"),
+        ({"guide": "auto_delta", "prior": "hyperspherical_uniform"}, "needs a prior on R"),
+    ],
+)
+def test_autoguide_refusals(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        VAE(8, 3, **kwargs)

@@ -1,4 +1,4 @@
-"""Checkpoints: everything needed to continue a run exactly, written atomically.
+"""Checkpoints: everything needed to continue a run exactly, written atomically, read safely.
 
 A checkpoint holds the model's ``state_dict``, the values of any ``pyro.param`` sites, the
 optimizer state, the torch/numpy/random RNG states, the last finished epoch and the history.
@@ -7,10 +7,17 @@ one (``os.replace`` is atomic), so a process killed at any moment leaves either 
 complete checkpoint or the new one, never a mixture; a temporary file a killed save leaves
 behind is removed by :func:`remove_partial` when the run is resumed. A distributed run stores the
 RNG states of all its ranks (``rng_by_rank``) and its ``world_size``.
+
+Everything in a checkpoint is a tensor or a plain value (numbers, text, lists, tuples, dicts;
+numpy's RNG state is stored as a tensor and plain numbers), so :func:`load` reads it with
+``torch.load(weights_only=True)``: a file carrying any other pickled object (which could run
+code when unpickled) is refused before anything in it runs.
 """
 
 import os
+import pickle
 import random
+import re
 import tempfile
 from pathlib import Path
 
@@ -18,21 +25,40 @@ import numpy as np
 import pyro
 import torch
 
-FORMAT = "pyrovae-checkpoint-1"
+from . import run_folder
+
+FORMAT = "pyrovae-checkpoint-2"  # 2: RNG states as tensors and plain values (weights_only)
+FIELDS = ("model_class", "model", "param_store", "optimizer", "rng", "epoch", "history")
 
 
 def rng_state():
+    """torch's, numpy's and Python's global RNG states as tensors and plain values."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002 (users seed it)
     return {
         "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),  # noqa: NPY002 (the global state users seed)
+        "numpy": {
+            "name": str(name),
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
         "random": random.getstate(),
     }
 
 
 def set_rng_state(state):
+    """Undo :func:`rng_state`: put the three global RNG states back."""
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])  # noqa: NPY002
-    random.setstate(state["random"])
+    n = state["numpy"]
+    keys = n["keys"].numpy().astype(np.uint32)
+    np.random.set_state((n["name"], keys, n["pos"], n["has_gauss"], n["cached_gaussian"]))  # noqa: NPY002
+    random.setstate(_tuples(state["random"]))
+
+
+def _tuples(value):
+    """``random.setstate`` wants nested tuples; a round trip may give lists."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list | tuple) else value
 
 
 def param_store_state(model):
@@ -43,8 +69,16 @@ def param_store_state(model):
 
 
 def save(path, model, optimizer, epoch, history, extra=None):
-    """Write the checkpoint to ``path`` atomically (temp file in the same folder + rename)."""
+    """Write the checkpoint to ``path`` atomically (temp file in the same folder + rename).
+
+    Inside :func:`pyrovae.infer.run_folder.describing` the checkpoint also carries the run's
+    ``config``, and ``config.yaml`` follows it (removed before the rename if it would not
+    describe the new checkpoint, written after it).
+    """
     path = Path(path)
+    config = run_folder.config_for(path.parent)
+    if config is not None:
+        extra = {**(extra or {}), "config": config}
     state = {
         "format": FORMAT,
         "model_class": type(model).__name__,
@@ -62,10 +96,14 @@ def save(path, model, optimizer, epoch, history, extra=None):
             torch.save(state, f)
             f.flush()
             os.fsync(f.fileno())
+        if config is not None:
+            run_folder.before_checkpoint(path.parent, config)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if config is not None:
+        run_folder.after_checkpoint(path.parent, config)
     _fsync_folder(path.parent)
 
 
@@ -90,18 +128,69 @@ def remove_partial(path):
         tmp.unlink(missing_ok=True)
 
 
-def load(path, model):
-    """Read a checkpoint and check that it belongs to ``model``; raise ``ValueError`` if not."""
+def load(path, model=None):
+    """Read a checkpoint with ``torch.load(weights_only=True)`` and check its fields, and, when
+    ``model`` is given, that it belongs to ``model``; raise ``ValueError`` (one line) if not.
+    Nothing in a refused file is executed."""
     path = Path(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"GLOBAL (\S+)", str(err))
+        if found is None:
+            raise ValueError(_unreadable(path, err)) from None
         raise ValueError(
-            f"cannot read checkpoint {path} ({type(err).__name__}: {err}); it is truncated or "
-            "not a pyrovae checkpoint: delete it or train into a new --out folder"
+            f"checkpoint {path} holds a pickled {found.group(1)}, not only tensors and plain "
+            "values: loading it could run code, so it was refused unloaded (pyrovae "
+            "checkpoints hold none; an older pyrovae's do: retrain); train into a new --out folder"
         ) from None
+    except Exception as err:
+        raise ValueError(_unreadable(path, err)) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a pyrovae checkpoint; train into a new --out folder")
+        found = state.get("format") if isinstance(state, dict) else None
+        older = (
+            f" (format {found!r}: an older pyrovae's; retrain)" if isinstance(found, str) else ""
+        )
+        raise ValueError(
+            f"{path} is not a pyrovae checkpoint{older}; train into a new --out folder"
+        )
+    missing = [k for k in FIELDS if k not in state]
+    if missing or not _well_formed(state):
+        what = f"lacks {', '.join(missing)}" if missing else "has fields of the wrong type"
+        raise ValueError(
+            f"checkpoint {path} {what}: it was not written whole by pyrovae; delete it or "
+            "train into a new --out folder"
+        )
+    if model is not None:
+        check_model(path, state, model)
+    return state
+
+
+def _unreadable(path, err):
+    first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return (
+        f"cannot read checkpoint {path} ({type(err).__name__}: {first}); it is truncated or "
+        "not a pyrovae checkpoint: delete it or train into a new --out folder"
+    )
+
+
+def _well_formed(state):
+    tensors = (state["model"], state["param_store"])
+    rng = state["rng"]
+    return (
+        all(isinstance(d, dict) and all(torch.is_tensor(v) for v in d.values()) for d in tensors)
+        and isinstance(state["model_class"], str)
+        and isinstance(state["optimizer"], dict)
+        and isinstance(state["epoch"], int)
+        and state["epoch"] >= 0
+        and isinstance(state["history"], dict)
+        and isinstance(rng, dict)
+        and {"torch", "numpy", "random"} <= set(rng)
+    )
+
+
+def check_model(path, state, model):
+    """Refuse (``ValueError``) a checkpoint ``state`` whose class or shapes are not ``model``'s."""
     ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     theirs = {k: tuple(v.shape) for k, v in state["model"].items()}
     if state["model_class"] != type(model).__name__ or ours != theirs:
@@ -110,7 +199,6 @@ def load(path, model):
             f"checkpoint {path} was written by a different model ({state['model_class']}; "
             f"first differences: {diff}); use the options it was trained with or a new --out folder"
         )
-    return state
 
 
 def restore(state, model, optimizer, rank=0):

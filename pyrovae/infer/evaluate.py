@@ -18,8 +18,10 @@ import pyro
 import torch
 from pyro import poutine
 
-from ..data import Data
+from ..checks import device_dtype, positive_int
+from ..data import Data, as_split
 from .clustering import clustering_scores
+from .device import resolve as resolve_device
 
 MAX_ROWS = 2**15  # rows (samples × data) pushed through the networks at once
 
@@ -51,16 +53,19 @@ def _sum_log_prob(trace):
 
 
 @torch.no_grad()
-def evaluate(model, data, num_samples=1000, batch_size=100, seed=0):
+def evaluate(model, data, num_samples=1000, batch_size=100, seed=0, device=None):
     """ELBO, log-likelihood and reconstruction error of ``model`` on test rows.
 
     :param model: an object with ``model(x)`` and ``guide(x)`` (continuous latents in the guide,
         enumerated discrete latents allowed in the model), e.g. :class:`pyrovae.models.VAE`.
-    :param data: :class:`pyrovae.data.Data` (its test split is used) or a tensor ``(N, D)``.
+    :param data: :class:`pyrovae.data.Data` (its test split is used), a tensor ``(N, D)`` or a
+        map-style ``Dataset`` of rows (read ``batch_size`` rows at a time).
     :param int num_samples: importance samples S per row (5000 is fine: particles are taken in
         chunks of at most ``MAX_ROWS`` rows, so memory does not grow with S).
     :param int batch_size: data rows per chunk.
     :param int seed: the samples are drawn from this seed; the caller's RNG state is untouched.
+    :param device: ``"cpu"``, ``"cuda"``, ``"mps"`` or ``"auto"``: move the model there first
+        (``None``: where it is); rows follow the model.
     :returns: dict with ``elbo``, ``log_likelihood`` (nats per example, higher is better),
         ``log_likelihood_stderr`` (standard error over rows), ``reconstruction_error`` (mean
         squared error per dimension of ``model.reconstruct``, if the model has it),
@@ -72,17 +77,18 @@ def evaluate(model, data, num_samples=1000, batch_size=100, seed=0):
         error), and the importance-sampled estimate as ``log_likelihood_importance_sampled``:
         with a point-mass guide the latter is only log p(x, ẑ).
     """
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-        raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
-    x_all = data.test.x if isinstance(data, Data) else torch.as_tensor(data)
+    positive_int("num_samples", num_samples)
+    split = data.test if isinstance(data, Data) else as_split(data)
     if hasattr(model, "check_data"):
-        model.check_data(x_all)
-    param = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
-    device, dtype = (param.device, param.dtype) if param is not None else ("cpu", x_all.dtype)
+        for x in split.chunks(batch_size):
+            model.check_data(x)
+    if device is not None:
+        model.to(resolve_device(device))
+    device, dtype = device_dtype(model)
     per_row_ll, elbo_sum, recon_sum = [], 0.0, 0.0
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        for x in torch.split(x_all, batch_size):
+        for x in split.chunks(batch_size):
             x = x.to(device, dtype)
             chunk = max(1, MAX_ROWS // x.shape[0])
             lse = []
@@ -94,7 +100,7 @@ def evaluate(model, data, num_samples=1000, batch_size=100, seed=0):
             if hasattr(model, "reconstruct"):
                 recon_sum += (model.reconstruct(x) - x).pow(2).mean(-1).sum().item()
     ll = torch.cat(per_row_ll)
-    n = x_all.shape[0]
+    n = len(split)
     result = {
         "elbo": elbo_sum / (n * num_samples),
         "log_likelihood": ll.mean().item(),
@@ -106,11 +112,13 @@ def evaluate(model, data, num_samples=1000, batch_size=100, seed=0):
         result["reconstruction_error"] = recon_sum / n
     labels = data.test.y if isinstance(data, Data) else None
     if labels is not None and getattr(model, "has_clusters", False):
-        chunks = torch.split(x_all, batch_size)
+        chunks = split.chunks(batch_size)
         pred = torch.cat([model.cluster(x.to(device, dtype))[1].cpu() for x in chunks])
         result.update(clustering_scores(pred, labels))
     if hasattr(model, "log_likelihood_exact"):
-        exact = model.log_likelihood_exact(x_all.to(device, dtype)).double()
+        chunks = split.chunks(batch_size)
+        exact = torch.cat([model.log_likelihood_exact(x.to(device, dtype)) for x in chunks])
+        exact = exact.double()
         result["log_likelihood_importance_sampled"] = result["log_likelihood"]
         result["log_likelihood"] = exact.mean().item()
         result["log_likelihood_stderr"] = (exact.std() / math.sqrt(n)).item() if n > 1 else math.nan

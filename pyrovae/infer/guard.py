@@ -19,20 +19,27 @@ class NonFiniteError(FloatingPointError):
 
 
 def check_step(loss, named_params, where, replay):
-    """Raise :class:`NonFiniteError` unless ``loss`` and every gradient are finite.
+    """The loss as a float; raises :class:`NonFiniteError` unless it and every gradient are
+    finite.
 
-    :param float loss: this step's loss.
+    :param loss: this step's loss, a tensor (or a float).
     :param named_params: ``(name, parameter)`` pairs of everything the optimiser updates.
     :param str where: ``"epoch e, step s"`` for the message.
     :param replay: a function of no arguments returning :func:`diagnose` of the batch.
+
+    One reduction (the gradients' total norm, stacked with the loss) and one transfer to the
+    host per step; only if the norm is not finite (NaN, inf, or an overflow of the squares)
+    are the gradients looked at one by one.
     """
     grads = [p.grad for _, p in named_params if p.grad is not None]
-    # one fused norm per step; only if it is not finite (NaN, inf, or an overflow of the
-    # squares) are the gradients looked at one by one
-    norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
-    bad_grads = [] if torch.isfinite(norm) else _non_finite(named_params)
+    if torch.is_tensor(loss):
+        norm = torch.nn.utils.get_total_norm(grads) if grads else loss.new_zeros(())
+        loss, norm = torch.stack([loss.detach(), norm.to(loss.dtype)]).tolist()
+    else:
+        norm = torch.nn.utils.get_total_norm(grads).item() if grads else 0.0
+    bad_grads = [] if math.isfinite(norm) else _non_finite(named_params)
     if not bad_grads and math.isfinite(loss):
-        return
+        return loss
     what = "gradient" if math.isfinite(loss) else f"loss ({loss})"
     note = ""
     try:

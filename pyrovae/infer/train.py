@@ -2,278 +2,384 @@
 
 Each step minimises the negative ELBO of a mini-batch divided by its size, so the loss is the
 per-example negative ELBO whatever the batch size, with ``torch.optim.Adam`` on the model's
-parameters and any ``pyro.param`` sites its model and guide create. By default the ELBO is
-``Trace_ELBO``, or ``TraceEnum_ELBO(max_plate_nesting=1)`` for a model with enumerated sites;
-any Pyro ELBO object may be passed.
+parameters and any ``pyro.param`` sites its model and guide create (an ``AutoGuide``'s too).
+By default the ELBO is ``Trace_ELBO``, or ``TraceEnum_ELBO(max_plate_nesting=1)`` for a model
+with enumerated sites; any Pyro ELBO object may be passed.
 
-Under ``torchrun`` the same loop runs data-parallel (:mod:`pyrovae.infer.distributed`); every
-step passes the numerical guard (:mod:`pyrovae.infer.guard`) before the parameters move, and
-checkpoints (:mod:`pyrovae.infer.checkpoint`) let a killed run resume exactly.
+The loop is short: everything else — KL warm-up, early stopping, test scoring, progress,
+checkpoints, loggers — is a hook (:mod:`pyrovae.infer.callbacks`). Under ``torchrun`` the same
+loop runs data-parallel (:mod:`pyrovae.infer.distributed`); every step passes the numerical
+guard (:mod:`pyrovae.infer.guard`, inside :mod:`pyrovae.infer.step`) before the parameters
+move, and checkpoints let a killed run resume exactly.
 """
 
 import contextlib
-import copy
-import json
 import math
-import os
 import time
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import pyro
 import torch
-from pyro import poutine
-from pyro.infer import Trace_ELBO, TraceEnum_ELBO
-from pyro.poutine.messenger import Messenger
-from tqdm.auto import tqdm
 
-from ..data import Data, Split
+from .. import checks
+from ..data import Data, as_split
 from . import checkpoint as ckpt
-from . import guard
-from .distributed import Context, wrap
+from . import device as devices
+from . import run_folder
+from .callbacks import (
+    Checkpoint,
+    EarlyStopping,
+    KLWarmup,
+    Progress,
+    TestScore,
+    check_finite,
+    scale_latents,
+)
+from .distributed import Context
 from .distributed import setup as distributed_setup
-from .guard import NonFiniteError
+from .objectives import make_elbo, objective_name
+from .step import adam, make_step, named_parameters, trainable_parameters
 
-CHECKPOINT, METRICS = "checkpoint.pt", "metrics.json"
-
-
-class scale_latents(Messenger):
-    """Like ``poutine.scale``, but only on latent (unobserved) sample sites.
-
-    Applied to both model and guide it multiplies the KL part of the ELBO by ``beta``:
-    E_q[log p(x|z)] − β KL(q(z|x) ‖ p(z)) — the KL warm-up of Sønderby et al. 2016.
-    """
-
-    def __init__(self, beta=1.0):
-        super().__init__()
-        self.beta = beta
-
-    def _process_message(self, msg):
-        if msg["type"] == "sample" and not msg["is_observed"] and self.beta != 1.0:
-            msg["scale"] = msg["scale"] * self.beta
+CHECKPOINT = "checkpoint.pt"
+__all__ = ["Options", "TrainState", "default_elbo", "fit", "scale_latents"]
 
 
 def default_elbo(model, num_particles=1):
     """``TraceEnum_ELBO`` for models with enumerated sites, else ``Trace_ELBO``."""
-    kwargs = {"num_particles": num_particles, "vectorize_particles": num_particles > 1}
-    if getattr(model, "has_enumerated_sites", False):
-        return TraceEnum_ELBO(max_plate_nesting=1, **kwargs)
-    return Trace_ELBO(max_plate_nesting=1, **kwargs)
-
-
-def _positive_int(name, value, allow_none=False):
-    if allow_none and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return make_elbo("trace", model, num_particles)
 
 
 def as_data(data):
-    """``Data`` as is; a tensor or array becomes training rows with no validation or test set."""
+    """``Data`` as is; a tensor, an array or a map-style ``Dataset`` becomes training rows with
+    no validation or test set."""
     if isinstance(data, Data):
         return data
+    if isinstance(data, torch.utils.data.DataLoader):
+        raise ValueError(
+            "pass the DataLoader's .dataset: fit draws its own batches (seeded by seed and "
+            "epoch, so that a resumed run repeats exactly)"
+        )
     try:
-        return Data(Split(torch.as_tensor(data)))
+        split = as_split(data if hasattr(data, "__getitem__") else torch.as_tensor(data))
     except (TypeError, ValueError, RuntimeError):
         raise ValueError(
-            f"data must be a pyrovae.data.Data, a tensor or an array of rows (N, D), got "
-            f"{type(data).__name__}; wrap other data with pyrovae.data.from_arrays"
+            f"data must be a pyrovae.data.Data, a tensor or an array of rows (N, D) or a "
+            f"map-style Dataset, got {type(data).__name__}; wrap other data with "
+            "pyrovae.data.from_arrays"
         ) from None
+    return Data(split)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Options:
+    """The training options of :func:`fit`, checked when made.
+
+    :param int epochs: passes over the training rows.
+    :param int batch_size: rows per step (per process: with W processes a step takes a global
+        batch of ``batch_size × W`` rows). A batch of all rows keeps them in order (so that a
+        non-amortised guide keeps one posterior per row); smaller batches are shuffled.
+    :param float lr: Adam's learning rate. Adam runs fused (one kernel for all parameters)
+        where PyTorch has the fused kernels for the model's device and dtype (CPU, CUDA, MPS,
+        XPU), else with ``foreach`` updates (:func:`pyrovae.infer.step.adam`); a checkpoint
+        written by plain ``Adam`` resumes with it.
+    :param int seed: seeds torch, numpy and random; with the same seed a run repeats exactly.
+    :param elbo: the objective: ``"trace"`` (the default: :func:`default_elbo`),
+        ``"meanfield"``, ``"iwae"``, ``"renyi"`` (:mod:`pyrovae.infer.objectives`), or a Pyro
+        ELBO object.
+    :param int num_particles: samples per row and step (K of the IWAE/Rényi bounds).
+    :param float alpha: α of ``elbo="renyi"`` (default 0.5).
+    :param float beta: a constant weight β of the latent sites (β-VAE: E[log p(x|z)] −
+        β KL); with warm-up, β(t) = beta × the warm-up's ramp.
+    :param float warmup_epochs: KL warm-up: β grows linearly from 0 to 1 over this many epochs
+        (per step), scaling every latent site of model and guide (:class:`scale_latents`).
+    :param int patience: early stopping: stop when the validation ELBO has not improved for this
+        many epochs, and keep the parameters of the best epoch.
+    :param str score_test: when to score the test split: ``"end"`` (once, for the returned
+        parameters), ``"epoch"`` (every epoch, for the curve) or ``"never"``.
+    :param bool initialize: when the model has an ``initialize(x, seed)`` method (the Gaussian
+        mixture's k-means++ start), call it on the training rows before the first step; never
+        on a resume, which restores the trained parameters instead. (Every rank calls it
+        alike; rank 0's result is then broadcast.)
+    :param bool detect_anomaly: train with Pyro's argument validation and ``torch.autograd``'s
+        anomaly detection (slow; to find the operation behind a NaN).
+    :param bool progress: a progress bar (on a terminal) and a line per epoch (rank 0 only).
+    """
+
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    seed: int = 0
+    elbo: object = None
+    num_particles: int = 1
+    alpha: float | None = None
+    beta: float = 1.0
+    warmup_epochs: float = 0
+    patience: int | None = None
+    score_test: str = "end"
+    initialize: bool = True
+    detect_anomaly: bool = False
+    progress: bool = True
+
+    def __post_init__(self):
+        checks.training_options(vars(self))
+        checks.nonnegative_real("beta", self.beta)
+        if self.score_test not in TestScore.WHEN:
+            raise ValueError(
+                f"score_test must be one of {', '.join(TestScore.WHEN)}, got {self.score_test!r}"
+            )
+
+    @classmethod
+    def of(cls, options):
+        """``Options(**options)``, refusing an unknown name with the list of known ones."""
+        unknown = sorted(set(options) - {f.name for f in fields(cls)})
+        if unknown:
+            known = ", ".join(f.name for f in fields(cls))
+            raise ValueError(f"unknown fit option(s) {', '.join(unknown)}; fit options: {known}")
+        return cls(**options)
 
 
 def fit(
     model,
     data,
     *,
-    epochs=10,
-    batch_size=128,
-    lr=1e-3,
-    seed=0,
-    elbo=None,
-    num_particles=1,
-    warmup_epochs=0,
-    patience=None,
     out=None,
     resume=False,
     overwrite=False,
-    initialize=True,
     distributed=None,
-    detect_anomaly=False,
-    progress=True,
+    device=None,
+    logger=None,
+    callbacks=(),
+    config=None,
+    **options,
 ):
-    """Train ``model`` (an object with ``model(x)`` and ``guide(x)``) by SVI on ``data``.
+    """Train ``model`` (any object with ``model(x)`` and ``guide(x)``: a pyrovae model, a
+    user's pair, an ``AutoGuide`` of a user's model) by SVI on ``data``.
 
-    :param data: :class:`pyrovae.data.Data` (training, validation and test rows) or a tensor of
-        training rows ``(N, D)``.
-    :param int epochs, batch_size: passes over the training rows and rows per step (per
-        process: with W processes a step takes a global batch of ``batch_size × W`` rows).
-    :param float lr: Adam's learning rate.
-    :param int seed: seeds torch, numpy and random; with the same seed a run repeats exactly.
-    :param elbo: a Pyro ELBO object; the default is chosen by :func:`default_elbo`.
-    :param float warmup_epochs: KL warm-up: β grows linearly from 0 to 1 over this many epochs
-        (per step), scaling every latent site of model and guide (:class:`scale_latents`).
-    :param int patience: early stopping: stop when the validation ELBO has not improved for this
-        many epochs, and keep the parameters of the best epoch.
+    :param data: :class:`pyrovae.data.Data` (training, validation and test rows), a tensor of
+        training rows ``(N, D)`` or a map-style ``Dataset`` of them (items ``x``, ``(x,)`` or
+        ``(x, y)``, e.g. a ``TensorDataset``; read batch by batch, with the same batches as the
+        same rows given as a tensor).
     :param out: folder for ``checkpoint.pt`` (every epoch, atomically) and ``metrics.json``.
     :param bool resume: continue from ``out/checkpoint.pt`` if it exists; the result equals that
         of an uninterrupted run with the same seed (and number of processes).
     :param bool overwrite: allow starting afresh over an existing checkpoint.
-    :param bool initialize: when the model has an ``initialize(x, seed)`` method (the Gaussian
-        mixture's k-means++ start), call it on the training rows before the first step; never on
-        a resume, which restores the trained parameters instead. (Every rank calls it alike;
-        rank 0's result is then broadcast.)
     :param distributed: data-parallel training over the processes of ``torchrun``
         (:mod:`pyrovae.infer.distributed`): ``None`` detects it from the environment, ``True``
         requires it, ``False`` trains alone. Only rank 0 writes files.
-    :param bool detect_anomaly: train with Pyro's argument validation and ``torch.autograd``'s
-        anomaly detection (slow; to find the operation behind a NaN).
-    :param bool progress: show a progress bar and a line per epoch (rank 0 only).
+    :param device: ``"cpu"``, ``"cuda"``, ``"mps"`` or ``"auto"`` (:mod:`pyrovae.infer.device`):
+        the model is moved there and every batch follows; ``None`` keeps the model where it is.
+        Under ``torchrun``, ``"cuda"`` is each rank's own GPU and the ranks talk over NCCL.
+    :param logger: a :class:`~pyrovae.infer.loggers.Logger` (e.g.
+        :class:`~pyrovae.infer.loggers.TensorBoardLogger`) or a list of them.
+    :param callbacks: more :class:`~pyrovae.infer.callbacks.Callback` objects for the loop.
+    :param dict config: entries to add to ``out/config.yaml`` (how the data were made, e.g.
+        ``{"dataset": "mnist", "binarize": "dynamic"}``). On a fresh start with ``out``, ``fit``
+        writes ``config.yaml``: the model's name, ``input_dim`` and options and the training
+        options, every value used (:mod:`pyrovae.run`), so that ``pyrovae.load(out)`` rebuilds
+        the model; for a model it cannot rebuild from names (a user's class) it warns instead.
+    :param options: the training options, by keyword: ``epochs``, ``batch_size``, ``lr``,
+        ``seed``, ``elbo``, ``num_particles``, ``warmup_epochs``, ``patience``, ``score_test``,
+        ``initialize``, ``detect_anomaly``, ``progress`` (see :class:`Options`). The optimiser
+        is ``torch.optim.Adam(fused=True)`` where PyTorch has fused kernels for the model's
+        device and dtype (CPU, CUDA, MPS, XPU), else ``Adam(foreach=True)``.
     :returns: the history, a dict of per-epoch lists: ``epoch``, ``train_elbo`` (the β-weighted
-        objective averaged over the epoch's rows), ``valid_elbo``, ``test_elbo`` (single-sample
-        ELBO per example on those splits), ``beta``, ``seconds``.
+        objective averaged over the epoch's rows; for ``elbo="iwae"``/``"renyi"`` that bound is
+        in ``train_iwae_bound``/``train_renyi_bound`` instead and ``train_elbo`` is ``None``),
+        ``valid_elbo``, ``test_elbo`` (single-sample ELBO per example on those splits, whatever
+        the training objective; ``None`` where not scored: by default only the last
+        entry, for the returned parameters), ``beta``, ``seconds``.
     :raises NonFiniteError: when a loss or gradient is NaN or infinite; the message names the
         step, the sample site and the likely cause, and no checkpoint is written after it.
 
-    Pyro's validation (shape and argument checks) runs on one pass before training, with the
-    caller's setting (on by default): mismatched model/guide sites and invalid distribution
-    arguments fail there. The training steps run without it (unless ``detect_anomaly``), which
-    saves about a tenth of a step's time; the numerical guard (:mod:`pyrovae.infer.guard`)
-    still stops training at the first non-finite loss or gradient.
+    Parameters (the model's, any ``pyro.param`` site's) are found by one traced loss on the
+    first real batch, so guides whose parameters take the batch's shape (an ``AutoNormal`` over
+    local latents, trained full-batch) get the right ones. Pyro's validation (shape and
+    argument checks) runs on that pass, with the caller's setting (on by default): mismatched
+    model/guide sites and invalid distribution arguments fail there. The training steps run
+    without it (unless ``detect_anomaly``), which saves about a tenth of a step's time; the
+    numerical guard still stops training at the first non-finite loss or gradient.
     """
-    options = Options(
-        epochs,
-        batch_size,
-        lr,
-        seed,
-        elbo,
-        num_particles,
-        warmup_epochs,
-        patience,
-        initialize,
-        detect_anomaly,
-        progress,
-    )
+    o = Options.of(options)
     data = as_data(data)
     check = getattr(model, "check_data", None)
     for split in (data.train, data.valid, data.test):
         if check is not None and split is not None:
-            check(split.x)
-    if patience is not None and data.valid is None:
-        raise ValueError("early stopping (patience) needs a validation split in the data")
-    device, dtype = _device_dtype(model)
-    ctx = distributed_setup(distributed, device)
+            for chunk in split.chunks(10_000):
+                check(chunk)
+    if o.patience is not None and (data.valid is None or not _amortized(model)):
+        raise ValueError(
+            "early stopping (patience) needs a validation split in the data"
+            if data.valid is None
+            else "early stopping (patience) needs validation scores, which a non-amortised "
+            "guide cannot give: leave patience unset"
+        )
+    elbo = make_elbo(o.elbo, model, o.num_particles, o.alpha)
+    if device is not None:
+        model.to(devices.resolve(device))
+    ctx = distributed_setup(distributed, checks.device_dtype(model)[0])
     try:
         path = Path(out) / CHECKPOINT if out is not None else None
         start = ctx.from_main(lambda: open_run(path, model, resume, overwrite, ctx.world_size))
-        return _train(model, data, ctx, start, path, options)
+        hooks = _callbacks(o, path, logger, callbacks)
+        state = TrainState(model, data, ctx, o, elbo)
+        with _describing(path, model, o, config, ctx):
+            return _train(state, hooks, start)
     finally:
         ctx.close()
 
 
-def _train(model, data, ctx, start, path, o):
-    """The SVI loop of :func:`fit` with :class:`Options` ``o``, on this process's share of
-    every global batch."""
-    pyro.set_rng_seed(o.seed)
-    elbo = o.elbo or default_elbo(model, o.num_particles)
-    warmup = scale_latents()  # a handler on the stack costs time at every site: only if needed
-    model_fn, guide_fn = model.model, model.guide
-    if o.warmup_epochs:
-        model_fn, guide_fn = warmup(model_fn), warmup(guide_fn)
-    device, dtype = _device_dtype(model)
-    if o.initialize and start is None and hasattr(model, "initialize"):  # e.g. GMM: k-means++
-        model.initialize(data.train.x.to(device, dtype), o.seed)
-    params = _parameters(model, elbo, model_fn, guide_fn, data.train.x[:2].to(device, dtype))
-    ctx.broadcast(params)
-    step_fn = _step_function(elbo, model, model_fn, guide_fn, _named(model, params), ctx)
-    optimizer = torch.optim.Adam(params, lr=o.lr)
+def _describing(path, model, o, extra, ctx):
+    """Checkpoints in ``path``'s folder carry the run's resolved config and are followed by
+    ``config.yaml`` (:mod:`pyrovae.infer.run_folder`); a model that cannot be rebuilt from
+    names gets a warning instead."""
+    if path is None:
+        return contextlib.nullcontext()
+    from ..run import run_config
 
-    history = {k: [] for k in ("epoch", "train_elbo", "valid_elbo", "test_elbo", "beta", "seconds")}
-    best = {"elbo": -math.inf, "epoch": None, "state": None, "wait": 0}
-    first_epoch = 0
-    pyro.set_rng_seed(ctx.seed(o.seed))  # each rank its own sampling noise
-    if start is not None:
-        ckpt.restore(start, model, optimizer, ctx.rank)
-        history, best, first_epoch = start["history"], start["best"], start["epoch"]
-        if o.patience is not None and best["wait"] >= o.patience:
-            first_epoch = o.epochs  # the run had stopped early: nothing is left to train
-        if ctx.is_main:  # a run killed between checkpoint and metrics catches up here
-            _write_json(path.parent / METRICS, history)
-
-    rows_per_step = o.batch_size * ctx.world_size
-    steps_per_epoch = math.ceil(len(data.train) / rows_per_step)
-    for epoch in range(first_epoch, o.epochs):
-        tic = time.perf_counter()
-        total, count = 0.0, 0
-        bar = tqdm(
-            data.batches(o.batch_size, epoch, o.seed, ctx.rank, ctx.world_size),
-            total=steps_per_epoch,
-            desc=f"epoch {epoch + 1}/{o.epochs}",
-            disable=not (o.progress and ctx.is_main),
-            leave=False,
-            dynamic_ncols=True,
-        )
-        with _anomaly_detection(o.detect_anomaly):  # validation was done by _parameters
-            for step, x in enumerate(bar):
-                global_step = epoch * steps_per_epoch + step + 1
-                warmup.beta = min(1.0, global_step / (o.warmup_epochs * steps_per_epoch or 1))
-                rows = min(rows_per_step, len(data.train) - step * rows_per_step)
-                total += step_fn(x.to(device, dtype), rows, optimizer, (epoch + 1, step + 1))
-                count += len(x)
-                bar.set_postfix(elbo=f"{-total / max(count, 1):.3f}", refresh=False)
-        total, count = ctx.sum(total, count)
-        history["epoch"].append(epoch + 1)
-        history["train_elbo"].append(-total / count)
-        history["beta"].append(warmup.beta)
-        warmup.beta = 1.0
-        for name, split in (("valid", data.valid), ("test", data.test)):
-            score = split is not None
-            value = elbo_per_example(elbo, model, split.x, o.batch_size, ctx) if score else None
-            history[f"{name}_elbo"].append(value)
-        history["seconds"].append(time.perf_counter() - tic)
-        _check_metrics(history)
-        stop = _early_stopping(best, history, o.patience, model)
-        if o.progress and ctx.is_main:
-            tqdm.write(_summary(history))
-        if path is not None:
-            _save(path, ctx, model, optimizer, epoch + 1, history, best)
-        if stop:
-            break
-    if o.patience is not None and best["state"] is not None:
-        model.load_state_dict(best["state"])
-    return history
+    config, reason = run_config(model, o, extra)
+    if config is None:
+        if ctx.is_main:
+            warnings.warn(
+                f"{path.parent / 'config.yaml'} not written: {reason}, so pyrovae.load cannot "
+                "rebuild it; build the model yourself and load the weights with "
+                f"model.load_state_dict(torch.load('{path}')['model'])",
+                stacklevel=3,
+            )
+        return contextlib.nullcontext()
+    return run_folder.describing(path.parent, config)
 
 
-@dataclass(frozen=True)
-class Options:
-    """The training options of :func:`fit`, checked when made."""
+def _callbacks(o, path, logger, extra):
+    """The hooks of a run, in the order they are called."""
+    hooks = [KLWarmup(o.warmup_epochs, o.beta)] if o.warmup_epochs or o.beta != 1 else []
+    hooks += [EarlyStopping(o.patience)] if o.patience is not None else []
+    hooks += [TestScore(o.score_test), *extra]
+    hooks += list(logger) if isinstance(logger, list | tuple) else [logger] if logger else []
+    hooks += [Progress()] if o.progress else []
+    return hooks + ([Checkpoint(path)] if path is not None else [])
 
-    epochs: int
-    batch_size: int
-    lr: float
-    seed: int
+
+@dataclass(eq=False)
+class TrainState:
+    """What the loop and its hooks share: the run's objects, where it stands, its history."""
+
+    model: object
+    data: Data
+    ctx: Context
+    options: Options
     elbo: object
-    num_particles: int
-    warmup_epochs: float
-    patience: int | None
-    initialize: bool
-    detect_anomaly: bool
-    progress: bool
+    callbacks: list = field(default_factory=list)
+    optimizer: torch.optim.Optimizer | None = None
+    history: dict = field(default_factory=lambda: {k: [] for k in HISTORY})
+    first_epoch: int = 0
+    epoch: int = 0  # the current epoch, counted from 0
+    step: int = 0  # the current step in the epoch, counted from 1
+    steps_per_epoch: int = 0
+    beta: float = 1.0
+    loss: float = 0.0  # the last step's summed negative (β-weighted) ELBO on this rank
+    batch_rows: int = 0
+    stop: bool = False
 
     def __post_init__(self):
-        _positive_int("epochs", self.epochs)
-        _positive_int("batch_size", self.batch_size)
-        _positive_int("num_particles", self.num_particles)
-        _positive_int("patience", self.patience, allow_none=True)
-        if not _real(self.lr) or not 0 < self.lr < math.inf:
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
-        if not _real(self.warmup_epochs) or not 0 <= self.warmup_epochs < math.inf:
-            raise ValueError(f"warmup_epochs must be a number >= 0, got {self.warmup_epochs!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        self.model_fn, self.guide_fn = self.model.model, self.model.guide
+        self.device, self.dtype = checks.device_dtype(self.model)
+        self.objective = objective_name(self.elbo)  # what the training loss estimates
+        self.scorer = self.elbo if self.objective == "elbo" else make_elbo("trace", self.model)
+        if self.objective != "elbo":
+            self.history.setdefault(f"train_{self.objective}", [])
+
+    @property
+    def global_step(self):
+        return self.epoch * self.steps_per_epoch + self.step
+
+    def score(self, split):
+        """ELBO per example on ``split`` (``None`` without one, or for a non-amortised guide,
+        which has no posterior for other rows)."""
+        if split is None or not _amortized(self.model):
+            return None
+        return elbo_per_example(self.scorer, self.model, split, self.options.batch_size, self.ctx)
 
 
-def _real(value):
-    return isinstance(value, int | float) and not isinstance(value, bool)
+HISTORY = ("epoch", "train_elbo", "valid_elbo", "test_elbo", "beta", "seconds")
+
+
+def _amortized(model):
+    return getattr(model, "amortized", True)
+
+
+def _train(state, hooks, start):
+    """The SVI loop of :func:`fit`, on this process's share of every global batch."""
+    model, data, ctx, o = state.model, state.data, state.ctx, state.options
+    state.callbacks = hooks
+    pyro.set_rng_seed(o.seed)
+    _call(hooks, "setup", state)
+    if o.initialize and start is None and hasattr(model, "initialize"):  # e.g. GMM: k-means++
+        model.initialize(data.train.x.to(state.device, state.dtype), o.seed)
+    first = next(data.batches(o.batch_size, 0, o.seed, ctx.rank, ctx.world_size))
+    params = trainable_parameters(
+        model, state.elbo, state.model_fn, state.guide_fn, first.to(state.device, state.dtype)
+    )
+    ctx.broadcast(params)
+    named = named_parameters(model, params)
+    step_fn = make_step(state.elbo, model, state.model_fn, state.guide_fn, named, ctx)
+    state.optimizer = adam(params, o.lr)
+    pyro.set_rng_seed(ctx.seed(o.seed))  # each rank its own sampling noise
+    if start is not None:
+        _restore(state, start)
+    _call(hooks, "on_train_start", state)
+
+    rows_per_step = o.batch_size * ctx.world_size
+    state.steps_per_epoch = math.ceil(len(data.train) / rows_per_step)
+    for epoch in range(state.first_epoch, o.epochs):
+        if state.stop:
+            break
+        state.epoch, tic, total, count = epoch, time.perf_counter(), 0.0, 0
+        batches = data.batches(o.batch_size, epoch, o.seed, ctx.rank, ctx.world_size)
+        with _anomaly_detection(o.detect_anomaly):  # validation was done on the first batch
+            for step, x in enumerate(batches, 1):
+                state.step, state.batch_rows = step, len(x)
+                _call(hooks, "on_step_start", state)
+                rows = min(rows_per_step, len(data.train) - (step - 1) * rows_per_step)
+                x = x.to(state.device, state.dtype)
+                state.loss = step_fn(x, rows, state.optimizer, (epoch + 1, step))
+                total, count = total + state.loss, count + len(x)
+                _call(hooks, "on_step_end", state)
+        total, count = ctx.sum(total, count)
+        _record(state, -total / count, tic)
+        _call(hooks, "on_epoch_end", state)
+    _call(hooks, "on_train_end", state)
+    return state.history
+
+
+def _call(hooks, name, state):
+    for hook in hooks:
+        getattr(hook, name)(state)
+
+
+def _record(state, train_elbo, tic):
+    """The epoch's row of the history: training and validation ELBO, β, seconds."""
+    h = state.history
+    h["epoch"].append(state.epoch + 1)
+    h["train_elbo"].append(train_elbo if state.objective == "elbo" else None)
+    if state.objective != "elbo":
+        h[f"train_{state.objective}"].append(train_elbo)
+    h["beta"].append(state.beta)
+    h["valid_elbo"].append(state.score(state.data.valid))
+    h["test_elbo"].append(None)
+    h["seconds"].append(time.perf_counter() - tic)
+    for key in (f"train_{state.objective}", "valid_elbo"):
+        check_finite(h, key)
+
+
+def _restore(state, start):
+    """Put a resumed run's numbers back: parameters, optimizer, RNG, history, hook states."""
+    ckpt.restore(start, state.model, state.optimizer, state.ctx.rank)
+    state.history, state.first_epoch = start["history"], start["epoch"]
+    for hook in state.callbacks:
+        if hasattr(hook, "state_key") and hook.state_key in start:
+            hook.load_state_dict(start[hook.state_key])
 
 
 def open_run(path, model, resume, overwrite, world_size=1):
@@ -303,29 +409,6 @@ def open_run(path, model, resume, overwrite, world_size=1):
     return start
 
 
-def _save(path, ctx, model, optimizer, epoch, history, best):
-    """Checkpoint and metrics, written by rank 0 with every rank's RNG state."""
-    extra = {"best": best, "world_size": ctx.world_size}
-    rngs = ctx.gather(ckpt.rng_state())
-    if ctx.active:
-        extra["rng_by_rank"] = rngs
-    if ctx.is_main:
-        ckpt.save(path, model, optimizer, epoch, history, extra)
-        _write_json(path.parent / METRICS, history)
-
-
-def _check_metrics(history):
-    """Refuse to record (and checkpoint) an epoch whose ELBOs are not finite."""
-    for key in ("train_elbo", "valid_elbo", "test_elbo"):
-        value = history[key][-1]
-        if value is not None and not math.isfinite(value):
-            raise NonFiniteError(
-                f"the {key.replace('_', ' ')} of epoch {history['epoch'][-1]} is {value}; the "
-                "parameters give a non-finite ELBO on these rows: check their range, lower lr, "
-                "or rerun with --detect-anomaly; the last checkpoint is kept"
-            )
-
-
 @contextlib.contextmanager
 def _anomaly_detection(enabled):
     """Pyro's argument validation and autograd's anomaly detection, both on or both off for
@@ -334,134 +417,17 @@ def _anomaly_detection(enabled):
         yield
 
 
-def _step_function(elbo, model, model_fn, guide_fn, named_params, ctx):
-    """``step(x, rows, optimizer, (epoch, step))``: one optimiser step on this rank's batch
-    ``x``, part of a global batch of ``rows`` rows; returns the rank's summed negative ELBO.
-
-    The gradient is that of the global batch's per-example loss (see
-    :mod:`pyrovae.infer.distributed`); it is checked by :func:`guard.check_step` before the
-    parameters move.
-    """
-    params = [p for _, p in named_params]
-    if hasattr(elbo, "differentiable_loss"):
-        loss_module = wrap(model, elbo(model_fn, guide_fn), ctx)
-        in_module = {id(p) for p in loss_module.parameters()} if ctx.active else set()
-        others = [p for p in params if id(p) not in in_module]
-
-        def gradients(x, scale):
-            loss = loss_module(x, scale)
-            loss.backward()  # DDP averages the module's gradients over ranks
-            ctx.average_gradients(others)
-            return loss.item() / scale
-
-    else:  # RenyiELBO, TraceGraph_ELBO: they set the gradients themselves
-
-        def gradients(x, scale):
-            loss = elbo.loss_and_grads(model_fn, guide_fn, x) if len(x) else 0.0
-            for p in params:
-                if p.grad is not None:
-                    p.grad *= scale
-            ctx.average_gradients(params)
-            return loss
-
-    def step(x, rows, optimizer, epoch_step):
-        rng = torch.get_rng_state()
-        optimizer.zero_grad()
-        loss = gradients(x, ctx.world_size / rows)
-
-        def replay():
-            torch.set_rng_state(rng)  # the same noise as the step
-            return guard.diagnose(model_fn, guide_fn, x, named_params)
-
-        where = "epoch {}, step {}".format(*epoch_step)
-        if ctx.active:
-            where += f" (rank {ctx.rank} of {ctx.world_size})"
-        guard.check_step(loss, named_params, where, replay)
-        optimizer.step()
-        return loss
-
-    return step
-
-
-def _parameters(model, elbo, model_fn, guide_fn, x):
-    """The model's parameters and those of any ``pyro.param`` site, found by one traced loss.
-
-    Entries that an earlier module of the same ``name`` left in Pyro's param store are dropped
-    first, so that ``pyro.module`` binds the name to this model's own parameters.
-    """
-    owner = getattr(model, "name", None)
-    store = pyro.get_param_store()
-    for name in list(store.keys()):
-        module = name.split("$$$")[0]
-        if module == owner or module.startswith(f"{owner}."):
-            del store[name]
-    with poutine.trace(param_only=True) as tr:
-        elbo.loss(model_fn, guide_fn, x)
-    params = list(model.parameters()) if isinstance(model, torch.nn.Module) else []
-    seen = {id(p) for p in params}
-    for site in tr.trace.nodes.values():
-        p = site["value"].unconstrained()
-        if id(p) not in seen:
-            params.append(p)
-            seen.add(id(p))
-    if not params:
-        raise ValueError("the model and guide have no parameters to learn")
-    return params
-
-
-def _named(model, params):
-    """``(name, parameter)`` pairs for messages: module names, else ``pyro.param`` names."""
-    names = {}
-    for name, p in pyro.get_param_store().named_parameters():
-        names[id(p)] = name
-    if isinstance(model, torch.nn.Module):
-        names.update({id(p): name for name, p in model.named_parameters()})
-    return [(names.get(id(p), f"parameter {i}"), p) for i, p in enumerate(params)]
-
-
-def _device_dtype(model):
-    p = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
-    return (
-        (p.device, p.dtype) if p is not None else (torch.device("cpu"), torch.get_default_dtype())
-    )
-
-
 @torch.no_grad()
-def elbo_per_example(elbo, model, x, batch_size=1000, ctx=None):
-    """Mean ELBO per example of the rows ``x`` (one sample from the guide per row); with a
-    distributed :class:`~pyrovae.infer.distributed.Context` each rank scores every W-th row
-    and the sums are added up."""
-    device, dtype = _device_dtype(model)
-    ctx = ctx or Context()
+def elbo_per_example(elbo, model, rows, batch_size=1000, ctx=None):
+    """Mean ELBO per example of ``rows`` (a tensor ``(N, D)``, a split or a ``Dataset``; one
+    sample from the guide per row); with a distributed
+    :class:`~pyrovae.infer.distributed.Context` each rank scores every W-th row and the sums
+    are added up."""
+    device, dtype = checks.device_dtype(model)
+    ctx, split = ctx or Context(), as_split(rows)
     total = 0.0
-    for chunk in torch.split(x[ctx.rank :: ctx.world_size], batch_size):
-        total -= elbo.loss(model.model, model.guide, chunk.to(device, dtype))
+    for index in torch.split(torch.arange(ctx.rank, len(split), ctx.world_size), batch_size):
+        x, _ = split.rows(index)
+        total -= elbo.loss(model.model, model.guide, x.to(device, dtype))
     (total,) = ctx.sum(total)
-    return total / x.shape[0]
-
-
-def _early_stopping(best, history, patience, model):
-    """Track the best validation ELBO; True when ``patience`` epochs passed without a gain."""
-    if patience is None:
-        return False
-    value = history["valid_elbo"][-1]
-    if value > best["elbo"]:
-        best.update(elbo=value, epoch=history["epoch"][-1], wait=0)
-        best["state"] = copy.deepcopy(model.state_dict())
-        return False
-    best["wait"] += 1
-    return best["wait"] >= patience
-
-
-def _summary(history):
-    parts = [f"epoch {history['epoch'][-1]}", f"train elbo {history['train_elbo'][-1]:.3f}"]
-    for name in ("valid", "test"):
-        if history[f"{name}_elbo"][-1] is not None:
-            parts.append(f"{name} elbo {history[f'{name}_elbo'][-1]:.3f}")
-    return "  ".join(parts) + f"  ({history['seconds'][-1]:.1f}s)"
-
-
-def _write_json(path, obj):
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+    return total / len(split)

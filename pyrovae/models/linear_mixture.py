@@ -26,9 +26,10 @@ import torch
 from torch import nn
 from torch.nn.functional import softplus
 
+from ..checks import check_matrix, positive_int, positive_real
 from .linear_mixture_guides import llgae_guides
 from .mixture import COMPONENT_SITE, kmeans_labels
-from .vae import check_matrix
+from .vae import batch_rows
 
 
 class MixtureOfLinearDecoders(nn.Module):
@@ -56,13 +57,9 @@ class MixtureOfLinearDecoders(nn.Module):
         name="llgae",
     ):
         super().__init__()
-        for key, value in (
-            ("num_components", num_components),
-            ("input_dim", input_dim),
-            ("latent_dim", latent_dim),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{key} must be a positive integer, got {value!r}")
+        positive_int("num_components", num_components)
+        positive_int("input_dim", input_dim)
+        positive_int("latent_dim", latent_dim)
         if latent_dim >= input_dim:
             raise ValueError(
                 f"latent_dim ({latent_dim}) must be smaller than input_dim ({input_dim}): each "
@@ -74,12 +71,10 @@ class MixtureOfLinearDecoders(nn.Module):
         self.logits = nn.Parameter(torch.zeros(K))
         self.locs = nn.Parameter(0.1 * torch.randn(K, D))
         self.bases = nn.Parameter(torch.randn(K, D, E) / math.sqrt(D))
-        if noise == "learned":
+        if positive_real("noise", noise, learned=True) == "learned":
             self.raw_noise_scales = nn.Parameter(torch.full((K,), math.log(math.expm1(0.1))))
-        elif isinstance(noise, int | float) and not isinstance(noise, bool) and noise > 0:
-            self.register_buffer("fixed_noise_scales", torch.full((K,), float(noise)))
         else:
-            raise ValueError(f"noise must be a positive number or 'learned', got {noise!r}")
+            self.register_buffer("fixed_noise_scales", torch.full((K,), float(noise)))
         self.set_guide(guide)
 
     def set_guide(self, guide):
@@ -90,6 +85,8 @@ class MixtureOfLinearDecoders(nn.Module):
             input_dim=self.input_dim,
             latent_dim=self.latent_dim,
         )
+
+    pictures = ("linear_components", "reconstructions_by_component")  # pyrovae.plots.save_all
 
     @property
     def has_enumerated_sites(self):
@@ -115,16 +112,17 @@ class MixtureOfLinearDecoders(nn.Module):
 
     # Pyro model and guide
 
-    def model(self, x):
-        """p(x, k, z) with k enumerated in parallel; ``x`` is ``(N, D)``."""
+    def model(self, x=None, batch_size=None):
+        """p(x, k, z) with k enumerated in parallel; ``x`` is ``(N, D)``. Without ``x``, ``x``
+        is sampled: ``batch_size`` rows (default 1)."""
         pyro.module(self.name, self)
-        with pyro.plate("data", x.shape[0]):
+        with pyro.plate("data", batch_rows(x, batch_size)):
             k = pyro.sample(
                 COMPONENT_SITE,
                 dist.Categorical(logits=self.logits),
                 infer={"enumerate": "parallel"},
             )
-            z = pyro.sample("z", dist.Normal(x.new_zeros(self.latent_dim), 1.0).to_event(1))
+            z = pyro.sample("z", dist.Normal(self.locs.new_zeros(self.latent_dim), 1.0).to_event(1))
             pyro.sample(
                 "x",
                 dist.Normal(self.decode(z, k), self.noise_scales[k][..., None]).to_event(1),

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.nn.functional import one_hot
 
+from ..checks import nonnegative_int, positive_real
 from ..parts.networks import MLPEncoder
 from ..parts.posteriors import NormalPosterior
 from ..parts.registry import Registry
@@ -63,8 +64,7 @@ class AmortizedGuide(nn.Module):
         init_steps=1000,
     ):
         super().__init__()
-        if isinstance(init_steps, bool) or not isinstance(init_steps, int) or init_steps < 0:
-            raise ValueError(f"init_steps must be an integer >= 0, got {init_steps!r}")
+        nonnegative_int("init_steps", init_steps)
         self.num_components, self.latent_dim = num_components, latent_dim
         self.init_steps = init_steps
         self.posterior = NormalPosterior(latent_dim, min_scale)
@@ -157,10 +157,8 @@ class IterativeGuide(nn.Module):
 
     def __init__(self, num_components, steps=5, step_size=0.01):
         super().__init__()
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-            raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
-        if not (isinstance(step_size, int | float) and step_size > 0):
-            raise ValueError(f"step_size must be a positive number, got {step_size!r}")
+        nonnegative_int("steps", steps)
+        positive_real("step_size", step_size)
         self.num_components, self.steps, self.step_size = num_components, steps, step_size
 
     def point(self, model, x):

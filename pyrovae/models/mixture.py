@@ -15,6 +15,8 @@ import torch
 from pyro.infer import infer_discrete
 from torch import nn
 
+from ..checks import check_matrix, nonnegative_real, positive_int, positive_real
+
 COVARIANCES = ("diag", "full")
 COMPONENT_SITE = "assignment"
 """The name of the enumerated component index c_n in every mixture model of pyrovae."""
@@ -58,19 +60,14 @@ class Mixture(nn.Module):
 
     def __init__(self, num_components, dim, covariance="diag", reg_covar=0.0, init_scale=1.0):
         super().__init__()
-        for key, value in (("num_components", num_components), ("input_dim", dim)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{key} must be a positive integer, got {value!r}")
+        positive_int("num_components", num_components)
+        positive_int("input_dim", dim)
         if covariance not in COVARIANCES:
             raise ValueError(
                 f"covariance must be one of {', '.join(COVARIANCES)}, got {covariance!r}"
             )
-        if isinstance(reg_covar, bool) or not isinstance(reg_covar, int | float):
-            raise ValueError(f"reg_covar must be a number >= 0, got {reg_covar!r}")
-        if not 0 <= reg_covar < math.inf:
-            raise ValueError(f"reg_covar must be a number >= 0 (1e-6 is usual), got {reg_covar}")
-        if not (isinstance(init_scale, int | float) and 0 < init_scale < math.inf):
-            raise ValueError(f"init_scale must be > 0, got {init_scale!r}")
+        nonnegative_real("reg_covar", reg_covar)
+        positive_real("init_scale", init_scale)
         self.num_components, self.covariance, self.reg_covar = num_components, covariance, reg_covar
         self.logits = nn.Parameter(torch.zeros(num_components))
         self.locs = nn.Parameter(torch.randn(num_components, dim))
@@ -212,6 +209,12 @@ class GaussianMixture(Mixture):
     has_enumerated_sites = True
     has_clusters = True
 
+    @property
+    def pictures(self):
+        """What :func:`pyrovae.plots.save_all` draws besides the generic pictures: the
+        components' ellipses over the data, for 2-d data."""
+        return ("gmm",) if self.input_dim == 2 else ()
+
     def __init__(
         self, num_components, input_dim=None, covariance="diag", reg_covar=1e-6, name="gmm",
         dim=None,
@@ -226,24 +229,27 @@ class GaussianMixture(Mixture):
         super().__init__(num_components, input_dim, covariance, reg_covar)
         self.input_dim, self.name = input_dim, name
 
-    def model(self, x):
-        """p(x, c); ``x`` is ``(N, D)``; under enumeration c is ``(K, 1)``.
+    def model(self, x=None, batch_size=None):
+        """p(x, c); ``x`` is ``(N, D)``; under enumeration c is ``(K, 1)``. Without ``x``, ``x``
+        is sampled: ``batch_size`` rows (default 1).
 
         With r > 0 a factor ``"reg_covar"`` of value 0 carries the gradient of
         −(r/2) Σ_k p(c_n = k | x_n) tr Σ_k⁻¹ per row (responsibilities held fixed, as in EM's
         M-step): the training gradient vanishes where scikit-learn's EM stops, Σ_k = the
         responsibility-weighted covariance + r I, while every reported ELBO stays the exact
         log-likelihood."""
+        from .vae import batch_rows  # vae.py imports the parts, whose mixture prior imports us
+
         pyro.module(self.name, self)
-        with pyro.plate("data", x.shape[0]):
+        with pyro.plate("data", batch_rows(x, batch_size)):
             c = self.sample_component()
             pyro.sample("x", self.components(c), obs=x)
-            if self.reg_covar:
+            if self.reg_covar and x is not None:
                 resp = self.joint_log_prob(x).detach().softmax(-1)
                 penalty = -0.5 * self.reg_covar * resp @ self.precision_traces()
                 pyro.factor("reg_covar", penalty - penalty.detach())
 
-    def guide(self, x):
+    def guide(self, x=None, batch_size=None):
         """No latent sites to guess: c is enumerated, the globals are point estimates."""
         pyro.module(self.name, self)
 
@@ -278,6 +284,4 @@ class GaussianMixture(Mixture):
 
     def check_data(self, x):
         """Refuse data this model cannot score, with what to do about it."""
-        from .vae import check_matrix  # vae.py imports the parts, whose prior imports us
-
         check_matrix(x, self.input_dim)

@@ -4,8 +4,10 @@ import math
 
 import pyro
 import torch
+from pyro.infer import autoguide
 from torch import nn
 
+from ..checks import check_matrix, is_int, nonnegative_int, positive_int
 from ..parts import decoders, encoders, likelihoods, posteriors, priors
 
 DEFAULT_PRETRAIN_STEPS = 3000
@@ -20,8 +22,15 @@ class VAE(nn.Module):
         z_n \\sim p(z), \\quad x_n \\sim p(x \\mid \\mathrm{decoder}(z_n)), \\qquad
         q(z_n \\mid x_n) = \\mathrm{posterior}(\\mathrm{encoder}(x_n))
 
-    :param int input_dim: D, data are ``(batch, D)``.
-    :param int latent_dim: d, latents are ``(batch, d)`` (for a sphere prior: unit vectors in R^d).
+    :param input_dim: D, data are rows ``(batch, D)``; or an image shape ``(C, H, W)`` (e.g.
+        ``data.input_shape``), D = C·H·W, for convolutional networks. The model takes rows
+        ``(batch, D)`` or images ``(batch, C, H, W)`` alike (images are flattened to rows).
+    :param int latent_dim: d, latents are ``(batch, d)``: the *ambient* dimension (for a sphere
+        prior: unit vectors in R^d, the sphere S^(d-1)).
+    :param int sphere_dim: instead of ``latent_dim``, the dimension of the latent sphere as
+        Davidson et al. 2018 count it: ``sphere_dim=d`` gives z on S^d ⊂ R^(d+1), i.e.
+        ``latent_dim = d + 1``; it needs a prior and posterior on the sphere
+        (``"hyperspherical_uniform"``, ``"von_mises_fisher"``).
     :param prior, posterior, likelihood, encoder, decoder: parts, each a registered name, a dict
         ``{"name": ..., **options}`` or an object (see :mod:`pyrovae.parts`).
     :param hidden: hidden layer sizes of the MLP encoder (the decoder mirrors them).
@@ -33,14 +42,24 @@ class VAE(nn.Module):
     :param str name: the prefix under which ``pyro.module`` registers the parameters: the model
         registers its parts as ``name.prior``, ``name.decoder``, ``name.likelihood`` and the guide
         ``name.encoder``, ``name.posterior``, so each step registers every parameter once.
+    :param guide: ``"amortized"`` (default): q(z | x) = posterior(encoder(x)), for any rows.
+        Or one of Pyro's autoguides, by name (``"auto_normal"``, ``"auto_delta"``,
+        ``"auto_diagonal_normal"``, ``"auto_multivariate_normal"``) or as a class or function
+        ``guide(model) -> AutoGuide``: a *non-amortised* posterior with its own parameters for
+        each training row (no encoder, no ``posterior`` part). It makes sense for fitting one
+        fixed set of rows (full-batch training, e.g. to measure the amortisation gap); it cannot
+        score other rows, and it needs a prior on R^d (``"normal"`` or ``"mixture"``).
 
-    ``model`` and ``guide`` are plain Pyro functions: hand them to ``pyro.infer.SVI``.
+    ``model`` and ``guide`` are plain Pyro functions: hand them to ``pyro.infer.SVI``, or
+    ``model`` alone to ``pyro.infer.Predictive`` to generate data.
     """
+
+    accepts_image_shape = True
 
     def __init__(
         self,
         input_dim,
-        latent_dim,
+        latent_dim=None,
         prior="normal",
         posterior="normal",
         likelihood="bernoulli",
@@ -49,16 +68,51 @@ class VAE(nn.Module):
         hidden=(256, 128),
         activation="relu",
         name="vae",
+        guide="amortized",
+        sphere_dim=None,
         pretrain_epochs=None,
     ):
         super().__init__()
-        for key, value in (("input_dim", input_dim), ("latent_dim", latent_dim)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{key} must be a positive integer, got {value!r}")
-        self.input_dim, self.latent_dim, self.name = input_dim, latent_dim, name
+        shape = _input_shape(input_dim)
+        latent_dim = _ambient_dim(latent_dim, sphere_dim)
+        self.input_shape, self.input_dim = shape, math.prod(shape)
+        self.latent_dim, self.name = latent_dim, name
+        input_dim = self.input_dim
         net = {"hidden": hidden, "activation": activation}
-        self.prior = priors.build(prior, latent_dim=latent_dim)
+        self.prior = priors.build(prior, latent_dim=latent_dim, input_dim=input_dim)
+        if sphere_dim is not None and _support(self.prior) != "the sphere":
+            raise ValueError(
+                f"sphere_dim={sphere_dim} asks for z on S^{sphere_dim}, but prior "
+                f"{_name(self.prior)!r} lives on R^d: use prior='hyperspherical_uniform' and "
+                "posterior='von_mises_fisher', or latent_dim for z in R^d"
+            )
+        self.likelihood = likelihoods.build(likelihood, input_dim=input_dim)
+        self.decoder = decoders.build(
+            decoder,
+            latent_dim=latent_dim,
+            output_shape=shape,
+            output_dim=self.likelihood.output_dim,
+            **net,
+        )
+        self.pretrain_epochs = _pretrain_epochs(pretrain_epochs, self.prior, guide == "amortized")
+        if guide != "amortized":
+            if hasattr(self.prior, "bind"):
+                raise ValueError(
+                    f"prior {_name(self.prior)!r} is built from the encoder's posterior, and "
+                    f"guide {_guide_name(guide)!r} has no encoder: use guide='amortized'"
+                )
+            self._set_autoguide(guide, posterior, encoder)
+            return
         self.posterior = posteriors.build(posterior, latent_dim=latent_dim)
+        self.encoder = encoders.build(
+            encoder,
+            input_dim=input_dim,
+            input_shape=shape,
+            param_dims=self.posterior.param_dims,
+            **net,
+        )
+        if hasattr(self.prior, "bind"):  # the VampPrior: q(z | u_k) with this encoder
+            self.prior.bind(self.encoder, self.posterior)
         if self.prior.support is not self.posterior.support:
             raise ValueError(
                 f"prior {_name(self.prior)!r} lives on {_support(self.prior)} but posterior "
@@ -66,14 +120,37 @@ class VAE(nn.Module):
                 "mass where p(z) does; pair 'normal' with 'normal' (or 'mixture'), "
                 "'hyperspherical_uniform' with 'von_mises_fisher'"
             )
-        self.likelihood = likelihoods.build(likelihood, input_dim=input_dim)
-        self.encoder = encoders.build(
-            encoder, input_dim=input_dim, param_dims=self.posterior.param_dims, **net
-        )
-        self.decoder = decoders.build(
-            decoder, latent_dim=latent_dim, output_dim=self.likelihood.output_dim, **net
-        )
-        self.pretrain_epochs = _pretrain_epochs(pretrain_epochs, self.prior, self.has_clusters)
+        self.autoguide, self.guide_name = None, "amortized"
+
+    def _set_autoguide(self, guide, posterior, encoder):
+        """Use one of Pyro's autoguides on ``self.model`` instead of encoder + posterior."""
+        if (posterior, encoder) != ("normal", "mlp"):
+            raise ValueError(
+                f"guide {_guide_name(guide)!r} replaces the encoder and the posterior part: "
+                "leave posterior and encoder at their defaults, or use guide='amortized'"
+            )
+        if self.prior.support is not torch.distributions.constraints.real:
+            raise ValueError(
+                f"guide {_guide_name(guide)!r} needs a prior on R^d, not on "
+                f"{_support(self.prior)}: use guide='amortized' with a von_mises_fisher posterior"
+            )
+        self.guide_name = _guide_name(guide)
+        if isinstance(guide, str):
+            if guide not in AUTOGUIDES:
+                raise ValueError(
+                    f"unknown guide {guide!r} for a VAE; known guides: amortized, "
+                    f"{', '.join(AUTOGUIDES)}, or an AutoGuide class"
+                )
+            guide = getattr(autoguide, AUTOGUIDES[guide])
+        self.encoder = self.posterior = None
+        # Kept out of the module tree: its parameters are made on the first batch (their shape
+        # is that of the rows), live in Pyro's param store and are checkpointed from there.
+        object.__setattr__(self, "autoguide", guide(self.model))
+
+    @property
+    def amortized(self):
+        """False with an autoguide: it has a posterior for the training rows only."""
+        return self.autoguide is None
 
     @property
     def has_enumerated_sites(self):
@@ -99,20 +176,35 @@ class VAE(nn.Module):
 
             vade_start(self, x, epochs=epochs, seed=seed)
 
-    def model(self, x):
-        """p(x, z) = p(z) p(x | z); ``x`` is ``(batch, input_dim)``."""
+    @property
+    def pictures(self):
+        """What :func:`pyrovae.plots.save_all` draws besides the generic pictures: samples of
+        each mixture component for a mixture prior."""
+        return ("mixture_components",) if self.has_clusters else ()
+
+    def model(self, x=None, batch_size=None):
+        """p(x, z) = p(z) p(x | z); ``x`` is ``(batch, input_dim)`` (or ``(batch, C, H, W)``).
+        Without ``x``, ``x`` is sampled: ``batch_size`` rows (default 1), as
+        ``pyro.infer.Predictive`` does."""
+        x = self._rows(x)
         for part in ("prior", "decoder", "likelihood"):
             pyro.module(f"{self.name}.{part}", getattr(self, part))
-        with pyro.plate("data", x.shape[0]):
+        with pyro.plate("data", batch_rows(x, batch_size)):
             z = self.prior("z")
             pyro.sample("x", self.likelihood(self.decoder(z)), obs=x)
 
-    def guide(self, x):
-        """q(z | x), amortised by the encoder."""
+    def guide(self, x, batch_size=None):
+        """q(z | x), amortised by the encoder (or the autoguide given as ``guide``)."""
+        x = self._rows(x)
+        if self.autoguide is not None:
+            return self.autoguide(x, batch_size)
         for part in ("encoder", "posterior"):
             pyro.module(f"{self.name}.{part}", getattr(self, part))
         with pyro.plate("data", x.shape[0]):
             pyro.sample("z", self.posterior(self.encoder(x)))
+
+    def _rows(self, x):
+        return x.reshape(x.shape[0], self.input_dim) if x is not None and x.dim() > 2 else x
 
     @torch.no_grad()
     def sample(self, n):
@@ -123,8 +215,15 @@ class VAE(nn.Module):
 
     @torch.no_grad()
     def encode(self, x):
-        """The posterior's most probable point for each row of ``x``: ``(N, latent_dim)``."""
-        return self.posterior(self.encoder(x)).mode
+        """The posterior's most probable point for each row of ``x``: ``(N, latent_dim)``
+        (for a flow posterior, which has no closed-form mode, the flow's image of its base
+        distribution's mode: see :mod:`pyrovae.parts.posteriors`)."""
+        if self.autoguide is not None:
+            raise ValueError(
+                f"this VAE's guide {self.guide_name!r} is not amortised: it has no encoder to "
+                "apply to rows; build it with guide='amortized' to encode new rows"
+            )
+        return self.posterior(self.encoder(self._rows(x))).mode
 
     @torch.no_grad()
     def decode(self, z):
@@ -150,41 +249,64 @@ class VAE(nn.Module):
 
     def check_data(self, x):
         """Refuse data this model cannot score, with what to do about it."""
+        if x.dim() > 2 and tuple(x.shape[1:]) in (self.input_shape, self.input_shape[-2:]):
+            x = self._rows(x)  # (N, C, H, W), or (N, H, W) for C = 1
         check_matrix(x, self.input_dim)
         self.likelihood.check(x)
 
 
-def check_matrix(x, input_dim):
-    """Raise ``ValueError`` unless ``x`` is a finite floating ``(N, input_dim)`` tensor, N ≥ 1."""
-    if not torch.is_tensor(x) or not x.is_floating_point():
-        raise ValueError(f"data must be a floating-point tensor, got {_describe(x)}")
-    if x.dim() != 2 or x.shape[1] != input_dim:
+AUTOGUIDES = {
+    "auto_normal": "AutoNormal",
+    "auto_delta": "AutoDelta",
+    "auto_diagonal_normal": "AutoDiagonalNormal",
+    "auto_multivariate_normal": "AutoMultivariateNormal",
+}
+
+
+def batch_rows(x, batch_size=None):
+    """The size of the data plate: the rows of ``x``, or ``batch_size`` (default 1) when a
+    model generates ``x``."""
+    if x is not None:
+        return x.shape[0]
+    if batch_size is None:
+        return 1
+    return positive_int("batch_size", batch_size)
+
+
+def _guide_name(guide):
+    return guide if isinstance(guide, str) else getattr(guide, "__name__", type(guide).__name__)
+
+
+def _input_shape(input_dim):
+    """``(D,)`` for an integer D, the tuple for an image shape ``(C, H, W)``."""
+    shape = (input_dim,) if isinstance(input_dim, int) else input_dim
+    if not (
+        isinstance(shape, tuple | list)
+        and len(shape) in (1, 3)
+        and all(is_int(s) and s >= 1 for s in shape)
+    ):
         raise ValueError(
-            f"data must have shape (N, {input_dim}), got {tuple(x.shape)}; flatten images to "
-            f"rows or build the model with input_dim={x.shape[-1] if x.dim() else '?'}"
+            f"input_dim must be a positive integer or an image shape (C, H, W), got {input_dim!r}"
         )
-    if x.shape[0] == 0:
-        raise ValueError("the data set is empty; pass at least one row")
-    if not torch.isfinite(x).all():
-        bad = (~torch.isfinite(x)).any(1).nonzero()[:5, 0].tolist()
-        raise ValueError(f"data contain NaN or inf (rows {bad}...); clean or drop those rows")
+    return tuple(shape)
 
 
-def _pretrain_epochs(value, prior, has_clusters):
+def _pretrain_epochs(value, prior, amortized):
+    clusters = hasattr(prior, "responsibilities")
     if value is None:
-        return None if has_clusters else 0
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"pretrain_epochs must be an integer >= 0, got {value!r}")
-    if value and not has_clusters:
+        return None if clusters and amortized else 0
+    nonnegative_int("pretrain_epochs", value)
+    if value and not clusters:
         raise ValueError(
             f"pretrain_epochs is VaDE's start of a mixture prior, but the prior is "
             f"{_name(prior)!r}; remove pretrain_epochs or use prior='mixture'"
         )
+    if value and not amortized:
+        raise ValueError(
+            "pretrain_epochs pretrains the encoder, and an autoguide has none: remove "
+            "pretrain_epochs or use guide='amortized'"
+        )
     return value
-
-
-def _describe(x):
-    return f"{type(x).__name__} of dtype {x.dtype}" if hasattr(x, "dtype") else type(x).__name__
 
 
 def _name(part):
@@ -193,3 +315,19 @@ def _name(part):
 
 def _support(part):
     return "the sphere" if "Sphere" in type(part.support).__name__ else "R^d"
+
+
+def _ambient_dim(latent_dim, sphere_dim):
+    """``latent_dim``, or ``sphere_dim + 1`` when the sphere's own dimension is given."""
+    if sphere_dim is None:
+        if latent_dim is None:
+            raise ValueError("give latent_dim (R^d or the sphere in R^d) or sphere_dim (S^d)")
+        positive_int("latent_dim", latent_dim)
+        return latent_dim
+    positive_int("sphere_dim", sphere_dim)
+    if latent_dim is not None and latent_dim != sphere_dim + 1:
+        raise ValueError(
+            f"sphere_dim={sphere_dim} means z on S^{sphere_dim} ⊂ R^{sphere_dim + 1}, i.e. "
+            f"latent_dim={sphere_dim + 1}, but latent_dim={latent_dim} was given: give only one"
+        )
+    return sphere_dim + 1

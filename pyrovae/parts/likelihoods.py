@@ -10,8 +10,9 @@ import math
 import pyro.distributions as dist
 import torch
 from torch import nn
-from torch.nn.functional import softplus
+from torch.nn.functional import binary_cross_entropy_with_logits, softplus
 
+from ..checks import positive_real
 from .registry import Registry
 
 likelihoods = Registry("likelihood")
@@ -31,7 +32,7 @@ class BernoulliLikelihood(nn.Module):
         self.output_dim = input_dim
 
     def forward(self, logits):
-        return dist.Bernoulli(logits=logits, validate_args=False).to_event(1)
+        return _BernoulliRows(dist.Bernoulli(logits=logits, validate_args=False), 1)
 
     def check(self, x):
         if x.min() < 0 or x.max() > 1:
@@ -42,30 +43,97 @@ class BernoulliLikelihood(nn.Module):
             )
 
 
-@likelihoods.register("gaussian")
-class GaussianLikelihood(nn.Module):
-    """p(x | z) = N(x; decoder(z), σ² I) with σ a fixed number or ``"learned"`` (one shared σ,
-    σ = softplus(raw), initialised at ``init_scale``)."""
+class _BernoulliRows(dist.Independent):
+    """``Bernoulli(logits=…).to_event(1)`` whose ``log_prob`` negates the cross-entropy after
+    summing it over the row, not the whole ``(…, D)`` array: log p(x) = −Σ_i BCE(logits_i, x_i)."""
 
-    def __init__(self, input_dim, scale="learned", init_scale=0.1):
+    def log_prob(self, value):
+        if self._validate_args:
+            self._validate_sample(value)
+        logits = self.base_dist.logits
+        if logits.shape != value.shape:
+            logits, value = torch.broadcast_tensors(logits, value)
+        return -binary_cross_entropy_with_logits(logits, value, reduction="none").sum(-1)
+
+
+@likelihoods.register("continuous_bernoulli")
+class ContinuousBernoulliLikelihood(nn.Module):
+    """p(x | z) = Π_i CB(x_i; λ_i), λ_i = sigmoid(logits_i) (Loaiza-Ganem & Cunningham 2019):
+
+    .. math::
+        CB(x; λ) = C(λ)\\, λ^x (1 - λ)^{1 - x}, \\quad x \\in [0, 1], \\qquad
+        C(λ) = \\frac{2 \\tanh^{-1}(1 - 2λ)}{1 - 2λ} \\ (C(1/2) = 2),
+
+    the normalised density for grey levels in [0, 1] that the Bernoulli cross-entropy is not
+    (``torch.distributions.ContinuousBernoulli``). Its log-likelihoods are those of a density on
+    [0, 1]^D, so they are not comparable with figures on binarised data. The reconstruction is
+    the mean of CB, not λ.
+    """
+
+    def __init__(self, input_dim):
         super().__init__()
         self.output_dim = input_dim
-        if scale == "learned":
-            if not init_scale > 0:
-                raise ValueError(f"init_scale must be > 0, got {init_scale}")
-            raw = math.log(math.expm1(init_scale))
-            self.raw_scale = nn.Parameter(torch.tensor(raw))
-        elif isinstance(scale, int | float) and not isinstance(scale, bool) and scale > 0:
-            self.register_buffer("fixed_scale", torch.tensor(float(scale)))
+
+    def forward(self, logits):
+        return dist.ContinuousBernoulli(logits=logits, validate_args=False).to_event(1)
+
+    def check(self, x):
+        if x.min() < 0 or x.max() > 1:
+            raise ValueError(
+                f"the continuous Bernoulli likelihood needs data in [0, 1], got values in "
+                f"[{x.min().item():.3g}, {x.max().item():.3g}]; rescale the data or use "
+                "likelihood='gaussian'"
+            )
+
+
+class _LocationScale(nn.Module):
+    """p(x | z) = Π_i F(x_i; decoder(z)_i, σ_i) for a location-scale family F, with σ a fixed
+    number or ``"learned"``: σ = softplus(raw), initialised at ``init_scale``, one σ shared by
+    all pixels or, with ``per_pixel=True``, one σ_i per dimension (D parameters)."""
+
+    family = None
+
+    def __init__(self, input_dim, scale="learned", init_scale=0.1, per_pixel=False):
+        super().__init__()
+        self.output_dim = input_dim
+        if positive_real("scale", scale, learned=True) == "learned":
+            positive_real("init_scale", init_scale)
+            raw = init_scale + math.log(-math.expm1(-init_scale))  # softplus⁻¹, also for large σ
+            shape = (input_dim,) if per_pixel else ()
+            self.raw_scale = nn.Parameter(torch.full(shape, raw))
+        elif per_pixel:
+            raise ValueError(
+                "per_pixel=True learns one scale per pixel: it needs scale='learned', not "
+                f"a fixed scale={scale}"
+            )
         else:
-            raise ValueError(f"scale must be a positive number or 'learned', got {scale!r}")
+            self.register_buffer("fixed_scale", torch.tensor(float(scale)))
 
     @property
     def scale(self):
+        """σ: ``()`` shared, or ``(D,)`` per pixel."""
         return softplus(self.raw_scale) if hasattr(self, "raw_scale") else self.fixed_scale
 
     def forward(self, loc):
-        return dist.Normal(loc, self.scale).to_event(1)
+        return self.family(loc, self.scale.expand(loc.shape[-1:])).to_event(1)
 
     def check(self, x):
         pass
+
+
+@likelihoods.register("gaussian")
+class GaussianLikelihood(_LocationScale):
+    """p(x | z) = N(x; decoder(z), diag σ²) with σ a fixed number or ``"learned"`` (one shared
+    σ, or one per pixel with ``per_pixel=True``; σ = softplus(raw), initialised at
+    ``init_scale``)."""
+
+    family = dist.Normal
+
+
+@likelihoods.register("laplace")
+class LaplaceLikelihood(_LocationScale):
+    """p(x | z) = Π_i Laplace(x_i; decoder(z)_i, b_i), density exp(−|x − μ| / b) / (2b): an L1
+    reconstruction loss with a learned (or fixed) scale b, shared or per pixel as for the
+    Gaussian (``scale``, ``init_scale``, ``per_pixel``)."""
+
+    family = dist.Laplace

@@ -3,15 +3,25 @@
 ``param_dims`` tells the encoder which outputs to produce (name → size); ``posterior(params)``
 maps the unconstrained outputs to a distribution with batch shape ``(batch,)`` and event shape
 ``(latent_dim,)``.
+
+Flow posteriors (``"iaf"``, ``"planar"``) push a diagonal Normal through transforms of
+``pyro.distributions.transforms`` conditioned on an encoder output ``context``. Their density has
+no closed-form mode; their ``mode`` is the image of the base Normal's mean under the flow, the
+point ``encode``, ``reconstruct`` and the pictures use.
 """
 
 import math
 
 import pyro.distributions as dist
+import torch
 from pyro.distributions import constraints
+from pyro.distributions import transforms as T
+from pyro.nn import ConditionalAutoRegressiveNN
 from torch import nn
 from torch.nn.functional import normalize, softplus
 
+from .. import checks
+from ..checks import positive_real
 from ..distributions import VonMisesFisher
 from .registry import Registry
 
@@ -66,15 +76,7 @@ class VonMisesFisherPosterior(nn.Module):
         super().__init__()
         if latent_dim < 2:
             raise ValueError(f"a vMF posterior needs latent_dim >= 2, got {latent_dim}")
-        learned = concentration == "learned"
-        if not learned and not (
-            isinstance(concentration, int | float)
-            and not isinstance(concentration, bool)
-            and concentration > 0
-        ):
-            raise ValueError(
-                f"concentration must be a positive number or 'learned', got {concentration!r}"
-            )
+        learned = positive_real("concentration", concentration, learned=True) == "learned"
         if link not in self.links:
             raise ValueError(f"link must be one of {', '.join(self.links)}, got {link!r}")
         if sampler not in VonMisesFisher.samplers:
@@ -95,3 +97,101 @@ class VonMisesFisherPosterior(nn.Module):
         else:
             kappa = loc.new_full(loc.shape[:-1], float(self.concentration))
         return VonMisesFisher(loc, kappa, sampler=self.sampler)
+
+
+class FlowDistribution(dist.TransformedDistribution):
+    """A base distribution pushed through transforms, with ``mode`` = the transforms applied
+    to the base distribution's mode (for a flow on a Normal: T(μ)). It is not the mode of the
+    transformed density in general (that has no closed form), but it is deterministic and
+    exact for an identity flow."""
+
+    @property
+    def mode(self):
+        z = self.base_dist.mode
+        for transform in self.transforms:
+            z = transform(z)
+        return z
+
+
+class _FlowPosterior(nn.Module):
+    """q(z | x): N(μ(x), diag σ(x)²) pushed through ``num_flows`` conditional transforms
+    that read the encoder's ``context`` output (``context_dim`` numbers per row)."""
+
+    support = constraints.real
+    default_flows = 2
+    invertible = True  # q(z | x) can be evaluated at any z, not only at its own samples
+
+    def __init__(self, latent_dim, num_flows=None, hidden=None, context_dim=32, min_scale=1e-5):
+        super().__init__()
+        num_flows = self.default_flows if num_flows is None else num_flows
+        checks.positive_int("num_flows", num_flows)
+        checks.positive_int("context_dim", context_dim)
+        hidden = [10 * latent_dim] if hidden is None else list(checks.sizes("hidden", hidden))
+        self.base = NormalPosterior(latent_dim, min_scale)
+        self.param_dims = {**self.base.param_dims, "context": context_dim}
+        self.flows = nn.ModuleList(
+            self.make_flow(k, latent_dim, context_dim, hidden) for k in range(num_flows)
+        )
+
+    def forward(self, params):
+        transforms = [flow.condition(params["context"]) for flow in self.flows]
+        return FlowDistribution(self.base(params), transforms)
+
+
+@posteriors.register("iaf")
+class IAFPosterior(_FlowPosterior):
+    """Inverse autoregressive flow (Kingma et al. 2016): z_0 ~ N(μ(x), diag σ(x)²), then per
+    flow t, with (m_t, s_t) = MADE_t(z_{t−1}, h(x)) autoregressive in z and g_t = sigmoid(s_t),
+
+    .. math::
+        z_t = g_t \\odot z_{t-1} + (1 - g_t) \\odot m_t, \\qquad
+        \\log q(z_T \\mid x) = \\log N(z_0; μ, σ^2) - \\sum_t \\sum_i \\log g_{t,i}
+
+    (the paper's numerically stable gated update: Pyro's ``ConditionalAffineAutoregressive``
+    with ``stable=True`` on a ``ConditionalAutoRegressiveNN``). The variable order is reversed
+    after every flow, as in the paper. Options: ``num_flows`` (default 2), ``hidden`` (the MADE's
+    hidden sizes, each ≥ latent_dim; default one layer of 10·latent_dim, Pyro's default),
+    ``context_dim`` (the size of h(x), default 32), ``min_scale``. Sampling is one pass per
+    flow; evaluating q at a point it did not sample (as the VampPrior does) inverts each flow
+    in latent_dim sequential passes.
+    """
+
+    @staticmethod
+    def make_flow(k, latent_dim, context_dim, hidden):
+        if latent_dim < 2:
+            raise ValueError(
+                f"an autoregressive flow needs latent_dim >= 2, got {latent_dim}; use "
+                "posterior 'planar' or 'normal'"
+            )
+        if min(hidden) < latent_dim:
+            raise ValueError(
+                f"the IAF's hidden sizes must be >= latent_dim ({latent_dim}), got {hidden}"
+            )
+        order = torch.arange(latent_dim)
+        order = order.flip(0) if k % 2 else order
+        net = ConditionalAutoRegressiveNN(latent_dim, context_dim, hidden, permutation=order)
+        return T.ConditionalAffineAutoregressive(net, stable=True)
+
+
+@posteriors.register("planar")
+class PlanarPosterior(_FlowPosterior):
+    """Planar flow (Rezende & Mohamed 2015): z_0 ~ N(μ(x), diag σ(x)²), then per flow t
+
+    .. math::
+        z_t = z_{t-1} + u_t \\tanh(w_t^\\top z_{t-1} + b_t), \\qquad
+        \\log q(z_T \\mid x) = \\log N(z_0; μ, σ^2) - \\sum_t
+        \\log |1 + u_t^\\top ψ_t(z_{t-1})|
+
+    with (u_t, w_t, b_t) given by a network of h(x) (Pyro's ``ConditionalPlanar``, û
+    constrained so that each map is invertible). Options: ``num_flows`` (default 8),
+    ``hidden`` (the hyper-network's hidden sizes, default one layer of 10·latent_dim),
+    ``context_dim`` (default 32), ``min_scale``. A planar map has no closed-form inverse: q can
+    be evaluated only at its own samples, so priors that need q elsewhere (``"vamp"``) refuse it.
+    """
+
+    default_flows = 8
+    invertible = False
+
+    @staticmethod
+    def make_flow(k, latent_dim, context_dim, hidden):
+        return T.conditional_planar(latent_dim, context_dim, hidden)

@@ -5,6 +5,7 @@ Calling a prior emits the latent ``pyro.sample`` statement(s) and returns ``z`` 
 ``support`` says where ``z`` lives, so that a posterior on another space is refused.
 """
 
+import math
 import warnings
 
 import pyro
@@ -13,6 +14,7 @@ import torch
 from pyro.distributions import constraints
 from torch import nn
 
+from ..checks import positive_int
 from ..distributions import HypersphericalUniform
 from ..models.mixture import Mixture
 from .registry import Registry
@@ -97,3 +99,100 @@ class MixturePrior(Mixture):
             stacklevel=2,
         )
         self.set_moments(weights, locs, torch.as_tensor(scales, dtype=torch.float64) ** 2)
+
+
+class MixtureOfPosteriors(dist.TorchDistribution):
+    """p(z) = (1/K) Σ_k q(z | u_k): the uniform mixture of K posteriors given as one
+    distribution ``components`` of batch shape ``(K,)`` and event shape ``(d,)``.
+
+    ``log_prob(z)`` evaluates every component at every z (``logsumexp`` over k), in chunks of
+    rows so that memory stays near ``MAX_ELEMENTS`` numbers whatever the leading shape of z.
+    """
+
+    arg_constraints = {}
+    MAX_ELEMENTS = 2**22
+
+    def __init__(self, components, batch_shape=(), validate_args=None):
+        self.components = components
+        super().__init__(torch.Size(batch_shape), components.event_shape, validate_args=False)
+
+    @property
+    def support(self):
+        return self.components.support
+
+    def expand(self, batch_shape, _instance=None):
+        return MixtureOfPosteriors(self.components, batch_shape)
+
+    def log_prob(self, z):
+        (k,), d = self.components.batch_shape, z.shape[-1]
+        rows = z.reshape(-1, d)
+        step = max(1, self.MAX_ELEMENTS // (k * d))
+        parts = []
+        for chunk in rows.split(step):
+            lp = self.components.log_prob(chunk[:, None, :].expand(len(chunk), k, d))
+            parts.append(lp.logsumexp(-1))
+        return (torch.cat(parts) - math.log(k)).reshape(z.shape[:-1])
+
+    def sample(self, sample_shape=()):
+        shape = torch.Size(sample_shape) + self.batch_shape
+        (k,) = self.components.batch_shape
+        draws = self.components.sample(shape)  # shape + (K, d)
+        pick = torch.randint(k, shape, device=draws.device)
+        index = pick[..., None, None].expand(*shape, 1, draws.shape[-1])
+        return draws.gather(-2, index).squeeze(-2)
+
+
+@priors.register("vamp")
+class VampPrior(nn.Module):
+    """The VampPrior (Tomczak & Welling 2018): the mixture of the model's own posterior at K
+    learned pseudo-inputs u_k,
+
+    .. math::
+        p_λ(z) = \\frac1K \\sum_{k=1}^K q_φ(z \\mid u_k),
+
+    with u_k ``(K, input_dim)`` module parameters (initialised uniform on [0, 1], the data
+    range of pyrovae's data sets; they are not constrained afterwards) and q_φ the VAE's
+    encoder and posterior, which it shares (:meth:`bind`). The KL term has no closed form;
+    the ELBO estimates it by sampling.
+
+    It works with any posterior whose density can be evaluated at points it did not sample:
+    ``"normal"``, ``"iaf"`` (inverted in latent_dim passes per evaluation, slower),
+    ``"von_mises_fisher"``; ``"planar"`` has no inverse and is refused, as are the
+    non-amortised autoguides, which have no encoder to apply to u_k.
+
+    :param int num_pseudo_inputs: K (Tomczak & Welling use 500 on MNIST).
+    """
+
+    def __init__(self, latent_dim, input_dim, num_pseudo_inputs=500):
+        super().__init__()
+        positive_int("num_pseudo_inputs", num_pseudo_inputs)
+        self.pseudo_inputs = nn.Parameter(torch.rand(num_pseudo_inputs, input_dim))
+        self._bound = None  # (encoder, posterior), kept out of this module's parameters
+
+    def bind(self, encoder, posterior):
+        """Share the VAE's ``encoder`` and ``posterior`` (they stay the VAE's modules)."""
+        if not getattr(posterior, "invertible", True):
+            name = getattr(posterior, "registered_name", type(posterior).__name__)
+            raise ValueError(
+                f"prior 'vamp' evaluates q(z | u_k) at every z, but posterior {name!r} can be "
+                "evaluated only at its own samples (it has no inverse); use posterior 'normal' "
+                "or 'iaf' with the VampPrior"
+            )
+        object.__setattr__(self, "_bound", (encoder, posterior))
+
+    @property
+    def support(self):
+        return self._bound[1].support if self._bound else constraints.real
+
+    def distribution(self):
+        """p(z) as :class:`MixtureOfPosteriors`, batch shape ``()``, event ``(latent_dim,)``."""
+        if self._bound is None:
+            raise ValueError(
+                "the VampPrior has no encoder yet: it is built inside a VAE "
+                "(pyrovae.models.VAE(..., prior='vamp'))"
+            )
+        encoder, posterior = self._bound
+        return MixtureOfPosteriors(posterior(encoder(self.pseudo_inputs)))
+
+    def forward(self, name):
+        return pyro.sample(name, self.distribution())

@@ -1,0 +1,142 @@
+"""Argument checks: one home for each rule, used by the models, the parts, the trainer and the
+config.
+
+Every check takes the argument's ``name`` (as the user wrote it: ``"latent_dim"``) and its
+``value``, returns the value when it is acceptable and otherwise raises ``ValueError`` saying
+what the argument accepts and what it got, e.g. ``latent_dim must be a positive integer, got
+0``. Booleans are never numbers here (``True`` is not a size), following scikit-learn's
+"no silent coercion".
+"""
+
+import math
+
+import torch
+
+SEED_BOUND = 2**32  # numpy's seed range, which pyro.set_rng_seed also seeds
+
+
+def is_int(value):
+    """``True`` for a Python or numpy integer, not for ``bool``."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_real(value):
+    """``True`` for an int or a float (``nan`` and ``inf`` included), not for ``bool``."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def positive_int(name, value, optional=False):
+    """An integer ≥ 1 (or ``None`` when ``optional``)."""
+    if optional and value is None:
+        return value
+    if not (is_int(value) and value >= 1):
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def nonnegative_int(name, value):
+    """An integer ≥ 0."""
+    if not (is_int(value) and value >= 0):
+        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+    return value
+
+
+def positive_real(name, value, learned=False):
+    """A finite number > 0; with ``learned``, the text ``"learned"`` is accepted as well."""
+    if learned and value == "learned":
+        return value
+    if not (is_real(value) and 0 < value < math.inf):
+        also = " or 'learned'" if learned else ""
+        raise ValueError(f"{name} must be a positive number{also}, got {value!r}")
+    return value
+
+
+def nonnegative_real(name, value):
+    """A finite number ≥ 0."""
+    if not (is_real(value) and 0 <= value < math.inf):
+        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+    return value
+
+
+def seed(name, value):
+    """An integer in [0, 2**32): what torch, numpy and random all accept."""
+    if not (is_int(value) and 0 <= value < SEED_BOUND):
+        raise ValueError(f"{name} must be an integer in [0, 2**32), got {value!r}")
+    return value
+
+
+def one_of(name, value, allowed):
+    """One of ``allowed`` (``None`` in ``allowed`` means "may be unset", not listed)."""
+    if value not in allowed:
+        known = ", ".join(str(a) for a in allowed if a is not None)
+        raise ValueError(f"{name} must be one of {known}, got {value!r}")
+    return value
+
+
+def sizes(name, value):
+    """A non-empty list (or tuple) of positive integers, e.g. hidden layer sizes."""
+    if not (isinstance(value, list | tuple) and value and all(is_int(v) and v >= 1 for v in value)):
+        raise ValueError(f"{name} must be a non-empty list of positive integers, got {value!r}")
+    return value
+
+
+def _optional_positive_int(name, value):
+    return positive_int(name, value, optional=True)
+
+
+TRAINING = {
+    "epochs": positive_int,
+    "batch_size": positive_int,
+    "lr": positive_real,
+    "seed": seed,
+    "num_particles": positive_int,
+    "warmup_epochs": nonnegative_real,
+    "patience": _optional_positive_int,
+}
+"""The options of :func:`pyrovae.fit` that are numbers, each with its check."""
+
+
+def training_options(values):
+    """Check the entries of ``values`` named in :data:`TRAINING` (others are left alone)."""
+    for key, check in TRAINING.items():
+        if key in values:
+            check(key, values[key])
+
+
+def device_dtype(model):
+    """Device and dtype of ``model``'s first parameter: where its inputs must go. A model
+    without parameters (or not a module) gets the CPU and torch's default dtype."""
+    p = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
+    if p is None:
+        return torch.device("cpu"), torch.get_default_dtype()
+    return p.device, p.dtype
+
+
+def check_matrix(x, input_dim):
+    """Raise ``ValueError`` unless ``x`` is a finite floating ``(N, input_dim)`` tensor, N ≥ 1."""
+    if not torch.is_tensor(x) or not x.is_floating_point():
+        raise ValueError(f"data must be a floating-point tensor, got {_describe(x)}")
+    if x.dim() > 2:
+        raise ValueError(
+            f"data must have shape (N, {input_dim}), got images {tuple(x.shape)}; flatten them "
+            f"to rows (x.reshape(len(x), -1)) and build the model with input_dim="
+            f"{math.prod(x.shape[1:])}, or give a VAE input_dim={_image_shape(x)}"
+        )
+    if x.dim() != 2 or x.shape[1] != input_dim:
+        raise ValueError(
+            f"data must have shape (N, {input_dim}), got {tuple(x.shape)}; build the model "
+            f"with input_dim={x.shape[-1] if x.dim() else '?'}"
+        )
+    if x.shape[0] == 0:
+        raise ValueError("the data set is empty; pass at least one row")
+    if not torch.isfinite(x).all():
+        bad = (~torch.isfinite(x)).any(1).nonzero()[:5, 0].tolist()
+        raise ValueError(f"data contain NaN or inf (rows {bad}...); clean or drop those rows")
+
+
+def _image_shape(x):
+    return (1, *x.shape[1:]) if x.dim() == 3 else tuple(x.shape[1:])
+
+
+def _describe(x):
+    return f"{type(x).__name__} of dtype {x.dtype}" if hasattr(x, "dtype") else type(x).__name__

@@ -1,0 +1,249 @@
+"""Hooks of :func:`pyrovae.fit`'s loop: KL warm-up, early stopping, test scoring, progress,
+checkpoints and loggers.
+
+The loop (:mod:`pyrovae.infer.train`) calls, in list order, every callback's
+
+* ``setup(state)`` before the parameters are found (wrap ``state.model_fn``/``guide_fn``);
+* ``on_train_start(state)`` once the optimizer exists (restore a checkpoint);
+* ``on_step_start(state)`` / ``on_step_end(state)`` around each optimiser step;
+* ``on_epoch_end(state)`` once the epoch's row is in ``state.history``; setting
+  ``state.stop = True`` ends training after this epoch;
+* ``on_train_end(state)`` after the last epoch.
+
+``state`` is the :class:`~pyrovae.infer.train.TrainState`. A callback that must survive a
+resume has a ``state_key`` and ``state_dict()``/``load_state_dict()``; :class:`Checkpoint`
+stores them. Like PyTorch Lightning's callbacks, but only the hooks this loop needs.
+"""
+
+import copy
+import json
+import math
+import os
+import sys
+
+from pyro.poutine.messenger import Messenger
+from tqdm.auto import tqdm
+
+from . import checkpoint as ckpt
+from .guard import NonFiniteError
+
+
+class Callback:
+    """A no-op hook set: override the hooks you need."""
+
+    def setup(self, state):
+        pass
+
+    def on_train_start(self, state):
+        pass
+
+    def on_step_start(self, state):
+        pass
+
+    def on_step_end(self, state):
+        pass
+
+    def on_epoch_end(self, state):
+        pass
+
+    def on_train_end(self, state):
+        pass
+
+
+class scale_latents(Messenger):
+    """Like ``poutine.scale``, but only on latent (unobserved) sample sites.
+
+    Applied to both model and guide it multiplies the KL part of the ELBO by ``beta``:
+    E_q[log p(x|z)] − β KL(q(z|x) ‖ p(z)) — the KL warm-up of Sønderby et al. 2016.
+    """
+
+    def __init__(self, beta=1.0):
+        super().__init__()
+        self.beta = beta
+
+    def _process_message(self, msg):
+        if msg["type"] == "sample" and not msg["is_observed"] and self.beta != 1.0:
+            msg["scale"] = msg["scale"] * self.beta
+
+
+class KLWarmup(Callback):
+    """β grows linearly from 0 to ``beta`` (1 by default; another constant makes a β-VAE) over
+    ``epochs`` epochs, step by step: at global step t (counting from 1) β = beta × min(1,
+    t / (epochs × steps per epoch)); the epoch's last β is recorded. A handler on the stack
+    costs time at every site, so it is added only when ``epochs > 0`` or ``beta != 1``."""
+
+    def __init__(self, epochs, beta=1.0):
+        self.epochs, self.beta, self.scale = epochs, beta, scale_latents()
+
+    def setup(self, state):
+        state.model_fn, state.guide_fn = self.scale(state.model_fn), self.scale(state.guide_fn)
+
+    def on_step_start(self, state):
+        total = self.epochs * state.steps_per_epoch or 1
+        self.scale.beta = state.beta = self.beta * min(1.0, state.global_step / total)
+
+
+class EarlyStopping(Callback):
+    """Stop when the validation ELBO has not improved for ``patience`` epochs; at the end put
+    back the parameters of the best epoch (Prechelt 1998's rule with the best model kept)."""
+
+    state_key = "best"
+
+    def __init__(self, patience):
+        self.patience = patience
+        self.best = {"elbo": -math.inf, "epoch": None, "state": None, "wait": 0}
+
+    def state_dict(self):
+        return self.best
+
+    def load_state_dict(self, best):
+        self.best = best
+
+    def on_train_start(self, state):
+        if self.best["wait"] >= self.patience:  # a resumed run that had stopped early
+            state.stop = True
+
+    def on_epoch_end(self, state):
+        value = state.history["valid_elbo"][-1]
+        if value > self.best["elbo"]:
+            self.best.update(elbo=value, epoch=state.history["epoch"][-1], wait=0)
+            self.best["state"] = copy.deepcopy(state.model.state_dict())
+            return
+        self.best["wait"] += 1
+        state.stop = self.best["wait"] >= self.patience
+
+    def on_train_end(self, state):
+        if self.best["state"] is not None:
+            state.model.load_state_dict(self.best["state"])
+
+
+class TestScore(Callback):
+    """The test split's ELBO per example: ``"end"`` once, for the parameters ``fit`` returns
+    (those of the best epoch under early stopping), written in the last epoch's row;
+    ``"epoch"`` every epoch (the curve); ``"never"``."""
+
+    WHEN = ("end", "epoch", "never")
+
+    def __init__(self, when):
+        self.when = when
+
+    def on_epoch_end(self, state):
+        if self.when == "epoch":
+            self._score(state)
+
+    def on_train_end(self, state):
+        if self.when == "end" and state.history["epoch"]:
+            self._score(state)
+
+    def _score(self, state):
+        value = state.score(state.data.test)
+        state.history["test_elbo"][-1] = value
+        check_finite(state.history, "test_elbo")
+
+
+class Progress(Callback):
+    """On a terminal a progress bar per epoch; a single summary line per epoch either way
+    (without the bar when the output is a file or a pipe). Rank 0 only."""
+
+    def __init__(self, stream=None):
+        self.stream, self.bar, self.total, self.count = stream, None, 0.0, 0
+
+    def on_train_start(self, state):
+        stream = self.stream or sys.stderr
+        self.tty = state.ctx.is_main and hasattr(stream, "isatty") and stream.isatty()
+
+    def on_step_start(self, state):
+        if state.step == 1:
+            self.total, self.count = 0.0, 0
+            if self.tty:
+                desc = f"epoch {state.epoch + 1}/{state.options.epochs}"
+                self.bar = tqdm(
+                    total=state.steps_per_epoch, desc=desc, leave=False, file=self.stream
+                )
+
+    def on_step_end(self, state):
+        self.total += state.loss
+        self.count += state.batch_rows
+        if self.bar is not None:
+            self.bar.set_postfix(elbo=f"{-self.total / max(self.count, 1):.3f}", refresh=False)
+            self.bar.update()
+
+    def on_epoch_end(self, state):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if state.ctx.is_main:
+            self._write(summary(state.history))
+
+    def on_train_end(self, state):
+        test = state.history["test_elbo"][-1] if state.history["epoch"] else None
+        if state.ctx.is_main and test is not None and state.options.score_test == "end":
+            self._write(f"test elbo {test:.3f}")
+
+    def _write(self, line):
+        if self.tty:
+            tqdm.write(line, file=self.stream)
+        else:
+            print(line, file=self.stream, flush=True)
+
+
+class Checkpoint(Callback):
+    """``checkpoint.pt`` (model, ``pyro.param`` values, optimizer, RNG states of every rank,
+    history, the states of the hooks that have a ``state_key``) after every epoch,
+    atomically, and ``metrics.json``. Written by rank 0 only; :func:`pyrovae.fit` reads it
+    back on a resume."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def on_train_start(self, state):
+        if state.first_epoch and state.ctx.is_main:  # a run killed between the two files
+            write_json(self.path.parent / METRICS, state.history)
+
+    def on_epoch_end(self, state):
+        extra = {"world_size": state.ctx.world_size}
+        for hook in state.callbacks:
+            if hasattr(hook, "state_key"):
+                extra[hook.state_key] = hook.state_dict()
+        rngs = state.ctx.gather(ckpt.rng_state())
+        if state.ctx.active:
+            extra["rng_by_rank"] = rngs
+        if state.ctx.is_main:
+            epoch = state.history["epoch"][-1]
+            ckpt.save(self.path, state.model, state.optimizer, epoch, state.history, extra)
+            write_json(self.path.parent / METRICS, state.history)
+
+    def on_train_end(self, state):
+        if state.ctx.is_main:  # with the test ELBO scored at the end
+            write_json(self.path.parent / METRICS, state.history)
+
+
+METRICS = "metrics.json"
+
+
+def check_finite(history, key):
+    """Refuse to record (and checkpoint) an epoch whose ``key`` ELBO is not finite."""
+    value = history[key][-1]
+    if value is not None and not math.isfinite(value):
+        raise NonFiniteError(
+            f"the {key.replace('_', ' ')} of epoch {history['epoch'][-1]} is {value}; the "
+            "parameters give a non-finite ELBO on these rows: check their range, lower lr, "
+            "or rerun with --detect-anomaly; the last checkpoint is kept"
+        )
+
+
+def summary(history):
+    """One line for the last epoch: its ELBOs and duration."""
+    train = next(k for k in history if k.startswith("train_") and history[k][-1] is not None)
+    parts = [f"epoch {history['epoch'][-1]}", f"{train.replace('_', ' ')} {history[train][-1]:.3f}"]
+    for name in ("valid", "test"):
+        if history[f"{name}_elbo"][-1] is not None:
+            parts.append(f"{name} elbo {history[f'{name}_elbo'][-1]:.3f}")
+    return "  ".join(parts) + f"  ({history['seconds'][-1]:.1f}s)"
+
+
+def write_json(path, obj):
+    """Write ``obj`` as JSON to ``path`` atomically (temporary file + rename)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)

@@ -1,0 +1,189 @@
+"""The SVI step of :func:`pyrovae.fit`, as a public builder.
+
+:func:`make_step` turns a model, its model/guide functions and a Pyro ELBO into
+``step(x, rows, optimizer, (epoch, step))``: one optimiser step that checks the loss and the
+gradients with the numerical guard (:mod:`pyrovae.infer.guard`) before the parameters move.
+:func:`trainable_parameters` finds what the optimiser must update (the model's parameters and
+any ``pyro.param`` site), :func:`named_parameters` names them for error messages, and
+:func:`adam` is the optimiser ``fit`` uses. Benchmarks and custom loops build their step from
+these instead of copying ``fit``'s::
+
+    params = trainable_parameters(vae, elbo, vae.model, vae.guide, x[:2])
+    step = make_step(elbo, vae, vae.model, vae.guide, named_parameters(vae, params))
+    optimizer = adam(params, lr=1e-3)
+    loss = step(x, len(x), optimizer, (1, 1))  # the batch's summed negative ELBO
+
+What a step does not repeat (each measured in ``benchmarks/overhead.py``):
+
+* ``pyro.module`` registers a network's parameters in Pyro's param store at every call of the
+  model and guide. :func:`trainable_parameters` has registered them once; the step answers
+  those ``param`` messages with the parameter itself (:class:`RegisteredParams`), which is
+  what ``pyro.module`` does with the answer anyway, for the ELBOs whose loss does not read
+  param sites (``Trace_ELBO``, ``TraceEnum_ELBO``, ``TraceMeanField_ELBO``). The JIT ELBOs,
+  which look for param sites, and ``pyro.param`` statements (AutoGuides…) are untouched.
+* ``Trace_ELBO`` is run as :class:`~pyrovae.infer.elbo.FastTrace_ELBO` (same loss and
+  gradients, no host transfers).
+* The loss stays on the device until the guard's single transfer.
+"""
+
+import pyro
+import torch
+from pyro import poutine
+from pyro.infer import Trace_ELBO, TraceEnum_ELBO, TraceMeanField_ELBO
+from pyro.poutine.messenger import Messenger
+
+from . import guard
+from .distributed import Context, wrap
+from .elbo import FastTrace_ELBO
+
+# ELBOs whose loss reads only sample sites, so that param messages may be answered early
+_PARAM_FREE_LOSS = (Trace_ELBO, FastTrace_ELBO, TraceEnum_ELBO, TraceMeanField_ELBO)
+
+
+def make_step(elbo, model, model_fn, guide_fn, named_params, ctx=None):
+    """``step(x, rows, optimizer, (epoch, step))``: one optimiser step on this rank's batch
+    ``x``, part of a global batch of ``rows`` rows; returns the rank's summed negative ELBO.
+
+    The gradient is that of the global batch's per-example loss (see
+    :mod:`pyrovae.infer.distributed`); it is checked by :func:`guard.check_step` before the
+    parameters move.
+
+    :param elbo: a Pyro ELBO object.
+    :param model: the model object (its parameters are what DDP averages).
+    :param model_fn, guide_fn: the model and guide functions of ``x`` (possibly wrapped, e.g.
+        by :class:`~pyrovae.infer.train.scale_latents`).
+    :param named_params: ``(name, parameter)`` pairs of everything the optimiser updates;
+        they must be registered in Pyro's param store (:func:`trainable_parameters` does it).
+    :param ctx: the :class:`~pyrovae.infer.distributed.Context` (default: one process).
+    """
+    ctx = ctx or Context()
+    params = [p for _, p in named_params]
+    if hasattr(elbo, "differentiable_loss"):
+        if type(elbo) is Trace_ELBO:
+            elbo = FastTrace_ELBO.like(elbo)
+        if type(elbo) in _PARAM_FREE_LOSS:
+            registered = RegisteredParams(params)
+            model_fn, guide_fn = registered(model_fn), registered(guide_fn)
+        if ctx.active:
+            loss_module = wrap(model, elbo(model_fn, guide_fn), ctx)
+        else:  # the same without two module calls
+
+            def loss_module(x, scale):
+                return elbo.differentiable_loss(model_fn, guide_fn, x) * scale
+
+        in_module = {id(p) for p in loss_module.parameters()} if ctx.active else set()
+        others = [p for p in params if id(p) not in in_module]
+
+        def gradients(x, scale):
+            loss = loss_module(x, scale)
+            loss.backward()  # DDP averages the module's gradients over ranks
+            ctx.average_gradients(others)
+            return loss
+
+    else:  # RenyiELBO, TraceGraph_ELBO: they set the gradients themselves
+
+        def gradients(x, scale):
+            loss = elbo.loss_and_grads(model_fn, guide_fn, x) if len(x) else 0.0
+            for p in params:
+                if p.grad is not None:
+                    p.grad *= scale
+            ctx.average_gradients(params)
+            return loss * scale
+
+    def step(x, rows, optimizer, epoch_step):
+        rng = torch.get_rng_state()
+        optimizer.zero_grad()
+        scale = ctx.world_size / rows
+        loss = gradients(x, scale)
+
+        def replay():
+            torch.set_rng_state(rng)  # the same noise as the step
+            return guard.diagnose(model_fn, guide_fn, x, named_params)
+
+        where = "epoch {}, step {}".format(*epoch_step)
+        if ctx.active:
+            where += f" (rank {ctx.rank} of {ctx.world_size})"
+        loss = guard.check_step(loss, named_params, where, replay)
+        optimizer.step()
+        return loss / scale
+
+    return step
+
+
+class RegisteredParams(Messenger):
+    """Answers the ``param`` message of a parameter already in Pyro's param store with the
+    parameter itself, and stops it there.
+
+    ``pyro.module(name, net)`` sends one ``param`` message per parameter of ``net`` at every
+    call; once the store holds that very tensor under that name (unconstrained), Pyro's answer
+    is the tensor that was sent, which ``pyro.module`` only compares with its own. Messages of
+    other parameters (``pyro.param`` sites with an initial value or none, constrained
+    parameters) go on to the store as usual.
+
+    :param params: the parameters to answer for (those registered by
+        :func:`trainable_parameters`).
+    """
+
+    def __init__(self, params):
+        super().__init__()
+        ids = {id(p) for p in params}
+        store = pyro.get_param_store()
+        self.by_name = {
+            name: p
+            for name, p in store.named_parameters()
+            if id(p) in ids and store[name] is p  # unconstrained: the store returns p itself
+        }
+
+    def _pyro_param(self, msg):
+        p = self.by_name.get(msg["name"])
+        if p is not None and len(msg["args"]) > 1 and msg["args"][1] is p:
+            msg["value"], msg["done"], msg["stop"] = p, True, True
+
+
+def adam(params, lr):
+    """``torch.optim.Adam(params, lr)``, fused (one kernel for all parameters) where PyTorch
+    has the fused kernels for the parameters' device and dtype (CPU, CUDA, MPS, XPU with
+    floating parameters), else with ``foreach`` (multi-tensor) updates. The same update rule
+    as the plain loop, to float rounding."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except RuntimeError:  # no fused kernel for this device or dtype
+        return torch.optim.Adam(params, lr=lr, foreach=True)
+
+
+def trainable_parameters(model, elbo, model_fn, guide_fn, x):
+    """The model's parameters and those of any ``pyro.param`` site, found by one traced loss
+    on the rows ``x`` (two rows suffice).
+
+    Entries that an earlier module of the same ``name`` left in Pyro's param store are dropped
+    first, so that ``pyro.module`` binds the name to this model's own parameters.
+    """
+    owner = getattr(model, "name", None)
+    store = pyro.get_param_store()
+    for name in list(store.keys()):
+        module = name.split("$$$")[0]
+        if module == owner or module.startswith(f"{owner}."):
+            del store[name]
+    with poutine.trace(param_only=True) as tr:
+        elbo.loss(model_fn, guide_fn, x)
+    params = list(model.parameters()) if isinstance(model, torch.nn.Module) else []
+    seen = {id(p) for p in params}
+    for site in tr.trace.nodes.values():
+        p = site["value"].unconstrained()
+        if id(p) not in seen:
+            params.append(p)
+            seen.add(id(p))
+    if not params:
+        raise ValueError("the model and guide have no parameters to learn")
+    return params
+
+
+def named_parameters(model, params):
+    """``(name, parameter)`` pairs for messages: module names, else ``pyro.param`` names."""
+    names = {}
+    for name, p in pyro.get_param_store().named_parameters():
+        names[id(p)] = name
+    if isinstance(model, torch.nn.Module):
+        names.update({id(p): name for name, p in model.named_parameters()})
+    return [(names.get(id(p), f"parameter {i}"), p) for i, p in enumerate(params)]

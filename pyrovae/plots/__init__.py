@@ -1,0 +1,98 @@
+"""Pictures of trained models, written as PNG files without a display.
+
+:func:`save_all` asks the model what it offers: every model with ``sample``/``reconstruct``
+gets samples and reconstructions on image data, one with a 2-d ``encode`` a latent scatter,
+and a model lists its own pictures by name in its ``pictures`` attribute (the keys of
+:data:`MODEL_PICTURES`: ``"mixture_components"``, ``"gmm"``, ``"linear_components"``,
+``"reconstructions_by_component"``).
+
+Modules: :mod:`.canvas` (figures, saving, image grids), :mod:`.images` (any model),
+:mod:`.mixture` (mixtures), :mod:`.llgae` (mixtures of linear decoders).
+"""
+
+from pathlib import Path
+
+from torch.distributions import constraints
+
+from .canvas import PAD, image_grid, image_scale, save_image_grid
+from .images import (
+    latent_grid,
+    latent_grid_points,
+    latent_scatter,
+    learning_curves,
+    reconstructions,
+    sample_grid,
+)
+from .llgae import plot_components, plot_reconstructions
+from .mixture import plot_gmm, plot_mixture_samples
+
+# name → (file, draw(model, data, rows, path)); ``rows`` is the first of test/valid/train
+MODEL_PICTURES = {
+    "mixture_components": (
+        "components.png",
+        lambda model, data, rows, path: plot_mixture_samples(model, data.image_shape, path),
+    ),
+    "gmm": ("gmm.png", lambda model, data, rows, path: plot_gmm(model, data.train.x, path)),
+    "linear_components": (
+        "components.png",
+        lambda model, data, rows, path: plot_components(model, data.image_shape, path),
+    ),
+    "reconstructions_by_component": (
+        "reconstructions_by_component.png",
+        lambda model, data, rows, path: plot_reconstructions(
+            model, rows.x[:1000], data.image_shape, path
+        ),
+    ),
+}
+IMAGE_PICTURES = {"mixture_components", "linear_components", "reconstructions_by_component"}
+
+
+def save_all(model, data, history, out, n=64):
+    """Write the pictures that ``model`` offers for ``data`` into the folder ``out``.
+
+    ``learning_curves.png`` always; on image data (``data.image_shape``) ``samples.png`` (``n``
+    draws) and ``reconstructions.png`` (10 test rows) when the model has ``sample`` and
+    ``reconstruct``; with a 2-d latent space and labels ``latent_scatter.png`` (test
+    encodings by label) and, when the prior lives on R², ``latent_grid.png`` (decoded normal
+    quantiles); then each picture named in ``model.pictures`` (:data:`MODEL_PICTURES`), those
+    of images only on image data. Returns the paths.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = next(s for s in (data.test, data.valid, data.train) if s is not None)
+    shape = data.image_shape
+    paths = [learning_curves(history, out / "learning_curves.png")]
+    if shape is not None and hasattr(model, "sample"):
+        paths.append(sample_grid(model, n, shape, out / "samples.png"))
+    if shape is not None and hasattr(model, "reconstruct"):
+        paths.append(reconstructions(model, rows.x[:10], shape, out / "reconstructions.png"))
+    if getattr(model, "latent_dim", None) == 2 and hasattr(model, "encode") and rows.y is not None:
+        paths.append(latent_scatter(model, rows.x, rows.y, out / "latent_scatter.png"))
+        real = getattr(getattr(model, "prior", None), "support", None) is constraints.real
+        if shape is not None and real:
+            paths.append(latent_grid(model, shape, out / "latent_grid.png"))
+    for name in getattr(model, "pictures", ()):
+        if shape is not None or name not in IMAGE_PICTURES:
+            file, draw = MODEL_PICTURES[name]
+            paths.append(draw(model, data, rows, out / file))
+    return paths
+
+
+__all__ = [
+    "MODEL_PICTURES",
+    "PAD",
+    "image_grid",
+    "image_scale",
+    "latent_grid",
+    "latent_grid_points",
+    "latent_scatter",
+    "learning_curves",
+    "plot_components",
+    "plot_gmm",
+    "plot_mixture_samples",
+    "plot_reconstructions",
+    "reconstructions",
+    "sample_grid",
+    "save_all",
+    "save_image_grid",
+]

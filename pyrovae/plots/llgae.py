@@ -1,0 +1,79 @@
+"""Pictures of a mixture of linear decoders (matplotlib, written as PNG without a display).
+
+* :func:`plot_components`: one row per component k: its mean μ_k, then its first principal
+  directions — the left singular vectors u_j of W_k, shown as μ_k ± c·s_j u_j with s_j the
+  singular value (so a row reads as "the mean and how it varies"), plus the direction alone.
+* :func:`plot_reconstructions`: one row per component: test images the model assigns to it,
+  each next to its reconstruction.
+"""
+
+import numpy as np
+import torch
+
+from .canvas import figure, save
+
+
+def _show(ax, image, shape, signed=False):
+    image = np.asarray(image).reshape(shape)
+    if signed:
+        limit = float(np.abs(image).max()) or 1.0
+        ax.imshow(image, cmap="RdBu_r", vmin=-limit, vmax=limit)
+    else:
+        ax.imshow(image, cmap="gray")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_components(model, image_shape, path, num_directions=3, spread=2.0):
+    """Save a grid: row k = [μ_k, then for j < ``num_directions``: u_j, μ_k − c s_j u_j,
+    μ_k + c s_j u_j] with c = ``spread``; returns ``path``.
+
+    :param model: a :class:`~pyrovae.models.MixtureOfLinearDecoders` (K components, E ≥ 1).
+    :param tuple image_shape: ``(height, width)`` with height · width = D.
+    """
+    c = model.components()
+    K = c["weights"].shape[0]
+    J = min(num_directions, c["bases"].shape[-1])
+    fig, axes = figure(1.2 * (1 + 3 * J), 1.3 * K, K, 1 + 3 * J)
+    for k in range(K):
+        mean = c["locs"][k].cpu()
+        U, S, _ = torch.linalg.svd(c["bases"][k].cpu(), full_matrices=False)
+        _show(axes[k, 0], mean, image_shape)
+        axes[k, 0].set_ylabel(f"k={k}\nπ={c['weights'][k]:.2f}", fontsize=8)
+        for j in range(J):
+            cells = (U[:, j], mean - spread * S[j] * U[:, j], mean + spread * S[j] * U[:, j])
+            for i, image in enumerate(cells):
+                _show(axes[k, 1 + 3 * j + i], image, image_shape, signed=i == 0)
+            if k == 0:
+                axes[0, 1 + 3 * j].set_title(f"u{j + 1}", fontsize=8)
+                axes[0, 2 + 3 * j].set_title(f"− {spread:g}s{j + 1}", fontsize=8)
+                axes[0, 3 + 3 * j].set_title(f"+ {spread:g}s{j + 1}", fontsize=8)
+    axes[0, 0].set_title("mean", fontsize=8)
+    return save(fig, path)
+
+
+def plot_reconstructions(model, x, image_shape, path, per_component=4):
+    """Save a grid: row k = up to ``per_component`` rows of ``x`` that the guide assigns to
+    component k, each as (original, reconstruction); returns ``path``."""
+    with torch.no_grad():
+        k = model.assign(x)
+        recon = model.reconstruct(x)
+    K = model.num_components
+    fig, axes = figure(1.1 * 2 * per_component, 1.2 * K, K, 2 * per_component)
+    for row in range(K):
+        members = (k == row).nonzero()[:per_component, 0].tolist()
+        for col in range(per_component):
+            left, right = axes[row, 2 * col], axes[row, 2 * col + 1]
+            left.axis("off")
+            right.axis("off")
+            if col < len(members):
+                _show(left, x[members[col]].cpu(), image_shape)
+                _show(right, recon[members[col]].cpu(), image_shape)
+        axes[row, 0].axis("on")
+        axes[row, 0].set_xticks([])
+        axes[row, 0].set_yticks([])
+        axes[row, 0].set_ylabel(f"k={row}", fontsize=8)
+    for col in range(per_component):
+        axes[0, 2 * col].set_title("x", fontsize=8)
+        axes[0, 2 * col + 1].set_title("recon.", fontsize=8)
+    return save(fig, path)

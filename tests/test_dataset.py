@@ -1,0 +1,94 @@
+"""fit and evaluate on a map-style Dataset: the same batches, numbers and resume as the same
+rows given as tensors. Run as a script (``python tests/test_dataset.py OUT``) it trains from a
+Dataset into OUT, for the SIGKILL test."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyro
+import pytest
+import torch
+from torch.utils.data import TensorDataset
+
+import pyrovae
+from pyrovae.data import Data, Split
+
+ROOT = Path(__file__).parents[1]
+OPTIONS = {"epochs": 4, "batch_size": 10, "warmup_epochs": 2, "progress": False}
+
+
+def _data(as_dataset):
+    d = pyrovae.data.load("digits")
+    if as_dataset:  # (x, y) pairs for training, bare rows ((x,)) for validation and test
+        parts = [TensorDataset(d.train.x, d.train.y), TensorDataset(d.valid.x), d.test.x]
+        return Data(*parts, image_shape=(8, 8))
+    return Data(Split(d.train.x, d.train.y), Split(d.valid.x), Split(d.test.x), image_shape=(8, 8))
+
+
+def _run(out, as_dataset, resume=False):
+    pyro.clear_param_store()
+    pyro.set_rng_seed(0)
+    model = pyrovae.VAE(64, 2, hidden=(128, 64), likelihood="gaussian")
+    history = pyrovae.fit(model, _data(as_dataset), out=out, resume=resume, **OPTIONS)
+    history.pop("seconds")
+    return model, history
+
+
+def _same_parameters(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_a_dataset_gives_the_same_batches_as_its_rows():
+    tensors, dataset = _data(False), _data(True)
+    for epoch in (0, 3):
+        a = list(tensors.batches(100, epoch, seed=5, rank=1, world_size=2))
+        b = list(dataset.batches(100, epoch, seed=5, rank=1, world_size=2))
+        assert len(a) == len(b) == 6 and all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    assert dataset.input_dim == 64 and torch.equal(dataset.train.y, tensors.train.y)
+
+
+@pytest.mark.slow
+def test_a_dataset_run_equals_the_tensor_run_also_after_sigkill_and_resume(tmp_path):
+    model, history = _run(None, as_dataset=False)
+    # a Dataset run killed mid-training in another process, then resumed here
+    out = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    run = subprocess.Popen([sys.executable, __file__, str(out)], env=env)
+    while not (out / "checkpoint.pt").exists() and run.poll() is None:
+        time.sleep(0.01)
+    time.sleep(0.05)  # into the next epoch (an epoch is 115 steps)
+    assert run.poll() is None, "the run ended before it could be killed"
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    assert 1 <= torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] < 4
+    resumed, resumed_history = _run(out, as_dataset=True, resume=True)
+    assert resumed_history == history
+    assert _same_parameters(resumed, model)
+    on_disk = json.loads((out / "metrics.json").read_text())
+    assert on_disk["train_elbo"] == history["train_elbo"]
+    # evaluate reads a Dataset's test rows as well, with the same numbers
+    a = pyrovae.evaluate(model, _data(False), num_samples=20)
+    b = pyrovae.evaluate(model, _data(True), num_samples=20)
+    assert a == b
+
+
+def test_a_dataloader_is_refused_with_what_to_pass():
+    loader = torch.utils.data.DataLoader(TensorDataset(torch.rand(8, 4)))
+    with pytest.raises(ValueError, match="pass the DataLoader's .dataset"):
+        pyrovae.fit(pyrovae.VAE(4, 2), loader, progress=False)
+
+
+def test_items_must_be_rows_or_pairs():
+    bad = [(torch.rand(4), 0, "extra")] * 5
+    with pytest.raises(ValueError, match=r"a Dataset item must be a row, \(x,\) or \(x, y\)"):
+        pyrovae.fit(pyrovae.VAE(4, 2), bad, progress=False)
+
+
+if __name__ == "__main__":
+    _run(Path(sys.argv[1]), as_dataset=True)
