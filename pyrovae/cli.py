@@ -31,6 +31,7 @@ class Parser(argparse.ArgumentParser):
     """``argparse`` with one-line errors: ``pyrovae train: error: ... (see --help)``."""
 
     def error(self, message):
+        message = " ".join(message.split())  # one line, whatever the user's text holds
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 

@@ -210,7 +210,6 @@ def _check(config):
     if not isinstance(config["elbo"], str):
         raise ValueError(f"elbo must be one of {', '.join(OBJECTIVES)}, got {config['elbo']!r}")
     check_objective(config["elbo"], config["alpha"])
-    checks.nonnegative_real("beta", config["beta"])
     for key in ("latent_dim", "sphere_dim", "num_components", "num_samples"):
         checks.positive_int(key, config[key], optional=True)
     if config["reg_covar"] is not None:

@@ -190,9 +190,11 @@ class Data:
         n = len(self.train)
         order = torch.arange(n) if step >= n else torch.randperm(n, generator=gen)
         for start in range(0, len(order), step):
-            x, _ = self.train.rows(order[start : start + step])
-            if self.binarize == "dynamic":
-                x = torch.bernoulli(x, generator=gen)
+            index = order[start : start + step]
+            if self.binarize != "dynamic":  # read this rank's rows only
+                yield self.train.rows(index[rank::world_size])[0]
+                continue
+            x = torch.bernoulli(self.train.rows(index)[0], generator=gen)  # the global draw
             yield x[rank::world_size]
 
 

@@ -637,6 +637,11 @@ PYTHON = {
         lambda out: VAE(64, 2, guide="auto_normal").encode(torch.rand(3, 64)),
         r"this VAE's guide 'auto_normal' is not amortised: it has no encoder",
     ),
+    "evaluate-not-amortized": (
+        lambda out: pyrovae.evaluate(VAE(64, 2, guide="auto_normal"), torch.rand(4, 64)),
+        r"the model's guide 'auto_normal' is not amortised: its posteriors belong to the "
+        r"training rows",
+    ),
     "fit-patience-not-amortized": (
         lambda out: pyrovae.fit(
             VAE(64, 2, guide="auto_normal"), Data(torch.rand(8, 64), torch.rand(4, 64)), patience=2

@@ -1,6 +1,8 @@
 """Run folders: config.yaml with every value used, pyrovae.load for runs of every model type
 written by fit and by the CLI, devices."""
 
+import json
+
 import pytest
 import torch
 import yaml
@@ -108,6 +110,19 @@ def test_load_rebuilds_runs_written_by_the_cli(args, tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["evaluate", str(out), "--batch-size", "10", "--device", "cpu"]) == 0
     assert '"log_likelihood"' in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_the_cli_trains_a_vae_with_an_autoguide_full_batch(tmp_path, capsys):
+    out = tmp_path / "auto"
+    argv = ["train", "--guide", "auto_normal", "--batch-size", "1150", "--epochs", "2"]
+    assert cli.main([*argv, "--hidden", "16", "--quiet", "--out", str(out)]) == 0
+    history = json.loads((out / "metrics.json").read_text())
+    assert history["valid_elbo"] == [None, None] and history["test_elbo"] == [None, None]
+    assert sorted(p.name for p in out.glob("*.png")) == ["learning_curves.png", "samples.png"]
+    assert pyrovae.load(out).sample(16).shape == (16, 64)
+    assert cli.main(["evaluate", str(out)]) == 2
+    assert "is not amortised" in capsys.readouterr().err
 
 
 def test_the_cli_says_it_cannot_evaluate_a_run_trained_on_python_data(tmp_path, capsys):

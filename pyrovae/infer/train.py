@@ -124,7 +124,6 @@ class Options:
 
     def __post_init__(self):
         checks.training_options(vars(self))
-        checks.nonnegative_real("beta", self.beta)
         if self.score_test not in TestScore.WHEN:
             raise ValueError(
                 f"score_test must be one of {', '.join(TestScore.WHEN)}, got {self.score_test!r}"
@@ -221,11 +220,19 @@ def fit(
     ctx = distributed_setup(distributed, checks.device_dtype(model)[0])
     try:
         path = Path(out) / CHECKPOINT if out is not None else None
-        start = ctx.from_main(lambda: open_run(path, model, resume, overwrite, ctx.world_size))
-        hooks = _callbacks(o, path, logger, callbacks)
-        state = TrainState(model, data, ctx, o, elbo)
-        with _describing(path, model, o, config, ctx):
-            return _train(state, hooks, start)
+        owner = contextlib.ExitStack()  # rank 0 owns the folder (run_folder.owned) till the end
+
+        def first():
+            if path is not None:
+                owner.enter_context(run_folder.owned(path.parent))
+            return open_run(path, model, resume, overwrite, ctx.world_size)
+
+        with owner:
+            start = ctx.from_main(first)
+            hooks = _callbacks(o, path, logger, callbacks)
+            state = TrainState(model, data, ctx, o, elbo)
+            with _describing(path, model, o, config, ctx):
+                return _train(state, hooks, start)
     finally:
         ctx.close()
 

@@ -142,6 +142,11 @@ class VAE(nn.Module):
                     f"{', '.join(AUTOGUIDES)}, or an AutoGuide class"
                 )
             guide = getattr(autoguide, AUTOGUIDES[guide])
+        elif not callable(guide):
+            raise ValueError(
+                f"guide must be 'amortized', one of {', '.join(AUTOGUIDES)} or an AutoGuide "
+                f"class, got {guide!r}"
+            )
         self.encoder = self.posterior = None
         # Kept out of the module tree: its parameters are made on the first batch (their shape
         # is that of the rows), live in Pyro's param store and are checkpointed from there.
