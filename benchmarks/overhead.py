@@ -1,25 +1,33 @@
-"""Per-step overhead of pyrovae's VAE under Pyro against the same VAE written in plain PyTorch.
+"""Per-step cost of pyrovae's training step against Pyro's SVI and hand-written PyTorch.
 
-Network 784-256-128 → d=20 (Gaussian posterior, softplus scale), mirrored decoder, ReLU,
-Bernoulli likelihood, batch 128, Adam 1e-3, single-sample ELBO estimated as Trace_ELBO does
-it: log p(x|z) + log p(z) − log q(z|x) at one reparameterised z (no analytic KL). Variants:
+Group ``vae-B`` (B = batch size, default 32, 128, 512): the VAE 784-256-128 → d = 20 (Gaussian
+posterior, softplus scale), mirrored decoder, ReLU, Bernoulli likelihood, Adam 1e-3, the
+single-sample estimator log p(x|z) + log p(z) − log q(z|x) at one reparameterised z, with
 
-* ``torch``: the hand-written PyTorch VAE, log densities written out (the reference);
-* ``torch-distributions``: the same with ``torch.distributions`` Normal/Bernoulli objects;
-* ``svi``: ``pyro.infer.SVI(vae.model, vae.guide, pyro.optim.Adam, Trace_ELBO()).step``;
-* ``svi-novalidate``: the same under ``pyro.validation_enabled(False)``;
-* ``fit-step``: the step inside ``pyrovae.fit`` (``Trace_ELBO()(model, guide)``, an
-  ELBOModule, with ``torch.optim.Adam`` and ``loss.item()``, validation off as in ``fit``);
-* ``fit``: whole ``pyrovae.fit`` calls, one epoch over ``--steps`` batches per round (adds
-  shuffling, the parameter pass and the optimizer set-up; per-step time = call time / steps).
+* ``torch``: the same network and estimator written in plain PyTorch, log densities spelled
+  out, stepped by the optimizer ``fit`` uses (:func:`pyrovae.infer.step.adam`: fused Adam on
+  the CPU) — the reference;
+* ``svi``: ``pyro.infer.SVI(vae.model, vae.guide, pyro.optim.Adam, Trace_ELBO()).step`` with
+  the same Adam settings (one fused ``torch.optim.Adam`` per parameter, as ``pyro.optim``
+  does), Pyro's validation off as in ``fit``'s steps;
+* ``fit-step``: the step ``fit`` runs (:func:`pyrovae.infer.step.make_step`, validation off).
 
-The variants run interleaved in one process, one thread: ``--rounds`` rounds of ``--steps``
-steps each, in a rotating order. Time is the process's CPU time (``time.process_time``),
-steadier than wall time on a shared machine (wall-time ratios are reported too). Reported:
-the median step time of each variant and the median over rounds of its time per step divided
-by the torch time of the same round. Writes ``benchmarks/results/overhead.json``.
+Group ``sphere``: ``fit``'s step of the S-VAE (vMF posterior, uniform prior on S^10 ⊂ R^11)
+against that of the N-VAE (z in R^10), batch 100, same network; ratio = S-VAE / N-VAE.
 
-    python benchmarks/overhead.py --rounds 20 --steps 50
+Group ``parts`` (``--parts``): the components of the remaining gap, each timed alone on the
+same inputs: the networks' forward; the ELBO's forward in Pyro (``FastTrace_ELBO`` on model and
+guide) and the same log densities without Pyro; ``pyro.module`` of the five parts with the
+step's ``RegisteredParams``; the numerical guard; and for the vMF (d = 11, batch 100) one
+Bessel evaluation, Wood's sampler and the implicit κ-gradient.
+
+Everything runs interleaved in one process on one thread: ``--rounds`` rounds, in each of which
+every variant runs ``--steps`` steps (in a rotating order). Time is the thread's CPU time
+(``time.thread_time``), which other processes on a loaded machine do not inflate. Reported:
+each variant's median time per step over rounds and the median over rounds of its time divided
+by its group's reference in the same round. Writes ``benchmarks/results/overhead.json``.
+
+    nice -n 5 env OMP_NUM_THREADS=1 python benchmarks/overhead.py --rounds 30 --steps 20 --parts
 """
 
 import argparse
@@ -37,37 +45,41 @@ import torch.nn.functional as F
 from torch import nn
 
 import pyrovae
-from pyrovae.infer.distributed import Context
-from pyrovae.infer.step import make_step, named_parameters
+from pyrovae.distributions import VonMisesFisher
+from pyrovae.distributions.von_mises_fisher_gradient import dt_dkappa
+from pyrovae.distributions.von_mises_fisher_sampling import sample_t_wood
+from pyrovae.infer import guard
+from pyrovae.infer.elbo import FastTrace_ELBO
+from pyrovae.infer.step import (
+    RegisteredParams,
+    adam,
+    make_step,
+    named_parameters,
+    trainable_parameters,
+)
+from pyrovae.ops.special import log_bessel_iv_and_ratio
 
 RESULTS = Path(__file__).parent / "results" / "overhead.json"
-HIDDEN, LATENT, BATCH, LR = (256, 128), 20, 128, 1e-3
+HIDDEN, LATENT, LR = (256, 128), 20, 1e-3
 LOG_2PI = math.log(2 * math.pi)
 
 
 class TorchVAE(nn.Module):
     """The same network and estimator in plain PyTorch."""
 
-    def __init__(self, use_distributions=False):
+    def __init__(self, latent=LATENT):
         super().__init__()
         h1, h2 = HIDDEN
         self.trunk = nn.Sequential(nn.Linear(784, h1), nn.ReLU(), nn.Linear(h1, h2), nn.ReLU())
-        self.loc, self.scale = nn.Linear(h2, LATENT), nn.Linear(h2, LATENT)
+        self.loc, self.scale = nn.Linear(h2, latent), nn.Linear(h2, latent)
         self.decoder = nn.Sequential(
-            nn.Linear(LATENT, h2), nn.ReLU(), nn.Linear(h2, h1), nn.ReLU(), nn.Linear(h1, 784)
+            nn.Linear(latent, h2), nn.ReLU(), nn.Linear(h2, h1), nn.ReLU(), nn.Linear(h1, 784)
         )
-        self.use_distributions = use_distributions
 
     def forward(self, x):
         """Negative single-sample ELBO, summed over the batch (Trace_ELBO's loss)."""
         h = self.trunk(x)
         loc, scale = self.loc(h), F.softplus(self.scale(h)) + 1e-5
-        if self.use_distributions:
-            q = torch.distributions.Normal(loc, scale)
-            z = q.rsample()
-            p_z = torch.distributions.Normal(torch.zeros_like(z), 1.0)
-            p_x = torch.distributions.Bernoulli(logits=self.decoder(z))
-            return -(p_x.log_prob(x).sum() + p_z.log_prob(z).sum() - q.log_prob(z).sum())
         eps = torch.randn_like(loc)
         z = loc + scale * eps
         log_q = (-0.5 * eps**2 - scale.log() - 0.5 * LOG_2PI).sum()
@@ -76,23 +88,9 @@ class TorchVAE(nn.Module):
         return -(log_p_x + log_p_z - log_q)
 
 
-def timed_steps(step):
-    """A round runner: ``run(batches, n)`` → CPU seconds of each of n steps."""
-
-    def run(batches, n):
-        times = []
-        for i in range(n):
-            tic = time.process_time()
-            step(batches[i % len(batches)])
-            times.append(time.process_time() - tic)
-        return times
-
-    return run
-
-
-def torch_variant(name, use_distributions=False):
-    model = TorchVAE(use_distributions)
-    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
+def torch_step(latent=LATENT):
+    model = TorchVAE(latent)
+    optimizer = adam(model.parameters(), LR)
 
     def step(x):
         optimizer.zero_grad()
@@ -101,105 +99,155 @@ def torch_variant(name, use_distributions=False):
         optimizer.step()
         return loss.item()
 
-    return timed_steps(step)
+    return step
 
 
-def svi_variant(name, validate=True):
+def svi_step(name):
     vae = pyrovae.VAE(784, LATENT, hidden=HIDDEN, name=name)
-    svi = pyro.infer.SVI(vae.model, vae.guide, pyro.optim.Adam({"lr": LR}), pyro.infer.Trace_ELBO())
+    optim = pyro.optim.Adam({"lr": LR, "fused": True})
+    svi = pyro.infer.SVI(vae.model, vae.guide, optim, pyro.infer.Trace_ELBO())
 
     def step(x):
-        with pyro.validation_enabled(validate):
+        with pyro.validation_enabled(False):
             return svi.step(x)
 
-    return timed_steps(step)
+    return step
 
 
-def fit_step_variant(name):
-    """The loop body of ``pyrovae.fit`` with its defaults (no warm-up)."""
-    vae = pyrovae.VAE(784, LATENT, hidden=HIDDEN, name=name)
-    named = named_parameters(vae, list(vae.parameters()))
-    step = make_step(pyro.infer.Trace_ELBO(), vae, vae.model, vae.guide, named, Context())
-    optimizer = torch.optim.Adam(vae.parameters(), lr=LR)
+def fit_step(name, x, **vae_options):
+    """The step of ``pyrovae.fit`` with its defaults (Trace_ELBO, no warm-up)."""
+    vae = pyrovae.VAE(784, hidden=HIDDEN, name=name, **{"latent_dim": LATENT, **vae_options})
+    elbo = pyro.infer.Trace_ELBO()
+    params = trainable_parameters(vae, elbo, vae.model, vae.guide, x[:2])
+    step = make_step(elbo, vae, vae.model, vae.guide, named_parameters(vae, params))
+    optimizer = adam(params, LR)
 
-    def fit_step(x):
+    def run(x):
         with pyro.validation_enabled(False):
             return step(x, len(x), optimizer, (1, 1))
-
-    return timed_steps(fit_step)
-
-
-def fit_variant(name):
-    """Whole ``pyrovae.fit`` calls: one epoch over n batches, time divided by n."""
-    vae = pyrovae.VAE(784, LATENT, hidden=HIDDEN, name=name)
-
-    def run(batches, n):
-        x = torch.cat([batches[i % len(batches)] for i in range(n)])
-        tic = time.process_time()
-        pyrovae.fit(vae, x, epochs=1, batch_size=BATCH, lr=LR, progress=False)
-        return [(time.process_time() - tic) / n] * n
 
     return run
 
 
-VARIANTS = {
-    "torch": torch_variant,
-    "torch-distributions": lambda name: torch_variant(name, use_distributions=True),
-    "svi": svi_variant,
-    "svi-novalidate": lambda name: svi_variant(name, validate=False),
-    "fit-step": fit_step_variant,
-    "fit": fit_variant,
-}
+def parts(x):
+    """Component timings (see the module docstring), each a function of no arguments."""
+    vae = pyrovae.VAE(784, LATENT, hidden=HIDDEN, name="parts")
+    elbo = FastTrace_ELBO()
+    params = trainable_parameters(vae, elbo, vae.model, vae.guide, x[:2])
+    registered = RegisteredParams(params)
+    model, guide = registered(vae.model), registered(vae.guide)
+    named = named_parameters(vae, params)
+    elbo.differentiable_loss(model, guide, x).backward()
+
+    def without_pyro():
+        q = vae.posterior(vae.encoder(x))
+        z = q.rsample()
+        log_p_z = pyro.distributions.Normal(0.0, 1.0).log_prob(z).sum()
+        return -(vae.likelihood(vae.decoder(z)).log_prob(x).sum() + log_p_z - q.log_prob(z).sum())
+
+    def modules():
+        for part in ("prior", "decoder", "likelihood", "encoder", "posterior"):
+            pyro.module(f"parts.{part}", getattr(vae, part))
+
+    def networks():
+        return vae.decoder(vae.posterior(vae.encoder(x)).rsample())
+
+    d, batch = 11, 100
+    kappa = torch.linspace(5.0, 80.0, batch, dtype=torch.float64)
+    t = sample_t_wood(kappa, d)
+    a = log_bessel_iv_and_ratio(0.5 * d - 1, kappa)[1]
+    loc = F.normalize(torch.randn(batch, d), dim=-1)
+    with pyro.validation_enabled(False):
+        return {
+            "networks-forward": networks,
+            "pyro-elbo-forward": lambda: elbo.differentiable_loss(model, guide, x),
+            "same-densities-without-pyro": without_pyro,
+            "pyro.module-x5": registered(modules),
+            "guard": lambda: guard.check_step(x.sum(), named, "", None),
+            "vmf-bessel": lambda: log_bessel_iv_and_ratio(0.5 * d - 1, kappa),
+            "vmf-wood-sampler": lambda: sample_t_wood(kappa.float(), d),
+            "vmf-implicit-gradient": lambda: dt_dkappa(t, kappa, d, a),
+            "vmf-rsample": lambda: VonMisesFisher(loc, kappa.float()).rsample(),
+        }
+
+
+def variants(batches, with_parts):
+    """``{group: {variant: step(x)}}`` (the first variant is the group's reference) and
+    ``{group: [batches]}``."""
+    pyro.set_rng_seed(0)
+    groups, data = {}, {}
+    for b in batches:
+        xs = [torch.bernoulli(torch.full((b, 784), 0.13)) for _ in range(4)]
+        data[f"vae-{b}"] = xs
+        groups[f"vae-{b}"] = {
+            "torch": torch_step(),
+            "svi": svi_step(f"svi{b}"),
+            "fit-step": fit_step(f"fit{b}", xs[0]),
+        }
+    xs = [torch.bernoulli(torch.full((100, 784), 0.13)) for _ in range(4)]
+    data["sphere"] = xs
+    sphere = {"prior": "hyperspherical_uniform", "posterior": "von_mises_fisher"}
+    groups["sphere"] = {
+        "nvae-fit-step": fit_step("nvae", xs[0], latent_dim=10),
+        "svae-fit-step": fit_step("svae", xs[0], latent_dim=11, **sphere),
+        "nvae-torch": torch_step(latent=10),
+    }
+    if with_parts:
+        data["parts"] = [data.get("vae-128", xs)[0]]
+        components = parts(data["parts"][0])
+        groups["parts"] = {name: _any_batch(f) for name, f in components.items()}
+    return groups, data
+
+
+def _any_batch(fn):
+    """``fn`` of no arguments as a step of one (ignored) batch."""
+    return lambda x: fn()
 
 
 def main(args):
-    if "torch" not in args.variants:
-        raise ValueError("--variants must include torch, the reference of the ratios")
     torch.set_num_threads(1)
-    pyro.set_rng_seed(0)
-    batches = [torch.bernoulli(torch.full((BATCH, 784), 0.13)) for _ in range(8)]
-    runners = {name: VARIANTS[name](name) for name in args.variants}
-    for run in runners.values():  # warm up: lazy allocations, Adam state
-        run(batches, len(batches))
-    per_step = {name: [] for name in runners}
-    per_round = {name: [] for name in runners}
-    wall = {name: [] for name in runners}
-    names = list(runners)
+    groups, data = variants(args.batches, args.parts)
+    runs = [(g, v) for g in groups for v in groups[g]]
+    for g, v in runs:  # warm up: lazy allocations, Adam state
+        for x in data[g]:
+            groups[g][v](x)
+    per_round = {run: [] for run in runs}
     for r in range(args.rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            tic, wall_tic = time.process_time(), time.perf_counter()
-            per_step[name] += runners[name](batches, args.steps)
-            per_round[name].append((time.process_time() - tic) / args.steps)
-            wall[name].append((time.perf_counter() - wall_tic) / args.steps)
+        for g, v in runs[r % len(runs) :] + runs[: r % len(runs)]:
+            step, xs = groups[g][v], data[g]
+            tic = time.thread_time()
+            for i in range(args.steps):
+                step(xs[i % len(xs)])
+            per_round[g, v].append((time.thread_time() - tic) / args.steps)
     report = {
         "command": "python " + " ".join(sys.argv),
         "torch": torch.__version__,
         "pyro": pyro.__version__,
-        "machine": f"{platform.machine()}, 1 thread",
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, 1 thread, thread CPU time",
         "rounds": args.rounds,
         "steps_per_round": args.steps,
-        "batch_size": BATCH,
-        "variants": {},
+        "groups": {},
     }
-    for name in names:
-        ratios = [a / b for a, b in zip(per_round[name], per_round["torch"], strict=True)]
-        wall_ratios = [a / b for a, b in zip(wall[name], wall["torch"], strict=True)]
-        report["variants"][name] = {
-            "median_step_ms": 1e3 * statistics.median(per_step[name]),
-            "median_round_step_ms": 1e3 * statistics.median(per_round[name]),
-            "ratio_to_torch": statistics.median(ratios),
-            "wall_ratio_to_torch": statistics.median(wall_ratios),
-        }
-        print(f"{name:>20}: {json.dumps(report['variants'][name])}")
+    for g, steps in groups.items():
+        reference = next(iter(steps))
+        report["groups"][g] = {"reference": reference, "variants": {}}
+        for v in steps:
+            ratios = [a / b for a, b in zip(per_round[g, v], per_round[g, reference], strict=True)]
+            entry = {
+                "median_step_ms": 1e3 * statistics.median(per_round[g, v]),
+                "ratio": statistics.median(ratios),
+            }
+            report["groups"][g]["variants"][v] = entry
+            print(f"{g:>8} {v:>28}: {entry['median_step_ms']:8.3f} ms  ratio {entry['ratio']:.3f}")
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument(
-        "--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="NAME"
-    )
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--batches", type=int, nargs="+", default=[32, 128, 512])
+    parser.add_argument("--parts", action="store_true", help="also time the components")
     main(parser.parse_args())

@@ -3,6 +3,18 @@
 from . import data, distributions, models, parts, special
 from .infer import evaluate, fit
 from .models import VAE
+from .run import load, load_config
 
-__all__ = ["VAE", "data", "distributions", "evaluate", "fit", "models", "parts", "special"]
+__all__ = [
+    "VAE",
+    "data",
+    "distributions",
+    "evaluate",
+    "fit",
+    "load",
+    "load_config",
+    "models",
+    "parts",
+    "special",
+]
 __version__ = "0.1.0"

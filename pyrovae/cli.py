@@ -16,9 +16,11 @@ from pathlib import Path
 import pyro
 import torch
 
+from . import budget, run
 from . import config as cfg
 from .infer import checkpoint as ckpt
 from .infer import run_folder
+from .infer.device import DEVICES
 from .infer.distributed import env_rank, env_world_size
 from .infer.evaluate import evaluate
 from .infer.objectives import make_elbo
@@ -29,6 +31,7 @@ class Parser(argparse.ArgumentParser):
     """``argparse`` with one-line errors: ``pyrovae train: error: ... (see --help)``."""
 
     def error(self, message):
+        message = " ".join(message.split())  # one line, whatever the user's text holds
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
@@ -86,6 +89,12 @@ def _part(text):
     return value
 
 
+def _device(text):
+    if text not in DEVICES:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(DEVICES)}, got {text!r}")
+    return text
+
+
 def _int_list(text):
     try:
         return [_integer(v) for v in text.split(",") if v.strip()]
@@ -118,6 +127,7 @@ def _train_parser(sub):
         help="instead of --latent-dim, for a sphere prior: z on S^d in R^(d+1), d as Davidson et "
         "al. 2018 count it (--sphere-dim 2 = --latent-dim 3)",
     )
+    a("--input-dim", type=_int_list, help="D or C,H,W (default: the dataset's; checked if given)")
     a("--hidden", type=_int_list, help="hidden layer sizes of the MLPs, e.g. 256,128")
     a("--activation", help="MLP activation: relu (default), tanh, elu, gelu, silu, ...")
     a("--prior", type=_part, help="prior: normal (default), or {name: ..., option: ...}")
@@ -144,9 +154,12 @@ def _train_parser(sub):
     a("--alpha", type=float, help="alpha of --elbo renyi (default 0.5)")
     a("--beta", type=float, help="constant weight of the KL term, a beta-VAE (default 1)")
     a("--num-samples", type=_integer, help="importance samples for the final log-likelihood")
+    a("--score-test", help="when to score the test split: end (default), epoch, never")
     a("--resume", action="store_true", help="continue OUT/checkpoint.pt if it exists")
     a("--overwrite", action="store_true", help="start afresh over an existing checkpoint")
-    a("--quiet", action="store_true", help="no progress bar")
+    a("--quiet", action="store_true", help="no progress bar and no line per epoch")
+    a("--device", type=_device, help="cpu (default), cuda, mps or auto (torchrun: each rank's GPU)")
+    a("--tensorboard", metavar="DIR", help="write TensorBoard event files to DIR")
     a(
         "--detect-anomaly",
         action="store_true",
@@ -176,31 +189,44 @@ def train(args):
             if stored is not None:
                 config = cfg.resume(stored, file_values, flags, state["epoch"])
         data = cfg.load_data(config)
+        _check_input_dim(config, data)
+        meta = budget.check_model(lambda: cfg.build_model(config, data.input_shape))
+        budget.check_training(config, len(data.train), data.input_dim, meta)
         pyro.set_rng_seed(config["seed"])  # the initial weights belong to the seeded run
         model = cfg.build_model(config, data.input_shape)
         make_elbo(config["elbo"], model, config["num_particles"], config["alpha"])  # refusals
         if is_main:
             open_run(out / CHECKPOINT, model, args.resume, args.overwrite, env_world_size())
-        with run_folder.describing(out, config):
-            history = fit(
-                model,
-                data,
-                epochs=config["epochs"],
-                batch_size=config["batch_size"],
-                lr=config["lr"],
-                seed=config["seed"],
-                num_particles=config["num_particles"],
-                elbo=config["elbo"],
-                alpha=config["alpha"],
-                beta=config["beta"],
-                warmup_epochs=config["warmup_epochs"],
-                patience=config["patience"],
-                out=out,
-                resume=args.resume,
-                overwrite=args.overwrite,
-                detect_anomaly=args.detect_anomaly,
-                progress=not args.quiet,
-            )
+        logger = None
+        if args.tensorboard and is_main:
+            from .infer.loggers import TensorBoardLogger
+
+            logger = TensorBoardLogger(args.tensorboard)
+        data_keys = ("dataset", "data_root", "binarize", "num_samples", "out")
+        # fit writes config.yaml with each checkpoint: every value the model used
+        history = fit(
+            model,
+            data,
+            epochs=config["epochs"],
+            batch_size=config["batch_size"],
+            lr=config["lr"],
+            seed=config["seed"],
+            num_particles=config["num_particles"],
+            warmup_epochs=config["warmup_epochs"],
+            elbo=config["elbo"],
+            alpha=config["alpha"],
+            beta=config["beta"],
+            patience=config["patience"],
+            score_test=config["score_test"],
+            out=out,
+            config={k: str(config[k]) if k == "out" else config[k] for k in data_keys},
+            device=args.device,
+            logger=logger,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            detect_anomaly=args.detect_anomaly,
+            progress=not args.quiet,
+        )
         if is_main:
             from .plots import save_all
 
@@ -208,42 +234,54 @@ def train(args):
             print(json.dumps({"out": str(out), "test_elbo": history["test_elbo"][-1]}))
 
 
+def _check_input_dim(config, data):
+    given = config["input_dim"]
+    if given is not None and list(given if isinstance(given, list) else [given]) not in (
+        [data.input_dim],
+        list(data.input_shape),
+    ):
+        raise ValueError(
+            f"input_dim {given} does not match the {config['dataset']} rows "
+            f"({data.input_dim} values, shape {list(data.input_shape)}); remove input_dim"
+        )
+
+
 def _config_file(out):
     path = out / run_folder.CONFIG
     return cfg.read_file(path) if path.is_file() else None
 
 
-def load_run(out):
-    """Config, data and trained model of the run in folder ``out`` (the config the checkpoint
-    carries, else ``config.yaml``)."""
-    out = Path(out)
-    if not (out / CHECKPOINT).is_file():
-        raise FileNotFoundError(f"{out} holds no trained run (config.yaml and {CHECKPOINT})")
-    state = ckpt.load(out / CHECKPOINT)
-    stored = state.get("config") or _config_file(out)
-    if stored is None:
-        raise FileNotFoundError(f"{out} holds no trained run (config.yaml and {CHECKPOINT})")
-    config = cfg.resolve(stored)
-    data = cfg.load_data(config)
-    model = cfg.build_model(config, data.input_shape)
-    ckpt.check_model(out / CHECKPOINT, state, model)
-    model.load_state_dict(state["model"])
-    return config, data, model
+def load_run(out, device=None):
+    """Config, data and trained model of the run in folder ``out`` (:func:`pyrovae.load`)."""
+    written = run.load_config(out)
+    if "dataset" not in written:
+        raise ValueError(
+            f"{out} was trained by fit on data given in Python, which the command line cannot "
+            "load: evaluate it there, pyrovae.evaluate(pyrovae.load(run), data)"
+        )
+    config = cfg.resolve(written)
+    return config, cfg.load_data(config), run.load(out, device)
 
 
 def evaluate_run(args):
-    config, data, model = load_run(args.out)
+    config, data, model = load_run(args.out, args.device)
     num_samples = args.num_samples or config["num_samples"]
-    result = evaluate(model, data, num_samples=num_samples, seed=args.seed)
+    budget.check_evaluation(len(data.test), num_samples)
+    result = evaluate(
+        model, data, num_samples=num_samples, batch_size=args.batch_size, seed=args.seed
+    )
     print(json.dumps({"model": config["model"], "dataset": config["dataset"], **result}, indent=1))
 
 
 def sample(args):
     from .plots import sample_grid
+    from .plots.canvas import image_scale
 
     if not Path(args.o).parent.is_dir():
         raise FileNotFoundError(f"the folder of -o {args.o} does not exist; create it first")
     config, data, model = load_run(args.out)
+    shape = data.image_shape
+    budget.check_sample_grid(args.n, data.input_dim, shape, image_scale(shape) if shape else 1)
     torch.manual_seed(args.seed)
     sample_grid(model, args.n, data.image_shape, args.o)
     print(args.o)
@@ -257,6 +295,8 @@ def parser():
     e.add_argument("out", help="a folder written by pyrovae train")
     e.add_argument("--num-samples", type=_positive_int, help="importance samples per example")
     e.add_argument("--seed", type=_seed, default=0, help="seed of the importance samples")
+    e.add_argument("--batch-size", type=_positive_int, default=100, help="rows per chunk")
+    e.add_argument("--device", type=_device, help="cpu (default), cuda, mps or auto")
     e.set_defaults(run=evaluate_run)
     s = sub.add_parser("sample", help="save a grid of samples from a trained run as PNG")
     s.add_argument("out", help="a folder written by pyrovae train")

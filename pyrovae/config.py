@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from . import checks
+from . import budget, checks
 from . import data as data_module
 from .infer.objectives import OBJECTIVES, check_objective
 from .infer.run_folder import config_text, write_atomically
@@ -42,6 +42,7 @@ DEFAULTS = {
     "dataset": "digits",
     "data_root": None,
     "binarize": None,
+    "input_dim": None,
     **dict.fromkeys(MODEL_KEYS),
     "epochs": 100,
     "batch_size": 100,
@@ -53,6 +54,7 @@ DEFAULTS = {
     "elbo": "trace",
     "alpha": None,
     "beta": 1.0,
+    "score_test": "end",
     "num_samples": 1000,
     "out": "runs/default",
 }
@@ -218,6 +220,10 @@ def _check(config):
             f"{', '.join(data_module.DATASETS)}"
         )
     checks.one_of("binarize", config["binarize"], (None, *data_module.BINARIZE))
+    checks.one_of("score_test", config["score_test"], ("end", "epoch", "never"))
+    if config["input_dim"] is not None:  # written by fit: the model's D (or image shape)
+        dims = config["input_dim"]
+        checks.sizes("input_dim", dims if isinstance(dims, list | tuple) else [dims])
     checks.one_of("activation", config["activation"], (None, *ACTIVATIONS))
     if config["hidden"] is not None:
         checks.sizes("hidden", config["hidden"])
@@ -226,6 +232,17 @@ def _check(config):
     _check_part("guide", config["guide"], None)
     model_class = models[config["model"]]  # raises with the known names
     accepted = inspect.signature(model_class).parameters
+    missing = [
+        k
+        for k, p in accepted.items()
+        if k in MODEL_KEYS and k != "latent_dim" and p.default is p.empty and config[k] is None
+    ]
+    if missing:
+        flags = ", ".join(f"--{k.replace('_', '-')}" for k in missing)
+        raise ValueError(
+            f"model {config['model']!r} needs {', '.join(missing)}: give {flags} (or the key in "
+            "the config file)"
+        )
     foreign = [k for k in MODEL_KEYS if config[k] is not None and k not in accepted]
     if foreign:
         raise ValueError(
@@ -258,8 +275,10 @@ def build_model(config, input_dim):
 
     ``input_dim`` is D or the data's ``input_shape`` (``(C, H, W)`` for images): models that
     take image shapes (``accepts_image_shape``, e.g. the VAE's conv networks) get the shape,
-    others D.
+    others D. ``None``: the config's own ``input_dim`` (a saved run's). A model that training could
+    not hold in memory is refused first (:func:`pyrovae.budget.check_model`).
     """
+    input_dim = config["input_dim"] if input_dim is None else input_dim
     options = {k: config[k] for k in MODEL_KEYS if config[k] is not None}
     shape = tuple(input_dim) if isinstance(input_dim, tuple | list) else (input_dim,)
     if not getattr(models[config["model"]], "accepts_image_shape", False):
@@ -267,7 +286,9 @@ def build_model(config, input_dim):
     context = {"input_dim": input_dim, "dim": math.prod(shape)}
     if "latent_dim" not in options and "sphere_dim" not in options:
         context["latent_dim"] = DEFAULT_LATENT_DIM
-    return models.build({"name": config["model"], **options}, **context)
+    spec = {"name": config["model"], **options}
+    budget.check_model(lambda: models.build(spec, **context))  # before allocating anything
+    return models.build(spec, **context)
 
 
 def write(config, path):

@@ -190,9 +190,11 @@ class Data:
         n = len(self.train)
         order = torch.arange(n) if step >= n else torch.randperm(n, generator=gen)
         for start in range(0, len(order), step):
-            x, _ = self.train.rows(order[start : start + step])
-            if self.binarize == "dynamic":
-                x = torch.bernoulli(x, generator=gen)
+            index = order[start : start + step]
+            if self.binarize != "dynamic":  # read this rank's rows only
+                yield self.train.rows(index[rank::world_size])[0]
+                continue
+            x = torch.bernoulli(self.train.rows(index)[0], generator=gen)  # the global draw
             yield x[rank::world_size]
 
 
@@ -279,6 +281,36 @@ def data_root(root=None):
     return Path(root or os.environ.get("PYROVAE_DATA") or Path.home() / ".pyrovae" / "data")
 
 
+def _check_idx(path, name):
+    """Refuse an IDX file (LeCun's format: a magic number 0x0000 08 n, n big-endian uint32
+    sizes, then the product of the sizes in bytes) whose header or length is wrong, before
+    torchvision reads it (which fails with a traceback or a misleading message)."""
+    images = "images" in path.name
+    with open(path, "rb") as f:
+        head = f.read(4 + 4 * 3)
+    size = path.stat().st_size
+    ndim = 3 if images else 1
+    expected = 0x0800 + ndim
+    problem = None
+    if len(head) < 4 + 4 * ndim:
+        problem = f"it has {size} bytes, fewer than an IDX header"
+    elif int.from_bytes(head[:4], "big") != expected:
+        found = int.from_bytes(head[:4], "big")
+        problem = f"its magic number is {found:#010x}, not {expected:#010x}"
+    else:
+        dims = [int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+        need = 4 + 4 * ndim + math.prod(dims)
+        if size != need:
+            problem = (
+                f"its header announces {need} bytes ({' x '.join(map(str, dims))}), it has {size}"
+            )
+    if problem is not None:
+        raise ValueError(
+            f"{name}: {path} is not a valid IDX file ({problem}); it is corrupt or truncated: "
+            "delete it to download it again, or replace it with the original file"
+        )
+
+
 def _torchvision(name, root, binarize):
     import torchvision
 
@@ -300,6 +332,8 @@ def _torchvision(name, root, binarize):
                 "there, or point --data-root / $PYROVAE_DATA at the folder that holds "
                 f"{cls.__name__}/raw"
             ) from None
+    for file in _MNIST_FILES:
+        _check_idx(raw / file, name)
     train = cls(str(root), train=True, download=False)
     test = cls(str(root), train=False, download=False)
     x_train = train.data.reshape(len(train.data), -1).float() / 255.0

@@ -61,7 +61,11 @@ def test_a_save_killed_before_its_rename_leaves_the_old_checkpoint_whole(digits,
     pyrovae.fit(
         VAE(64, 2, hidden=(32,)), digits, epochs=2, progress=False, out=tmp_path, resume=True
     )
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "metrics.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "checkpoint.pt",
+        "config.yaml",
+        "metrics.json",
+    ]
 
 
 def test_metrics_lagging_behind_the_checkpoint_catch_up_on_resume(digits, tmp_path):

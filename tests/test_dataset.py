@@ -51,6 +51,11 @@ def test_a_dataset_gives_the_same_batches_as_its_rows():
         b = list(dataset.batches(100, epoch, seed=5, rank=1, world_size=2))
         assert len(a) == len(b) == 6 and all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
     assert dataset.input_dim == 64 and torch.equal(dataset.train.y, tensors.train.y)
+    # dynamic binarisation: each rank's rows of the same global draw
+    x = tensors.train.x
+    a = Data(x, binarize="dynamic").batches(100, 2, seed=5, rank=1, world_size=2)
+    b = Data(TensorDataset(x), binarize="dynamic").batches(100, 2, seed=5, rank=1, world_size=2)
+    assert all(torch.equal(u, v) for u, v in zip(a, b, strict=True))
 
 
 @pytest.mark.slow

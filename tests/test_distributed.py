@@ -149,7 +149,11 @@ def test_two_processes_reach_the_test_elbo_of_one(two_ranks, digits):
 def test_only_rank_zero_writes(two_ranks):
     folder, _ = two_ranks
     for run in ("run", "resumed"):
-        assert sorted(p.name for p in (folder / run).iterdir()) == ["checkpoint.pt", "metrics.json"]
+        assert sorted(p.name for p in (folder / run).iterdir()) == [
+            "checkpoint.pt",
+            "config.yaml",
+            "metrics.json",
+        ]
     state = torch.load(folder / "run" / "checkpoint.pt", weights_only=True)
     assert state["world_size"] == WORLD and len(state["rng_by_rank"]) == WORLD
 

@@ -14,10 +14,12 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from torch.utils.data import DataLoader, TensorDataset
 
 import pyrovae
-from pyrovae import cli
+from pyrovae import budget, cli
 from pyrovae import config as cfg
+from pyrovae.data import Data
 from pyrovae.models import VAE
 
 CATALOGUE = Path(__file__).parents[1] / "docs" / "errors.md"
@@ -60,7 +62,33 @@ def _drop_fields(run):
 
 
 def _no_config(run):
-    (run / "config.yaml").unlink()  # a run written by pyrovae.fit: only the checkpoint
+    """A run whose model fit could not describe (a user's class): only the checkpoint."""
+    (run / "config.yaml").unlink()
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    del state["config"]
+    torch.save(state, run / "checkpoint.pt")
+
+
+def _idx_files(run, first):
+    """MNIST's four IDX files under ``inputs/mnist``: valid headers and lengths (zeros), except
+    the training images, which get the bytes ``first``."""
+    raw = run.parent / "inputs" / "mnist" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name, magic, dims in (
+        ("train-labels-idx1-ubyte", 2049, [60000]),
+        ("t10k-images-idx3-ubyte", 2051, [10000, 28, 28]),
+        ("t10k-labels-idx1-ubyte", 2049, [10000]),
+    ):
+        header = b"".join(v.to_bytes(4, "big") for v in (magic, *dims))
+        (raw / name).write_bytes(header + bytes(int(np.prod(dims))))
+    (raw / "train-images-idx3-ubyte").write_bytes(first)
+
+
+def _python_data(run):
+    """A run written by fit on rows given in Python: its config names no dataset."""
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    del state["config"]["dataset"]
+    torch.save(state, run / "checkpoint.pt")
 
 
 def _two_processes(run):
@@ -285,6 +313,24 @@ CLI = {
         _two_processes,
     ),
     "evaluate-no-run": (["evaluate", "{inputs}/empty"], None, r"holds no trained run", None),
+    "evaluate-python-data": (
+        ["evaluate", "{run}"],
+        None,
+        r"was trained by fit on data given in Python, which the command line cannot load",
+        _python_data,
+    ),
+    "train-device": (
+        train("--device", "tpu"),
+        None,
+        r"argument --device: expected one of cpu, cuda, mps, auto",
+        None,
+    ),
+    "train-input-dim": (
+        train("--input-dim", "10"),
+        None,
+        r"input_dim \[10\] does not match the digits rows \(64 values",
+        None,
+    ),
     "evaluate-num-samples": (
         ["evaluate", "{run}", "--num-samples", "0"],
         None,
@@ -308,6 +354,129 @@ CLI = {
         ["evaluate", "{run}", "--seed", "-1"],
         None,
         r"argument --seed: expected an integer in \[0, 2\*\*32\)",
+        None,
+    ),
+    "model-needs-option": (
+        train("--model", "gmm"),
+        None,
+        r"model 'gmm' needs num_components: give --num-components",
+        None,
+    ),
+    "part-sets-shape": (
+        train("--encoder", "{name: mlp, input_dim: 5}"),
+        None,
+        r"input_dim: set by the model, not an option of encoder 'mlp'",
+        None,
+    ),
+    "part-not-yaml": (
+        train("--prior", "{"),
+        None,
+        r"argument --prior: expected \{name: ..., option: value\}: the mapping is not valid YAML",
+        None,
+    ),
+    "part-trailing-text": (
+        train("--prior", "{name: normal}x"),
+        None,
+        r"argument --prior: expected .* the mapping is not valid YAML at line 1",
+        None,
+    ),
+    "part-hidden-empty": (
+        train("--encoder", "{name: mlp, hidden: []}"),
+        None,
+        r"hidden must be a non-empty list of positive integers, got \[\]",
+        None,
+    ),
+    "part-hidden-inf": (
+        train("--encoder", "{name: mlp, hidden: [.inf]}"),
+        None,
+        r"hidden must be a non-empty list of positive integers, got \[inf\]",
+        None,
+    ),
+    "part-option-type": (
+        train("--likelihood", "{name: gaussian, init_scale: abc}"),
+        None,
+        r"init_scale must be a positive number, got 'abc'",
+        None,
+    ),
+    "config-duplicate-key": (
+        train("--config", "{cfg}"),
+        "lr: 1e-3\nepochs: 2\nlr: 1e-2",
+        r"key 'lr' appears twice \(lines 1 and 3\); keep one",
+        None,
+    ),
+    "noise-range": (
+        train("--model", "llgae", "--num-components", "2", "--noise", "-1"),
+        None,
+        r"noise must be a positive number or 'learned', got -1.0",
+        None,
+    ),
+    "noise-type": (
+        train("--model", "llgae", "--num-components", "2", "--noise", "abc"),
+        None,
+        r"argument --noise: expected a number or 'learned', got 'abc'",
+        None,
+    ),
+    "idx-corrupt": (
+        train("--dataset", "mnist", "--data-root", "{inputs}/mnist"),
+        None,
+        r"train-images-idx3-ubyte is not a valid IDX file \(its magic number is 0x.*corrupt",
+        lambda run: _idx_files(run, bytes(range(256)) * 4),
+    ),
+    "idx-truncated": (
+        train("--dataset", "mnist", "--data-root", "{inputs}/mnist"),
+        None,
+        r"not a valid IDX file \(its header announces 47040016 bytes \(60000 x 28 x 28\), it "
+        r"has 16",
+        lambda run: _idx_files(run, b"".join(v.to_bytes(4, "big") for v in (2051, 60000, 28, 28))),
+    ),
+    "idx-empty": (
+        train("--dataset", "mnist", "--data-root", "{inputs}/mnist"),
+        None,
+        r"not a valid IDX file \(it has 0 bytes, fewer than an IDX header\)",
+        lambda run: _idx_files(run, b""),
+    ),
+    "latent-dim-memory": (
+        train("--latent-dim", "1e8"),
+        None,
+        r"training this model \(3.86e\+10 parameters\) would need about 618 GB, more than the "
+        r"16 GB of memory here; choose a smaller latent_dim",
+        None,
+    ),
+    "hidden-memory": (
+        train("--hidden", "100000000"),
+        None,
+        r"training this model \(1.36e\+10 parameters\) would need about 218 GB",
+        None,
+    ),
+    "num-components-memory": (
+        train("--model", "gmm", "--num-components", "100000000"),
+        None,
+        r"training this model \(1.29e\+10 parameters\) would need about 206 GB",
+        None,
+    ),
+    "step-memory": (
+        train("--num-particles", "20000"),
+        None,
+        r"a training step \(100 rows × 20000 particles, ~2.05e\+03 numbers each\) would need "
+        r"about 32.9 GB, more than the 16 GB of memory here; lower batch_size or num_particles",
+        None,
+    ),
+    "epochs-bound": (
+        train("--epochs", "1e23"),
+        None,
+        r"training would evaluate the model on 1.15e\+26 \(row, particle\) pairs .* would not end",
+        None,
+    ),
+    "evaluate-num-samples-bound": (
+        ["evaluate", "{run}", "--num-samples", "1e8"],
+        None,
+        r"evaluation would score 3.59e\+10 \(row, sample\) pairs .* --num-samples 27855153 or",
+        None,
+    ),
+    "sample-n-memory": (
+        ["sample", "{run}", "-n", "1e8", "-o", "{inputs}/s.png"],
+        None,
+        r"a grid of 100000000 samples would need about 5.35e\+03 GB, more than the 16 GB",
         None,
     ),
     "num-components-range": (
@@ -428,6 +597,57 @@ PYTHON = {
         lambda out: _fit(torch.rand(8, 64), out, distributed=True),
         r"needs the torchrun environment .* torchrun --nproc-per-node N",
     ),
+    "fit-unknown-option": (
+        lambda out: _fit(torch.rand(8, 64), out, epoch=3),
+        r"unknown fit option\(s\) epoch; fit options: epochs, batch_size",
+    ),
+    "fit-score-test": (
+        lambda out: _fit(torch.rand(8, 64), out, score_test="sometimes"),
+        r"score_test must be one of end, epoch, never",
+    ),
+    "fit-device": (
+        lambda out: _fit(torch.rand(8, 64), out, device="tpu"),
+        r"device must be one of cpu, cuda, mps, auto, got 'tpu'",
+    ),
+    "fit-dataloader": (
+        lambda out: _fit(DataLoader(TensorDataset(torch.rand(8, 64))), out),
+        r"pass the DataLoader's .dataset: fit draws its own batches",
+    ),
+    "dataset-item": (
+        lambda out: _fit([(torch.rand(64), 0, "extra")] * 5, out),
+        r"a Dataset item must be a row, \(x,\) or \(x, y\); got a tuple of 3",
+    ),
+    "dataset-binarize": (
+        lambda out: Data(TensorDataset(torch.rand(8, 64)), binarize="static"),
+        r"binarize='static' draws whole splits once, which a Dataset read batch by batch",
+    ),
+    "vae-guide-unknown": (
+        lambda out: VAE(64, 2, guide="auto_nope"),
+        r"unknown guide 'auto_nope' for a VAE; known guides: amortized, auto_normal",
+    ),
+    "vae-autoguide-parts": (
+        lambda out: VAE(64, 3, guide="auto_normal", posterior="von_mises_fisher"),
+        r"guide 'auto_normal' replaces the encoder and the posterior part",
+    ),
+    "vae-autoguide-sphere": (
+        lambda out: VAE(64, 3, guide="auto_delta", prior="hyperspherical_uniform"),
+        r"guide 'auto_delta' needs a prior on R\^d, not on the sphere",
+    ),
+    "autoguide-encode": (
+        lambda out: VAE(64, 2, guide="auto_normal").encode(torch.rand(3, 64)),
+        r"this VAE's guide 'auto_normal' is not amortised: it has no encoder",
+    ),
+    "evaluate-not-amortized": (
+        lambda out: pyrovae.evaluate(VAE(64, 2, guide="auto_normal"), torch.rand(4, 64)),
+        r"the model's guide 'auto_normal' is not amortised: its posteriors belong to the "
+        r"training rows",
+    ),
+    "fit-patience-not-amortized": (
+        lambda out: pyrovae.fit(
+            VAE(64, 2, guide="auto_normal"), Data(torch.rand(8, 64), torch.rand(4, 64)), patience=2
+        ),
+        r"early stopping \(patience\) needs validation scores, which a non-amortised guide",
+    ),
 }
 
 
@@ -455,8 +675,9 @@ def prepared_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("prepared") / "run"
     config = cfg.resolve({}, {"hidden": [16], "latent_dim": 2, "epochs": 2, "out": str(run)})
     data = cfg.load_data(config)
-    pyrovae.fit(cfg.build_model(config, data.input_dim), data, epochs=2, out=run, progress=False)
-    cfg.write(config, run / "config.yaml")
+    model = cfg.build_model(config, data.input_dim)
+    how = {"dataset": "digits", "binarize": config["binarize"], "out": str(run)}
+    pyrovae.fit(model, data, epochs=2, out=run, progress=False, config=how)
     return run
 
 
@@ -486,6 +707,7 @@ def test_cli_refuses_bad_input_in_one_line_with_exit_code_2(
     case, prepared_run, offline, tmp_path, capsys, monkeypatch
 ):
     argv, text, message, prepare = CLI[case]
+    monkeypatch.setattr(budget, "memory_bytes", lambda device=None: 16e9)
     monkeypatch.delenv("PYROVAE_DATA", raising=False)
     inputs = tmp_path / "inputs"
     (inputs / "empty").mkdir(parents=True)

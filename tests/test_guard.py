@@ -40,7 +40,11 @@ def test_a_nan_producing_batch_stops_with_site_and_cause_and_keeps_the_checkpoin
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 1  # written after epoch 1, nothing after the bad step
     assert json.loads((tmp_path / "metrics.json").read_text())["epoch"] == [1]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "metrics.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "checkpoint.pt",
+        "config.yaml",
+        "metrics.json",
+    ]
 
 
 class Sabotaged(Data):

@@ -12,7 +12,7 @@ import pytest
 import torch
 from scipy.special import ive
 
-from pyrovae.special import bessel_iv_ratio, log_bessel_iv
+from pyrovae.ops.special import bessel_iv_ratio, log_bessel_iv, log_bessel_iv_and_ratio
 
 ORDERS = [0.0, 0.5, 1.0, 2.5, 31.0, 127.0, 511.0, 4096.0]
 ARGS = [1e-6, 1e-3, 0.1, 1.0, 7.0, 30.0, 100.0, 1e3, 1e4, 1e5, 1e6]
@@ -76,6 +76,24 @@ def test_bessel_iv_ratio_grid(reference, dtype, tol):
     assert out.dtype == dtype
     rel = ((out.double() - reference["ratio"]) / reference["ratio"]).abs().max().item()
     assert rel < tol
+
+
+@pytest.mark.parametrize("v", ORDERS)
+def test_log_bessel_iv_and_ratio_in_one_pass(reference, v):
+    """One order given as a number (fewer recurrence steps when v is large): log I_v and
+    I_{v+1}/I_v to the accuracy of the grid tests."""
+    rows = [i for i, (order, _) in enumerate(GRID) if order == v]
+    x = torch.tensor([GRID[i][1] for i in rows], dtype=torch.float64)
+    log_iv, ratio_next = log_bessel_iv_and_ratio(v, x)
+    assert _log_error(log_iv, reference["log_iv"][rows]) < 1e-12
+    want = reference["ratio_next"][rows]
+    assert ((ratio_next - want) / want).abs().max().item() < 1e-11
+
+
+def test_old_import_path_still_works():
+    import pyrovae.special
+
+    assert pyrovae.special.log_bessel_iv is log_bessel_iv
 
 
 def test_random_points_against_scipy():

@@ -1,4 +1,6 @@
 import math
+import subprocess
+import sys
 import warnings
 
 import mpmath
@@ -11,8 +13,9 @@ from pyro.distributions.testing.gof import auto_goodness_of_fit
 from torch.distributions import kl_divergence
 
 from pyrovae.distributions import HypersphericalUniform, VonMisesFisher
-from pyrovae.distributions.von_mises_fisher import _dt_dkappa, log_sphere_area
-from pyrovae.special import bessel_iv_ratio
+from pyrovae.distributions.von_mises_fisher_gradient import dt_dkappa
+from pyrovae.distributions.von_mises_fisher_sampling import sample_t_wood
+from pyrovae.ops.special import bessel_iv_ratio, log_sphere_area
 
 SAMPLERS = ["wood", "inverse_cdf"]
 mpmath.mp.dps = 40
@@ -89,6 +92,18 @@ def test_samples_ks_against_scipy(sampler, d, kappa):
     assert result.pvalue > 1e-3
 
 
+@pytest.mark.parametrize("d, kappa", [(2, 1.0), (5, 2.0), (10, 0.1), (64, 30.0), (16, 1e4)])
+def test_wood_fixed_rounds_ks_against_scipy(d, kappa):
+    """The accelerator path of Wood's sampler (fixed rounds, no lookup of rejected entries)
+    draws w = mu^T x from the same law as scipy."""
+    n = 4000
+    torch.manual_seed(3)
+    t = sample_t_wood(torch.full((n,), kappa, dtype=torch.float64), d, fixed_rounds=True)
+    e1 = np.eye(d)[0]
+    ref = scipy.stats.vonmises_fisher(e1, kappa).rvs(n, random_state=4) @ e1
+    assert scipy.stats.ks_2samp((1.0 - t).numpy(), ref).pvalue > 1e-3
+
+
 @pytest.mark.parametrize("sampler", SAMPLERS)
 @pytest.mark.parametrize("d, kappa", [(2, 1e-3), (16, 1e4), (64, 1e5)])
 def test_float32_samples_ks(sampler, d, kappa):
@@ -147,7 +162,7 @@ def test_implicit_gradient_against_inverse_cdf(d, kappa, u):
         1.0 - math.cos(_inverse_cdf_theta(u, k, d)) for k in (kappa + eps, kappa, kappa - eps)
     )
     fd = (t_plus - t_minus) / (2 * eps)
-    got = _dt_dkappa(
+    got = dt_dkappa(
         torch.tensor([t], dtype=torch.float64), torch.tensor(kappa, dtype=torch.float64), d
     ).item()
     assert abs(got - fd) < 1e-6 * abs(fd) + 1e-9
@@ -311,7 +326,7 @@ def test_loc_at_e1_and_inverse_cdf_cache():
     p = VonMisesFisher(loc, torch.tensor(50.0, dtype=torch.float64), sampler="inverse_cdf")
     x = p.sample((1000,))
     assert torch.isfinite(x).all() and (x @ loc).mean() > 0.9
-    from pyrovae.distributions import von_mises_fisher as module
+    from pyrovae.distributions import von_mises_fisher_sampling as module
 
     key_count = len(module._TABLE_CACHE)
     p.sample((10,))
@@ -382,3 +397,22 @@ def test_kl_vmf_vmf(d, kp, kq):
     se = diff.std() / math.sqrt(len(diff))
     assert (diff.mean() - kl).abs() < 5 * se
     assert kl_divergence(p, p).abs() < 1e-10
+
+
+@pytest.mark.slow  # a fresh interpreter importing torch and pyro
+def test_first_use_needs_no_large_set_up():
+    """Building, sampling, scoring and differentiating a first vMF in a fresh process does not
+    import sympy (``torch.broadcast_shapes`` would, ~2 s on its first call)."""
+    code = (
+        "import sys, torch\n"
+        "from pyrovae.distributions import HypersphericalUniform, VonMisesFisher\n"
+        "loc = torch.nn.functional.normalize(torch.randn(5, 4), dim=-1)\n"
+        "kappa = torch.ones(5, requires_grad=True)\n"
+        "p = VonMisesFisher(loc, kappa)\n"
+        "z = p.rsample()\n"
+        "kl = torch.distributions.kl_divergence(p, HypersphericalUniform(4))\n"
+        "(p.log_prob(z).sum() + kl.sum() + p.entropy().sum()).backward()\n"
+        "print('sympy' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from pyro.distributions import constraints
 from pyro.distributions.torch_distribution import TorchDistribution
+from pyro.distributions.util import broadcast_shape
 
-from pyrovae.distributions.von_mises_fisher import log_sphere_area
+from pyrovae.ops.special import log_sphere_area
 
 _EMPTY = torch.Size()
 
@@ -96,7 +97,7 @@ class HypersphericalUniform(TorchDistribution):
     def log_prob(self, value):
         if self._validate_args:
             self._validate_sample(value)
-        shape = torch.broadcast_shapes(value.shape[:-1], self.batch_shape)
+        shape = broadcast_shape(value.shape[:-1], self.batch_shape)
         return value.new_full(shape, -self.log_surface_area)
 
     def entropy(self):

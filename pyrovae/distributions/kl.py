@@ -12,15 +12,11 @@
 from __future__ import annotations
 
 import torch
+from pyro.distributions.util import broadcast_shape
 from torch.distributions.kl import register_kl
 
 from pyrovae.distributions.hyperspherical_uniform import HypersphericalUniform
-from pyrovae.distributions.von_mises_fisher import (
-    VonMisesFisher,
-    _log_normalizer_rel,
-    _mean_resultant_length,
-    _work_dtype,
-)
+from pyrovae.distributions.von_mises_fisher import VonMisesFisher
 
 
 def _check_dims(p, q):
@@ -33,25 +29,19 @@ def _check_dims(p, q):
 @register_kl(VonMisesFisher, HypersphericalUniform)
 def _kl_vmf_uniform(p, q):
     _check_dims(p, q)
-    kappa = p.concentration.to(_work_dtype(p.concentration))
-    d = p.dim
-    a = _mean_resultant_length(kappa, d)
-    kl = _log_normalizer_rel(kappa, d) + kappa * a
-    return kl.to(p.concentration.dtype).expand(torch.broadcast_shapes(p.batch_shape, q.batch_shape))
+    kappa = p._kappa_work()
+    kl = p._log_normalizer_rel() + kappa * p._mean_resultant_length()
+    return kl.to(p.concentration.dtype).expand(broadcast_shape(p.batch_shape, q.batch_shape))
 
 
 @register_kl(VonMisesFisher, VonMisesFisher)
 def _kl_vmf_vmf(p, q):
     _check_dims(p, q)
-    work = _work_dtype(p.concentration)
-    kp, kq = p.concentration.to(work), q.concentration.to(work)
-    d = p.dim
-    a = _mean_resultant_length(kp, d)
-    cos = (p.loc.to(work) * q.loc.to(work)).sum(-1)
+    kp, kq = p._kappa_work(), q._kappa_work()
+    a = p._mean_resultant_length()
+    cos = (p.loc.to(kp.dtype) * q.loc.to(kp.dtype)).sum(-1)
     # log C(kp) - log C(kq) + A (kp - kq cos) = [rel(kp) + kp] - [rel(kq) + kq]
     #     + kq (1 - cos A) ... written to keep the O(kappa) parts cancelling exactly:
-    log_c_diff = _log_normalizer_rel(kp, d, plus_kappa=True) - _log_normalizer_rel(
-        kq, d, plus_kappa=True
-    )
+    log_c_diff = p._log_normalizer_rel(plus_kappa=True) - q._log_normalizer_rel(plus_kappa=True)
     kl = log_c_diff - kp * (1.0 - a) + kq * (1.0 - a * cos)
     return kl.to(torch.promote_types(p.concentration.dtype, q.concentration.dtype))

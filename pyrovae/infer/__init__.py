@@ -1,8 +1,20 @@
-"""Inference: the SVI trainer (alone or data-parallel), its numerical guard, checkpoints and
-evaluation."""
+"""Inference: the SVI trainer (alone or data-parallel) and its hooks, its numerical guard,
+checkpoints, loggers and evaluation."""
 
+from .callbacks import Callback
 from .evaluate import evaluate, log_weights
 from .guard import NonFiniteError
+from .loggers import Logger, TensorBoardLogger
 from .train import default_elbo, fit, scale_latents
 
-__all__ = ["NonFiniteError", "default_elbo", "evaluate", "fit", "log_weights", "scale_latents"]
+__all__ = [
+    "Callback",
+    "Logger",
+    "NonFiniteError",
+    "TensorBoardLogger",
+    "default_elbo",
+    "evaluate",
+    "fit",
+    "log_weights",
+    "scale_latents",
+]

@@ -32,9 +32,12 @@ FIELDS = ("model_class", "model", "param_store", "optimizer", "rng", "epoch", "h
 
 
 def rng_state():
-    """torch's, numpy's and Python's global RNG states as tensors and plain values."""
+    """torch's, numpy's and Python's global RNG states as tensors and plain values (and the
+    CUDA generators' when CUDA is in use, so that a GPU run resumes exactly on a GPU)."""
     name, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002 (users seed it)
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
     return {
+        **({"cuda": cuda} if cuda else {}),
         "torch": torch.get_rng_state(),
         "numpy": {
             "name": str(name),
@@ -48,8 +51,12 @@ def rng_state():
 
 
 def set_rng_state(state):
-    """Undo :func:`rng_state`: put the three global RNG states back."""
+    """Undo :func:`rng_state`: put the global RNG states back (the CUDA ones when this machine
+    has as many GPUs; a run moved to another device continues with its own CUDA noise)."""
     torch.set_rng_state(state["torch"])
+    cuda = state.get("cuda")
+    if cuda and torch.cuda.is_available() and torch.cuda.device_count() == len(cuda):
+        torch.cuda.set_rng_state_all(cuda)
     n = state["numpy"]
     keys = n["keys"].numpy().astype(np.uint32)
     np.random.set_state((n["name"], keys, n["pos"], n["has_gauss"], n["cached_gaussian"]))  # noqa: NPY002

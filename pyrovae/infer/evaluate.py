@@ -78,6 +78,12 @@ def evaluate(model, data, num_samples=1000, batch_size=100, seed=0, device=None)
         with a point-mass guide the latter is only log p(x, ẑ).
     """
     positive_int("num_samples", num_samples)
+    if not getattr(model, "amortized", True):
+        raise ValueError(
+            f"the model's guide {getattr(model, 'guide_name', '')!r} is not amortised: its "
+            "posteriors belong to the training rows, taken as one batch, and cannot score other "
+            "rows; read its training ELBO from fit's history, or train with guide='amortized'"
+        )
     split = data.test if isinstance(data, Data) else as_split(data)
     if hasattr(model, "check_data"):
         for x in split.chunks(batch_size):

@@ -16,6 +16,7 @@ move, and checkpoints let a killed run resume exactly.
 import contextlib
 import math
 import time
+import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from .. import checks
 from ..data import Data, as_split
 from . import checkpoint as ckpt
 from . import device as devices
+from . import run_folder
 from .callbacks import (
     Checkpoint,
     EarlyStopping,
@@ -149,6 +151,7 @@ def fit(
     device=None,
     logger=None,
     callbacks=(),
+    config=None,
     **options,
 ):
     """Train ``model`` (any object with ``model(x)`` and ``guide(x)``: a pyrovae model, a
@@ -171,6 +174,11 @@ def fit(
     :param logger: a :class:`~pyrovae.infer.loggers.Logger` (e.g.
         :class:`~pyrovae.infer.loggers.TensorBoardLogger`) or a list of them.
     :param callbacks: more :class:`~pyrovae.infer.callbacks.Callback` objects for the loop.
+    :param dict config: entries to add to ``out/config.yaml`` (how the data were made, e.g.
+        ``{"dataset": "mnist", "binarize": "dynamic"}``). On a fresh start with ``out``, ``fit``
+        writes ``config.yaml``: the model's name, ``input_dim`` and options and the training
+        options, every value used (:mod:`pyrovae.run`), so that ``pyrovae.load(out)`` rebuilds
+        the model; for a model it cannot rebuild from names (a user's class) it warns instead.
     :param options: the training options, by keyword: ``epochs``, ``batch_size``, ``lr``,
         ``seed``, ``elbo``, ``num_particles``, ``warmup_epochs``, ``patience``, ``score_test``,
         ``initialize``, ``detect_anomaly``, ``progress`` (see :class:`Options`). The optimiser
@@ -216,9 +224,31 @@ def fit(
         start = ctx.from_main(lambda: open_run(path, model, resume, overwrite, ctx.world_size))
         hooks = _callbacks(o, path, logger, callbacks)
         state = TrainState(model, data, ctx, o, elbo)
-        return _train(state, hooks, start)
+        with _describing(path, model, o, config, ctx):
+            return _train(state, hooks, start)
     finally:
         ctx.close()
+
+
+def _describing(path, model, o, extra, ctx):
+    """Checkpoints in ``path``'s folder carry the run's resolved config and are followed by
+    ``config.yaml`` (:mod:`pyrovae.infer.run_folder`); a model that cannot be rebuilt from
+    names gets a warning instead."""
+    if path is None:
+        return contextlib.nullcontext()
+    from ..run import run_config
+
+    config, reason = run_config(model, o, extra)
+    if config is None:
+        if ctx.is_main:
+            warnings.warn(
+                f"{path.parent / 'config.yaml'} not written: {reason}, so pyrovae.load cannot "
+                "rebuild it; build the model yourself and load the weights with "
+                f"model.load_state_dict(torch.load('{path}')['model'])",
+                stacklevel=3,
+            )
+        return contextlib.nullcontext()
+    return run_folder.describing(path.parent, config)
 
 
 def _callbacks(o, path, logger, extra):

@@ -1,16 +1,44 @@
 """Models: each an ``nn.Module`` with Pyro ``model(x)`` and ``guide(x)`` methods.
 
-``models`` maps the names the CLI and config files use to model classes.
+``models`` maps the names the CLI and config files use to model classes. A registered model
+records the arguments it was built with (``build_options``, see :func:`records_options`), so
+that a run's ``config.yaml`` can say how to build it again.
 """
+
+import functools
+import inspect
 
 from ..parts.registry import Registry
 from .linear_mixture import LLGAE, MixtureOfLinearDecoders
 from .mixture import GaussianMixture
 from .vae import VAE
 
-models = Registry("model")
-models.register("vae")(VAE)
-models.register("gmm")(GaussianMixture)
-models.register("llgae")(MixtureOfLinearDecoders)
 
-__all__ = ["LLGAE", "VAE", "GaussianMixture", "MixtureOfLinearDecoders", "models"]
+def records_options(cls):
+    """Make ``cls(...)`` keep its arguments, defaults filled in, as ``build_options``."""
+    init, signature = cls.__init__, inspect.signature(cls.__init__)
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        self.build_options = {k: v for k, v in bound.arguments.items() if k != "self"}
+
+    cls.__init__ = __init__
+    return cls
+
+
+models = Registry("model")
+models.register("vae")(records_options(VAE))
+models.register("gmm")(records_options(GaussianMixture))
+models.register("llgae")(records_options(MixtureOfLinearDecoders))
+
+__all__ = [
+    "LLGAE",
+    "VAE",
+    "GaussianMixture",
+    "MixtureOfLinearDecoders",
+    "models",
+    "records_options",
+]

@@ -124,6 +124,7 @@ class VAE(nn.Module):
                 f"guide {_guide_name(guide)!r} needs a prior on R^d, not on "
                 f"{_support(self.prior)}: use guide='amortized' with a von_mises_fisher posterior"
             )
+        self.guide_name = _guide_name(guide)
         if isinstance(guide, str):
             if guide not in AUTOGUIDES:
                 raise ValueError(
@@ -131,8 +132,12 @@ class VAE(nn.Module):
                     f"{', '.join(AUTOGUIDES)}, or an AutoGuide class"
                 )
             guide = getattr(autoguide, AUTOGUIDES[guide])
+        elif not callable(guide):
+            raise ValueError(
+                f"guide must be 'amortized', one of {', '.join(AUTOGUIDES)} or an AutoGuide "
+                f"class, got {guide!r}"
+            )
         self.encoder = self.posterior = None
-        self.guide_name = _guide_name(guide)
         # Kept out of the module tree: its parameters are made on the first batch (their shape
         # is that of the rows), live in Pyro's param store and are checkpointed from there.
         object.__setattr__(self, "autoguide", guide(self.model))

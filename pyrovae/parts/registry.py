@@ -12,6 +12,18 @@ of what is known, on an unknown name or option.
 
 import inspect
 
+FIXED = (
+    "input_dim",
+    "input_shape",
+    "latent_dim",
+    "output_dim",
+    "output_shape",
+    "param_dims",
+    "num_components",
+)
+"""Context entries a part must take from its model: a spec that sets one would build a part
+whose shapes do not fit the rest of the model."""
+
 
 class Registry:
     """A small registry of part classes for one kind of part (``"prior"``, ``"likelihood"``…)."""
@@ -51,7 +63,8 @@ class Registry:
 
         ``context`` holds what the enclosing model knows (``latent_dim``, ``input_dim``…); a
         class receives only the context arguments its constructor accepts. Options the user gave
-        must all be accepted, else a ``ValueError`` lists the valid ones.
+        must all be accepted, else a ``ValueError`` lists the valid ones; they override the
+        context except for the shapes in :data:`FIXED`, which are refused.
         """
         if isinstance(spec, str):
             name, options = spec, {}
@@ -74,6 +87,12 @@ class Registry:
             raise ValueError(
                 f"unknown option(s) {', '.join(unknown)} for {self.kind} {name!r}; "
                 f"valid options: {', '.join(valid) or 'none'}"
+            )
+        fixed = sorted(set(options) & set(context) & set(FIXED))
+        if fixed:
+            raise ValueError(
+                f"{', '.join(fixed)}: set by the model, not an option of {self.kind} {name!r}; "
+                f"remove it (give the model's {fixed[0]} instead)"
             )
         kwargs = {k: v for k, v in context.items() if k in accepted}
         kwargs.update(options)

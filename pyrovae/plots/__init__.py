@@ -54,19 +54,22 @@ def save_all(model, data, history, out, n=64):
     draws) and ``reconstructions.png`` (10 test rows) when the model has ``sample`` and
     ``reconstruct``; with a 2-d latent space and labels ``latent_scatter.png`` (test
     encodings by label) and, when the prior lives on R², ``latent_grid.png`` (decoded normal
-    quantiles); then each picture named in ``model.pictures`` (:data:`MODEL_PICTURES`), those
-    of images only on image data. Returns the paths.
+    quantiles), the encoder's pictures only for an amortised guide (``model.amortized``, not an
+    autoguide's per-row posteriors); then each picture named in ``model.pictures``
+    (:data:`MODEL_PICTURES`), those of images only on image data. Returns the paths.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = next(s for s in (data.test, data.valid, data.train) if s is not None)
     shape = data.image_shape
     paths = [learning_curves(history, out / "learning_curves.png")]
+    encodes = getattr(model, "amortized", True)
     if shape is not None and hasattr(model, "sample"):
         paths.append(sample_grid(model, n, shape, out / "samples.png"))
-    if shape is not None and hasattr(model, "reconstruct"):
+    if shape is not None and hasattr(model, "reconstruct") and encodes:
         paths.append(reconstructions(model, rows.x[:10], shape, out / "reconstructions.png"))
-    if getattr(model, "latent_dim", None) == 2 and hasattr(model, "encode") and rows.y is not None:
+    latent_2d = getattr(model, "latent_dim", None) == 2
+    if latent_2d and hasattr(model, "encode") and encodes and rows.y is not None:
         paths.append(latent_scatter(model, rows.x, rows.y, out / "latent_scatter.png"))
         real = getattr(getattr(model, "prior", None), "support", None) is constraints.real
         if shape is not None and real:
