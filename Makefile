@@ -1,12 +1,13 @@
 # Two commands on a fresh machine (only Python and the package registry needed):
 #   make demo   train the Gaussian VAE on the offline digits data, write pictures and metrics
 #   make test   lint (ruff) and run the whole test suite
+#   make docs   build the documentation site (runs every example briefly) into docs/_build/html
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO := runs/demo
 
-.PHONY: demo test lint
+.PHONY: demo test lint docs
 
 $(VENV)/installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,3 +28,12 @@ lint: $(VENV)/installed
 
 test: lint
 	$(BIN)/python -m pytest -q
+
+$(VENV)/docs-installed: $(VENV)/installed
+	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
+	touch $@
+
+# warnings are errors; the gallery executes each example for a few steps on the digits
+docs: $(VENV)/docs-installed
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+	@echo "documentation in docs/_build/html/index.html"

@@ -1,4 +1,6 @@
-"""Write your own model/guide pair from pyrovae's parts.
+"""
+Your own model/guide pair from pyrovae's parts
+==============================================
 
 The model explains both the image x and its label y through one latent z, with a Gaussian
 likelihood whose scale σ is learned:

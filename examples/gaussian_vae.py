@@ -1,4 +1,6 @@
-"""A Gaussian VAE from pyrovae trained with a plain Pyro SVI loop.
+"""
+A Gaussian VAE in a plain Pyro SVI loop
+=======================================
 
 pyrovae's models are ordinary Pyro model/guide pairs: here ``VAE.model`` and ``VAE.guide`` go
 straight into ``pyro.infer.SVI`` with ``pyro.optim.Adam``, no ``pyrovae.fit``. The data are

@@ -73,10 +73,16 @@ def one_of(name, value, allowed):
     return value
 
 
-def sizes(name, value):
-    """A non-empty list (or tuple) of positive integers, e.g. hidden layer sizes."""
-    if not (isinstance(value, list | tuple) and value and all(is_int(v) and v >= 1 for v in value)):
-        raise ValueError(f"{name} must be a non-empty list of positive integers, got {value!r}")
+def sizes(name, value, empty=False):
+    """A list (or tuple) of positive integers, e.g. hidden layer sizes; non-empty unless
+    ``empty``."""
+    if not (
+        isinstance(value, list | tuple)
+        and (value or empty)
+        and all(is_int(v) and v >= 1 for v in value)
+    ):
+        what = "a list" if empty else "a non-empty list"
+        raise ValueError(f"{name} must be {what} of positive integers, got {value!r}")
     return value
 
 
@@ -91,6 +97,7 @@ TRAINING = {
     "seed": seed,
     "num_particles": positive_int,
     "warmup_epochs": nonnegative_real,
+    "beta": nonnegative_real,
     "patience": _optional_positive_int,
 }
 """The options of :func:`pyrovae.fit` that are numbers, each with its check."""

@@ -143,6 +143,13 @@ def _train_parser(sub):
         help="llgae noise scale: learned (default) or a fixed number",
     )
     a("--guide", type=_part, help="llgae guide: amortized, iterative, exact, or a mapping")
+    a("--condition-on", help="label: the conditional VAE, p(x | z, y) and q(z | x, y)")
+    a("--num-labels", type=_integer, help="ssvae: training labels kept, balanced per class")
+    a(
+        "--aux-loss-multiplier",
+        type=float,
+        help="ssvae: weight α of the classification term per labelled row (default 50)",
+    )
     a("--epochs", type=_integer, help="passes over the training set (default 100)")
     a("--batch-size", type=_integer, help="rows per SVI step (default 100)")
     a("--lr", type=float, help="Adam learning rate (default 1e-3)")
@@ -229,8 +236,12 @@ def train(args):
         )
         if is_main:
             from .plots import save_all
+            from .plots.labels import save_label_pictures
 
-            save_all(model, data, history, out)
+            if getattr(model, "uses_labels", False):  # encode/reconstruct need labels
+                save_label_pictures(model, data, history, out)
+            else:
+                save_all(model, data, history, out)
             print(json.dumps({"out": str(out), "test_elbo": history["test_elbo"][-1]}))
 
 

@@ -36,12 +36,15 @@ MODEL_KEYS = (
     "covariance",
     "guide",
     "noise",
+    "aux_loss_multiplier",
 )
 DEFAULTS = {
     "model": "vae",
     "dataset": "digits",
     "data_root": None,
     "binarize": None,
+    "condition_on": None,
+    "num_labels": None,
     "input_dim": None,
     **dict.fromkeys(MODEL_KEYS),
     "epochs": 100,
@@ -59,6 +62,7 @@ DEFAULTS = {
     "out": "runs/default",
 }
 DEFAULT_LATENT_DIM = 2
+LABEL_MODELS = ("cvae", "ssvae")  # the models that learn from labels
 PART_REGISTRIES = {
     "prior": priors,
     "posterior": posteriors,
@@ -156,9 +160,12 @@ def resolve(file_values=None, flag_values=None):
                 f"{', '.join(DEFAULTS)}"
             )
         config.update({k: v for k, v in source.items() if v is not None})
+    _labels(config)
     _check(config)
     if config["binarize"] is None:
-        bernoulli = config["model"] == "vae" and _part_name(config["likelihood"]) in (
+        bernoulli = config["model"] in ("vae", *LABEL_MODELS) and _part_name(
+            config["likelihood"]
+        ) in (
             None,
             "bernoulli",
         )
@@ -198,6 +205,26 @@ def resume(stored, file_values=None, flag_values=None, epochs_done=0):
     return config
 
 
+def _labels(config):
+    """``condition_on: label`` turns the VAE into the conditional VAE; ``num_labels`` is for
+    the semi-supervised VAE only."""
+    if config["condition_on"] is not None:
+        checks.one_of("condition_on", config["condition_on"], ("label",))
+        if config["model"] == "vae":
+            config["model"] = "cvae"
+        elif config["model"] not in LABEL_MODELS:
+            raise ValueError(
+                f"model {config['model']!r} cannot condition on labels; use model vae (it "
+                "becomes cvae), cvae or ssvae"
+            )
+    checks.positive_int("num_labels", config["num_labels"], optional=True)
+    if config["num_labels"] is not None and config["model"] != "ssvae":
+        raise ValueError(
+            f"num_labels keeps only some training labels, for the semi-supervised VAE; use "
+            f"--model ssvae, or drop num_labels (model {config['model']!r} needs every label)"
+        )
+
+
 def _part_name(spec):
     return spec.get("name") if isinstance(spec, dict) else spec
 
@@ -207,7 +234,6 @@ def _check(config):
     if not isinstance(config["elbo"], str):
         raise ValueError(f"elbo must be one of {', '.join(OBJECTIVES)}, got {config['elbo']!r}")
     check_objective(config["elbo"], config["alpha"])
-    checks.nonnegative_real("beta", config["beta"])
     for key in ("latent_dim", "sphere_dim", "num_components", "num_samples"):
         checks.positive_int(key, config[key], optional=True)
     for key in ("model", "dataset", "out", "data_root", "activation", "covariance"):
@@ -267,7 +293,10 @@ def _check_part(key, spec, registry):
 
 
 def load_data(config):
-    return data_module.load(config["dataset"], config["data_root"], config["binarize"])
+    data = data_module.load(config["dataset"], config["data_root"], config["binarize"])
+    if config["num_labels"] is not None:
+        data = data_module.keep_labels(data, config["num_labels"], config["seed"])
+    return data
 
 
 def build_model(config, input_dim):

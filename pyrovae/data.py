@@ -12,6 +12,7 @@ images (``pyrovae.models.VAE(input_dim=data.input_shape, encoder="conv", ...)``)
   between runs.
 """
 
+import copy
 import math
 import os
 import shutil
@@ -174,8 +175,10 @@ class Data:
         """``(C, H, W)`` for images, ``(D,)`` for vectors."""
         return self._input_shape or (self.input_dim,)
 
-    def batches(self, batch_size, epoch, seed, rank=0, world_size=1):
-        """Shuffled training batches ``(B, D)`` for one epoch.
+    def batches(self, batch_size, epoch, seed, rank=0, world_size=1, labels=False):
+        """Shuffled training batches ``(B, D)`` for one epoch; with ``labels``, ``(B, D + 1)``:
+        each row followed by its label (−1: unlabelled), for the models that learn from
+        labels (see :func:`pyrovae.infer.train.with_labels`).
 
         The order and the dynamic binarisation are drawn from a generator seeded by
         ``(seed, epoch)`` only, so an epoch repeats exactly after a resume. With
@@ -192,10 +195,12 @@ class Data:
         for start in range(0, len(order), step):
             index = order[start : start + step]
             if self.binarize != "dynamic":  # read this rank's rows only
-                yield self.train.rows(index[rank::world_size])[0]
-                continue
-            x = torch.bernoulli(self.train.rows(index)[0], generator=gen)  # the global draw
-            yield x[rank::world_size]
+                x, y = self.train.rows(index[rank::world_size])
+            else:
+                x, y = self.train.rows(index)
+                x = torch.bernoulli(x, generator=gen)[rank::world_size]  # the global draw
+                y = None if y is None else y[rank::world_size]
+            yield torch.cat([x, y[:, None].to(x.dtype)], 1) if labels else x
 
 
 def _row_length(split):
@@ -274,6 +279,39 @@ def _digits(binarize):
     )
     data.name = "digits"
     return data
+
+
+def keep_labels(data, num_labels, seed=0):
+    """A copy of ``data`` whose training rows keep ``num_labels`` labels, the same number per
+    class (``num_labels`` must be a multiple of the number of classes), chosen at random with
+    ``seed``; every other training label becomes −1 (unlabelled). Validation and test labels
+    are kept, to measure accuracy."""
+    train = data.train
+    if train.y is None:
+        raise ValueError(f"{data.name or 'these data'} have no labels to keep")
+    y_all = train.y
+    classes = y_all.unique()
+    k = len(classes)
+    if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < k:
+        raise ValueError(
+            f"num_labels must be an integer >= {k} (one per class), got {num_labels!r}"
+        )
+    if num_labels % k:
+        raise ValueError(
+            f"num_labels must be a multiple of the {k} classes, so that every class keeps as "
+            f"many labels, got {num_labels}; try {num_labels - num_labels % k}"
+        )
+    gen = torch.Generator().manual_seed(seed)
+    y = torch.full_like(y_all, -1)
+    for c in classes:
+        rows = (y_all == c).nonzero()[:, 0]
+        if len(rows) < num_labels // k:
+            raise ValueError(f"class {c.item()} has only {len(rows)} training rows")
+        keep = rows[torch.randperm(len(rows), generator=gen)[: num_labels // k]]
+        y[keep] = c
+    kept = copy.copy(data)
+    kept.train = Split(train.x, y)
+    return kept
 
 
 def data_root(root=None):

@@ -10,7 +10,9 @@ EXAMPLES = sorted((Path(__file__).parents[1] / "examples").glob("*.py"))
 
 
 def test_examples_found():
-    assert {p.name for p in EXAMPLES} >= {"gaussian_vae.py", "custom_model.py"}
+    expected = {"gaussian_vae", "custom_model", "svae", "vmf_mixture", "gmm", "clustering"}
+    expected |= {"llgae", "cvae", "ss_vae"}
+    assert {p.stem for p in EXAMPLES} >= expected
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)

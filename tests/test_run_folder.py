@@ -12,9 +12,11 @@ import pytest
 import torch
 import yaml
 
+import pyrovae
 from pyrovae import cli
 from pyrovae.infer import checkpoint as ckpt
 from pyrovae.infer import run_folder
+from pyrovae.models import VAE
 
 SMALL = ["--quiet", "--hidden", "16", "--batch-size", "200"]
 HOLDER = """
@@ -177,3 +179,18 @@ def test_config_is_written_atomically_and_refusals_write_nothing(tmp_path, capsy
     assert (tmp_path / "c.yaml").read_text() == "a: 1\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
     assert Path(run_folder.__file__).name == "run_folder.py"
+
+
+@pytest.mark.slow
+def test_fit_owns_its_out_folder_too(tmp_path, digits):
+    out = tmp_path / "run"
+    holder = _hold(out)
+    try:
+        with pytest.raises(ValueError, match=f"is in use by process {holder.pid}"):
+            pyrovae.fit(VAE(64, 2, hidden=(16,)), digits, epochs=1, out=out, progress=False)
+        assert sorted(os.listdir(out)) == [".lock"]  # the holder's; fit wrote nothing
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    pyrovae.fit(VAE(64, 2, hidden=(16,)), digits, epochs=1, out=out, progress=False)
+    assert not (out / ".lock").exists()

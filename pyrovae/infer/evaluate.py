@@ -26,17 +26,18 @@ from .device import resolve as resolve_device
 MAX_ROWS = 2**15  # rows (samples × data) pushed through the networks at once
 
 
-def log_weights(model, x, num_samples):
-    """``log w`` of shape ``(num_samples, N)`` for the rows ``x`` ``(N, D)``.
+def log_weights(model, x, num_samples, *labels):
+    """``log w`` of shape ``(num_samples, N)`` for the rows ``x`` ``(N, D)`` (and their
+    ``labels`` ``(N,)`` for a model that conditions on them).
 
     The guide and the model run under ``pyro.plate("particles", S, dim=-2)``, so every site
     gets its S samples at once; enumerated model sites take the dims left of -2 and are
     summed out by ``logsumexp``.
     """
     with pyro.plate("particles", num_samples, dim=-2):
-        guide_trace = poutine.trace(model.guide).get_trace(x)
+        guide_trace = poutine.trace(model.guide).get_trace(x, *labels)
         enumerated = poutine.enum(poutine.replay(model.model, trace=guide_trace), -3)
-        model_trace = poutine.trace(enumerated).get_trace(x)
+        model_trace = poutine.trace(enumerated).get_trace(x, *labels)
     log_p = _sum_log_prob(model_trace)
     log_p = log_p.reshape(-1, *log_p.shape[-2:]).logsumexp(0) if log_p.dim() > 2 else log_p
     log_w = log_p - _sum_log_prob(guide_trace)
@@ -71,7 +72,11 @@ def evaluate(model, data, num_samples=1000, batch_size=100, seed=0, device=None)
         squared error per dimension of ``model.reconstruct``, if the model has it),
         ``num_samples``, ``num_examples``; for a model with clusters (``has_clusters``: the
         Gaussian mixture, a mixture-prior VAE) and a labelled test split also ``accuracy``
-        and ``nmi`` of its hard clusters (:func:`~pyrovae.infer.clustering.clustering_scores`).
+        and ``nmi`` of its hard clusters (:func:`~pyrovae.infer.clustering.clustering_scores`);
+        for a classifier (a model with ``classify``, the semi-supervised VAE) and a labelled
+        test split ``accuracy``, the fraction of test rows whose label it predicts. A model
+        that ``conditions_on_labels`` (the conditional VAE) is scored given the test labels:
+        its figures are those of log p(x | y).
         A model with a closed-form ``log_likelihood_exact``
         (the mixture of linear decoders) reports that as ``log_likelihood`` (and its standard
         error), and the importance-sampled estimate as ``log_likelihood_importance_sampled``:
@@ -91,20 +96,25 @@ def evaluate(model, data, num_samples=1000, batch_size=100, seed=0, device=None)
     if device is not None:
         model.to(resolve_device(device))
     device, dtype = device_dtype(model)
+    conditional = getattr(model, "conditions_on_labels", False)
+    if conditional and split.y is None:
+        raise ValueError(f"{type(model).__name__} is scored given labels; the test rows have none")
     per_row_ll, elbo_sum, recon_sum = [], 0.0, 0.0
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        for x in split.chunks(batch_size):
+        for index in torch.split(torch.arange(len(split)), batch_size):
+            x, y = split.rows(index)
             x = x.to(device, dtype)
+            given = (y.to(device),) if conditional else ()
             chunk = max(1, MAX_ROWS // x.shape[0])
             lse = []
             for start in range(0, num_samples, chunk):
-                lw = log_weights(model, x, min(chunk, num_samples - start)).double()
+                lw = log_weights(model, x, min(chunk, num_samples - start), *given).double()
                 lse.append(lw.logsumexp(0))
                 elbo_sum += lw.sum().item()
             per_row_ll.append(torch.stack(lse).logsumexp(0) - math.log(num_samples))
             if hasattr(model, "reconstruct"):
-                recon_sum += (model.reconstruct(x) - x).pow(2).mean(-1).sum().item()
+                recon_sum += (model.reconstruct(x, *given) - x).pow(2).mean(-1).sum().item()
     ll = torch.cat(per_row_ll)
     n = len(split)
     result = {
@@ -117,6 +127,10 @@ def evaluate(model, data, num_samples=1000, batch_size=100, seed=0, device=None)
     if hasattr(model, "reconstruct"):
         result["reconstruction_error"] = recon_sum / n
     labels = data.test.y if isinstance(data, Data) else None
+    if labels is not None and hasattr(model, "classify"):
+        chunks = split.chunks(batch_size)
+        pred = torch.cat([model.classify(x.to(device, dtype)).cpu() for x in chunks])
+        result["accuracy"] = (pred == labels).double().mean().item()
     if labels is not None and getattr(model, "has_clusters", False):
         chunks = split.chunks(batch_size)
         pred = torch.cat([model.cluster(x.to(device, dtype))[1].cpu() for x in chunks])

@@ -124,7 +124,6 @@ class Options:
 
     def __post_init__(self):
         checks.training_options(vars(self))
-        checks.nonnegative_real("beta", self.beta)
         if self.score_test not in TestScore.WHEN:
             raise ValueError(
                 f"score_test must be one of {', '.join(TestScore.WHEN)}, got {self.score_test!r}"
@@ -160,7 +159,10 @@ def fit(
     :param data: :class:`pyrovae.data.Data` (training, validation and test rows), a tensor of
         training rows ``(N, D)`` or a map-style ``Dataset`` of them (items ``x``, ``(x,)`` or
         ``(x, y)``, e.g. a ``TensorDataset``; read batch by batch, with the same batches as the
-        same rows given as a tensor).
+        same rows given as a tensor). A model that learns from labels (``uses_labels``: the
+        conditional and semi-supervised VAEs) is trained as ``model(x, y)`` with each batch's
+        labels ``(B,)`` (−1 for an unlabelled row); one that ``conditions_on_labels`` is
+        scored on the validation and test rows with their labels too.
     :param out: folder for ``checkpoint.pt`` (every epoch, atomically) and ``metrics.json``.
     :param bool resume: continue from ``out/checkpoint.pt`` if it exists; the result equals that
         of an uninterrupted run with the same seed (and number of processes).
@@ -208,6 +210,7 @@ def fit(
         if check is not None and split is not None:
             for chunk in split.chunks(10_000):
                 check(chunk)
+    _check_labels(model, data)
     if o.patience is not None and (data.valid is None or not _amortized(model)):
         raise ValueError(
             "early stopping (patience) needs a validation split in the data"
@@ -221,11 +224,19 @@ def fit(
     ctx = distributed_setup(distributed, checks.device_dtype(model)[0])
     try:
         path = Path(out) / CHECKPOINT if out is not None else None
-        start = ctx.from_main(lambda: open_run(path, model, resume, overwrite, ctx.world_size))
-        hooks = _callbacks(o, path, logger, callbacks)
-        state = TrainState(model, data, ctx, o, elbo)
-        with _describing(path, model, o, config, ctx):
-            return _train(state, hooks, start)
+        owner = contextlib.ExitStack()  # rank 0 owns the folder (run_folder.owned) till the end
+
+        def first():
+            if path is not None:
+                owner.enter_context(run_folder.owned(path.parent))
+            return open_run(path, model, resume, overwrite, ctx.world_size)
+
+        with owner:
+            start = ctx.from_main(first)
+            hooks = _callbacks(o, path, logger, callbacks)
+            state = TrainState(model, data, ctx, o, elbo)
+            with _describing(path, model, o, config, ctx):
+                return _train(state, hooks, start)
     finally:
         ctx.close()
 
@@ -284,6 +295,9 @@ class TrainState:
 
     def __post_init__(self):
         self.model_fn, self.guide_fn = self.model.model, self.model.guide
+        self.labels = {"labels": True} if getattr(self.model, "uses_labels", False) else {}
+        if self.labels:  # batches carry each row's label as a last column
+            self.model_fn, self.guide_fn = with_labels(self.model_fn), with_labels(self.guide_fn)
         self.device, self.dtype = checks.device_dtype(self.model)
         self.objective = objective_name(self.elbo)  # what the training loss estimates
         self.scorer = self.elbo if self.objective == "elbo" else make_elbo("trace", self.model)
@@ -299,7 +313,10 @@ class TrainState:
         which has no posterior for other rows)."""
         if split is None or not _amortized(self.model):
             return None
-        return elbo_per_example(self.scorer, self.model, split, self.options.batch_size, self.ctx)
+        labels = getattr(self.model, "conditions_on_labels", False)
+        return elbo_per_example(
+            self.scorer, self.model, split, self.options.batch_size, self.ctx, labels
+        )
 
 
 HISTORY = ("epoch", "train_elbo", "valid_elbo", "test_elbo", "beta", "seconds")
@@ -317,7 +334,7 @@ def _train(state, hooks, start):
     _call(hooks, "setup", state)
     if o.initialize and start is None and hasattr(model, "initialize"):  # e.g. GMM: k-means++
         model.initialize(data.train.x.to(state.device, state.dtype), o.seed)
-    first = next(data.batches(o.batch_size, 0, o.seed, ctx.rank, ctx.world_size))
+    first = next(data.batches(o.batch_size, 0, o.seed, ctx.rank, ctx.world_size, **state.labels))
     params = trainable_parameters(
         model, state.elbo, state.model_fn, state.guide_fn, first.to(state.device, state.dtype)
     )
@@ -336,7 +353,9 @@ def _train(state, hooks, start):
         if state.stop:
             break
         state.epoch, tic, total, count = epoch, time.perf_counter(), 0.0, 0
-        batches = data.batches(o.batch_size, epoch, o.seed, ctx.rank, ctx.world_size)
+        batches = data.batches(
+            o.batch_size, epoch, o.seed, ctx.rank, ctx.world_size, **state.labels
+        )
         with _anomaly_detection(o.detect_anomaly):  # validation was done on the first batch
             for step, x in enumerate(batches, 1):
                 state.step, state.batch_rows = step, len(x)
@@ -417,17 +436,43 @@ def _anomaly_detection(enabled):
         yield
 
 
+def with_labels(fn):
+    """``fn(x, y)`` as a function of one tensor: rows ``(B, D + 1)`` whose last column holds
+    the labels (what ``Data.batches(..., labels=True)`` yields). A labelled batch thus passes
+    as one tensor through the step, the guard and the distributed wrapper."""
+
+    def unpacked(xy):
+        return fn(xy[:, :-1], xy[:, -1].long())
+
+    return unpacked
+
+
+def _check_labels(model, data):
+    """Refuse data without the labels a model learns from (or is scored with)."""
+    needs = {"train": getattr(model, "uses_labels", False)}
+    if getattr(model, "conditions_on_labels", False):
+        needs.update(valid=True, test=True)
+    for name, needed in needs.items():
+        split = getattr(data, name)
+        if needed and split is not None and split.y is None:
+            raise ValueError(
+                f"{type(model).__name__} learns from labels but the {name} rows have none; "
+                "give labelled data, e.g. pyrovae.data.from_arrays(x, y) or a named data set"
+            )
+
+
 @torch.no_grad()
-def elbo_per_example(elbo, model, rows, batch_size=1000, ctx=None):
+def elbo_per_example(elbo, model, rows, batch_size=1000, ctx=None, labels=False):
     """Mean ELBO per example of ``rows`` (a tensor ``(N, D)``, a split or a ``Dataset``; one
-    sample from the guide per row); with a distributed
+    sample from the guide per row), given the rows' labels when ``labels``; with a distributed
     :class:`~pyrovae.infer.distributed.Context` each rank scores every W-th row and the sums
     are added up."""
     device, dtype = checks.device_dtype(model)
     ctx, split = ctx or Context(), as_split(rows)
     total = 0.0
     for index in torch.split(torch.arange(ctx.rank, len(split), ctx.world_size), batch_size):
-        x, _ = split.rows(index)
-        total -= elbo.loss(model.model, model.guide, x.to(device, dtype))
+        x, y = split.rows(index)
+        given = (y.to(device),) if labels else ()
+        total -= elbo.loss(model.model, model.guide, x.to(device, dtype), *given)
     (total,) = ctx.sum(total)
     return total / len(split)

@@ -9,8 +9,10 @@ import functools
 import inspect
 
 from ..parts.registry import Registry
+from .conditional import ConditionalVAE
 from .linear_mixture import LLGAE, MixtureOfLinearDecoders
 from .mixture import GaussianMixture
+from .semi_supervised import SemiSupervisedVAE
 from .vae import VAE
 
 
@@ -33,12 +35,16 @@ models = Registry("model")
 models.register("vae")(records_options(VAE))
 models.register("gmm")(records_options(GaussianMixture))
 models.register("llgae")(records_options(MixtureOfLinearDecoders))
+models.register("cvae")(records_options(ConditionalVAE))
+models.register("ssvae")(records_options(SemiSupervisedVAE))
 
 __all__ = [
     "LLGAE",
     "VAE",
+    "ConditionalVAE",
     "GaussianMixture",
     "MixtureOfLinearDecoders",
+    "SemiSupervisedVAE",
     "models",
     "records_options",
 ]

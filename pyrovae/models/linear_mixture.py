@@ -23,6 +23,7 @@ import numpy as np
 import pyro
 import pyro.distributions as dist
 import torch
+from pyro.distributions.util import broadcast_shape
 from torch import nn
 from torch.nn.functional import softplus
 
@@ -136,7 +137,7 @@ class MixtureOfLinearDecoders(nn.Module):
         """μ_k + W_k z for ``z`` ``(..., E)`` and component indices ``k`` broadcastable with
         ``z.shape[:-1]``: ``(..., D)``. One product per component, so memory stays that of the
         output (no (…, D, E) gather of the bases)."""
-        shape = torch.broadcast_shapes(k.shape, z.shape[:-1])
+        shape = broadcast_shape(k.shape, z.shape[:-1])
         k, z = k.expand(shape), z.expand(*shape, self.latent_dim)
         out = self.locs[k]
         for c in range(self.num_components):

@@ -119,7 +119,7 @@ class ConvEncoder(nn.Module):
         activation="relu",
     ):
         super().__init__()
-        channels = list(channels)
+        channels = list(checks.sizes("channels", channels))
         _check_conv(input_shape, channels, kernel_size)
         self.input_shape = tuple(input_shape)
         c, h, w = self.input_shape
@@ -129,7 +129,7 @@ class ConvEncoder(nn.Module):
             layers += [nn.Conv2d(c_in, c_out, kernel_size, 2, kernel_size // 2), act()]
         hs, ws = _conv_sizes(h, len(channels)), _conv_sizes(w, len(channels))
         flat = channels[-1] * hs[-1] * ws[-1]
-        hidden = list(hidden)
+        hidden = list(checks.sizes("hidden", hidden, empty=True))
         self.trunk = nn.Sequential(*layers, nn.Flatten(), mlp([flat, *hidden], activation))
         if hidden:
             self.trunk.append(act())
@@ -162,7 +162,7 @@ class ConvDecoder(nn.Module):
         activation="relu",
     ):
         super().__init__()
-        channels = list(channels)
+        channels = list(checks.sizes("channels", channels))
         _check_conv(output_shape, channels, kernel_size)
         if output_dim != math.prod(output_shape):
             raise ValueError(
@@ -173,6 +173,7 @@ class ConvDecoder(nn.Module):
         hs, ws = _conv_sizes(h, len(channels)), _conv_sizes(w, len(channels))
         self.start = (channels[-1], hs[-1], ws[-1])
         act = _activation(activation)
+        hidden = checks.sizes("hidden", hidden, empty=True)
         dense = [latent_dim, *reversed(list(hidden)), math.prod(self.start)]
         layers = [mlp(dense, activation), act(), nn.Unflatten(1, self.start)]
         outs = [*reversed(channels[:-1]), c]

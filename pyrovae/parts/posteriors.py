@@ -49,7 +49,7 @@ class NormalPosterior(nn.Module):
 
 @posteriors.register("von_mises_fisher")
 class VonMisesFisherPosterior(nn.Module):
-    """q(z | x) = vMF(z; μ(x), κ) on the unit sphere in R^d, μ = raw / |raw|.
+    """q(z | x) = vMF(z; μ(x), κ) on the unit sphere in R^d, μ = raw / ‖raw‖.
 
     ``concentration`` is a fixed positive number (the KL to the uniform prior is then a
     constant of d and κ) or ``"learned"``: κ(x) = ``min_concentration`` + link(raw), where

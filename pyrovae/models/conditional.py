@@ -1,0 +1,141 @@
+"""The conditional VAE: the label is an input of both the decoder and the encoder."""
+
+import pyro
+import torch
+
+from ..parts import decoders, encoders
+from .vae import VAE
+
+
+class ConditionalVAE(VAE):
+    """A VAE conditioned on a class label y (Sohn et al. 2015; Doersch 2016, § 4):
+
+    .. math::
+        z_n \\sim p(z), \\quad x_n \\sim p(x \\mid \\mathrm{decoder}(z_n, y_n)), \\qquad
+        q(z_n \\mid x_n, y_n) = \\mathrm{posterior}(\\mathrm{encoder}(x_n, y_n))
+
+    where ``(z, y)`` and ``(x, y)`` are concatenations with the one-hot code of y. Training
+    maximises the ELBO of log p(x | y); :meth:`sample` generates images of a chosen label.
+
+    :param int num_classes: K, labels are integers ``0 … K-1``.
+
+    The other parameters are :class:`VAE`'s; the encoder and decoder take K more inputs.
+    ``model(x, y)`` and ``guide(x, y)`` take rows ``(N, D)`` and labels ``(N,)``: hand them to
+    ``pyro.infer.SVI`` with the labels as the second argument, or to :func:`pyrovae.fit` with
+    labelled data (``fit`` passes the labels because ``uses_labels`` is true).
+    """
+
+    uses_labels = True  # fit passes each batch's labels
+    conditions_on_labels = True  # and scores validation and test rows with theirs
+
+    def __init__(
+        self,
+        input_dim,
+        latent_dim=None,
+        num_classes=10,
+        prior="normal",
+        posterior="normal",
+        likelihood="bernoulli",
+        encoder="mlp",
+        decoder="mlp",
+        hidden=(256, 128),
+        activation="relu",
+        name="cvae",
+    ):
+        super().__init__(
+            input_dim, latent_dim, prior, posterior, likelihood, "mlp", "mlp", hidden, activation
+        )
+        check_num_classes(num_classes)
+        self.num_classes, self.name = num_classes, name
+        net = {"hidden": hidden, "activation": activation}
+        inputs = self.input_dim + num_classes
+        self.encoder = encoders.build(
+            encoder,
+            input_dim=inputs,
+            input_shape=(inputs,),
+            param_dims=self.posterior.param_dims,
+            **net,
+        )
+        self.decoder = decoders.build(
+            decoder,
+            latent_dim=self.latent_dim + num_classes,
+            output_shape=(self.input_dim,),
+            output_dim=self.likelihood.output_dim,
+            **net,
+        )
+
+    def model(self, x, y):
+        """p(x, z | y) = p(z) p(x | z, y); ``x`` ``(N, D)``, ``y`` ``(N,)``."""
+        for part in ("prior", "decoder", "likelihood"):
+            pyro.module(f"{self.name}.{part}", getattr(self, part))
+        code = one_hot(check_labels(y, self.num_classes, x.shape[0]), self.num_classes, x)
+        with pyro.plate("data", x.shape[0]):
+            z = self.prior("z")
+            pyro.sample("x", self.likelihood(self.decoder(join(z, code))), obs=x)
+
+    def guide(self, x, y):
+        """q(z | x, y), amortised by the encoder."""
+        for part in ("encoder", "posterior"):
+            pyro.module(f"{self.name}.{part}", getattr(self, part))
+        code = one_hot(check_labels(y, self.num_classes, x.shape[0]), self.num_classes, x)
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("z", self.posterior(self.encoder(join(x, code))))
+
+    @torch.no_grad()
+    def sample(self, n, y=None):
+        """Means of p(x | z, y) for ``n`` draws z ~ p(z): ``(n, input_dim)``. ``y`` is one
+        label for all rows, or labels ``(n,)``; by default the labels cycle 0, 1, …, K-1, so
+        that a grid with K columns shows one label per column."""
+        param = next(self.parameters())
+        if y is None:
+            y = torch.arange(n) % self.num_classes
+        y = torch.as_tensor(y, device=param.device).expand(n)
+        with pyro.plate("data", n):
+            z = self.prior("z")
+        return self.decode(z, y)
+
+    @torch.no_grad()
+    def encode(self, x, y):
+        """The posterior's most probable point for each row of ``x`` given ``y``."""
+        return self.posterior(self.encoder(join(x, one_hot(y, self.num_classes, x)))).mode
+
+    @torch.no_grad()
+    def decode(self, z, y):
+        """Means of p(x | z, y): ``(N, input_dim)``."""
+        return self.likelihood(self.decoder(join(z, one_hot(y, self.num_classes, z)))).mean
+
+    def reconstruct(self, x, y):
+        """Decode the posterior mode of each row of ``x`` with its label."""
+        return self.decode(self.encode(x, y), y)
+
+
+def check_num_classes(num_classes):
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+
+
+def check_labels(y, num_classes, n, unlabelled_ok=False):
+    """``y`` as a long tensor ``(n,)`` of labels in ``0 … K-1`` (or −1 when ``unlabelled_ok``)."""
+    if not torch.is_tensor(y) or y.is_floating_point() or y.shape != (n,):
+        shape = tuple(y.shape) if torch.is_tensor(y) else type(y).__name__
+        raise ValueError(f"labels must be an integer tensor of shape ({n},), got {shape}")
+    low = -1 if unlabelled_ok else 0
+    if n and (y.min() < low or y.max() >= num_classes):
+        what = "−1 (unlabelled) or " if unlabelled_ok else ""
+        raise ValueError(
+            f"labels must be {what}integers in 0…{num_classes - 1}, got values in "
+            f"{y.min().item()}…{y.max().item()}; set num_classes to the number of classes"
+        )
+    return y
+
+
+def one_hot(y, num_classes, like):
+    """The one-hot code of the labels ``y`` ``(...,)`` as ``(..., K)`` in ``like``'s dtype."""
+    return torch.nn.functional.one_hot(y.long(), num_classes).to(like.dtype)
+
+
+def join(a, b):
+    """``cat([a, b], -1)`` after broadcasting their batch dimensions (a sample of z may carry
+    particle or enumeration dimensions that the labels do not)."""
+    batch = torch.broadcast_shapes(a.shape[:-1], b.shape[:-1])
+    return torch.cat([a.expand(*batch, a.shape[-1]), b.expand(*batch, b.shape[-1])], -1)
