@@ -18,6 +18,7 @@ FEW_STEPS = {
     "cvae": ["-n", "20"],
     "gaussian_vae": ["-n", "150"],
     "gmm": ["-n", "100"],
+    "larger_than_memory": ["-n", "1", "--rows", "2300"],
     "llgae": ["-n", "5"],
     "ss_vae": ["-n", "5"],
     "svae": ["-n", "10", "--num-draws", "5000"],

@@ -1,4 +1,8 @@
-"""Train from a data set larger than the memory the process may use.
+"""
+Training from a data set larger than memory
+===========================================
+
+Train from a data set larger than the memory the process may use.
 
 The rows live in a ``numpy.memmap`` on disk (here the digits' training images repeated, as
 float32); a map-style ``Dataset`` hands ``pyrovae.fit`` one batch of rows at a time
