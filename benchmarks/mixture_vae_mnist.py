@@ -20,9 +20,9 @@ import torch
 
 import pyrovae
 from pyrovae.infer.clustering import clustering_scores
-from pyrovae.infer.pretrain import init_mixture_prior, pretrain_autoencoder
 from pyrovae.infer.train import default_elbo, elbo_per_example
 from pyrovae.models import VAE
+from pyrovae.models.vade import init_mixture_prior, pretrain_autoencoder
 
 
 def scores(model, split):
@@ -40,13 +40,14 @@ def main(args):
         prior={"name": "mixture", "num_components": args.num_components},
         likelihood="bernoulli",
         hidden=tuple(args.hidden),
+        pretrain_epochs=0,  # the start below is run (and scored) by hand
     )
     result = {"args": vars(args), "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tic = time.perf_counter()
     result["pretrain_loss"] = pretrain_autoencoder(
-        model, data, epochs=args.pretrain_epochs, batch_size=256, lr=1e-3, seed=args.seed
+        model, data.train.x, epochs=args.pretrain_epochs, batch_size=256, lr=1e-3, seed=args.seed
     )
     print("pretraining loss:", result["pretrain_loss"], flush=True)
     gmm = init_mixture_prior(model, data.train.x, seed=args.seed)

@@ -5,9 +5,10 @@ Clustering with a mixture-prior VAE (VaDE)
 A VAE whose prior is a Gaussian mixture, p(z) = Σ_c π_c N(z; μ_c, diag σ_c²), with the
 component c an explicit latent summed out by enumeration (``TraceEnum_ELBO``). Trained from
 scratch its components rarely line up with the classes, so it starts as VaDE does (Jiang et
-al. 2017): the encoder and decoder are first trained as an auto-encoder
-(``pretrain_autoencoder``), then a diagonal Gaussian mixture fitted to the codes becomes the
-prior (``init_mixture_prior``), then the whole VAE is trained by ``pyrovae.fit``. Each test
+al. 2017): the encoder and decoder are first trained as an auto-encoder, then a diagonal
+Gaussian mixture fitted to the codes becomes the prior (the VAE's ``pretrain_epochs``; ``fit``
+runs this start itself, here it is run first to score it), then the whole VAE is trained by
+``pyrovae.fit``. Each test
 digit's cluster is the most probable c given its code; ``evaluate`` scores the clusters by
 accuracy (after Hungarian matching to the labels) and NMI. The picture decodes samples of each
 component, one row per component.
@@ -23,7 +24,6 @@ from pathlib import Path
 import torch
 
 import pyrovae
-from pyrovae.infer.pretrain import init_mixture_prior, pretrain_autoencoder
 from pyrovae.plots import plot_mixture_samples
 
 
@@ -35,13 +35,21 @@ def main(args):
         args.latent_dim,
         prior={"name": "mixture", "num_components": 10},
         hidden=(256, 128),
+        pretrain_epochs=args.pretrain_epochs,
     )
-    pretrain_autoencoder(vae, data, epochs=args.pretrain_epochs, seed=args.seed)
-    init_mixture_prior(vae, data.train.x, seed=args.seed)
+    vae.initialize(data.train.x, seed=args.seed)  # VaDE's start: auto-encoder, GMM on codes
     start = pyrovae.evaluate(vae, data, num_samples=10)
     print(f"after the VaDE start: accuracy {start['accuracy']:.3f}  NMI {start['nmi']:.3f}")
 
-    pyrovae.fit(vae, data, epochs=args.num_epochs, lr=args.lr, seed=args.seed, progress=False)
+    pyrovae.fit(
+        vae,
+        data,
+        epochs=args.num_epochs,
+        lr=args.lr,
+        seed=args.seed,
+        initialize=False,
+        progress=False,
+    )  # initialize=False: the start above is done
     result = pyrovae.evaluate(vae, data, num_samples=100)
     print(
         f"after {args.num_epochs} epochs: accuracy {result['accuracy']:.3f}  "

@@ -115,7 +115,11 @@ def _train_parser(sub):
     a("--model", help="model: vae (default), gmm, llgae, ...")
     a("--dataset", help="digits (default, offline), mnist, fashion-mnist")
     a("--data-root", help="folder holding MNIST/raw or FashionMNIST/raw (default $PYROVAE_DATA)")
-    a("--binarize", help="none | static | dynamic (default: dynamic for a Bernoulli VAE)")
+    a(
+        "--binarize",
+        help="none | static | dynamic (default: dynamic for a Bernoulli VAE "
+        "without a mixture prior)",
+    )
     a(
         "--latent-dim",
         type=_integer,
@@ -137,6 +141,13 @@ def _train_parser(sub):
     a("--decoder", type=_part, help="decoder network: mlp (default), or a mapping")
     a("--num-components", type=_integer, help="number of mixture components (gmm, llgae)")
     a("--covariance", help="gmm covariance: diag or full")
+    a("--reg-covar", type=float, help="gmm covariance floor added to every variance (default 1e-6)")
+    a(
+        "--pretrain-epochs",
+        type=_integer,
+        help="mixture prior: epochs of VaDE's auto-encoder start before the GMM on its codes "
+        "(default: 3000 batches' worth; 0: off)",
+    )
     a(
         "--noise",
         type=_number_or_learned,

@@ -34,6 +34,8 @@ MODEL_KEYS = (
     "decoder",
     "num_components",
     "covariance",
+    "reg_covar",
+    "pretrain_epochs",
     "guide",
     "noise",
     "aux_loss_multiplier",
@@ -169,7 +171,8 @@ def resolve(file_values=None, flag_values=None):
             None,
             "bernoulli",
         )
-        config["binarize"] = "dynamic" if bernoulli else "none"
+        clusters = _part_name(config["prior"]) == "mixture"  # grey levels, as VaDE
+        config["binarize"] = "dynamic" if bernoulli and not clusters else "none"
     return config
 
 
@@ -236,6 +239,10 @@ def _check(config):
     check_objective(config["elbo"], config["alpha"])
     for key in ("latent_dim", "sphere_dim", "num_components", "num_samples"):
         checks.positive_int(key, config[key], optional=True)
+    if config["reg_covar"] is not None:
+        checks.nonnegative_real("reg_covar", config["reg_covar"])
+    if config["pretrain_epochs"] is not None:
+        checks.nonnegative_int("pretrain_epochs", config["pretrain_epochs"])
     for key in ("model", "dataset", "out", "data_root", "activation", "covariance"):
         value = config[key]
         if value is not None and not (isinstance(value, str | Path) and str(value).strip()):
@@ -312,7 +319,7 @@ def build_model(config, input_dim):
     shape = tuple(input_dim) if isinstance(input_dim, tuple | list) else (input_dim,)
     if not getattr(models[config["model"]], "accepts_image_shape", False):
         input_dim = math.prod(shape)
-    context = {"input_dim": input_dim, "dim": math.prod(shape)}
+    context = {"input_dim": input_dim}
     if "latent_dim" not in options and "sphere_dim" not in options:
         context["latent_dim"] = DEFAULT_LATENT_DIM
     spec = {"name": config["model"], **options}

@@ -46,7 +46,8 @@ def model_config(model):
     defaults = {k: p.default for k, p in inspect.signature(cls).parameters.items()}
     for key, value in options.items():
         if key in ("input_dim", "dim"):
-            config["input_dim"] = _plain(value)
+            if value is not None:  # GaussianMixture's deprecated dim is None unless given
+                config["input_dim"] = _plain(value)
         elif key in cfg.MODEL_KEYS:
             config[key] = _plain(value)
         elif value != defaults.get(key):

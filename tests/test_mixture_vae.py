@@ -10,9 +10,9 @@ from scipy.stats import norm
 
 import pyrovae
 from pyrovae.infer.clustering import clustering_scores
-from pyrovae.infer.pretrain import init_mixture_prior, pretrain_autoencoder
 from pyrovae.infer.train import default_elbo
-from pyrovae.models import VAE
+from pyrovae.models import VAE, vade
+from pyrovae.models.mixture import COMPONENT_SITE
 from pyrovae.parts import MixturePrior, priors
 
 MIXTURE = {"name": "mixture", "num_components": 3}
@@ -48,7 +48,7 @@ def test_prior_marks_component_for_enumeration():
     prior = priors.build({"name": "mixture", "num_components": 4}, latent_dim=3)
     assert isinstance(prior, MixturePrior) and prior.has_enumerated_sites
     trace = poutine.trace(prior).get_trace("z")
-    assert trace.nodes["c"]["infer"] == {"enumerate": "parallel"}
+    assert trace.nodes[COMPONENT_SITE]["infer"] == {"enumerate": "parallel"}
     assert trace.nodes["z"]["value"].shape == (3,)
     vae = VAE(5, 3, prior=prior)
     assert vae.has_enumerated_sites and vae.has_clusters
@@ -66,7 +66,7 @@ def test_prior_marks_component_for_enumeration():
 def test_trains_with_any_likelihood_and_encoder(options):
     torch.manual_seed(0)
     x = torch.rand(40, 6).round()
-    vae = VAE(6, 2, prior=MIXTURE, **options)
+    vae = VAE(6, 2, prior=MIXTURE, pretrain_epochs=2, **options)
     history = pyrovae.fit(vae, x, epochs=2, batch_size=16, progress=False)
     assert np.isfinite(history["train_elbo"]).all()
     probs, labels = vae.cluster(x)
@@ -93,18 +93,83 @@ def test_bad_options_are_refused(options, message):
         MixturePrior(2, **options)
 
 
+def test_vade_start_is_on_by_default_for_a_mixture_prior_only():
+    assert VAE(6, 2, prior=MIXTURE).pretrain_epochs is None  # auto: ~3000 batches
+    assert VAE(6, 2, prior=MIXTURE, pretrain_epochs=0).pretrain_epochs == 0
+    assert VAE(6, 2).pretrain_epochs == 0
+    with pytest.raises(ValueError, match="pretrain_epochs is VaDE's start of a mixture prior"):
+        VAE(6, 2, pretrain_epochs=3)
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="pretrain_epochs must be an integer >= 0"):
+            VAE(6, 2, prior=MIXTURE, pretrain_epochs=bad)
+
+
+def test_initialize_fits_the_prior_to_the_codes_as_scikit_learn_em():
+    """VaDE's start: after the auto-encoder, the prior is scikit-learn's diagonal EM fit of the
+    codes (weights, means, variances), and fit() runs the start on a fresh run only."""
+    from sklearn.mixture import GaussianMixture as SklearnGMM
+
+    torch.manual_seed(0)
+    x = torch.rand(120, 6).round()
+    vae = VAE(6, 2, prior=MIXTURE, hidden=(8,), pretrain_epochs=3).double()
+    vae.initialize(x.double(), seed=4)
+    codes = vae.encode(x.double()).numpy()
+    ref = SklearnGMM(3, covariance_type="diag", n_init=5, random_state=4).fit(codes)
+    prior = vae.prior
+    assert prior.weights.detach().numpy() == pytest.approx(ref.weights_, rel=1e-6)
+    assert prior.locs.detach().numpy() == pytest.approx(ref.means_, rel=1e-6, abs=1e-9)
+    assert (prior.scales**2).detach().numpy() == pytest.approx(ref.covariances_, rel=1e-6)
+
+
+def test_pretraining_lowers_the_reconstruction_loss_and_is_seeded():
+    torch.manual_seed(0)
+    x = torch.rand(200, 6).round()
+    vae = VAE(6, 2, prior=MIXTURE, hidden=(16,))
+    again = VAE(6, 2, prior=MIXTURE, hidden=(16,))
+    again.load_state_dict(vae.state_dict())
+    losses = vade.pretrain_autoencoder(vae, x, epochs=20, seed=1, corruption=0.2)
+    assert losses == vade.pretrain_autoencoder(again, x, epochs=20, seed=1, corruption=0.2)
+    assert losses[-1] < losses[0]
+    with pytest.raises(ValueError, match="corruption"):
+        vade.pretrain_autoencoder(vae, x, epochs=1, corruption=1.0)
+
+
+def test_old_homes_warn_and_still_work():
+    import importlib
+    import sys
+
+    sys.modules.pop("pyrovae.infer.pretrain", None)
+    with pytest.warns(DeprecationWarning, match="pyrovae.models.vade"):
+        pretrain = importlib.import_module("pyrovae.infer.pretrain")
+    vae = VAE(6, 2, prior=MIXTURE, hidden=(8,))
+    x = torch.rand(60, 6).round()
+    assert len(pretrain.pretrain_autoencoder(vae, x, epochs=2)) == 2
+    assert pretrain.init_mixture_prior(vae, x, steps=100).num_components == 3
+    with pytest.warns(DeprecationWarning, match="set_moments"):
+        vae.prior.set_components(torch.ones(3) / 3, torch.zeros(3, 2), torch.full((3, 2), 0.5))
+    assert torch.allclose(vae.prior.scales, torch.full((3, 2), 0.5))
+
+
 @pytest.mark.slow
 def test_clusters_digits_well_above_chance():
-    """VaDE start (auto-encoder, GMM on its codes), then the mixture VAE, on 8×8 digits.
+    """The README's route: a mixture prior starts from VaDE's auto-encoder + GMM by default
+    (pretrain_epochs), then the mixture VAE trains, on 8×8 digits.
 
     Chance is 10 % accuracy and NMI 0; we require accuracy ≥ 60 % and NMI ≥ 0.5 on the 359
-    test images (observed at this seed: 73.8 % and 0.746).
+    test images.
     """
     torch.manual_seed(0)
     data = pyrovae.data.load("digits")
-    vae = VAE(64, 10, prior={"name": "mixture", "num_components": 10}, hidden=(256, 128))
-    pretrain_autoencoder(vae, data, epochs=25, batch_size=64, lr=2e-3)
-    init_mixture_prior(vae, data.train.x)
-    pyrovae.fit(vae, data, epochs=20, batch_size=64, lr=1e-3, progress=False)
+    vae = VAE(64, 10, prior={"name": "mixture", "num_components": 10}, pretrain_epochs=50)
+    pyrovae.fit(vae, data, epochs=20, batch_size=100, lr=1e-3, progress=False)
     scores = clustering_scores(vae.cluster(data.test.x)[1], data.test.y)
     assert scores["accuracy"] >= 0.6 and scores["nmi"] >= 0.5, scores
+
+
+def test_default_pretraining_length_is_about_3000_batches(monkeypatch):
+    calls = []
+    monkeypatch.setattr(vade, "vade_start", lambda vae, x, epochs, seed: calls.append(epochs))
+    VAE(6, 2, prior=MIXTURE).initialize(torch.rand(250, 6).round())  # 3 batches of 100
+    VAE(6, 2, prior=MIXTURE, pretrain_epochs=7).initialize(torch.rand(250, 6).round())
+    VAE(6, 2).initialize(torch.rand(250, 6).round())
+    assert calls == [1000, 7]

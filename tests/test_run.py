@@ -17,7 +17,9 @@ MODELS = {
     "svae": lambda: pyrovae.VAE(
         64, 3, prior="hyperspherical_uniform", posterior="von_mises_fisher", hidden=(16,)
     ),
-    "mixture_vae": lambda: pyrovae.VAE(64, 2, prior={"name": "mixture", "num_components": 3}),
+    "mixture_vae": lambda: pyrovae.VAE(
+        64, 2, prior={"name": "mixture", "num_components": 3}, pretrain_epochs=2
+    ),
     "gmm": lambda: GaussianMixture(3, 64, covariance="full"),
     "llgae": lambda: MixtureOfLinearDecoders(3, 64, 2, guide="exact"),
 }

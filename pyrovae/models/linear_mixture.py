@@ -29,6 +29,7 @@ from torch.nn.functional import softplus
 
 from ..checks import check_matrix, positive_int, positive_real
 from .linear_mixture_guides import llgae_guides
+from .mixture import COMPONENT_SITE, kmeans_labels
 from .vae import batch_rows
 
 
@@ -118,7 +119,9 @@ class MixtureOfLinearDecoders(nn.Module):
         pyro.module(self.name, self)
         with pyro.plate("data", batch_rows(x, batch_size)):
             k = pyro.sample(
-                "k", dist.Categorical(logits=self.logits), infer={"enumerate": "parallel"}
+                COMPONENT_SITE,
+                dist.Categorical(logits=self.logits),
+                infer={"enumerate": "parallel"},
             )
             z = pyro.sample("z", dist.Normal(self.locs.new_zeros(self.latent_dim), 1.0).to_event(1))
             pyro.sample(
@@ -228,22 +231,21 @@ class MixtureOfLinearDecoders(nn.Module):
     def initialize(self, x, seed=0, n_init=3):
         """Start from k-means + PCA in each cluster (the per-cluster PPCA maximum likelihood).
 
-        k-means (scikit-learn, ``n_init`` restarts, ``random_state=seed``) splits the rows into
-        K clusters; for cluster k with n_k rows, mean m and covariance eigenvalues λ_1 ≥ … ≥ λ_D
-        (eigenvectors U), Tipping & Bishop's closed form gives π_k = n_k / N, μ_k = m,
-        σ_k² = mean(λ_{E+1}, …, λ_D) and W_k = U_E (Λ_E − σ_k² I)^{1/2}. σ_k² is floored at
-        10⁻⁶ × the mean pixel variance, so that a cluster of fewer than E + 1 rows stays
-        finite. A fixed ``noise`` is kept. Then a guide with parameters of its own (the
-        amortized encoder) is fitted to this starting model's posterior (its ``initialize``).
+        k-means (:func:`~pyrovae.models.mixture.kmeans_labels`: ``n_init`` restarts, ``seed``)
+        splits the rows into K clusters; for cluster k with n_k rows, mean m and covariance
+        eigenvalues λ_1 ≥ … ≥ λ_D (eigenvectors U), Tipping & Bishop's closed form gives
+        π_k = n_k / N, μ_k = m, σ_k² = mean(λ_{E+1}, …, λ_D) and W_k = U_E (Λ_E − σ_k² I)^{1/2}.
+        σ_k² is floored at 10⁻⁶ × the mean pixel variance, so that a cluster of fewer than
+        E + 1 rows stays finite. A fixed ``noise`` is kept. Then a guide with parameters of its
+        own (the amortized encoder) is fitted to this starting model's posterior (its
+        ``initialize``).
         """
-        from sklearn.cluster import KMeans
-
         self.check_data(x)
         K, E = self.num_components, self.latent_dim
         if x.shape[0] < K:
             raise ValueError(f"initialize needs at least K = {K} rows, got {x.shape[0]}")
         xs = x.detach().cpu().double().numpy()
-        labels = KMeans(K, n_init=n_init, random_state=seed).fit_predict(xs)
+        labels = kmeans_labels(x, K, seed, n_init).cpu().numpy()
         floor = max(1e-6 * xs.var(0).mean(), 1e-12)
         weights, locs, bases, noise = [], [], [], []
         for k in range(K):

@@ -1,8 +1,8 @@
 """Guides for :class:`~pyrovae.models.linear_mixture.MixtureOfLinearDecoders`, by name.
 
 A guide part is an ``nn.Module`` called as ``guide(model, x)`` inside the model's data plate; it
-emits the sites ``"k"`` (component) and ``"z"`` (latent). ``guide.point(model, x)`` returns its
-point estimate ``(k, z)``, ``(N,)`` and ``(N, E)``, used by ``reconstruct``. The model's
+emits the sites ``"assignment"`` (component) and ``"z"`` (latent). ``guide.point(model, x)``
+returns its point estimate ``(k, z)``, ``(N,)`` and ``(N, E)``, used by ``reconstruct``. The model's
 parameters are read from ``model`` at call time, so a guide holds only its own parameters.
 ``enumerates`` says whether the guide enumerates k (then the model is trained with
 ``TraceEnum_ELBO``, else ``Trace_ELBO``).
@@ -26,6 +26,7 @@ from ..checks import nonnegative_int, positive_real
 from ..parts.networks import MLPEncoder
 from ..parts.posteriors import NormalPosterior
 from ..parts.registry import Registry
+from .mixture import COMPONENT_SITE
 
 llgae_guides = Registry("llgae guide")
 
@@ -83,7 +84,9 @@ class AmortizedGuide(nn.Module):
 
     def forward(self, model, x):
         p = self.params(x)
-        k = pyro.sample("k", dist.Categorical(logits=p["logits"]), infer={"enumerate": "parallel"})
+        k = pyro.sample(
+            COMPONENT_SITE, dist.Categorical(logits=p["logits"]), infer={"enumerate": "parallel"}
+        )
         n = torch.arange(x.shape[0], device=x.device)
         pyro.sample("z", self.posterior({"loc": p["loc"][n, k], "scale": p["scale"][n, k]}))
 
@@ -173,7 +176,7 @@ class IterativeGuide(nn.Module):
     def forward(self, model, x):
         k, z = self.point(model, x)
         probs = one_hot(k, self.num_components).to(x.dtype)
-        pyro.sample("k", dist.Categorical(probs=probs))
+        pyro.sample(COMPONENT_SITE, dist.Categorical(probs=probs))
         pyro.sample("z", dist.Delta(z).to_event(1))
 
 
@@ -190,7 +193,9 @@ class ExactGuide(nn.Module):
     def forward(self, model, x):
         post = model.posterior(x)
         k = pyro.sample(
-            "k", dist.Categorical(logits=post["log_joint"]), infer={"enumerate": "parallel"}
+            COMPONENT_SITE,
+            dist.Categorical(logits=post["log_joint"]),
+            infer={"enumerate": "parallel"},
         )
         n = torch.arange(x.shape[0], device=x.device)
         pyro.sample(

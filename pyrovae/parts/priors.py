@@ -6,6 +6,7 @@ Calling a prior emits the latent ``pyro.sample`` statement(s) and returns ``z`` 
 """
 
 import math
+import warnings
 
 import pyro
 import pyro.distributions as dist
@@ -13,8 +14,9 @@ import torch
 from pyro.distributions import constraints
 from torch import nn
 
-from ..checks import positive_int, positive_real
+from ..checks import positive_int
 from ..distributions import HypersphericalUniform
+from ..models.mixture import Mixture
 from .registry import Registry
 
 priors = Registry("prior")
@@ -55,65 +57,48 @@ class HypersphericalUniformPrior(nn.Module):
 
 
 @priors.register("mixture")
-class MixturePrior(nn.Module):
+class MixturePrior(Mixture):
     """p(z) = Σ_k π_k N(z; μ_k, diag σ_k²), with the component c an explicit latent:
 
     .. math::
         c_n \\sim \\mathrm{Categorical}(\\pi), \\qquad z_n \\mid c_n \\sim N(\\mu_{c_n},
         \\mathrm{diag}\\,\\sigma_{c_n}^2)
 
-    ``prior(name)`` emits ``pyro.sample("c", ..., infer={"enumerate": "parallel"})`` and then
-    ``z``, so a model using it must be trained with ``TraceEnum_ELBO`` (``has_enumerated_sites``),
-    which sums c out exactly; the guide needs no site for c. π = softmax(``logits``), μ_k =
-    ``locs``, σ_k = exp(``log_scales``) are learned point estimates (module parameters).
+    The diagonal :class:`~pyrovae.models.mixture.Mixture` block over the codes (the same block
+    as the ``"gmm"`` model's), without a covariance floor: σ_k = exp(``log_scales``) (q(z | x)
+    has a positive variance, so a collapsing component would only lower the ELBO).
+    ``prior(name)`` emits the component at ``"assignment"`` (marked for parallel enumeration)
+    and then ``z``, so a model using it must be trained with ``TraceEnum_ELBO``
+    (``has_enumerated_sites``), which sums c out exactly; the guide needs no site for c.
 
     :param int latent_dim: d.
     :param int num_components: K.
     :param float init_scale: σ_k at the start. The μ_k start as draws from N(0, I); with σ_k
         well below that spread the components start apart instead of all covering the same
-        points (with a broad start one component can take all the data).
+        points (with a broad start one component can take all the data). A VAE with this
+        prior starts by default from VaDE's auto-encoder + GMM instead (its
+        ``pretrain_epochs``), which overwrites π, μ and σ.
     """
 
     support = constraints.real
     has_enumerated_sites = True
 
     def __init__(self, latent_dim, num_components=10, init_scale=0.5):
-        super().__init__()
-        positive_int("num_components", num_components)
-        positive_real("init_scale", init_scale)
-        self.num_components = num_components
-        self.logits = nn.Parameter(torch.zeros(num_components))
-        self.locs = nn.Parameter(torch.randn(num_components, latent_dim))
-        self.log_scales = nn.Parameter(
-            torch.full((num_components, latent_dim), math.log(init_scale))
-        )
-
-    @property
-    def weights(self):
-        """π: ``(K,)``."""
-        return self.logits.softmax(-1)
-
-    def components(self, index=None):
-        """N(μ_k, diag σ_k²) for k in ``index`` (all K when ``None``), event ``(d,)``."""
-        index = slice(None) if index is None else index
-        return dist.Normal(self.locs[index], self.log_scales[index].exp()).to_event(1)
+        super().__init__(num_components, latent_dim, "diag", init_scale=init_scale)
 
     def forward(self, name):
-        c = pyro.sample("c", dist.Categorical(self.weights), infer={"enumerate": "parallel"})
+        c = self.sample_component()
         return pyro.sample(name, self.components(c))
 
-    @torch.no_grad()
-    def responsibilities(self, z):
-        """p(c = k | z) for each row of ``z`` ``(N, d)``: ``(N, K)``, rows sum to 1."""
-        return (self.weights.log() + self.components().log_prob(z[:, None, :])).softmax(-1)
-
-    @torch.no_grad()
     def set_components(self, weights, locs, scales):
-        """Overwrite π ``(K,)``, μ ``(K, d)`` and σ ``(K, d)``, e.g. from a Gaussian mixture
-        fitted to the codes of a pre-trained encoder (VaDE's initialisation)."""
-        self.logits.copy_(torch.as_tensor(weights).log())
-        self.locs.copy_(torch.as_tensor(locs))
-        self.log_scales.copy_(torch.as_tensor(scales).log())
+        """Deprecated: ``set_moments(weights, locs, scales ** 2)``."""
+        warnings.warn(
+            "MixturePrior.set_components(weights, locs, scales) is deprecated; use "
+            "set_moments(weights, locs, variances)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        self.set_moments(weights, locs, torch.as_tensor(scales, dtype=torch.float64) ** 2)
 
 
 class MixtureOfPosteriors(dist.TorchDistribution):
