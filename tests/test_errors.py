@@ -20,7 +20,7 @@ import pyrovae
 from pyrovae import budget, cli
 from pyrovae import config as cfg
 from pyrovae.data import Data
-from pyrovae.models import VAE
+from pyrovae.models import VAE, ConditionalVAE
 
 CATALOGUE = Path(__file__).parents[1] / "docs" / "errors.md"
 RUN = ["--hidden", "16", "--latent-dim", "2"]  # the options of the prepared run
@@ -99,6 +99,19 @@ def _two_processes(run):
 
 # id: (argv, config file text or None, expected message, prepare(run folder) or None)
 CLI = {
+    "num-labels-model": (
+        train("--num-labels", "100"),
+        None,
+        r"num_labels keeps only some training labels, for the semi-supervised VAE; use "
+        r"--model ssvae",
+        None,
+    ),
+    "condition-on-model": (
+        train("--model", "gmm", "--num-components", "3", "--condition-on", "label"),
+        None,
+        r"model 'gmm' cannot condition on labels; use model vae \(it becomes cvae\)",
+        None,
+    ),
     "flag-unknown": (
         train("--num-epochs", "3"),
         None,
@@ -543,6 +556,12 @@ def _with_nan():
 
 # id: (call(out folder), expected message)
 PYTHON = {
+    "labels-missing": (
+        lambda out: pyrovae.fit(
+            ConditionalVAE(64, 2, num_classes=10), torch.rand(8, 64), epochs=1, out=out
+        ),
+        r"ConditionalVAE learns from labels but the train rows have none; give labelled data",
+    ),
     "data-shape": (
         lambda out: _fit(torch.rand(5, 8), out),
         r"data must have shape \(N, 64\), got \(5, 8\)",
