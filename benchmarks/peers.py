@@ -361,6 +361,8 @@ def table(entries):
     ]
     for e in entries:
         name = "N-VAE, R^d" if e["family"] == "normal" else "S-VAE, S^d ⊂ R^(d+1)"
+        library, _, variant = e["library"].partition(", ")
+        library = f"{library} {e['version']}" + (f", {variant}" if variant else "")
         own = e["own_estimator"]
         if "log_likelihood" in own:
             own = f"LL {own['log_likelihood']:.2f} (first {own['rows']} rows; ours there: "
@@ -370,7 +372,7 @@ def table(entries):
         else:
             own = "(ours)"
         lines.append(
-            f"| {e['library']} {e['version']} | {name}, d = {e['paper_d']} | {e['latent_dim']} "
+            f"| {library} | {name}, d = {e['paper_d']} | {e['latent_dim']} "
             f"| {e['epochs']} | {e['seed']} | {e['log_likelihood']:.2f} ± "
             f"{e['log_likelihood_stderr']:.2f} | {e['elbo']:.2f} | {own} | "
             f"{e['train_wall_seconds_per_epoch']:.1f} | {e['train_cpu_seconds_per_epoch']:.1f} |"

@@ -61,8 +61,13 @@ def check_model(build, device=None):
             model = build()
     except ValueError:
         raise
-    except Exception:  # a constructor that needs real numbers: no estimate, the real build decides
-        return None
+    except Exception as error:
+        if "overflow" in str(error).lower():  # a size beyond a tensor dimension (2**63)
+            raise ValueError(
+                "a size of this model is too large for a tensor dimension: choose a smaller "
+                "latent_dim, hidden sizes or num_components"
+            ) from None
+        return None  # a constructor that needs real numbers: no estimate, the real build decides
     params = list(model.parameters()) if isinstance(model, nn.Module) else []
     count = sum(p.numel() for p in params)
     size = max((p.element_size() for p in params), default=4)

@@ -59,7 +59,7 @@ def model_config(model):
 
 def run_config(model, options, extra=None):
     """The resolved ``config.yaml`` of a run: ``extra`` (how the data were made), the model's
-    config and the training ``options`` (:class:`pyrovae.infer.train.Options`), without
+    config and the training ``options`` (:class:`pyrovae.infer.options.Options`), without
     ``None`` values; ``(None, reason)`` when the model cannot be rebuilt from names."""
     model_part, reason = model_config(model)
     if model_part is None:

@@ -9,7 +9,7 @@ import torch
 
 from pyrovae import checks
 from pyrovae import config as cfg
-from pyrovae.infer.train import Options
+from pyrovae.infer.options import Options
 from pyrovae.models import VAE, GaussianMixture, MixtureOfLinearDecoders
 
 CASES = [

@@ -442,6 +442,12 @@ CLI = {
         r"16 GB of memory here; choose a smaller latent_dim",
         None,
     ),
+    "size-overflow": (
+        train("--latent-dim", "1e23"),
+        None,
+        r"a size of this model is too large for a tensor dimension: choose a smaller latent_dim",
+        None,
+    ),
     "hidden-memory": (
         train("--hidden", "100000000"),
         None,
