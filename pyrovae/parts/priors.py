@@ -161,6 +161,9 @@ class VampPrior(nn.Module):
     non-amortised autoguides, which have no encoder to apply to u_k.
 
     :param int num_pseudo_inputs: K (Tomczak & Welling use 500 on MNIST).
+
+    Trained from a random start for a few epochs it can collapse (q(z | x) the same for every
+    x, ELBO = log-likelihood); benchmarks/README.md reports it on MNIST at 8 epochs.
     """
 
     def __init__(self, latent_dim, input_dim, num_pseudo_inputs=500):
