@@ -681,7 +681,7 @@ def _fit(data, out, **options):
 
 
 # ids whose cases need another live process: tested in the file named
-ELSEWHERE = {"run-in-use": "tests/test_run_folder.py"}
+ELSEWHERE = {"run-in-use": "tests/infer/test_run_folder.py"}
 
 
 def _catalogue_ids():

@@ -12,7 +12,7 @@ data-dependent branching), so they run unchanged on any device:
 * :func:`log_sphere_area` ``(d)``: log of the area of the unit sphere in R^d.
 
 Domain: ``v >= 0``, ``x > 0``; the accuracy below is verified for ``v`` in ``[0, 4096]`` and
-``x`` in ``[1e-6, 1e6]`` (``tests/test_special.py``). ``v`` is treated as a constant: no
+``x`` in ``[1e-6, 1e6]`` (``tests/ops/test_special.py``). ``v`` is treated as a constant: no
 gradient flows into it.
 
 Method

@@ -180,7 +180,7 @@ def test_torchrun_cli_writes_one_set_of_files(tmp_path):
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
     command += ["--master-port", str(_free_port()), "-m", "pyrovae", "train", "--quiet"]
     command += ["--hidden", "32", "--batch-size", "100", "--epochs", "1", "--out", str(out)]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2]), "OMP_NUM_THREADS": "1"}
     run = subprocess.run(command, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert len(run.stdout.strip().splitlines()) == 1  # one JSON line, from rank 0

@@ -1,5 +1,5 @@
 """fit and evaluate on a map-style Dataset: the same batches, numbers and resume as the same
-rows given as tensors. Run as a script (``python tests/test_dataset.py OUT``) it trains from a
+rows given as tensors. Run as a script (``python tests/infer/test_dataset.py OUT``) it trains from a
 Dataset into OUT, for the SIGKILL test."""
 
 import json
@@ -18,7 +18,7 @@ from torch.utils.data import TensorDataset
 import pyrovae
 from pyrovae.data import Data, Split
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 OPTIONS = {"epochs": 4, "batch_size": 10, "warmup_epochs": 2, "progress": False}
 
 

@@ -17,7 +17,7 @@ from pyrovae import cli
 from pyrovae.infer import checkpoint as ckpt
 from pyrovae.models import VAE
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 ARGS = ["train", "--dataset", "digits", "--quiet", "--hidden", "128,64", "--batch-size", "10"]
 ARGS += ["--epochs", "4", "--warmup-epochs", "2"]  # 115 steps of 10 rows per epoch
 
