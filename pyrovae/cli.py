@@ -247,12 +247,8 @@ def train(args):
         )
         if is_main:
             from .plots import save_all
-            from .plots.labels import save_label_pictures
 
-            if getattr(model, "uses_labels", False):  # encode/reconstruct need labels
-                save_label_pictures(model, data, history, out)
-            else:
-                save_all(model, data, history, out)
+            save_all(model, data, history, out)
             print(json.dumps({"out": str(out), "test_elbo": history["test_elbo"][-1]}))
 
 

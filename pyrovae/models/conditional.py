@@ -27,6 +27,7 @@ class ConditionalVAE(VAE):
 
     uses_labels = True  # fit passes each batch's labels
     conditions_on_labels = True  # and scores validation and test rows with theirs
+    pictures = ("samples_by_label", "reconstructions_with_labels")  # pyrovae.plots.save_all
 
     def __init__(
         self,

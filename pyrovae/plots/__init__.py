@@ -4,10 +4,12 @@
 gets samples and reconstructions on image data, one with a 2-d ``encode`` a latent scatter,
 and a model lists its own pictures by name in its ``pictures`` attribute (the keys of
 :data:`MODEL_PICTURES`: ``"mixture_components"``, ``"gmm"``, ``"linear_components"``,
-``"reconstructions_by_component"``).
+``"reconstructions_by_component"``, ``"samples_by_label"``,
+``"reconstructions_with_labels"``).
 
 Modules: :mod:`.canvas` (figures, saving, image grids), :mod:`.images` (any model),
-:mod:`.mixture` (mixtures), :mod:`.llgae` (mixtures of linear decoders).
+:mod:`.mixture` (mixtures), :mod:`.llgae` (mixtures of linear decoders), :mod:`.labels`
+(models that learn from labels).
 """
 
 from pathlib import Path
@@ -23,6 +25,7 @@ from .images import (
     reconstructions,
     sample_grid,
 )
+from .labels import reconstructions_with_labels, samples_by_label
 from .llgae import plot_components, plot_reconstructions
 from .mixture import plot_gmm, plot_mixture_samples
 
@@ -43,8 +46,18 @@ MODEL_PICTURES = {
             model, rows.x[:1000], data.image_shape, path
         ),
     ),
+    "samples_by_label": (
+        "samples_by_label.png",
+        lambda model, data, rows, path: samples_by_label(model, data.image_shape, path),
+    ),
+    "reconstructions_with_labels": (
+        "reconstructions.png",
+        lambda model, data, rows, path: reconstructions_with_labels(
+            model, rows.x[:10], rows.y[:10], data.image_shape, path
+        ),
+    ),
 }
-IMAGE_PICTURES = {"mixture_components", "linear_components", "reconstructions_by_component"}
+IMAGE_PICTURES = set(MODEL_PICTURES) - {"gmm"}
 
 
 def save_all(model, data, history, out, n=64):
@@ -56,15 +69,18 @@ def save_all(model, data, history, out, n=64):
     encodings by label) and, when the prior lives on R², ``latent_grid.png`` (decoded normal
     quantiles), the encoder's pictures only for an amortised guide (``model.amortized``, not an
     autoguide's per-row posteriors); then each picture named in ``model.pictures``
-    (:data:`MODEL_PICTURES`), those of images only on image data. Returns the paths.
+    (:data:`MODEL_PICTURES`), those of images only on image data. A model that
+    ``uses_labels`` (its ``encode``, ``sample`` and ``reconstruct`` need y) gets only its own
+    pictures besides the learning curves. Returns the paths.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = next(s for s in (data.test, data.valid, data.train) if s is not None)
     shape = data.image_shape
     paths = [learning_curves(history, out / "learning_curves.png")]
-    encodes = getattr(model, "amortized", True)
-    if shape is not None and hasattr(model, "sample"):
+    generic = not getattr(model, "uses_labels", False)
+    encodes = getattr(model, "amortized", True) and generic
+    if generic and shape is not None and hasattr(model, "sample"):
         paths.append(sample_grid(model, n, shape, out / "samples.png"))
     if shape is not None and hasattr(model, "reconstruct") and encodes:
         paths.append(reconstructions(model, rows.x[:10], shape, out / "reconstructions.png"))
@@ -95,7 +111,9 @@ __all__ = [
     "plot_mixture_samples",
     "plot_reconstructions",
     "reconstructions",
+    "reconstructions_with_labels",
     "sample_grid",
+    "samples_by_label",
     "save_all",
     "save_image_grid",
 ]
