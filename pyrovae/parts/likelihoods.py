@@ -35,12 +35,7 @@ class BernoulliLikelihood(nn.Module):
         return _BernoulliRows(dist.Bernoulli(logits=logits, validate_args=False), 1)
 
     def check(self, x):
-        if x.min() < 0 or x.max() > 1:
-            raise ValueError(
-                f"the Bernoulli likelihood needs data in [0, 1], got values in "
-                f"[{x.min().item():.3g}, {x.max().item():.3g}]; rescale the data or use "
-                "likelihood='gaussian'"
-            )
+        _check_unit_interval("Bernoulli", x)
 
 
 class _BernoulliRows(dist.Independent):
@@ -78,12 +73,7 @@ class ContinuousBernoulliLikelihood(nn.Module):
         return dist.ContinuousBernoulli(logits=logits, validate_args=False).to_event(1)
 
     def check(self, x):
-        if x.min() < 0 or x.max() > 1:
-            raise ValueError(
-                f"the continuous Bernoulli likelihood needs data in [0, 1], got values in "
-                f"[{x.min().item():.3g}, {x.max().item():.3g}]; rescale the data or use "
-                "likelihood='gaussian'"
-            )
+        _check_unit_interval("continuous Bernoulli", x)
 
 
 class _LocationScale(nn.Module):
@@ -137,3 +127,13 @@ class LaplaceLikelihood(_LocationScale):
     Gaussian (``scale``, ``init_scale``, ``per_pixel``)."""
 
     family = dist.Laplace
+
+
+def _check_unit_interval(name, x):
+    """Refuse data outside [0, 1], the support of the (continuous) Bernoulli likelihood."""
+    if x.min() < 0 or x.max() > 1:
+        raise ValueError(
+            f"the {name} likelihood needs data in [0, 1], got values in "
+            f"[{x.min().item():.3g}, {x.max().item():.3g}]; rescale the data or use "
+            "likelihood='gaussian'"
+        )
