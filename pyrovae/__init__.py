@@ -2,11 +2,21 @@
 
 from . import data, distributions, models, parts, special
 from .infer import evaluate, fit
-from .models import VAE
+from .models import (
+    VAE,
+    ConditionalVAE,
+    GaussianMixture,
+    MixtureOfLinearDecoders,
+    SemiSupervisedVAE,
+)
 from .run import load, load_config
 
 __all__ = [
     "VAE",
+    "ConditionalVAE",
+    "GaussianMixture",
+    "MixtureOfLinearDecoders",
+    "SemiSupervisedVAE",
     "data",
     "distributions",
     "evaluate",

@@ -159,3 +159,13 @@ def test_a_run_trained_on_the_gpu_loads_on_the_cpu(digits, tmp_path):
     pyrovae.fit(resumed, digits, epochs=3, device="cpu", out=tmp_path, resume=True, progress=False)
     result = pyrovae.evaluate(loaded, digits, num_samples=10, device="cuda")
     assert result["log_likelihood"] < 0
+
+
+def test_import_pyrovae_leaves_scipy_and_sklearn_unloaded():
+    """They are imported where used (clustering scores, k-means), not by ``import pyrovae``."""
+    import subprocess
+    import sys
+
+    code = "import pyrovae, sys; print(sorted({'scipy', 'sklearn'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,7 +1,7 @@
 """Inference: the SVI trainer (alone or data-parallel) and its hooks, its numerical guard,
 checkpoints, loggers and evaluation."""
 
-from .callbacks import Callback
+from .callbacks import Callback, ScaleLatentsMessenger
 from .evaluate import evaluate, log_weights
 from .guard import NonFiniteError
 from .loggers import Logger, TensorBoardLogger
@@ -16,5 +16,6 @@ __all__ = [
     "evaluate",
     "fit",
     "log_weights",
+    "ScaleLatentsMessenger",
     "scale_latents",
 ]

@@ -20,10 +20,12 @@ import json
 import math
 import os
 import sys
+import warnings
 
 from pyro.poutine.messenger import Messenger
 from tqdm.auto import tqdm
 
+from .. import checks
 from . import checkpoint as ckpt
 from .guard import NonFiniteError
 
@@ -50,8 +52,8 @@ class Callback:
         pass
 
 
-class scale_latents(Messenger):
-    """Like ``poutine.scale``, but only on latent (unobserved) sample sites.
+class ScaleLatentsMessenger(Messenger):
+    """Like Pyro's ``ScaleMessenger``, but only on latent (unobserved) sample sites.
 
     Applied to both model and guide it multiplies the KL part of the ELBO by ``beta``:
     E_q[log p(x|z)] − β KL(q(z|x) ‖ p(z)) — the KL warm-up of Sønderby et al. 2016.
@@ -66,6 +68,25 @@ class scale_latents(Messenger):
             msg["scale"] = msg["scale"] * self.beta
 
 
+def scale_latents(fn=None, beta=1.0):
+    """The handler of :class:`ScaleLatentsMessenger`, called like Pyro's ``poutine.scale``:
+    ``scale_latents(model, beta=0.5)`` or ``with scale_latents(beta=0.5): ...``.
+
+    (``scale_latents(0.5)``, β as the first argument, is the old form: it still works, with a
+    ``DeprecationWarning``.)
+    """
+    if checks.is_real(fn):
+        warnings.warn(
+            "scale_latents(beta) is deprecated: write scale_latents(beta=...) (the first "
+            "argument is the function to wrap, as in pyro.poutine.scale)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        fn, beta = None, fn
+    messenger = ScaleLatentsMessenger(beta)
+    return messenger(fn) if fn is not None else messenger
+
+
 class KLWarmup(Callback):
     """β grows linearly from 0 to ``beta`` (1 by default; another constant makes a β-VAE) over
     ``epochs`` epochs, step by step: at global step t (counting from 1) β = beta × min(1,
@@ -73,7 +94,7 @@ class KLWarmup(Callback):
     costs time at every site, so it is added only when ``epochs > 0`` or ``beta != 1``."""
 
     def __init__(self, epochs, beta=1.0):
-        self.epochs, self.beta, self.scale = epochs, beta, scale_latents()
+        self.epochs, self.beta, self.scale = epochs, beta, ScaleLatentsMessenger()
 
     def setup(self, state):
         state.model_fn, state.guide_fn = self.scale(state.model_fn), self.scale(state.guide_fn)

@@ -2,8 +2,6 @@
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
-from sklearn.metrics import normalized_mutual_info_score
 
 
 def clustering_scores(pred, labels):
@@ -17,6 +15,9 @@ def clustering_scores(pred, labels):
 
     :returns: ``{"accuracy": float, "nmi": float}``.
     """
+    from scipy.optimize import linear_sum_assignment  # imported when used: import pyrovae stays
+    from sklearn.metrics import normalized_mutual_info_score  # free of scipy and scikit-learn
+
     pred, labels = _as_int_array(pred, "pred"), _as_int_array(labels, "labels")
     if pred.shape != labels.shape:
         raise ValueError(

@@ -27,7 +27,8 @@ class Options:
     :param float beta: a constant weight β of the latent sites (β-VAE: E[log p(x|z)] −
         β KL); with warm-up, β(t) = beta × the warm-up's ramp.
     :param float warmup_epochs: KL warm-up: β grows linearly from 0 to 1 over this many epochs
-        (per step), scaling every latent site of model and guide (:class:`scale_latents`).
+        (per step), scaling every latent site of model and guide
+        (:class:`~pyrovae.infer.callbacks.ScaleLatentsMessenger`).
     :param int patience: early stopping: stop when the validation ELBO has not improved for this
         many epochs, and keep the parameters of the best epoch.
     :param str score_test: when to score the test split: ``"end"`` (once, for the returned

@@ -51,7 +51,7 @@ def make_step(elbo, model, model_fn, guide_fn, named_params, ctx=None):
     :param elbo: a Pyro ELBO object.
     :param model: the model object (its parameters are what DDP averages).
     :param model_fn, guide_fn: the model and guide functions of ``x`` (possibly wrapped, e.g.
-        by :class:`~pyrovae.infer.train.scale_latents`).
+        by :class:`~pyrovae.infer.callbacks.ScaleLatentsMessenger`).
     :param named_params: ``(name, parameter)`` pairs of everything the optimiser updates;
         they must be registered in Pyro's param store (:func:`trainable_parameters` does it).
     :param ctx: the :class:`~pyrovae.infer.distributed.Context` (default: one process).

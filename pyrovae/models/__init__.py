@@ -7,10 +7,11 @@ that a run's ``config.yaml`` can say how to build it again.
 
 import functools
 import inspect
+import warnings
 
 from ..parts.registry import Registry
 from .conditional import ConditionalVAE
-from .linear_mixture import LLGAE, MixtureOfLinearDecoders
+from .linear_mixture import MixtureOfLinearDecoders
 from .mixture import GaussianMixture
 from .semi_supervised import SemiSupervisedVAE
 from .vae import VAE
@@ -38,8 +39,21 @@ models.register("llgae")(records_options(MixtureOfLinearDecoders))
 models.register("cvae")(records_options(ConditionalVAE))
 models.register("ssvae")(records_options(SemiSupervisedVAE))
 
+
+def __getattr__(name):
+    """``LLGAE``: the old second name of :class:`MixtureOfLinearDecoders`, kept one release."""
+    if name == "LLGAE":
+        warnings.warn(
+            "pyrovae.models.LLGAE is deprecated: use pyrovae.models.MixtureOfLinearDecoders "
+            "(or the name 'llgae' in a config)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return MixtureOfLinearDecoders
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
-    "LLGAE",
     "VAE",
     "ConditionalVAE",
     "GaussianMixture",

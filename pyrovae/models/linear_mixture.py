@@ -273,6 +273,3 @@ class MixtureOfLinearDecoders(nn.Module):
         if hasattr(self.inference, "initialize"):
             with torch.enable_grad():
                 self.inference.initialize(self, x.detach(), seed)
-
-
-LLGAE = MixtureOfLinearDecoders

@@ -123,8 +123,8 @@ def test_constant_beta_scales_the_kl_term():
     losses = []
     for beta in (0.0, 0.5, 1.0):
         pyro.set_rng_seed(3)
-        scale = scale_latents(beta)
-        losses.append(Trace_ELBO().loss(scale(model.model), scale(model.guide), x))
+        model_fn, guide_fn = scale_latents(model.model, beta), scale_latents(model.guide, beta)
+        losses.append(Trace_ELBO().loss(model_fn, guide_fn, x))
     assert losses[1] == pytest.approx((losses[0] + losses[2]) / 2, rel=1e-5)
     assert losses[0] < losses[2]
 

@@ -61,11 +61,21 @@ def test_resume_equals_the_uninterrupted_run(digits, tmp_path):
 def test_kl_warmup_scales_only_latent_sites():
     vae = VAE(6, 2, **SMALL)
     x = torch.rand(3, 6).round()
-    with scale_latents(0.25):
+    with scale_latents(beta=0.25):
         guide = pyro.poutine.trace(vae.guide).get_trace(x)
         model = pyro.poutine.trace(pyro.poutine.replay(vae.model, trace=guide)).get_trace(x)
     assert guide.nodes["z"]["scale"] == 0.25 and model.nodes["z"]["scale"] == 0.25
     assert model.nodes["x"]["scale"] == 1.0
+
+
+def test_scale_latents_wraps_like_poutine_scale_and_warns_on_the_old_form():
+    vae = VAE(6, 2, **SMALL)
+    x = torch.rand(3, 6).round()
+    guide = pyro.poutine.trace(scale_latents(vae.guide, beta=0.5)).get_trace(x)
+    assert guide.nodes["z"]["scale"] == 0.5
+    with pytest.warns(DeprecationWarning, match="scale_latents\\(beta=...\\)"):
+        old = scale_latents(0.5)
+    assert old.beta == 0.5
 
 
 def test_warmup_beta_grows_linearly_to_one(digits):

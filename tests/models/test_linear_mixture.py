@@ -13,7 +13,7 @@ from sklearn.decomposition import PCA
 import pyrovae
 from pyrovae import cli
 from pyrovae.infer import default_elbo
-from pyrovae.models import LLGAE, MixtureOfLinearDecoders, models
+from pyrovae.models import MixtureOfLinearDecoders, models
 
 
 def random_model(K=3, D=7, E=2, guide="exact", seed=0):
@@ -130,7 +130,7 @@ def test_registry_and_options():
         input_dim=10,
         dim=10,
     )
-    assert isinstance(model, LLGAE) and model.inference.steps == 5
+    assert isinstance(model, MixtureOfLinearDecoders) and model.inference.steps == 5
     with pytest.raises(ValueError, match="valid options"):
         MixtureOfLinearDecoders(2, 10, 3, guide={"name": "iterative", "stepz": 3})
     with pytest.raises(ValueError, match="known llgae guides"):
@@ -211,3 +211,10 @@ def test_cli_trains_and_evaluates_llgae(tmp_path, capsys, guide):
     assert result["log_likelihood"] == pytest.approx(exact, abs=1e-4)
     if guide == "exact":  # the ELBO of the exact guide is log p(x) itself
         assert result["elbo"] == pytest.approx(exact, abs=1e-3)
+
+
+def test_the_old_llgae_name_warns():
+    import pyrovae.models
+
+    with pytest.warns(DeprecationWarning, match="use pyrovae.models.MixtureOfLinearDecoders"):
+        assert pyrovae.models.LLGAE is MixtureOfLinearDecoders
