@@ -1,5 +1,8 @@
 """Mixture pictures are written as PNG files; bad shapes are refused with a hint."""
 
+import matplotlib.colors
+import matplotlib.image
+import numpy as np
 import pytest
 import torch
 
@@ -14,7 +17,12 @@ def test_plot_gmm_writes_png(tmp_path, covariance):
     model = GaussianMixture(2, 2, covariance)
     model.initialize(x)
     path = plot_gmm(model, x, tmp_path / "gmm.png")
-    assert path.read_bytes()[:4] == b"\x89PNG"
+    rgb = matplotlib.image.imread(path)[..., :3]
+    assert rgb.shape[:2] == (600, 600)  # 6 × 6 inches at 100 dpi
+    # both components are drawn in their colours (C0, C1): their points and ellipses
+    for colour in ("#1f77b4", "#ff7f0e"):
+        target = np.array(matplotlib.colors.to_rgb(colour))
+        assert (np.abs(rgb - target).max(axis=-1) < 0.05).sum() > 100, colour
 
 
 def test_plot_gmm_needs_2d():
@@ -25,7 +33,10 @@ def test_plot_gmm_needs_2d():
 def test_plot_mixture_samples_writes_png(tmp_path):
     vae = VAE(16, 2, prior={"name": "mixture", "num_components": 3}, hidden=(8,))
     path = plot_mixture_samples(vae, (4, 4), tmp_path / "rows.png", per_component=5)
-    assert path.read_bytes()[:4] == b"\x89PNG"
+    rgb = matplotlib.image.imread(path)[..., :3]
+    assert rgb.shape[:2] == (240, 400)  # (3 rows, 5 columns) × 0.8 inches at 100 dpi
+    grey = np.abs(rgb - rgb.mean(axis=-1, keepdims=True)).max(axis=-1) < 1e-6
+    assert grey.all()  # decoder means drawn in grey levels
     with pytest.raises(ValueError, match="image_shape"):
         plot_mixture_samples(vae, (5, 5), tmp_path / "bad.png")
     with pytest.raises(ValueError, match="prior='mixture'"):
