@@ -22,7 +22,7 @@ from .infer import checkpoint as ckpt
 from .infer import run_folder
 from .infer.device import DEVICES
 from .infer.distributed import env_rank, env_world_size
-from .infer.evaluate import evaluate
+from .infer.evaluation import evaluate
 from .infer.objectives import make_elbo
 from .infer.train import CHECKPOINT, fit, open_run
 

@@ -2,7 +2,7 @@
 checkpoints, loggers and evaluation."""
 
 from .callbacks import Callback, ScaleLatentsMessenger
-from .evaluate import evaluate, log_weights
+from .evaluation import evaluate, log_weights
 from .guard import NonFiniteError
 from .loggers import Logger, TensorBoardLogger
 from .train import default_elbo, fit, scale_latents

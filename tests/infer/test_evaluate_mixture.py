@@ -9,7 +9,7 @@ from scipy.stats import multivariate_normal, norm
 import pyrovae
 from pyrovae.data import from_arrays
 from pyrovae.infer.clustering import clustering_scores
-from pyrovae.infer.evaluate import log_weights
+from pyrovae.infer.evaluation import log_weights
 from pyrovae.models import VAE, GaussianMixture
 
 
