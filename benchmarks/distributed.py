@@ -70,7 +70,7 @@ def run(procs, seed, args, folder):
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(procs)]
     command += ["--master-port", str(_free_port()), *own]
     subprocess.run(command if procs > 1 else [sys.executable, *own], env=env, check=True)
-    return torch.load(save, weights_only=False)
+    return torch.load(save, weights_only=True)
 
 
 def _free_port():

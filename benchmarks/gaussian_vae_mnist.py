@@ -37,7 +37,7 @@ def train(d, data, args):
     pyro.clear_param_store()
     model = pyrovae.VAE(784, d, hidden=(256, 128), activation="relu")
     if final.exists() and not args.retrain:
-        saved = torch.load(final, weights_only=False)
+        saved = torch.load(final, weights_only=True)
         model.load_state_dict(saved["model"])
         return model, saved["history"], saved["train_seconds"]
     tic = time.process_time()
