@@ -26,7 +26,6 @@ only evaluated. Rows are merged into ``benchmarks/results/davidson_table.json``.
 
 import argparse
 import copy
-import fcntl
 import json
 import os
 import platform
@@ -36,6 +35,7 @@ from pathlib import Path
 
 import pyro
 import torch
+from results_file import merge_row
 
 import pyrovae
 
@@ -111,26 +111,19 @@ def run(family, paper_d, data, args):
 
 
 def merge(row):
-    """Add ``row`` to the results file (under a lock: several processes may finish at once)."""
-    RESULTS.parent.mkdir(exist_ok=True)
-    with open(RESULTS.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        report = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"entries": []}
-        key = (row["family"], row["paper_d"])
-        rows = [e for e in report["entries"] if (e["family"], e["paper_d"]) != key] + [row]
-        report.update(
-            {
-                "protocol": __doc__.split("Protocol, ")[1].split("\n\n")[0].replace("\n", " "),
-                "torch": torch.__version__,
-                "pyro": pyro.__version__,
-                "machine": f"{platform.machine()}, {os.cpu_count()} cores, 1 thread per run",
-                "entries": sorted(rows, key=lambda e: (e["paper_d"], e["family"])),
-            }
-        )
-        tmp = RESULTS.with_suffix(".tmp")
-        tmp.write_text(json.dumps(report, indent=1))
-        os.replace(tmp, RESULTS)
-    RESULTS.with_suffix(".lock").unlink(missing_ok=True)
+    """Add ``row`` to the results file, in place of an earlier run of the same row."""
+    merge_row(
+        RESULTS,
+        row,
+        ("family", "paper_d"),
+        protocol=__doc__.split("Protocol, ")[1].split("\n\n")[0].replace("\n", " "),
+        torch=torch.__version__,
+        pyro=pyro.__version__,
+        machine=f"{platform.machine()}, {os.cpu_count()} cores, 1 thread per run",
+    )
+    report = json.loads(RESULTS.read_text())
+    report["entries"].sort(key=lambda e: (e["paper_d"], e["family"]))
+    RESULTS.write_text(json.dumps(report, indent=1))
 
 
 def table(entries):

@@ -49,6 +49,7 @@ from pathlib import Path
 import pyro
 import pyro.distributions as dist
 import torch
+from results_file import merge_row
 from torch import nn
 from torch.nn.functional import normalize, softplus
 
@@ -337,19 +338,17 @@ def run(library, family, data, args):
 
 
 def merge(row):
-    report = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"entries": []}
-    key = ("library", "family", "paper_d", "seed")
-    rows = [e for e in report["entries"] if [e.get(k, 0) for k in key] != [row[k] for k in key]]
     cpu = next((ln for ln in open("/proc/cpuinfo") if ln.startswith("model name")), ":?")
-    report.update(
+    merge_row(
+        RESULTS,
+        row,
+        ("library", "family", "paper_d", "seed"),
         protocol=__doc__.split("\n\n")[1].replace("\n", " "),
         torch=torch.__version__,
         pyro=pyro.__version__,
         machine=f"{cpu.split(':')[1].strip()}, {os.cpu_count()} cores ({platform.machine()}), "
         f"1 torch thread, load average {os.getloadavg()[0]:.1f} at the end of the last row",
-        entries=[*rows, row],
     )
-    RESULTS.write_text(json.dumps(report, indent=1))
 
 
 def table(entries):
