@@ -113,8 +113,14 @@ class Context:
             dist.all_reduce(p.grad)
             p.grad /= self.world_size
 
-    def close(self):
+    def close(self, finished=True):
+        """End the process group ``setup`` made. After a finished run the ranks first wait
+        for each other: a rank that tears gloo down while its peer is still sending makes
+        the peer abort at exit ("terminate called without an active exception"). After an
+        error there is no wait, since the other ranks may be inside another collective."""
         if self.owns_group and dist.is_initialized():
+            if finished:
+                dist.barrier()
             dist.destroy_process_group()
 
 

@@ -156,6 +156,7 @@ def fit(
     if device is not None:
         model.to(devices.resolve(device))
     ctx = distributed_setup(distributed, checks.device_dtype(model)[0])
+    finished = False
     try:
         path = Path(out) / CHECKPOINT if out is not None else None
         owner = contextlib.ExitStack()  # rank 0 owns the folder (run_folder.owned) till the end
@@ -170,9 +171,11 @@ def fit(
             hooks = _callbacks(o, path, logger, callbacks)
             state = TrainState(model, data, ctx, o, elbo)
             with _describing(path, model, o, config, ctx):
-                return _train(state, hooks, start)
+                history = _train(state, hooks, start)
+        finished = True
+        return history
     finally:
-        ctx.close()
+        ctx.close(finished)
 
 
 def _describing(path, model, o, extra, ctx):
