@@ -6,15 +6,17 @@ different spreads). For K in {5, 10} and covariance "diag" and "full", both mode
 to the whole data set and scored on it: mean log-likelihood per point (nats, higher is better)
 and fit time (CPU seconds of this single-threaded process, which the shared machine's load
 disturbs less than wall-clock time). scikit-learn runs EM from ``n_init=5`` k-means starts and
-keeps the best; ours likewise runs ``--n-init`` starts (seeds 0, 1, …; each a k-means start,
-then full-batch Adam) and keeps the best, and also reports its first start alone.
+keeps the best; ours likewise runs ``--n-init`` starts (seeds 0, 1, …; each the model's own
+start, ``initialize``: scikit-learn's EM with ``n_init=3`` at that seed, then full-batch Adam)
+and keeps the best, and also reports its first start alone.
 
 Part 2, ``digits64``: the README's setting, pyrovae's digits (64 grey-level pixels / 16, many
 constant within a cluster, train 1,150 / test 359 rows), K = 10, reg_covar 10⁻⁶ (both), as
 trained by the README's CLI command (100 epochs, batch 100, Adam 1e-3, seed 0), by its Python
 snippet (``fit(gmm, digits, epochs=50)``: batch 128) and full batch; train and test mean
 log-likelihood against scikit-learn's ``GaussianMixture`` (best of 3 starts, ``random_state=0``,
-default tolerance) and against scikit-learn's EM from our own k-means start (tolerance 10⁻⁹).
+default tolerance) and against scikit-learn's EM run on from our start (``initialize``: EM at
+the default tolerance) to a tolerance of 10⁻⁹.
 
     OMP_NUM_THREADS=1 nice -n 5 python benchmarks/gmm_vs_sklearn.py
 """

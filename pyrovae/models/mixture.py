@@ -22,6 +22,12 @@ COMPONENT_SITE = "assignment"
 """The name of the enumerated component index c_n in every mixture model of pyrovae."""
 
 
+def enough_rows(x, k):
+    """Refuse fewer rows than clusters, which neither k-means nor EM can start from."""
+    if x.shape[0] < k:
+        raise ValueError(f"k-means needs at least k={k} rows, got {x.shape[0]}; lower k")
+
+
 def kmeans_labels(x, k, seed=0, n_init=3):
     """k-means cluster of each row of ``x`` ``(N, D)``: an int64 tensor ``(N,)``.
 
@@ -30,8 +36,7 @@ def kmeans_labels(x, k, seed=0, n_init=3):
     """
     from sklearn.cluster import KMeans  # scikit-learn loads in ~1 s: only when clustering
 
-    if x.shape[0] < k:
-        raise ValueError(f"k-means needs at least k={k} rows, got {x.shape[0]}; lower k")
+    enough_rows(x, k)
     rows = x.detach().cpu().double().numpy()
     labels = KMeans(k, n_init=n_init, random_state=seed).fit_predict(rows)
     return torch.as_tensor(labels, dtype=torch.long, device=x.device)
@@ -48,8 +53,10 @@ class Mixture(nn.Module):
     (scikit-learn's ``reg_covar``): every Σ_k ⪰ r I, so a component cannot shrink onto a point
     or onto a constant or collinear feature and log N(v; μ_k, Σ_k) ≤ −(D/2) log 2πr stays
     bounded. A_k = diag(exp(2 ``log_scales[k]``)) (``covariance="diag"``) or A_k = L_k L_kᵀ
-    with L_k = diag(exp(``log_scales[k]``)) + the strict lower triangle of ``tril[k]``
-    (``covariance="full"``).
+    with L_k = diag(exp(``log_scales[k]``)) (I + the strict lower triangle of ``tril[k]``)
+    (``covariance="full"``): row i of L_k is measured in units of its diagonal s_ki, so that a
+    gradient step moves a near-constant feature's row as little, relative to its scale, as any
+    other (with absolute entries, Adam's steps of fixed size swamp rows of scale ≪ 1).
 
     :param int num_components: K.
     :param int dim: D.
@@ -90,10 +97,10 @@ class Mixture(nn.Module):
         """Cholesky factors of Σ_k: ``(K, D, D)`` (L_k itself when r = 0)."""
         if self.covariance == "diag":
             return torch.diag_embed(self.scales)
-        factor = torch.diag_embed(self.log_scales.exp()) + self.tril.tril(-1)
+        eye = torch.eye(self.tril.shape[-1], dtype=self.tril.dtype, device=self.tril.device)
+        factor = self.log_scales.exp()[..., None] * (eye + self.tril.tril(-1))
         if not self.reg_covar:
             return factor
-        eye = torch.eye(factor.shape[-1], dtype=factor.dtype, device=factor.device)
         return torch.linalg.cholesky(factor @ factor.mT + self.reg_covar * eye)
 
     def components(self, index=None):
@@ -150,8 +157,9 @@ class Mixture(nn.Module):
         else:
             eye = torch.eye(cov.shape[-1], dtype=torch.float64)
             factor = torch.linalg.cholesky(cov - self.reg_covar * eye + lift * eye)
-            self.log_scales.copy_(factor.diagonal(dim1=-2, dim2=-1).log().to(like))
-            self.tril.copy_(factor.to(like))
+            diagonal = factor.diagonal(dim1=-2, dim2=-1)
+            self.log_scales.copy_(diagonal.log().to(like))
+            self.tril.copy_((factor / diagonal[..., None]).to(like))
         self.logits.copy_(torch.as_tensor(weights, dtype=torch.float64).log().to(like))
         self.locs.copy_(torch.as_tensor(locs).to(like))
 
@@ -253,12 +261,34 @@ class GaussianMixture(Mixture):
         """No latent sites to guess: c is enumerated, the globals are point estimates."""
         pyro.module(self.name, self)
 
-    def initialize(self, x, seed=0, n_init=3):
-        """Start from k-means (:func:`kmeans_labels`: best of ``n_init`` k-means++ runs) as
-        scikit-learn does: π_k = cluster fractions, μ_k = centroids, Σ_k = each cluster's
-        covariance + r I (:meth:`~Mixture.set_from_clusters`)."""
+    def initialize(self, x, seed=0, n_init=3, max_iter=100):
+        """Start where scikit-learn's EM ends, so that SVI only refines a good optimum.
+
+        Each of ``n_init`` starts (``random_state=seed``) is scikit-learn's: a k-means
+        clustering (π_k = cluster fractions, μ_k = centroids, Σ_k = each cluster's covariance
+        + r I), then up to ``max_iter`` EM steps of :class:`~sklearn.mixture.GaussianMixture`
+        with the same K, covariance type and ``reg_covar``, in float64; the start of highest
+        likelihood is kept. ``max_iter=0`` keeps the k-means start alone
+        (:func:`kmeans_labels`, best of ``n_init`` by inertia): gradient steps then do all the
+        fitting, which on small data sets stops short of EM's optimum.
+        """
         self.check_data(x)
-        self.set_from_clusters(x, kmeans_labels(x, self.num_components, seed, n_init))
+        positive_int("n_init", n_init)
+        if not max_iter:
+            self.set_from_clusters(x, kmeans_labels(x, self.num_components, seed, n_init))
+            return
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.mixture import GaussianMixture as EM
+
+        positive_int("max_iter", max_iter)
+        enough_rows(x, self.num_components)
+        rows = x.detach().cpu().double().numpy()
+        em = EM(self.num_components, covariance_type=self.covariance, reg_covar=self.reg_covar,
+                max_iter=max_iter, n_init=n_init, random_state=seed)  # fmt: skip
+        with warnings.catch_warnings():  # not converged within max_iter: SVI goes on from there
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            em.fit(rows)
+        self.set_moments(em.weights_, em.means_, em.covariances_)
 
     @torch.no_grad()
     def assign(self, x):

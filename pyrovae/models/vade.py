@@ -87,17 +87,13 @@ def init_mixture_prior(vae, x, *, seed=0, n_init=5):
     :returns: a :class:`~pyrovae.models.GaussianMixture` over the codes holding the fit (its
         ``assign`` clusters codes).
     """
-    from sklearn.mixture import GaussianMixture as EM
-
     if not vae.has_clusters:
         raise ValueError("init_mixture_prior needs a VAE built with prior='mixture'")
     codes = torch.cat([vae.encode(chunk) for chunk in torch.split(x, 1000)])
     k = vae.prior.num_components
-    em = EM(k, covariance_type="diag", n_init=n_init, random_state=seed, reg_covar=1e-6)
-    em.fit(codes.double().cpu().numpy())
-    vae.prior.set_moments(em.weights_, em.means_, em.covariances_)
-    gmm = GaussianMixture(k, codes.shape[1], "diag", reg_covar=1e-6, name="vade_init")
-    gmm.to(codes).set_moments(em.weights_, em.means_, em.covariances_)
+    gmm = GaussianMixture(k, codes.shape[1], "diag", reg_covar=1e-6, name="vade_init").to(codes)
+    gmm.initialize(codes, seed=seed, n_init=n_init)  # scikit-learn's EM
+    vae.prior.set_moments(gmm.weights.cpu(), gmm.locs.cpu(), gmm.scales.square().cpu())
     return gmm
 
 

@@ -138,15 +138,33 @@ def test_assign_is_argmax_of_responsibilities(covariance):
     assert model.sample(7).shape == (7, 2)
 
 
-def test_initialize_is_sklearn_kmeans_and_reproducible():
-    """The start is scikit-learn's: its KMeans labels, then EM's M-step on them (π = cluster
+@pytest.mark.parametrize("covariance", COVARIANCES)
+def test_initialize_is_sklearn_em(covariance):
+    """The default start is scikit-learn's GaussianMixture fitted with the same K, covariance
+    type, reg_covar, n_init and random_state: its π, μ and Σ, to float64 round-off."""
+    x = digit_rows(200)
+    model = GaussianMixture(4, 64, covariance).double()
+    model.initialize(x, seed=2)
+    ref = SklearnGMM(4, covariance_type=covariance, reg_covar=1e-6, n_init=3, random_state=2)
+    ref.fit(x.numpy())
+    assert model.weights.detach().numpy() == pytest.approx(ref.weights_, rel=1e-9)
+    assert model.locs.detach().numpy() == pytest.approx(ref.means_, rel=1e-9, abs=1e-12)
+    cov = (model.scale_tril @ model.scale_tril.mT).detach()
+    cov = cov.numpy() if covariance == "full" else cov.diagonal(dim1=-2, dim2=-1).numpy()
+    assert cov == pytest.approx(ref.covariances_, rel=1e-6, abs=1e-8)
+    # Σ_k of a constant pixel is r exactly, A_k = 0, lifted by 10⁻⁹ (set_moments): ≤ 0.01 nats
+    assert model.log_prob(x).mean().item() == pytest.approx(ref.score(x.numpy()), abs=0.02)
+
+
+def test_initialize_without_em_is_sklearn_kmeans_and_reproducible():
+    """``max_iter=0``: scikit-learn's KMeans labels, then EM's M-step on them (π = cluster
     fractions, μ = centroids, Σ = cluster covariance + reg_covar I, sklearn's own routine)."""
     from sklearn.mixture._gaussian_mixture import _estimate_gaussian_parameters
 
     x, _ = known_mixture(300)
     a, b = GaussianMixture(3, 2, "full").double(), GaussianMixture(3, 2, "full").double()
-    a.initialize(x.double(), seed=3)
-    b.initialize(x.double(), seed=3)
+    a.initialize(x.double(), seed=3, max_iter=0)
+    b.initialize(x.double(), seed=3, max_iter=0)
     assert torch.equal(a.locs, b.locs)
     rows = x.double().numpy()
     labels = KMeans(3, n_init=3, random_state=3).fit_predict(rows)
@@ -260,6 +278,7 @@ def test_dim_is_a_deprecated_name_of_input_dim():
     assert model.input_dim == 3 and model.locs.shape == (2, 3)
 
 
-def test_too_few_rows_for_kmeans():
+@pytest.mark.parametrize("max_iter", [0, 100])
+def test_too_few_rows_for_kmeans(max_iter):
     with pytest.raises(ValueError, match="at least k=3 rows"):
-        GaussianMixture(3, 2).initialize(torch.zeros(2, 2))
+        GaussianMixture(3, 2).initialize(torch.zeros(2, 2), max_iter=max_iter)
