@@ -3,8 +3,10 @@
 Kingma et al. 2014's M2: MLPs with one hidden layer of 500 softplus units (classifier q(y|x),
 encoder q(z|x,y), decoder p(x|y,z)), z in R^50, the label summed out by enumeration for
 unlabelled rows, the classification term weighted by α = 0.1 N / N_labelled per labelled row
-(50 for 100 labels); Adam, batch 200. Training rows are the first 50,000 MNIST training
-images, dynamically binarized; the kept labels are balanced per class and fixed by the seed
+(50 for 100 labels); Adam, batches of 200 rows of which 20 labelled ones (the semi-supervised
+VAE's default in ``fit``: an epoch is one pass over the unlabelled rows, the labelled rows
+recur in every batch). Training rows are the first 50,000 MNIST training images, dynamically
+binarized; the kept labels are balanced per class and fixed by the seed
 (``pyrovae.data.keep_labels``); accuracy is that of q(y|x)'s most probable label on the
 10,000 test images (validation accuracy on the last 10,000 training images alongside).
 
@@ -29,7 +31,8 @@ import torch
 
 import pyrovae
 from pyrovae.data import Data, keep_labels
-from pyrovae.infer.train import CHECKPOINT, METRICS
+from pyrovae.infer.callbacks import METRICS
+from pyrovae.infer.train import CHECKPOINT
 from pyrovae.models import SemiSupervisedVAE
 
 PUBLISHED = {
@@ -75,6 +78,7 @@ def run(args, num_labels, data, record):
             batch_size=args.batch_size,
             lr=args.lr,
             seed=args.seed,
+            labelled_per_batch=args.labelled_per_batch,
             out=out,
             resume=(out / CHECKPOINT).exists(),
             progress=False,
@@ -89,6 +93,9 @@ def run(args, num_labels, data, record):
             train_elbo=history["train_elbo"][-1],
             train_seconds=sum(history["seconds"]),
             alpha=alpha,
+            labelled_per_batch=model.labelled_per_batch(args.batch_size)
+            if args.labelled_per_batch is None
+            else args.labelled_per_batch,
         )
         print(json.dumps({"num_labels": num_labels, **record}), flush=True)
         yield
@@ -127,6 +134,11 @@ if __name__ == "__main__":
     )
     parser.add_argument("--batch-size", type=int, default=200)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument(
+        "--labelled-per-batch",
+        type=int,
+        help="labelled rows in every batch; default: the model's (a tenth of the batch)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--runs", default="~/pyrovae-runs/ss_vae")

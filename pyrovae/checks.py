@@ -90,6 +90,10 @@ def _optional_positive_int(name, value):
     return positive_int(name, value, optional=True)
 
 
+def _optional_nonnegative_int(name, value):
+    return value if value is None else nonnegative_int(name, value)
+
+
 TRAINING = {
     "epochs": positive_int,
     "batch_size": positive_int,
@@ -99,6 +103,7 @@ TRAINING = {
     "warmup_epochs": nonnegative_real,
     "beta": nonnegative_real,
     "patience": _optional_positive_int,
+    "labelled_per_batch": _optional_nonnegative_int,
 }
 """The options of :func:`pyrovae.fit` that are numbers, each with its check."""
 

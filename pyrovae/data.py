@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import sampling
+
 BINARIZE = ("none", "static", "dynamic")
 DATASETS = ("digits", "mnist", "fashion-mnist")
 _MNIST_FILES = (
@@ -175,7 +177,9 @@ class Data:
         """``(C, H, W)`` for images, ``(D,)`` for vectors."""
         return self._input_shape or (self.input_dim,)
 
-    def batches(self, batch_size, epoch, seed, rank=0, world_size=1, labels=False):
+    def batches(
+        self, batch_size, epoch, seed, rank=0, world_size=1, labels=False, labelled_per_batch=0
+    ):
         """Shuffled training batches ``(B, D)`` for one epoch; with ``labels``, ``(B, D + 1)``:
         each row followed by its label (−1: unlabelled), for the models that learn from
         labels (see :func:`pyrovae.infer.train.with_labels`).
@@ -187,13 +191,21 @@ class Data:
         rank r gets its rows r, r + W, … (a rank may get none of a short last batch). A
         global batch of all rows keeps them in order, so that a non-amortised guide (one
         posterior per row) sees each row at its place.
+
+        With ``labelled_per_batch`` = L > 0 (semi-supervised training, training labels with
+        −1 for an unlabelled row), every batch instead holds L labelled rows and
+        ``batch_size − L`` unlabelled ones (per process): an epoch is one pass over the
+        unlabelled rows, and the labelled rows are dealt out again and again, reshuffled at
+        every pass (:func:`pyrovae.sampling.mixed_batches`).
         """
         gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
-        step = batch_size * world_size
-        n = len(self.train)
-        order = torch.arange(n) if step >= n else torch.randperm(n, generator=gen)
-        for start in range(0, len(order), step):
-            index = order[start : start + step]
+        size = batch_size * world_size
+        if labelled_per_batch:
+            y = self.train.y
+            order = sampling.mixed_batches(y, size, labelled_per_batch * world_size, gen)
+        else:
+            order = sampling.plain_batches(len(self.train), size, gen)
+        for index in order:
             if self.binarize != "dynamic":  # read this rank's rows only
                 x, y = self.train.rows(index[rank::world_size])
             else:

@@ -37,6 +37,15 @@ class Options:
         mixture's k-means++ start), call it on the training rows before the first step; never
         on a resume, which restores the trained parameters instead. (Every rank calls it
         alike; rank 0's result is then broadcast.)
+    :param int labelled_per_batch: for a model that learns from labels, with training rows
+        of which some are unlabelled (label −1): put this many labelled rows in every batch
+        (per process), with ``batch_size`` minus as many unlabelled ones; an epoch is then one
+        pass over the unlabelled rows and the labelled rows are dealt out again and again,
+        reshuffled at every pass (:meth:`pyrovae.data.Data.batches`). ``None``: the model's
+        choice (``model.labelled_per_batch(batch_size)``: the semi-supervised VAE's), else 0,
+        plain shuffling of all rows. Each step's loss is still the batch's summed negative
+        ELBO over its number of rows, so the labelled rows weigh more, the more often they
+        come.
     :param bool detect_anomaly: train with Pyro's argument validation and ``torch.autograd``'s
         anomaly detection (slow; to find the operation behind a NaN).
     :param bool progress: a progress bar (on a terminal) and a line per epoch (rank 0 only).
@@ -54,6 +63,7 @@ class Options:
     patience: int | None = None
     score_test: str = "end"
     initialize: bool = True
+    labelled_per_batch: int | None = None
     detect_anomaly: bool = False
     progress: bool = True
 

@@ -14,7 +14,6 @@ move, and checkpoints let a killed run resume exactly.
 """
 
 import contextlib
-import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from pathlib import Path
 import pyro
 import torch
 
-from .. import checks
+from .. import checks, sampling
 from ..data import Data, as_split
 from . import checkpoint as ckpt
 from . import device as devices
@@ -117,7 +116,8 @@ def fit(
         the model; for a model it cannot rebuild from names (a user's class) it warns instead.
     :param options: the training options, by keyword: ``epochs``, ``batch_size``, ``lr``,
         ``seed``, ``elbo``, ``num_particles``, ``warmup_epochs``, ``patience``, ``score_test``,
-        ``initialize``, ``detect_anomaly``, ``progress`` (see :class:`Options`). The optimiser
+        ``initialize``, ``labelled_per_batch``, ``detect_anomaly``, ``progress`` (see
+        :class:`Options`). The optimiser
         is ``torch.optim.Adam(fused=True)`` where PyTorch has fused kernels for the model's
         device and dtype (CPU, CUDA, MPS, XPU), else ``Adam(foreach=True)``.
     :returns: the history, a dict of per-epoch lists: ``epoch``, ``train_elbo`` (the β-weighted
@@ -145,6 +145,11 @@ def fit(
             for chunk in split.chunks(10_000):
                 check(chunk)
     _check_labels(model, data)
+    if o.labelled_per_batch and not getattr(model, "uses_labels", False):
+        raise ValueError(
+            f"labelled_per_batch is for models that learn from labels (the semi-supervised "
+            f"VAE); {type(model).__name__} does not: leave it unset"
+        )
     if o.patience is not None and (data.valid is None or not _amortized(model)):
         raise ValueError(
             "early stopping (patience) needs a validation split in the data"
@@ -233,6 +238,10 @@ class TrainState:
     def __post_init__(self):
         self.model_fn, self.guide_fn = self.model.model, self.model.guide
         self.labels = {"labels": True} if getattr(self.model, "uses_labels", False) else {}
+        if self.labels:
+            self.labels["labelled_per_batch"] = labelled_per_batch(
+                self.model, self.data, self.options
+            )
         if self.labels:  # batches carry each row's label as a last column
             self.model_fn, self.guide_fn = with_labels(self.model_fn), with_labels(self.guide_fn)
         self.device, self.dtype = checks.device_dtype(self.model)
@@ -240,6 +249,14 @@ class TrainState:
         self.scorer = self.elbo if self.objective == "elbo" else make_elbo("trace", self.model)
         if self.objective != "elbo":
             self.history.setdefault(f"train_{self.objective}", [])
+
+    def batch_sizes(self):
+        """Rows of each global batch of an epoch (``Data.batches``'s, all ranks together)."""
+        o, split = self.options, self.data.train
+        mixed = self.labels.get("labelled_per_batch", 0)
+        y = split.y if mixed else None
+        w = self.ctx.world_size
+        return sampling.batch_sizes(y, len(split), o.batch_size * w, mixed * w)
 
     @property
     def global_step(self):
@@ -284,8 +301,8 @@ def _train(state, hooks, start):
         _restore(state, start)
     _call(hooks, "on_train_start", state)
 
-    rows_per_step = o.batch_size * ctx.world_size
-    state.steps_per_epoch = math.ceil(len(data.train) / rows_per_step)
+    sizes = state.batch_sizes()
+    state.steps_per_epoch = len(sizes)
     for epoch in range(state.first_epoch, o.epochs):
         if state.stop:
             break
@@ -297,9 +314,8 @@ def _train(state, hooks, start):
             for step, x in enumerate(batches, 1):
                 state.step, state.batch_rows = step, len(x)
                 _call(hooks, "on_step_start", state)
-                rows = min(rows_per_step, len(data.train) - (step - 1) * rows_per_step)
                 x = x.to(state.device, state.dtype)
-                state.loss = step_fn(x, rows, state.optimizer, (epoch + 1, step))
+                state.loss = step_fn(x, sizes[step - 1], state.optimizer, (epoch + 1, step))
                 total, count = total + state.loss, count + len(x)
                 _call(hooks, "on_step_end", state)
         total, count = ctx.sum(total, count)
@@ -382,6 +398,23 @@ def with_labels(fn):
         return fn(xy[:, :-1], xy[:, -1].long())
 
     return unpacked
+
+
+def labelled_per_batch(model, data, o):
+    """L of :meth:`pyrovae.data.Data.batches`: the ``labelled_per_batch`` option, by default
+    the model's ``labelled_per_batch(batch_size)`` (the semi-supervised VAE's), else 0; 0 as
+    well when the training rows are all labelled or all unlabelled (nothing to mix)."""
+    chosen = o.labelled_per_batch
+    if chosen is None:
+        default = getattr(model, "labelled_per_batch", None)
+        chosen = default(o.batch_size) if default is not None else 0
+    if chosen >= o.batch_size:
+        raise ValueError(
+            f"labelled_per_batch must be smaller than batch_size ({o.batch_size}) so that "
+            f"every batch keeps unlabelled rows, got {chosen}"
+        )
+    known = data.train.y >= 0 if chosen else None
+    return chosen if chosen and known.any() and not known.all() else 0
 
 
 def _check_labels(model, data):

@@ -1,0 +1,50 @@
+"""The row indices of each training batch of an epoch: plain shuffling, or batches that mix a
+fixed number of labelled rows with unlabelled ones (for semi-supervised training).
+
+With few labels among many rows (100 among 50,000), plain shuffling puts a labelled row in
+one batch out of 500 on average: the labelled rows then act on the parameters almost never,
+and a semi-supervised model's classifier learns little from them. :func:`mixed_batches`
+instead deals the labelled rows, reshuffled at every pass, ``labelled_per_batch`` at a time
+into every batch, so that an epoch (one pass over the unlabelled rows) visits each labelled
+row about ``steps × labelled_per_batch / N_labelled`` times.
+"""
+
+import math
+
+import torch
+
+
+def plain_batches(n, size, gen):
+    """Index tensors of the global batches of ``size`` rows among ``n``: in order when one
+    batch holds them all, else a permutation drawn from ``gen``, cut into batches."""
+    order = torch.arange(n) if size >= n else torch.randperm(n, generator=gen)
+    return torch.split(order, size) if n else ()
+
+
+def mixed_batches(y, size, labelled, gen):
+    """Index tensors of global batches of ``size`` rows each made of ``labelled`` rows with a
+    label (``y >= 0``) followed by ``size − labelled`` rows without (``y == −1``).
+
+    The unlabelled rows are shuffled and cut into batches (the last may be short); the
+    labelled rows, reshuffled at every pass through them, fill the first ``labelled`` places
+    of every batch. ``y`` must hold both kinds, and ``0 < labelled < size``.
+    """
+    known = (y >= 0).nonzero()[:, 0]
+    unknown = (y < 0).nonzero()[:, 0]
+    unlabelled_order = unknown[torch.randperm(len(unknown), generator=gen)]
+    parts = torch.split(unlabelled_order, size - labelled)
+    passes = math.ceil(len(parts) * labelled / len(known))
+    stream = torch.cat([known[torch.randperm(len(known), generator=gen)] for _ in range(passes)])
+    return [
+        torch.cat([stream[i * labelled : (i + 1) * labelled], part]) for i, part in enumerate(parts)
+    ]
+
+
+def batch_sizes(y, n, size, labelled):
+    """The number of rows of each global batch that :func:`plain_batches` (``labelled`` = 0)
+    or :func:`mixed_batches` gives: a list, one entry per step of the epoch."""
+    if not labelled:
+        return [min(size, n - start) for start in range(0, n, size)]
+    n_unlabelled = int((y < 0).sum())
+    per = size - labelled
+    return [labelled + min(per, n_unlabelled - start) for start in range(0, n_unlabelled, per)]
