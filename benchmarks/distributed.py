@@ -19,7 +19,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -67,16 +66,10 @@ def run(procs, seed, args, folder):
     own = [__file__, "--worker", "--save", str(save), "--seed", str(seed)]
     own += ["--data-root", args.data_root, "--global-batch", str(args.global_batch)]
     own += ["--steps", str(args.steps)]
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(procs)]
-    command += ["--master-port", str(_free_port()), *own]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc-per-node", str(procs), *own]  # --standalone: a free port of its own
     subprocess.run(command if procs > 1 else [sys.executable, *own], env=env, check=True)
     return torch.load(save, weights_only=True)
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main(args):

@@ -100,7 +100,10 @@ def load(path, device=None):
     if input_dim is None:
         input_dim = cfg.load_data(config).input_shape
     model = cfg.build_model(config, input_dim)
-    model.load_state_dict(ckpt.load(Path(path) / CHECKPOINT, model)["model"])
+    state = ckpt.load(Path(path) / CHECKPOINT, model)
+    model.load_state_dict(state["model"])
+    if getattr(model, "autoguide", None) is not None:
+        model.load_guide(state["param_store"])
     if device is not None:
         model.to(resolve_device(device))
     return model

@@ -3,6 +3,7 @@ written by fit and by the CLI, devices."""
 
 import json
 
+import pyro
 import pytest
 import torch
 import yaml
@@ -123,6 +124,25 @@ def test_the_cli_trains_a_vae_with_an_autoguide_full_batch(tmp_path, capsys):
     assert pyrovae.load(out).sample(16).shape == (16, 64)
     assert cli.main(["evaluate", str(out)]) == 2
     assert "is not amortised" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("guide", ["auto_normal", "auto_multivariate_normal"])
+def test_load_remakes_the_autoguide_with_its_trained_parameters(guide, digits, tmp_path):
+    """The autoguide's parameters live in Pyro's param store, not in the VAE's state: a loaded
+    run, in a process whose store is empty, gets them back from the checkpoint."""
+    rows = digits.train.x[:150]
+    vae = pyrovae.VAE(64, 2, hidden=(16,), guide=guide)
+    pyrovae.fit(vae, rows, epochs=3, batch_size=150, out=tmp_path, progress=False)
+    trained = {k: v.detach().clone() for k, v in vae.autoguide.named_parameters()}
+    means = vae.autoguide.median(rows)["z"].detach().clone()
+    pyro.clear_param_store()
+    loaded = pyrovae.load(tmp_path)
+    assert int(loaded.guide_rows) == 150
+    remade = dict(loaded.autoguide.named_parameters())
+    assert remade.keys() == trained.keys()
+    assert all(torch.equal(remade[k], trained[k]) for k in trained)
+    # the posterior means of the training rows are the trained ones, not a fresh start
+    assert torch.equal(loaded.autoguide.median(rows)["z"], means)
 
 
 def test_the_cli_says_it_cannot_evaluate_a_run_trained_on_python_data(tmp_path, capsys):

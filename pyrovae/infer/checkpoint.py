@@ -75,6 +75,16 @@ def param_store_state(model):
     return {name: p.detach().clone() for name, p in store if id(p) not in own}
 
 
+@torch.no_grad()
+def load_param_store(values):
+    """Copy checkpointed ``pyro.param`` values (:func:`param_store_state`) into the sites of
+    Pyro's param store that exist now (those a first call of the guide has made)."""
+    store = dict(pyro.get_param_store().named_parameters())
+    for name, value in values.items():
+        if name in store:
+            store[name].copy_(value)
+
+
 def save(path, model, optimizer, epoch, history, extra=None):
     """Write the checkpoint to ``path`` atomically (temp file in the same folder + rename).
 
@@ -212,10 +222,6 @@ def restore(state, model, optimizer, rank=0):
     """Put a loaded checkpoint's numbers back in place (the optimizer keeps its tensors);
     ``rank`` picks this process's RNG state in a distributed run's checkpoint."""
     model.load_state_dict(state["model"])
-    store = dict(pyro.get_param_store().named_parameters())
-    with torch.no_grad():
-        for name, value in state["param_store"].items():
-            if name in store:
-                store[name].copy_(value)
+    load_param_store(state["param_store"])
     optimizer.load_state_dict(state["optimizer"])
     set_rng_state(state.get("rng_by_rank", [state["rng"]])[rank])

@@ -151,6 +151,22 @@ class VAE(nn.Module):
         # Kept out of the module tree: its parameters are made on the first batch (their shape
         # is that of the rows), live in Pyro's param store and are checkpointed from there.
         object.__setattr__(self, "autoguide", guide(self.model))
+        # How many rows the autoguide holds posteriors for, so that pyrovae.load can remake it.
+        self.register_buffer("guide_rows", torch.tensor(0))
+
+    def load_guide(self, values):
+        """Remake the autoguide of a trained VAE and give it the parameter ``values``
+        (``{param store name: unconstrained tensor}``, as checkpoints keep them): its
+        parameters are made by one call on ``guide_rows`` placeholder rows, then overwritten."""
+        from ..infer.checkpoint import load_param_store
+
+        rows = int(self.guide_rows)
+        if self.autoguide is None or not rows:
+            return
+        placeholder = torch.zeros(rows, self.input_dim, device=self.guide_rows.device)
+        with torch.no_grad(), pyro.poutine.block():
+            self.autoguide(placeholder)
+        load_param_store(values)
 
     @property
     def amortized(self):
@@ -202,6 +218,7 @@ class VAE(nn.Module):
         """q(z | x), amortised by the encoder (or the autoguide given as ``guide``)."""
         x = self._rows(x)
         if self.autoguide is not None:
+            self.guide_rows.fill_(x.shape[0])
             return self.autoguide(x, batch_size)
         for part in ("encoder", "posterior"):
             pyro.module(f"{self.name}.{part}", getattr(self, part))

@@ -177,8 +177,9 @@ def test_distributed_true_outside_torchrun_says_how_to_start(monkeypatch):
 @pytest.mark.slow
 def test_torchrun_cli_writes_one_set_of_files(tmp_path):
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
-    command += ["--master-port", str(_free_port()), "-m", "pyrovae", "train", "--quiet"]
+    # --standalone: the rendezvous picks its own free port (no race with other processes)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node"]
+    command += ["2", "-m", "pyrovae", "train", "--quiet"]
     command += ["--hidden", "32", "--batch-size", "100", "--epochs", "1", "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2]), "OMP_NUM_THREADS": "1"}
     run = subprocess.run(command, env=env, capture_output=True, text=True)
