@@ -238,11 +238,9 @@ class TrainState:
     def __post_init__(self):
         self.model_fn, self.guide_fn = self.model.model, self.model.guide
         self.labels = {"labels": True} if getattr(self.model, "uses_labels", False) else {}
-        if self.labels:
-            self.labels["labelled_per_batch"] = labelled_per_batch(
-                self.model, self.data, self.options
-            )
         if self.labels:  # batches carry each row's label as a last column
+            mixed = labelled_per_batch(self.model, self.data, self.options)
+            self.labels["labelled_per_batch"] = mixed
             self.model_fn, self.guide_fn = with_labels(self.model_fn), with_labels(self.guide_fn)
         self.device, self.dtype = checks.device_dtype(self.model)
         self.objective = objective_name(self.elbo)  # what the training loss estimates
