@@ -53,7 +53,7 @@ class Mixture(nn.Module):
     (scikit-learn's ``reg_covar``): every Σ_k ⪰ r I, so a component cannot shrink onto a point
     or onto a constant or collinear feature and log N(v; μ_k, Σ_k) ≤ −(D/2) log 2πr stays
     bounded. A_k = diag(exp(2 ``log_scales[k]``)) (``covariance="diag"``) or A_k = L_k L_kᵀ
-    with L_k = diag(exp(``log_scales[k]``)) (I + the strict lower triangle of ``tril[k]``)
+    with L_k = diag(exp(``log_scales[k]``)) (I + the strict lower triangle of ``unit_tril[k]``)
     (``covariance="full"``): row i of L_k is measured in units of its diagonal s_ki, so that a
     gradient step moves a near-constant feature's row as little, relative to its scale, as any
     other (with absolute entries, Adam's steps of fixed size swamp rows of scale ≪ 1).
@@ -80,7 +80,7 @@ class Mixture(nn.Module):
         self.locs = nn.Parameter(torch.randn(num_components, dim))
         self.log_scales = nn.Parameter(torch.full((num_components, dim), math.log(init_scale)))
         if covariance == "full":
-            self.tril = nn.Parameter(torch.zeros(num_components, dim, dim))
+            self.unit_tril = nn.Parameter(torch.zeros(num_components, dim, dim))
 
     @property
     def weights(self):
@@ -97,8 +97,9 @@ class Mixture(nn.Module):
         """Cholesky factors of Σ_k: ``(K, D, D)`` (L_k itself when r = 0)."""
         if self.covariance == "diag":
             return torch.diag_embed(self.scales)
-        eye = torch.eye(self.tril.shape[-1], dtype=self.tril.dtype, device=self.tril.device)
-        factor = self.log_scales.exp()[..., None] * (eye + self.tril.tril(-1))
+        unit = self.unit_tril
+        eye = torch.eye(unit.shape[-1], dtype=unit.dtype, device=unit.device)
+        factor = self.log_scales.exp()[..., None] * (eye + unit.tril(-1))
         if not self.reg_covar:
             return factor
         return torch.linalg.cholesky(factor @ factor.mT + self.reg_covar * eye)
@@ -159,7 +160,7 @@ class Mixture(nn.Module):
             factor = torch.linalg.cholesky(cov - self.reg_covar * eye + lift * eye)
             diagonal = factor.diagonal(dim1=-2, dim2=-1)
             self.log_scales.copy_(diagonal.log().to(like))
-            self.tril.copy_((factor / diagonal[..., None]).to(like))
+            self.unit_tril.copy_((factor / diagonal[..., None]).to(like))
         self.logits.copy_(torch.as_tensor(weights, dtype=torch.float64).log().to(like))
         self.locs.copy_(torch.as_tensor(locs).to(like))
 

@@ -20,7 +20,7 @@ def random_gmm(covariance, k=3, d=2):
         model.logits.normal_()
         model.log_scales.normal_(0, 0.3)
         if covariance == "full":
-            model.tril.normal_(0, 0.5)
+            model.unit_tril.normal_(0, 0.5)
     return model
 
 

@@ -53,7 +53,7 @@ def test_enumerated_elbo_is_exact_log_likelihood(covariance):
         model.logits.copy_(torch.tensor([0.3, -0.2, 0.5]))
         model.log_scales.normal_(0, 0.3)
         if covariance == "full":
-            model.tril.normal_(0, 0.5)
+            model.unit_tril.normal_(0, 0.5)
     loss = TraceEnum_ELBO(max_plate_nesting=1).loss(model.model, model.guide, x)
     w = model.weights.detach().numpy()
     mu = model.locs.detach().numpy()
