@@ -2,12 +2,6 @@
 where an uninterrupted run ends."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,7 +11,6 @@ from pyrovae import cli
 from pyrovae.infer import checkpoint as ckpt
 from pyrovae.models import VAE
 
-ROOT = Path(__file__).parents[2]
 ARGS = ["train", "--dataset", "digits", "--quiet", "--hidden", "128,64", "--batch-size", "10"]
 ARGS += ["--epochs", "4", "--warmup-epochs", "2"]  # 115 steps of 10 rows per epoch
 
@@ -29,17 +22,11 @@ def _metrics(out):
 
 
 @pytest.mark.slow
-def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path):
+def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(
+    tmp_path, killed_after_first_checkpoint
+):
     out = tmp_path / "killed"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    run = subprocess.Popen([sys.executable, "-m", "pyrovae", *ARGS, "--out", str(out)], env=env)
-    while not (out / "checkpoint.pt").exists() and run.poll() is None:
-        time.sleep(0.01)
-    time.sleep(0.05)  # into the next epoch (an epoch is 115 steps)
-    assert run.poll() is None, "the run ended before it could be killed"
-    run.send_signal(signal.SIGKILL)
-    run.wait()
-    assert 1 <= torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] < 4
+    killed_after_first_checkpoint(["-m", "pyrovae", *ARGS, "--out", str(out)], out)
     # the same command, uninterrupted, and the resumption of the killed run (in this process:
     # the same code path, and one thread as in the subprocess)
     assert cli.main([*ARGS, "--out", str(tmp_path / "whole")]) == 0

@@ -3,11 +3,7 @@ rows given as tensors. Run as a script (``python tests/infer/test_dataset.py OUT
 Dataset into OUT, for the SIGKILL test."""
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyro
@@ -18,7 +14,6 @@ from torch.utils.data import TensorDataset
 import pyrovae
 from pyrovae.data import Data, Split
 
-ROOT = Path(__file__).parents[2]
 OPTIONS = {"epochs": 4, "batch_size": 10, "warmup_epochs": 2, "progress": False}
 
 
@@ -59,19 +54,13 @@ def test_a_dataset_gives_the_same_batches_as_its_rows():
 
 
 @pytest.mark.slow
-def test_a_dataset_run_equals_the_tensor_run_also_after_sigkill_and_resume(tmp_path):
+def test_a_dataset_run_equals_the_tensor_run_also_after_sigkill_and_resume(
+    tmp_path, killed_after_first_checkpoint
+):
     model, history = _run(None, as_dataset=False)
     # a Dataset run killed mid-training in another process, then resumed here
     out = tmp_path / "killed"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    run = subprocess.Popen([sys.executable, __file__, str(out)], env=env)
-    while not (out / "checkpoint.pt").exists() and run.poll() is None:
-        time.sleep(0.01)
-    time.sleep(0.05)  # into the next epoch (an epoch is 115 steps)
-    assert run.poll() is None, "the run ended before it could be killed"
-    run.send_signal(signal.SIGKILL)
-    run.wait()
-    assert 1 <= torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] < 4
+    killed_after_first_checkpoint([__file__, str(out)], out)
     resumed, resumed_history = _run(out, as_dataset=True, resume=True)
     assert resumed_history == history
     assert _same_parameters(resumed, model)
