@@ -31,6 +31,7 @@ import torch
 
 import pyrovae
 from pyrovae.data import Data, Split
+from pyrovae.infer import Callback, LearningRateDecay
 from pyrovae.infer.clustering import clustering_scores
 from pyrovae.models import VAE
 from pyrovae.models.vade import init_mixture_prior, pretrain_autoencoder
@@ -61,6 +62,29 @@ def scores(model, data):
     }
 
 
+class StageScores(Callback):
+    """Scores the clusters every ``every`` epochs of the VaDE stage and after the last, each
+    as a line of the stages table (kept in ``stages.json``, so a resumed run keeps them)."""
+
+    def __init__(self, stages, path, data, every, epochs):
+        self.stages, self.path, self.data, self.every, self.epochs = stages, path, data, every, epochs
+
+    def on_epoch_end(self, state):
+        done = state.epoch + 1
+        if done % self.every and done != self.epochs:
+            return
+        self.stages[:] = [s for s in self.stages if s.get("epochs") != done]
+        self.stages.append({
+            "stage": f"+ VaDE, {done} epochs",
+            "epochs": done,
+            "lr": state.optimizer.param_groups[0]["lr"],
+            "train_elbo": state.history["train_elbo"][-1],
+            **scores(state.model, self.data),
+        })  # fmt: skip
+        self.path.write_text(json.dumps(self.stages, indent=1))
+        print(self.stages[-1]["stage"], self.stages[-1]["all"], self.stages[-1]["test"], flush=True)
+
+
 def save(obj, path):
     """Atomic ``torch.save``: a crash leaves the previous file."""
     tmp = path.with_suffix(".tmp")
@@ -82,7 +106,7 @@ def pretrain(model, data, args, run):
         tic = time.process_time()
         (loss,) = pretrain_autoencoder(
             model, data.train.x, epochs=1, seed=args.seed * 100_003 + epoch,
-            corruption=args.corruption, optimizer=optimizer,
+            batch_size=args.pretrain_batch_size, corruption=args.corruption, optimizer=optimizer,
         )  # fmt: skip
         state["epoch"], state["seconds"] = epoch + 1, state["seconds"] + time.process_time() - tic
         state["losses"].append(loss)
@@ -134,20 +158,15 @@ def main(args):
         stages_path.write_text(json.dumps(stages, indent=1))
         print(stages[-1]["stage"], stages[-1]["all"], stages[-1]["test"], flush=True)
     tic = time.process_time()
-    history = pyrovae.fit(
+    scoring = StageScores(stages, stages_path, data, args.score_every, args.epochs)
+    pyrovae.fit(
         model, data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         seed=args.seed, out=vade_dir, resume=True, initialize=False, progress=False,
+        callbacks=[LearningRateDecay(args.lr_decay, every=args.lr_decay_every), scoring],
     )  # fmt: skip
-    final = {
-        "stage": f"+ VaDE ({args.epochs} epochs, lr {args.lr})",
-        "epochs": history["epoch"][-1] if history["epoch"] else 0,
-        "test_elbo": history["test_elbo"][-1] if history["test_elbo"] else None,
-        "cpu_seconds_this_call": time.process_time() - tic,
-        **scores(model, data),
-    }
-    stages = [s for s in stages if not s["stage"].startswith("+ VaDE")] + [final]
+    final = stages[-1]
+    final["cpu_seconds_last_call"] = time.process_time() - tic
     stages_path.write_text(json.dumps(stages, indent=1))
-    print(final["stage"], final["all"], final["test"], flush=True)
     component_samples(model, args.picture)
     result = {
         "all": final["all"],
@@ -166,11 +185,15 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--run-dir", default="~/pyrovae-runs/vade")
-    parser.add_argument("--pretrain-epochs", type=int, default=300)
+    parser.add_argument("--pretrain-epochs", type=int, default=150)
     parser.add_argument("--pretrain-lr", type=float, default=1e-3)
+    parser.add_argument("--pretrain-batch-size", type=int, default=256, help="as DEC")
     parser.add_argument("--corruption", type=float, default=0.2, help="denoising: pixel drop rate")
     parser.add_argument("--epochs", type=int, default=300, help="VaDE epochs")
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=2e-3, help="VaDE's, at the first epoch")
+    parser.add_argument("--lr-decay", type=float, default=0.9, help="VaDE's: lr × 0.9 ...")
+    parser.add_argument("--lr-decay-every", type=int, default=10, help="... every 10 epochs")
+    parser.add_argument("--score-every", type=int, default=25, help="a stages line every N epochs")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)

@@ -1,7 +1,7 @@
 """Inference: the SVI trainer (alone or data-parallel) and its hooks, its numerical guard,
 checkpoints, loggers and evaluation."""
 
-from .callbacks import Callback, ScaleLatentsMessenger
+from .callbacks import Callback, LearningRateDecay, ScaleLatentsMessenger
 from .evaluation import evaluate, log_weights
 from .guard import NonFiniteError
 from .loggers import Logger, TensorBoardLogger
@@ -9,6 +9,7 @@ from .train import default_elbo, fit, scale_latents
 
 __all__ = [
     "Callback",
+    "LearningRateDecay",
     "Logger",
     "NonFiniteError",
     "TensorBoardLogger",
