@@ -351,17 +351,27 @@ def merge(row):
     )
 
 
+def _order(e):
+    return (e["family"] != "normal", e["paper_d"], e["library"], e["seed"])
+
+
+def _names(e):
+    """``(library with version and variant, model)`` as the tables print them."""
+    model = "N-VAE, R^d" if e["family"] == "normal" else "S-VAE, S^d ⊂ R^(d+1)"
+    library, _, variant = e["library"].partition(", ")
+    library = f"{library} {e['version']}" + (f", {variant}" if variant else "")
+    return library, f"{model}, d = {e['paper_d']}"
+
+
 def table(entries):
-    """The markdown table of ``entries``."""
+    """The markdown table of ``entries``, by model, library and seed."""
     lines = [
         "| library | model | latent (ambient) | epochs | seed | LL, ours (500) | ELBO, ours | "
         "library's own estimate | wall s / epoch | CPU s / epoch |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for e in entries:
-        name = "N-VAE, R^d" if e["family"] == "normal" else "S-VAE, S^d ⊂ R^(d+1)"
-        library, _, variant = e["library"].partition(", ")
-        library = f"{library} {e['version']}" + (f", {variant}" if variant else "")
+    for e in sorted(entries, key=_order):
+        library, name = _names(e)
         own = e["own_estimator"]
         if "log_likelihood" in own:
             own = f"LL {own['log_likelihood']:.2f} (first {own['rows']} rows; ours there: "
@@ -371,7 +381,7 @@ def table(entries):
         else:
             own = "(ours)"
         lines.append(
-            f"| {library} | {name}, d = {e['paper_d']} | {e['latent_dim']} "
+            f"| {library} | {name} | {e['latent_dim']} "
             f"| {e['epochs']} | {e['seed']} | {e['log_likelihood']:.2f} ± "
             f"{e['log_likelihood_stderr']:.2f} | {e['elbo']:.2f} | {own} | "
             f"{e['train_wall_seconds_per_epoch']:.1f} | {e['train_cpu_seconds_per_epoch']:.1f} |"
@@ -379,10 +389,34 @@ def table(entries):
     return "\n".join(lines)
 
 
+def seed_summary(entries):
+    """The markdown table of LL over training seeds: per library and model (and number of
+    epochs), the seeds, their mean LL, the sample standard deviation over seeds, and the
+    lowest and highest LL."""
+    groups = {}
+    for e in sorted(entries, key=_order):
+        groups.setdefault((*_names(e), e["epochs"]), []).append(e)
+    lines = [
+        "| library | model | epochs | seeds | mean LL | sd over seeds | lowest, highest |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for (library, name, epochs), rows in groups.items():
+        ll = [e["log_likelihood"] for e in rows]
+        mean = sum(ll) / len(ll)
+        sd = (sum((v - mean) ** 2 for v in ll) / (len(ll) - 1)) ** 0.5 if len(ll) > 1 else None
+        seeds = ", ".join(str(e["seed"]) for e in rows)
+        lines.append(
+            f"| {library} | {name} | {epochs} | {seeds} | {mean:.2f} | "
+            f"{'—' if sd is None else f'{sd:.2f}'} | {min(ll):.2f}, {max(ll):.2f} |"
+        )
+    return "\n".join(lines)
+
+
 def main(args):
     torch.set_num_threads(1)
     if args.table:
-        print(table(json.loads(RESULTS.read_text())["entries"]))
+        entries = json.loads(RESULTS.read_text())["entries"]
+        print(table(entries), seed_summary(entries), sep="\n\n")
         return
     data = pyrovae.data.load("mnist", root=args.data_root, binarize="dynamic")
     for spec in args.runs:
