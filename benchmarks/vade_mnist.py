@@ -67,7 +67,8 @@ class StageScores(Callback):
     as a line of the stages table (kept in ``stages.json``, so a resumed run keeps them)."""
 
     def __init__(self, stages, path, data, every, epochs):
-        self.stages, self.path, self.data, self.every, self.epochs = stages, path, data, every, epochs
+        self.stages, self.path, self.data = stages, path, data
+        self.every, self.epochs = every, epochs
 
     def on_epoch_end(self, state):
         done = state.epoch + 1
