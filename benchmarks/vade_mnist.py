@@ -64,10 +64,11 @@ def scores(model, data):
 
 class StageScores(Callback):
     """Scores the clusters every ``every`` epochs of the VaDE stage and after the last, each
-    as a line of the stages table (kept in ``stages.json``, so a resumed run keeps them)."""
+    as a line of the stages table, and reports it (``report(model)``: the results so far, so
+    that a run stopped at any point has them up to its last scored epoch)."""
 
-    def __init__(self, stages, path, data, every, epochs):
-        self.stages, self.path, self.data = stages, path, data
+    def __init__(self, stages, data, every, epochs, report):
+        self.stages, self.data, self.report = stages, data, report
         self.every, self.epochs = every, epochs
 
     def on_epoch_end(self, state):
@@ -80,10 +81,10 @@ class StageScores(Callback):
             "epochs": done,
             "lr": state.optimizer.param_groups[0]["lr"],
             "train_elbo": state.history["train_elbo"][-1],
+            "wall_seconds_per_epoch": state.history["seconds"][-1],
             **scores(state.model, self.data),
         })  # fmt: skip
-        self.path.write_text(json.dumps(self.stages, indent=1))
-        print(self.stages[-1]["stage"], self.stages[-1]["all"], self.stages[-1]["test"], flush=True)
+        self.report(state.model)
 
 
 def save(obj, path):
@@ -146,47 +147,53 @@ def main(args):
     started = (vade_dir / "checkpoint.pt").exists()
     stages_path = run / "stages.json"
     stages = json.loads(stages_path.read_text()) if stages_path.exists() else []
+
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, torch threads {args.threads}"
+
+    def report(model):
+        """stages.json, the result file and the components' picture, as they stand now."""
+        stages_path.write_text(json.dumps(stages, indent=1))
+        print(stages[-1]["stage"], stages[-1]["all"], stages[-1]["test"], flush=True)
+        if len(stages) > 1:
+            component_samples(model, args.picture)
+        result = {
+            "all": stages[-1]["all"],
+            "test": stages[-1]["test"],
+            "stages": stages,
+            "command": "python " + " ".join(sys.argv),
+            "args": vars(args),
+            "machine": machine,
+            "picture": args.picture,
+        }  # fmt: skip
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=1))
+
     if not started:
         state = pretrain(model, data, args, run)
         init_mixture_prior(model, data.train.x, seed=args.seed)
-        stages = [{
+        stages[:] = [{
             "stage": "auto-encoder + GMM on its codes",
             "pretrain_epochs": state["epoch"],
             "pretrain_loss": state["losses"],
             "cpu_seconds": state["seconds"],
             **scores(model, data),
         }]  # fmt: skip
-        stages_path.write_text(json.dumps(stages, indent=1))
-        print(stages[-1]["stage"], stages[-1]["all"], stages[-1]["test"], flush=True)
-    tic = time.process_time()
-    scoring = StageScores(stages, stages_path, data, args.score_every, args.epochs)
+        report(model)
     pyrovae.fit(
         model, data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         seed=args.seed, out=vade_dir, resume=True, initialize=False, progress=False,
-        callbacks=[LearningRateDecay(args.lr_decay, every=args.lr_decay_every), scoring],
+        callbacks=[
+            LearningRateDecay(args.lr_decay, every=args.lr_decay_every),
+            StageScores(stages, data, args.score_every, args.epochs, report),
+        ],
     )  # fmt: skip
-    final = stages[-1]
-    final["cpu_seconds_last_call"] = time.process_time() - tic
-    stages_path.write_text(json.dumps(stages, indent=1))
-    component_samples(model, args.picture)
-    result = {
-        "all": final["all"],
-        "test": final["test"],
-        "stages": stages,
-        "command": "python " + " ".join(sys.argv),
-        "args": vars(args),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads {args.threads}",
-        "picture": args.picture,
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--run-dir", default="~/pyrovae-runs/vade")
-    parser.add_argument("--pretrain-epochs", type=int, default=150)
+    parser.add_argument("--pretrain-epochs", type=int, default=100)
     parser.add_argument("--pretrain-lr", type=float, default=1e-3)
     parser.add_argument("--pretrain-batch-size", type=int, default=256, help="as DEC")
     parser.add_argument("--corruption", type=float, default=0.2, help="denoising: pixel drop rate")
