@@ -2,12 +2,16 @@
 
 Stages: (1) a 784-500-500-2000-10 ReLU auto-encoder is pretrained end to end as a denoising
 auto-encoder (each input pixel zeroed with probability ``--corruption``, binary
-cross-entropy on the clean grey levels, Adam, batch 100), (2) a diagonal Gaussian mixture
-(K = 10, EM, scikit-learn) on its codes becomes the prior, (3) the mixture-prior VAE is trained
-with the component summed out exactly (``TraceEnum_ELBO``, :func:`pyrovae.fit`). Training rows:
+cross-entropy on the clean grey levels, Adam 1e-3, batch 256 as DEC's), (2) a diagonal
+Gaussian mixture (K = 10, EM, scikit-learn, 5 starts) on its codes becomes the prior, (3) the
+mixture-prior VAE is trained with the component summed out exactly (``TraceEnum_ELBO``,
+:func:`pyrovae.fit`) on VaDE's schedule: batch 100, Adam at 2e-3 × 0.9 every 10 epochs
+(:class:`pyrovae.infer.LearningRateDecay`). Training rows:
 the 60,000 MNIST training images, grey levels in [0, 1] with a Bernoulli likelihood, as VaDE.
 Clusters: argmax_c p(c | z) at the posterior mode; accuracy with Hungarian matching and NMI,
-on all 70,000 images (as VaDE reports) and on the 10,000 test images.
+on all 70,000 images (as VaDE reports) and on the 10,000 test images, after the start and
+every ``--score-every`` VaDE epochs; the result file and the components' picture are rewritten
+at each, so a run stopped at any point has its results up to its last scored epoch.
 
 Every pretraining epoch and every VaDE epoch is checkpointed under ``--run-dir`` (default
 ``~/pyrovae-runs/vade``): the same command run again continues where it stopped, and the result
