@@ -3,7 +3,8 @@
 Stages: (1) a 784-500-500-2000-10 ReLU auto-encoder is pretrained end to end as a denoising
 auto-encoder (each input pixel zeroed with probability ``--corruption``, binary
 cross-entropy on the clean grey levels, Adam 1e-3, batch 256 as DEC's), (2) a diagonal
-Gaussian mixture (K = 10, EM, scikit-learn, 5 starts) on its codes becomes the prior, (3) the
+Gaussian mixture (K = 10, EM, scikit-learn, 5 starts) on its codes becomes the prior
+(``--start-covariance full``: a full-covariance fit, whose diagonals the prior takes), (3) the
 mixture-prior VAE is trained with the component summed out exactly (``TraceEnum_ELBO``,
 :func:`pyrovae.fit`) on VaDE's schedule: batch 100, Adam at 2e-3 × 0.9 every 10 epochs
 (:class:`pyrovae.infer.LearningRateDecay`). Training rows:
@@ -174,9 +175,9 @@ def main(args):
 
     if not started:
         state = pretrain(model, data, args, run)
-        init_mixture_prior(model, data.train.x, seed=args.seed)
+        init_mixture_prior(model, data.train.x, seed=args.seed, covariance=args.start_covariance)
         stages[:] = [{
-            "stage": "auto-encoder + GMM on its codes",
+            "stage": f"auto-encoder + GMM ({args.start_covariance} covariance) on its codes",
             "pretrain_epochs": state["epoch"],
             "pretrain_loss": state["losses"],
             "cpu_seconds": state["seconds"],
@@ -201,6 +202,10 @@ if __name__ == "__main__":
     parser.add_argument("--pretrain-lr", type=float, default=1e-3)
     parser.add_argument("--pretrain-batch-size", type=int, default=256, help="as DEC")
     parser.add_argument("--corruption", type=float, default=0.2, help="denoising: pixel drop rate")
+    parser.add_argument(
+        "--start-covariance", choices=("diag", "full"), default="diag",
+        help="the GMM fitted to the codes: diag (VaDE's) or full (the prior takes its diagonals)",
+    )  # fmt: skip
     parser.add_argument("--epochs", type=int, default=300, help="VaDE epochs")
     parser.add_argument("--lr", type=float, default=2e-3, help="VaDE's, at the first epoch")
     parser.add_argument("--lr-decay", type=float, default=0.9, help="VaDE's: lr × 0.9 ...")
