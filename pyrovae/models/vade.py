@@ -10,9 +10,9 @@ for a mixture prior:
    z = mode of q(z | x), minimising −log p(x | decoder(z)) (for the Bernoulli likelihood the
    binary cross-entropy), optionally denoising (inputs with a fraction of pixels zeroed, as
    the stacked denoising auto-encoder of DEC and VaDE);
-2. :func:`init_mixture_prior`: fit a diagonal Gaussian mixture by EM (scikit-learn, K = the
-   prior's number of components, k-means start) to the codes of the training rows and make
-   its π, μ, σ² the prior's.
+2. :func:`init_mixture_prior`: fit a diagonal (or full, keeping its diagonals) Gaussian mixture
+   by EM (scikit-learn, K = the prior's number of components, k-means start) to the codes of
+   the training rows and make its π, μ, σ² the prior's.
 """
 
 import torch
@@ -76,24 +76,34 @@ def pretrain_autoencoder(
 
 
 @torch.no_grad()
-def init_mixture_prior(vae, x, *, seed=0, n_init=5):
-    """Stage 2: fit a diagonal Gaussian mixture by EM to the codes of ``x`` (the posterior
-    modes) and make it the prior: π, μ_k and σ_k² = its weights, means and variances
-    (scikit-learn's ``GaussianMixture``, ``reg_covar`` 10⁻⁶, k-means start, ``n_init`` starts,
+def init_mixture_prior(vae, x, *, seed=0, n_init=5, covariance="diag"):
+    """Stage 2: fit a Gaussian mixture by EM to the codes of ``x`` (the posterior modes) and
+    make it the prior: π, μ_k and σ_k² = its weights, means and variances (scikit-learn's
+    ``GaussianMixture``, ``reg_covar`` 10⁻⁶, k-means start, ``n_init`` starts,
     ``random_state=seed``; VaDE's code did the same with one start: on 8×8 digits one start
     sometimes lands in a poor optimum).
 
+    :param str covariance: ``"diag"`` (VaDE's): the EM fit has diagonal covariances, as the
+        prior. ``"full"``: the EM fit has full covariances and the prior takes their
+        diagonals, σ_k² = diag Σ_k. The diagonal fit may reach a higher likelihood by
+        splitting the codes along the axes rather than by class: on MNIST codes of a denoising
+        auto-encoder (``benchmarks/vade_mnist.py``) its clusters scored 64 % accuracy against
+        77 % for the full fit's means and diagonals.
     :param x: training rows ``(N, input_dim)``.
-    :returns: a :class:`~pyrovae.models.GaussianMixture` over the codes holding the fit (its
+    :returns: a :class:`~pyrovae.models.GaussianMixture` over the codes holding the EM fit (its
         ``assign`` clusters codes).
     """
     if not vae.has_clusters:
         raise ValueError("init_mixture_prior needs a VAE built with prior='mixture'")
+    if covariance not in ("diag", "full"):
+        raise ValueError(f"covariance must be 'diag' or 'full', got {covariance!r}")
     codes = torch.cat([vae.encode(chunk) for chunk in torch.split(x, 1000)])
     k = vae.prior.num_components
-    gmm = GaussianMixture(k, codes.shape[1], "diag", reg_covar=1e-6, name="vade_init").to(codes)
+    gmm = GaussianMixture(k, codes.shape[1], covariance, reg_covar=1e-6, name="vade_init")
+    gmm = gmm.to(codes)
     gmm.initialize(codes, seed=seed, n_init=n_init)  # scikit-learn's EM
-    vae.prior.set_moments(gmm.weights.cpu(), gmm.locs.cpu(), gmm.scales.square().cpu())
+    variances = gmm.scale_tril.square().sum(-1)  # diag(L Lᵀ)_i = Σ_j L_ij², (K, D)
+    vae.prior.set_moments(gmm.weights.cpu(), gmm.locs.cpu(), variances.cpu())
     return gmm
 
 

@@ -186,3 +186,43 @@ def test_resuming_an_early_stopped_run_trains_no_more(digits, tmp_path):
     assert resumed["epoch"] == history["epoch"]
     # the best epoch's parameters come back, as at the end of the first call
     assert torch.equal(_params(again), _params(model))
+
+
+class _RecordLr(pyrovae.infer.Callback):
+    def __init__(self):
+        self.lrs = []
+
+    def on_step_end(self, state):
+        self.lrs.append(state.optimizer.param_groups[0]["lr"])
+
+
+def test_learning_rate_decay_follows_torch_step_lr_and_survives_a_resume(digits, tmp_path):
+    # reference: torch's StepLR stepped once per epoch (one step per epoch at this batch size)
+    reference = torch.optim.lr_scheduler.StepLR(
+        torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=2e-3), step_size=2, gamma=0.5
+    )
+    expected = []
+    for _ in range(5):
+        expected.append(reference.get_last_lr()[0])
+        reference.optimizer.step()
+        reference.step()
+    runs = {}
+    for name, stops in (("whole", (5,)), ("resumed", (3, 5))):
+        pyro.set_rng_seed(0)
+        model, seen = VAE(64, 2, **SMALL), _RecordLr()
+        for epochs in stops:
+            decay = pyrovae.infer.LearningRateDecay(0.5, every=2)
+            pyrovae.fit(
+                model, digits, epochs=epochs, batch_size=1150, lr=2e-3, progress=False,
+                out=tmp_path / name, resume=True, callbacks=[decay, seen],
+            )  # fmt: skip
+        runs[name] = (seen.lrs, _params(model))
+    assert runs["whole"][0] == pytest.approx(expected, rel=1e-12)
+    assert runs["resumed"][0] == runs["whole"][0]
+    assert torch.equal(runs["resumed"][1], runs["whole"][1])
+
+
+@pytest.mark.parametrize("factor, every", [(0.0, 1), (1.5, 1), (0.9, 0)])
+def test_learning_rate_decay_refuses_a_factor_or_period_out_of_range(factor, every):
+    with pytest.raises(ValueError, match="0 < factor <= 1 and every >= 1"):
+        pyrovae.infer.LearningRateDecay(factor, every=every)

@@ -121,6 +121,26 @@ def test_initialize_fits_the_prior_to_the_codes_as_scikit_learn_em():
     assert (prior.scales**2).detach().numpy() == pytest.approx(ref.covariances_, rel=1e-6)
 
 
+def test_the_full_covariance_start_gives_the_prior_scikit_learns_full_fit_diagonals():
+    from sklearn.mixture import GaussianMixture as SklearnGMM
+
+    torch.manual_seed(0)
+    x = torch.rand(150, 6).round().double()
+    vae = VAE(6, 3, prior=MIXTURE, hidden=(8,)).double()
+    gmm = vade.init_mixture_prior(vae, x, seed=2, covariance="full")
+    codes = vae.encode(x).numpy()
+    ref = SklearnGMM(3, covariance_type="full", n_init=5, random_state=2, reg_covar=1e-6)
+    ref.fit(codes)
+    prior = vae.prior
+    assert prior.weights.detach().numpy() == pytest.approx(ref.weights_, rel=1e-6)
+    assert prior.locs.detach().numpy() == pytest.approx(ref.means_, rel=1e-6, abs=1e-9)
+    diagonals = np.diagonal(ref.covariances_, axis1=1, axis2=2)
+    assert (prior.scales**2).detach().numpy() == pytest.approx(diagonals, rel=1e-6)
+    assert gmm.covariance == "full"  # the returned fit clusters with the full covariances
+    with pytest.raises(ValueError, match="covariance must be 'diag' or 'full'"):
+        vade.init_mixture_prior(vae, x, covariance="spherical")
+
+
 def test_pretraining_lowers_the_reconstruction_loss_and_is_seeded():
     torch.manual_seed(0)
     x = torch.rand(200, 6).round()
