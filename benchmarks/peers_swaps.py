@@ -15,7 +15,11 @@ crosses the two halves, so that each difference has its own arm:
   against ``pyrovae``, only the trainer differs;
 * ``pyrovae_exp_scale``: ``pyrovae`` with pythae's scale link σ = exp(raw / 2) (raw is the
   log-variance) instead of softplus(raw) + 1e-5: against ``pyrovae``, only the link differs
-  (same initial weights, batches and noise).
+  (same initial weights, batches and noise);
+* ``pyrovae_unaliased``: ``pyrovae`` with the initial weights drawn under seed + 10,000.
+  ``fit(seed=seed)`` reseeds torch's generator with the seed that drew the ``pyrovae`` arm's
+  initial weights (as pyroVED's trainer does), so that arm's first sampling noise is made
+  from the same random stream as its first layers; here the two streams are unrelated.
 
 Each row: the training loss per epoch, a screening LL (importance sampling with
 ``--num-samples`` samples on the first ``--test-rows`` test images; ``peers.py`` has the full
@@ -44,7 +48,15 @@ from pyrovae.parts import NormalPrior
 from pyrovae.parts.posteriors import NormalPosterior
 
 RESULTS = Path(__file__).parent / "results" / "peers_swaps.json"
-ARMS = ["pyrovae", "pyroved", "pyroved_in_fit", "pyrovae_in_svitrainer", "pyrovae_exp_scale"]
+ARMS = [
+    "pyrovae",
+    "pyroved",
+    "pyroved_in_fit",
+    "pyrovae_in_svitrainer",
+    "pyrovae_exp_scale",
+    "pyrovae_unaliased",
+]
+UNALIASED = 10_000  # the pyrovae_unaliased arm draws its initial weights under seed + this
 
 
 def pyroved_vae(seed):
@@ -94,8 +106,9 @@ def train(arm, data, args, seed):
         vae = pyroved_vae(seed)
     else:
         exp = arm == "pyrovae_exp_scale"
-        vae = pyrovae_vae(seed, ExpScaleNormal(10) if exp else "normal")
-    if arm in ("pyrovae", "pyroved_in_fit", "pyrovae_exp_scale"):
+        init = seed + UNALIASED if arm == "pyrovae_unaliased" else seed
+        vae = pyrovae_vae(init, ExpScaleNormal(10) if exp else "normal")
+    if arm in ("pyrovae", "pyroved_in_fit", "pyrovae_exp_scale", "pyrovae_unaliased"):
         options = {"epochs": args.epochs, "batch_size": 100, "lr": 1e-3, "progress": False}
         history = pyrovae.fit(vae, train_only(data), seed=seed, **options)
         return vae, [-e for e in history["train_elbo"]]
@@ -139,6 +152,7 @@ PARTS = {  # arm: (model and its initial weights, trainer)
     "pyroved_in_fit": ("pyroVED iVAE", "pyrovae.fit"),
     "pyrovae_in_svitrainer": ("pyrovae.VAE", "pyroVED SVItrainer"),
     "pyrovae_exp_scale": ("pyrovae.VAE, σ = exp(raw / 2)", "pyrovae.fit"),
+    "pyrovae_unaliased": ("pyrovae.VAE, drawn under seed + 10,000", "pyrovae.fit"),
 }
 
 
