@@ -48,14 +48,15 @@ from pyrovae.parts import NormalPrior
 from pyrovae.parts.posteriors import NormalPosterior
 
 RESULTS = Path(__file__).parent / "results" / "peers_swaps.json"
-ARMS = [
-    "pyrovae",
-    "pyroved",
-    "pyroved_in_fit",
-    "pyrovae_in_svitrainer",
-    "pyrovae_exp_scale",
-    "pyrovae_unaliased",
-]
+PARTS = {  # arm: (model and its initial weights, trainer)
+    "pyrovae": ("pyrovae.VAE", "pyrovae.fit"),
+    "pyroved": ("pyroVED iVAE", "pyroVED SVItrainer"),
+    "pyroved_in_fit": ("pyroVED iVAE", "pyrovae.fit"),
+    "pyrovae_in_svitrainer": ("pyrovae.VAE", "pyroVED SVItrainer"),
+    "pyrovae_exp_scale": ("pyrovae.VAE, σ = exp(raw / 2)", "pyrovae.fit"),
+    "pyrovae_unaliased": ("pyrovae.VAE, drawn under seed + 10,000", "pyrovae.fit"),
+}
+ARMS = list(PARTS)
 UNALIASED = 10_000  # the pyrovae_unaliased arm draws its initial weights under seed + this
 
 
@@ -108,7 +109,7 @@ def train(arm, data, args, seed):
         exp = arm == "pyrovae_exp_scale"
         init = seed + UNALIASED if arm == "pyrovae_unaliased" else seed
         vae = pyrovae_vae(init, ExpScaleNormal(10) if exp else "normal")
-    if arm in ("pyrovae", "pyroved_in_fit", "pyrovae_exp_scale", "pyrovae_unaliased"):
+    if PARTS[arm][1] == "pyrovae.fit":
         options = {"epochs": args.epochs, "batch_size": 100, "lr": 1e-3, "progress": False}
         history = pyrovae.fit(vae, train_only(data), seed=seed, **options)
         return vae, [-e for e in history["train_elbo"]]
@@ -144,16 +145,6 @@ def run(arm, data, args, seed):
         "train_cpu_seconds": cpu,
         "command": "python " + " ".join(sys.argv),
     }
-
-
-PARTS = {  # arm: (model and its initial weights, trainer)
-    "pyrovae": ("pyrovae.VAE", "pyrovae.fit"),
-    "pyroved": ("pyroVED iVAE", "pyroVED SVItrainer"),
-    "pyroved_in_fit": ("pyroVED iVAE", "pyrovae.fit"),
-    "pyrovae_in_svitrainer": ("pyrovae.VAE", "pyroVED SVItrainer"),
-    "pyrovae_exp_scale": ("pyrovae.VAE, σ = exp(raw / 2)", "pyrovae.fit"),
-    "pyrovae_unaliased": ("pyrovae.VAE, drawn under seed + 10,000", "pyrovae.fit"),
-}
 
 
 def table(entries):

@@ -119,6 +119,8 @@ class LearningRateDecay(Callback):
         self.factor, self.every = factor, every
 
     def on_step_start(self, state):
+        if state.step != 1:  # set once an epoch (a resume starts at an epoch's first step)
+            return
         lr = state.options.lr * self.factor ** (state.epoch // self.every)
         for group in state.optimizer.param_groups:
             group["lr"] = lr
