@@ -110,10 +110,10 @@ def run(family, paper_d, data, args):
     }
 
 
-def merge(row):
+def merge(row, results):
     """Add ``row`` to the results file, in place of an earlier run of the same row."""
     merge_row(
-        RESULTS,
+        results,
         row,
         ("family", "paper_d"),
         protocol=__doc__.split("Protocol, ")[1].split("\n\n")[0].replace("\n", " "),
@@ -121,9 +121,9 @@ def merge(row):
         pyro=pyro.__version__,
         machine=f"{platform.machine()}, {os.cpu_count()} cores, 1 thread per run",
     )
-    report = json.loads(RESULTS.read_text())
+    report = json.loads(results.read_text())
     report["entries"].sort(key=lambda e: (e["paper_d"], e["family"]))
-    RESULTS.write_text(json.dumps(report, indent=1))
+    results.write_text(json.dumps(report, indent=1))
 
 
 def table(entries):
@@ -164,8 +164,9 @@ def status(runs):
 
 def main(args):
     torch.set_num_threads(1)
+    results = Path(args.results)
     if args.table:
-        print(table(json.loads(RESULTS.read_text())["entries"]))
+        print(table(json.loads(results.read_text())["entries"]))
         return
     if args.status:
         print(status(args.runs))
@@ -173,7 +174,7 @@ def main(args):
     data = pyrovae.data.load("mnist", root=args.data_root, binarize="dynamic")
     for d in args.dims:
         row = run(args.family, d, data, args)
-        merge(row)
+        merge(row, results)
         print(json.dumps({k: v for k, v in row.items() if k != "valid_elbo_curve"}), flush=True)
 
 
@@ -188,6 +189,10 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-root", default=os.environ.get("PYROVAE_DATA"))
     parser.add_argument("--runs", default="~/pyrovae-runs/davidson")
+    parser.add_argument(
+        "--results", default=str(RESULTS),
+        help="the results file (a run beyond the authors' protocol gets its own)",
+    )  # fmt: skip
     parser.add_argument("--table", action="store_true", help="print the table of the results")
     parser.add_argument("--status", action="store_true", help="print the progress of the runs")
     main(parser.parse_args())
