@@ -2,12 +2,14 @@
 
 Stages: (1) a 784-500-500-2000-10 ReLU auto-encoder is pretrained end to end as a denoising
 auto-encoder (each input pixel zeroed with probability ``--corruption``, binary
-cross-entropy on the clean grey levels, Adam 1e-3, batch 256 as DEC's), (2) a diagonal
+cross-entropy on the clean grey levels, Adam 1e-3, batch 256 as DEC's; ``--pretrain-loss
+squared_error --corruption 0``: DEC-keras's and IDEC's plain auto-encoder on the squared
+error), scored every ``--score-pretrain-every`` epochs by a GMM on its codes, (2) a diagonal
 Gaussian mixture (K = 10, EM, scikit-learn, 5 starts) on its codes becomes the prior
 (``--start-covariance full``: a full-covariance fit, whose diagonals the prior takes), (3) the
 mixture-prior VAE is trained with the component summed out exactly (``TraceEnum_ELBO``,
-:func:`pyrovae.fit`) on VaDE's schedule: batch 100, Adam at 2e-3 × 0.9 every 10 epochs
-(:class:`pyrovae.infer.LearningRateDecay`). Training rows:
+:func:`pyrovae.fit`) on VaDE's schedule: batch 100, Adam at 2e-3 × 0.9 every 10 epochs, not
+below 2e-4 (VaDE's ``lr_decay``; :class:`pyrovae.infer.LearningRateDecay`). Training rows:
 the 60,000 MNIST training images, grey levels in [0, 1] with a Bernoulli likelihood, as VaDE.
 Clusters: argmax_c p(c | z) at the posterior mode; accuracy with Hungarian matching and NMI,
 on all 70,000 images (as VaDE reports) and on the 10,000 test images, after the start and
@@ -99,8 +101,10 @@ def save(obj, path):
     os.replace(tmp, path)
 
 
-def pretrain(model, data, args, run):
-    """Stage 1, one checkpointed epoch at a time; returns the losses of all epochs run."""
+def pretrain(model, data, args, run, score):
+    """Stage 1, one checkpointed epoch at a time, ``score(state)`` after every
+    ``--score-pretrain-every`` epochs but the last; returns the state: epochs run, their losses,
+    CPU seconds."""
     path = run / "pretrain.pt"
     params = [p for m in (model.encoder, model.decoder, model.likelihood) for p in m.parameters()]
     optimizer = torch.optim.Adam(params, lr=args.pretrain_lr)
@@ -113,12 +117,16 @@ def pretrain(model, data, args, run):
         tic = time.process_time()
         (loss,) = pretrain_autoencoder(
             model, data.train.x, epochs=1, seed=args.seed * 100_003 + epoch,
-            batch_size=args.pretrain_batch_size, corruption=args.corruption, optimizer=optimizer,
+            batch_size=args.pretrain_batch_size, corruption=args.corruption,
+            loss=args.pretrain_loss, optimizer=optimizer,
         )  # fmt: skip
         state["epoch"], state["seconds"] = epoch + 1, state["seconds"] + time.process_time() - tic
         state["losses"].append(loss)
         print(f"pretraining epoch {epoch + 1}: loss {loss:.3f}", flush=True)
         save({**state, "model": model.state_dict(), "optimizer": optimizer.state_dict()}, path)
+        every = args.score_pretrain_every
+        if every and state["epoch"] % every == 0 and state["epoch"] < args.pretrain_epochs:
+            score(state)
     return state
 
 
@@ -173,22 +181,27 @@ def main(args):
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=1))
 
-    if not started:
-        state = pretrain(model, data, args, run)
+    def score_start(state):
+        """A stages line: the GMM start on the codes of the auto-encoder as it stands."""
         init_mixture_prior(model, data.train.x, seed=args.seed, covariance=args.start_covariance)
-        stages[:] = [{
-            "stage": f"auto-encoder + GMM ({args.start_covariance} covariance) on its codes",
+        stages[:] = [s for s in stages if s.get("pretrain_epochs") != state["epoch"]]
+        stages.append({
+            "stage": f"auto-encoder ({state['epoch']} epochs) + GMM ({args.start_covariance} "
+            "covariance) on its codes",
             "pretrain_epochs": state["epoch"],
-            "pretrain_loss": state["losses"],
+            "pretrain_loss": state["losses"][-1],
             "cpu_seconds": state["seconds"],
             **scores(model, data),
-        }]  # fmt: skip
+        })  # fmt: skip
         report(model)
+
+    if not started:
+        score_start(pretrain(model, data, args, run, score_start))  # the VaDE stage's start
     pyrovae.fit(
         model, data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         seed=args.seed, out=vade_dir, resume=True, initialize=False, progress=False,
         callbacks=[
-            LearningRateDecay(args.lr_decay, every=args.lr_decay_every),
+            LearningRateDecay(args.lr_decay, every=args.lr_decay_every, minimum=args.lr_min),
             StageScores(stages, data, args.score_every, args.epochs, report),
         ],
     )  # fmt: skip
@@ -203,6 +216,14 @@ if __name__ == "__main__":
     parser.add_argument("--pretrain-batch-size", type=int, default=256, help="as DEC")
     parser.add_argument("--corruption", type=float, default=0.2, help="denoising: pixel drop rate")
     parser.add_argument(
+        "--pretrain-loss", choices=("likelihood", "squared_error"), default="likelihood",
+        help="the auto-encoder's loss: -log p(x | z) (binary cross-entropy) or DEC's squared error",
+    )  # fmt: skip
+    parser.add_argument(
+        "--score-pretrain-every", type=int, default=50,
+        help="a stages line (GMM on the codes) every N pretraining epochs; 0: only at the end",
+    )  # fmt: skip
+    parser.add_argument(
         "--start-covariance", choices=("diag", "full"), default="diag",
         help="the GMM fitted to the codes: diag (VaDE's) or full (the prior takes its diagonals)",
     )  # fmt: skip
@@ -210,6 +231,7 @@ if __name__ == "__main__":
     parser.add_argument("--lr", type=float, default=2e-3, help="VaDE's, at the first epoch")
     parser.add_argument("--lr-decay", type=float, default=0.9, help="VaDE's: lr × 0.9 ...")
     parser.add_argument("--lr-decay-every", type=int, default=10, help="... every 10 epochs")
+    parser.add_argument("--lr-min", type=float, default=2e-4, help="... not below 2e-4")
     parser.add_argument("--score-every", type=int, default=25, help="a stages line every N epochs")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)

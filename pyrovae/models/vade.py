@@ -8,8 +8,9 @@ for a mixture prior:
 
 1. :func:`pretrain_autoencoder`: train encoder and decoder as a deterministic auto-encoder,
    z = mode of q(z | x), minimising −log p(x | decoder(z)) (for the Bernoulli likelihood the
-   binary cross-entropy), optionally denoising (inputs with a fraction of pixels zeroed, as
-   the stacked denoising auto-encoder of DEC and VaDE);
+   binary cross-entropy) or the squared error ‖x − E[x | z]‖² (DEC's and IDEC's), optionally
+   denoising (inputs with a fraction of pixels zeroed, as the stacked denoising auto-encoder
+   of DEC and VaDE);
 2. :func:`init_mixture_prior`: fit a diagonal (or full, keeping its diagonals) Gaussian mixture
    by EM (scikit-learn, K = the prior's number of components, k-means start) to the codes of
    the training rows and make its π, μ, σ² the prior's.
@@ -21,6 +22,7 @@ from .mixture import GaussianMixture
 
 PRETRAIN_BATCH_SIZE = 100
 PRETRAIN_LR = 1e-3
+PRETRAIN_LOSSES = ("likelihood", "squared_error")
 
 
 def pretrain_autoencoder(
@@ -32,6 +34,7 @@ def pretrain_autoencoder(
     lr=PRETRAIN_LR,
     seed=0,
     corruption=0.0,
+    loss="likelihood",
     optimizer=None,
 ):
     """Stage 1: fit ``vae``'s encoder (posterior mode) and decoder as an auto-encoder.
@@ -41,16 +44,22 @@ def pretrain_autoencoder(
     :param int epochs: passes over ``x`` in shuffled batches of ``batch_size`` (Adam, ``lr``).
     :param float corruption: denoising: each input pixel is zeroed with this probability, the
         loss still scores the clean rows (0: a plain auto-encoder).
+    :param str loss: per row, ``"likelihood"``: −log p(x | decoder(z)); ``"squared_error"``:
+        Σ_i (x_i − E[x_i | z])², with E[x | z] the likelihood's mean (for the Bernoulli
+        likelihood the sigmoid of the decoder's logits), the loss DEC's and IDEC's
+        auto-encoders are pretrained with.
     :param int seed: seeds the batch order and the corruption (a generator of its own: the
         caller's random state is untouched).
     :param optimizer: a ``torch.optim`` optimizer over the encoder's, decoder's and
         likelihood's parameters to continue with (a resumable program keeps and saves it);
         ``None``: a new Adam with ``lr``.
-    :returns: the mean reconstruction loss −log p(x | decoder(mode)) per example, per epoch.
+    :returns: the mean of ``loss`` per example, per epoch.
     """
     x = x.train.x if hasattr(x, "train") else x
     if not 0 <= corruption < 1:
         raise ValueError(f"corruption must be in [0, 1), got {corruption!r}")
+    if loss not in PRETRAIN_LOSSES:
+        raise ValueError(f"loss must be one of {PRETRAIN_LOSSES}, got {loss!r}")
     gen = torch.Generator().manual_seed(seed)
     params = [p for part in (vae.encoder, vae.decoder, vae.likelihood) for p in part.parameters()]
     optimizer = optimizer or torch.optim.Adam(params, lr=lr)
@@ -66,11 +75,15 @@ def pretrain_autoencoder(
                     keep = torch.rand(rows.shape, generator=gen) >= corruption
                     seen = rows * keep.to(rows)
                 z = vae.posterior(vae.encoder(seen)).mode
-                loss = -vae.likelihood(vae.decoder(z)).log_prob(rows).mean()
+                p = vae.likelihood(vae.decoder(z))
+                if loss == "likelihood":
+                    value = -p.log_prob(rows).mean()
+                else:
+                    value = (rows - p.mean).square().sum(-1).mean()
                 optimizer.zero_grad()
-                loss.backward()
+                value.backward()
                 optimizer.step()
-                total += loss.item() * len(rows)
+                total += value.item() * len(rows)
             losses.append(total / len(x))
     return losses
 

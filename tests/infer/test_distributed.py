@@ -14,6 +14,7 @@ import pytest
 import torch
 import torch.distributed as tdist
 import torch.multiprocessing as mp
+from capture import Capture
 from torch.utils.data import TensorDataset
 
 import pyrovae
@@ -37,20 +38,6 @@ class RowNoiseVAE(VAE):
             eps = torch.sin(100.0 * x @ torch.linspace(-1, 1, x.shape[1] * 2).view(-1, 2))
             z = q.base_dist.loc + q.base_dist.scale * eps
             pyro.sample("z", dist.Delta(z, log_density=q.log_prob(z), event_dim=1))
-
-
-class Capture:
-    """Stands in for the optimizer: keeps the gradients instead of stepping."""
-
-    def __init__(self, params):
-        self.params, self.grads = params, None
-
-    def zero_grad(self):
-        for p in self.params:
-            p.grad = None
-
-    def step(self):
-        self.grads = [p.grad.clone() for p in self.params]
 
 
 def one_step_gradients(x_global, ctx):

@@ -9,6 +9,7 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
+from capture import Capture
 
 from pyrovae.infer.elbo import FastTrace_ELBO
 from pyrovae.infer.step import adam, make_step, named_parameters, trainable_parameters
@@ -24,20 +25,6 @@ MODELS = {
     "mixture-prior": lambda: VAE(64, 3, prior={"name": "mixture", "num_components": 3}, **SMALL),
     "llgae": lambda: MixtureOfLinearDecoders(3, 64, 2),
 }
-
-
-class Capture:
-    """Stands in for the optimizer: keeps the gradients instead of stepping."""
-
-    def __init__(self, params):
-        self.params, self.grads = params, None
-
-    def zero_grad(self):
-        for p in self.params:
-            p.grad = None
-
-    def step(self):
-        self.grads = [p.grad.clone() for p in self.params]
 
 
 @pytest.mark.parametrize("name", list(MODELS))

@@ -222,7 +222,26 @@ def test_learning_rate_decay_follows_torch_step_lr_and_survives_a_resume(digits,
     assert torch.equal(runs["resumed"][1], runs["whole"][1])
 
 
-@pytest.mark.parametrize("factor, every", [(0.0, 1), (1.5, 1), (0.9, 0)])
-def test_learning_rate_decay_refuses_a_factor_or_period_out_of_range(factor, every):
-    with pytest.raises(ValueError, match="0 < factor <= 1 and every >= 1"):
-        pyrovae.infer.LearningRateDecay(factor, every=every)
+def test_learning_rate_decay_stops_at_its_minimum_as_vades_schedule(digits):
+    # reference: VaDE's code, lr <- max(lr * factor, minimum) at every period's start
+    lr, expected = 2e-3, []
+    for epoch in range(7):
+        if epoch and epoch % 2 == 0:
+            lr = max(lr * 0.5, 6e-4)
+        expected.append(lr)
+    seen = _RecordLr()
+    decay = pyrovae.infer.LearningRateDecay(0.5, every=2, minimum=6e-4)
+    pyrovae.fit(
+        VAE(64, 2, **SMALL), digits, epochs=7, batch_size=1150, lr=2e-3, progress=False,
+        callbacks=[decay, seen],
+    )  # fmt: skip
+    assert seen.lrs == pytest.approx(expected, rel=1e-12)
+    assert expected[-1] == 6e-4 and expected[2] == 1e-3  # the floor is reached, and binds
+
+
+@pytest.mark.parametrize(
+    "factor, every, minimum", [(0.0, 1, 0.0), (1.5, 1, 0.0), (0.9, 0, 0.0), (0.9, 1, -1e-4)]
+)
+def test_learning_rate_decay_refuses_arguments_out_of_range(factor, every, minimum):
+    with pytest.raises(ValueError, match="0 < factor <= 1, every >= 1 and minimum >= 0"):
+        pyrovae.infer.LearningRateDecay(factor, every=every, minimum=minimum)

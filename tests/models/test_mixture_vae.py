@@ -154,6 +154,21 @@ def test_pretraining_lowers_the_reconstruction_loss_and_is_seeded():
         vade.pretrain_autoencoder(vae, x, epochs=1, corruption=1.0)
 
 
+def test_pretraining_on_the_squared_error_scores_the_bernoulli_mean():
+    torch.manual_seed(0)
+    x = torch.rand(200, 6)
+    vae = VAE(6, 2, prior=MIXTURE, hidden=(16,))
+    with torch.no_grad():  # one batch: the epoch's loss is the one before its only step
+        mean = torch.sigmoid(vae.decoder(vae.encode(x)))
+        expected = ((x - mean) ** 2).sum(-1).mean().item()
+    (loss,) = vade.pretrain_autoencoder(vae, x, epochs=1, batch_size=200, loss="squared_error")
+    assert loss == pytest.approx(expected, rel=1e-6)
+    later = vade.pretrain_autoencoder(vae, x, epochs=30, batch_size=50, loss="squared_error")
+    assert later[-1] < loss
+    with pytest.raises(ValueError, match="loss must be one of"):
+        vade.pretrain_autoencoder(vae, x, epochs=1, loss="mse")
+
+
 def test_old_homes_warn_and_still_work():
     import importlib
     import sys
