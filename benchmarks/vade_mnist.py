@@ -4,9 +4,10 @@ Stages: (1) a 784-500-500-2000-10 ReLU auto-encoder is pretrained end to end as 
 auto-encoder (each input pixel zeroed with probability ``--corruption``, binary
 cross-entropy on the clean grey levels, Adam 1e-3, batch 256 as DEC's; ``--pretrain-loss
 squared_error --corruption 0``: DEC-keras's and IDEC's plain auto-encoder on the squared
-error), scored every ``--score-pretrain-every`` epochs by a GMM on its codes, (2) a diagonal
-Gaussian mixture (K = 10, EM, scikit-learn, 5 starts) on its codes becomes the prior
-(``--start-covariance full``: a full-covariance fit, whose diagonals the prior takes), (3) the
+error), scored every ``--score-pretrain-every`` epochs by a GMM and by k-means on its codes
+(the latter as DEC's "AE + k-means"), (2) a diagonal Gaussian mixture (K = 10, EM,
+scikit-learn, 5 starts) on its codes becomes the prior (``--start-covariance full``: a
+full-covariance fit, whose diagonals the prior takes), (3) the
 mixture-prior VAE is trained with the component summed out exactly (``TraceEnum_ELBO``,
 :func:`pyrovae.fit`) on VaDE's schedule: batch 100, Adam at 2e-3 × 0.9 every 10 epochs, not
 below 2e-4 (VaDE's ``lr_decay``; :class:`pyrovae.infer.LearningRateDecay`). Training rows:
@@ -55,10 +56,16 @@ def build(args):
     )
 
 
-def scores(model, data):
-    """Clustering scores on all images and on the test images."""
+def scores(model, data, assign=None):
+    """Clustering scores on all images and on the test images; ``assign(codes)`` labels the
+    codes instead of the prior (default: argmax_c p(c | z) at the posterior mode)."""
     pred = {
-        name: torch.cat([model.cluster(x)[1] for x in torch.split(split.x, 2000)])
+        name: torch.cat(
+            [
+                model.cluster(x)[1] if assign is None else assign(model.encode(x))
+                for x in torch.split(split.x, 2000)
+            ]
+        )
         for name, split in (("train", data.train), ("test", data.test))
     }
     return {
@@ -67,6 +74,16 @@ def scores(model, data):
         ),  # fmt: skip
         "test": clustering_scores(pred["test"], data.test.y),
     }
+
+
+def kmeans_on_codes(model, data, seed):
+    """k-means (scikit-learn, 20 starts, as DEC's and DEC-keras's AE + k-means figures) on the
+    codes of the training images; returns its nearest-centre labelling of codes."""
+    from sklearn.cluster import KMeans
+
+    codes = torch.cat([model.encode(x) for x in torch.split(data.train.x, 2000)])
+    fit = KMeans(model.prior.num_components, n_init=20, random_state=seed).fit(codes.numpy())
+    return lambda z: torch.as_tensor(fit.predict(z.numpy()))
 
 
 class StageScores(Callback):
@@ -192,6 +209,7 @@ def main(args):
             "pretrain_loss": state["losses"][-1],
             "cpu_seconds": state["seconds"],
             **scores(model, data),
+            "kmeans": scores(model, data, kmeans_on_codes(model, data, args.seed)),
         })  # fmt: skip
         report(model)
 
