@@ -7,8 +7,8 @@ squared_error --corruption 0``: IDEC's plain auto-encoder on the squared error, 
 ``--pretrain-optimizer sgd --pretrain-lr 0.0012755`` DEC-keras's SGD with momentum), scored
 every ``--score-pretrain-every`` epochs by a GMM and by k-means on its codes (the latter as
 DEC's "AE + k-means"), (2) a diagonal Gaussian mixture (K = 10, EM, scikit-learn, 5 starts)
-on its codes becomes the prior (``--start-covariance full``: a
-full-covariance fit, whose diagonals the prior takes), (3) the
+on its codes becomes the prior (``--start-covariance full``: a full-covariance fit, whose
+diagonals the prior takes; ``--start-fit kmeans``: the mixture of k-means clusters), (3) the
 mixture-prior VAE is trained with the component summed out exactly (``TraceEnum_ELBO``,
 :func:`pyrovae.fit`) on VaDE's schedule: batch 100, Adam at 2e-3 × 0.9 every 10 epochs, not
 below 2e-4 (VaDE's ``lr_decay``; :class:`pyrovae.infer.LearningRateDecay`). Training rows:
@@ -204,11 +204,16 @@ def main(args):
 
     def score_start(state):
         """A stages line: the GMM start on the codes of the auto-encoder as it stands."""
-        init_mixture_prior(model, data.train.x, seed=args.seed, covariance=args.start_covariance)
+        init_mixture_prior(
+            model, data.train.x, seed=args.seed, covariance=args.start_covariance,
+            fit=args.start_fit, n_init=20 if args.start_fit == "kmeans" else 5,  # DEC's 20
+        )  # fmt: skip
+        start = (
+            "k-means" if args.start_fit == "kmeans" else f"GMM ({args.start_covariance} covariance)"
+        )
         stages[:] = [s for s in stages if s.get("pretrain_epochs") != state["epoch"]]
         stages.append({
-            "stage": f"auto-encoder ({state['epoch']} epochs) + GMM ({args.start_covariance} "
-            "covariance) on its codes",
+            "stage": f"auto-encoder ({state['epoch']} epochs) + {start} on its codes",
             "pretrain_epochs": state["epoch"],
             "pretrain_loss": state["losses"][-1],
             "cpu_seconds": state["seconds"],
@@ -254,6 +259,11 @@ if __name__ == "__main__":
     parser.add_argument(
         "--start-covariance", choices=("diag", "full"), default="diag",
         help="the GMM fitted to the codes: diag (VaDE's) or full (the prior takes its diagonals)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--start-fit", choices=("em", "kmeans"), default="em",
+        help="the prior's start: a GMM by EM on the codes (VaDE's on MNIST), or the mixture of "
+        "k-means clusters (20 starts; VaDE's on Reuters, DEC's)",
     )  # fmt: skip
     parser.add_argument("--epochs", type=int, default=300, help="VaDE epochs")
     parser.add_argument("--lr", type=float, default=2e-3, help="VaDE's, at the first epoch")

@@ -7,6 +7,7 @@ from pyro import poutine
 from pyro.infer import TraceEnum_ELBO
 from scipy.special import logsumexp
 from scipy.stats import norm
+from sklearn.cluster import KMeans
 
 import pyrovae
 from pyrovae.infer.clustering import clustering_scores
@@ -139,6 +140,24 @@ def test_the_full_covariance_start_gives_the_prior_scikit_learns_full_fit_diagon
     assert gmm.covariance == "full"  # the returned fit clusters with the full covariances
     with pytest.raises(ValueError, match="covariance must be 'diag' or 'full'"):
         vade.init_mixture_prior(vae, x, covariance="spherical")
+
+
+def test_the_kmeans_start_is_the_mixture_of_scikit_learns_clusters():
+    torch.manual_seed(0)
+    x = torch.rand(300, 6).round()
+    vae = VAE(6, 2, prior=MIXTURE, hidden=(8,)).double()
+    vade.init_mixture_prior(vae, x.double(), seed=2, n_init=4, fit="kmeans")
+    codes = vae.encode(x.double()).numpy()
+    labels = KMeans(3, n_init=4, random_state=2).fit_predict(codes)
+    prior = vae.prior
+    for k in range(3):
+        rows = codes[labels == k]
+        assert prior.weights[k].item() == pytest.approx(len(rows) / len(codes), rel=1e-9)
+        assert prior.locs[k].detach().numpy() == pytest.approx(rows.mean(0), rel=1e-9)
+        variances = rows.var(0) + 1e-6  # the covariance floor reg_covar
+        assert (prior.scales[k] ** 2).detach().numpy() == pytest.approx(variances, rel=1e-6)
+    with pytest.raises(ValueError, match="fit must be 'em' or 'kmeans'"):
+        vade.init_mixture_prior(vae, x.double(), fit="agglomerative")
 
 
 def test_pretraining_lowers_the_reconstruction_loss_and_is_seeded():
