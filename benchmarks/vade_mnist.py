@@ -203,7 +203,8 @@ def main(args):
         Path(args.out).write_text(json.dumps(result, indent=1))
 
     def score_start(state):
-        """A stages line: the GMM start on the codes of the auto-encoder as it stands."""
+        """A stages line: the prior's start (``--start-fit``) on the codes of the auto-encoder
+        as it stands, and k-means alone beside it."""
         init_mixture_prior(
             model, data.train.x, seed=args.seed, covariance=args.start_covariance,
             fit=args.start_fit, n_init=20 if args.start_fit == "kmeans" else 5,  # DEC's 20
