@@ -7,23 +7,26 @@ draw w = μᵀz in m ambient dimensions by Ulrich's form of Wood's rejection sam
     ε ~ Beta((m−1)/2, (m−1)/2),  w = (1 − (1+b) ε) / (1 − (1−b) ε),
     t = 2ab / (1 − (1−b) ε),     accept if (m−1) log t − t + d > log u,  u ~ U(0, 1),
 
-with a = (m − 1 + 2κ + c) / 4, c = √(4κ² + (m−1)²), d = 4ab/(1+b) − (m−1) log(m−1), and two
-departures from the exact sampler:
+with b = (c − 2κ)/(m−1), a = (m − 1 + 2κ + c) / 4, c = √(4κ² + (m−1)²),
+d = 4ab/(1+b) − (m−1) log(m−1). Two things set it apart from pyrovae's sampler:
 
-* b = s·(m−1)/(4κ) + (1−s)·b(κ), s = clamp(κ − 10, 0, 1): above κ = 11 the exact
-  b(κ) = (c − 2κ)/(m−1) is replaced by its large-κ approximation, while a keeps the exact form.
-  The acceptance test is exact only when a = κ / (1 − b), so for κ > 10 the accepted w follow
-  another law: broader than vMF(κ) where (m−1) is not small against κ (``python
-  benchmarks/davidson_sampler.py``: at m = 41, E[w] 0.326 against the exact 0.409 at κ = 20,
-  0.661 against 0.675 at κ = 50, within 0.1 % from κ = 100).
 * The gradient in κ flows through w = f(ε; b(κ)) with the accepted ε held fixed, without the
-  score-function correction of Naesseth et al. (2017): biased for m ≠ 3.
+  score-function correction of Naesseth et al. (2017): biased for m ≠ 3. pyrovae's gradient
+  is the exact implicit one. This is the code the paper ran (s-vae-tf as of March 2018).
+* ``taylor_switch=True``, the released code since s-vae-tf's commit 921e5fd of 2018-06-29
+  ("Fixed numerical errors in sampling", after the paper): b = s·(m−1)/(4κ) + (1−s)·b(κ),
+  s = clamp(κ − 10, 0, 1), i.e. above κ = 11 b is its large-κ approximation while a keeps the
+  exact form. The acceptance test is exact only when a = κ / (1 − b), so for κ > 10 the
+  accepted w follow another law, broader than vMF(κ) where (m−1) is not small against κ
+  (``python benchmarks/davidson_sampler.py``: at m = 41, E[w] 0.090 against the exact 0.272 at
+  κ = 12, 0.326 against 0.409 at κ = 20; within 0.1 % from κ = 100).
 
 For m = 3 both codes use the exact closed-form inverse CDF, as pyrovae does. ``log_prob`` and
 the KL to the uniform prior are the exact ones (s-vae-tf's use the Bessel ratio, as pyrovae's).
 
-Register the posterior by importing this module; then ``posterior={"name":
-"von_mises_fisher_davidson", "link": "softplus"}`` builds the S-VAE with the authors' sampler.
+Importing this module registers the posterior ``"von_mises_fisher_davidson"``:
+``posterior={"name": "von_mises_fisher_davidson", "link": "softplus", "taylor_switch":
+False}`` builds the S-VAE with the authors' sampler.
 """
 
 import argparse
@@ -40,14 +43,16 @@ from pyrovae.distributions.von_mises_fisher_sampling import work_dtype
 from pyrovae.parts.posteriors import VonMisesFisherPosterior, posteriors
 
 
-def sample_t_davidson(kappa, m):
+def sample_t_davidson(kappa, m, taylor_switch=False):
     """t = 1 − w, shape of ``kappa``, by the authors' sampler (see the module's docstring),
     differentiable in ``kappa`` through b and a with ε fixed. Computed in float64 (float32's
     rounding is not what differs)."""
     kappa = kappa.to(work_dtype(kappa))
     c = torch.sqrt(4 * kappa**2 + (m - 1) ** 2)
-    s = (kappa - 10).clamp(0, 1)
-    b = s * (m - 1) / (4 * kappa) + (1 - s) * (c - 2 * kappa) / (m - 1)
+    b = (c - 2 * kappa) / (m - 1)
+    if taylor_switch:
+        s = (kappa - 10).clamp(0, 1)
+        b = s * (m - 1) / (4 * kappa) + (1 - s) * b
     a = (m - 1 + 2 * kappa + c) / 4
     d = 4 * a * b / (1 + b) - (m - 1) * math.log(m - 1)
     half = torch.tensor((m - 1) / 2, dtype=kappa.dtype, device=kappa.device)
@@ -68,30 +73,40 @@ def sample_t_davidson(kappa, m):
 class DavidsonVonMisesFisher(VonMisesFisher):
     """:class:`~pyrovae.distributions.VonMisesFisher` drawn by the authors' sampler (m ≠ 3)."""
 
+    def __init__(self, loc, concentration, taylor_switch=False):
+        super().__init__(loc, concentration)
+        self.taylor_switch = taylor_switch
+
     def expand(self, batch_shape, _instance=None):
         new = self._get_checked_instance(DavidsonVonMisesFisher, _instance)
+        new.taylor_switch = self.taylor_switch
         return super().expand(batch_shape, _instance=new)
 
     def _sample_t(self, sample_shape):
         if self.dim == 3:
             return super()._sample_t(sample_shape)
         kappa = self.concentration.expand(sample_shape + self.batch_shape)
-        return sample_t_davidson(kappa, self.dim).to(self.loc.dtype)
+        return sample_t_davidson(kappa, self.dim, self.taylor_switch).to(self.loc.dtype)
 
 
 @posteriors.register("von_mises_fisher_davidson")
 class DavidsonVonMisesFisherPosterior(VonMisesFisherPosterior):
     """The vMF posterior of :class:`~pyrovae.parts.posteriors.VonMisesFisherPosterior`, drawn by
-    the authors' sampler."""
+    the authors' sampler (``taylor_switch``: the released one, see the module's docstring)."""
+
+    def __init__(self, latent_dim, concentration="learned", link="exp", taylor_switch=False):
+        super().__init__(latent_dim, concentration=concentration, link=link)
+        self.taylor_switch = taylor_switch
 
     def forward(self, params):
         q = super().forward(params)
-        return DavidsonVonMisesFisher(q.loc, q.concentration)
+        return DavidsonVonMisesFisher(q.loc, q.concentration, self.taylor_switch)
 
 
 def main(args):
-    """E[w] of the authors' sampler against the exact A_m(κ) = I_{m/2}(κ) / I_{m/2−1}(κ), and
-    the concentration κ' with A_m(κ') = their E[w] (the law their draws follow, in the mean)."""
+    """E[w] of the authors' released sampler (``taylor_switch=True``) against the exact
+    A_m(κ) = I_{m/2}(κ) / I_{m/2−1}(κ), and the concentration κ' with A_m(κ') = their E[w] (the
+    law their draws follow, in the mean)."""
     torch.manual_seed(args.seed)
     rows = []
     for m in args.dims:
@@ -99,7 +114,7 @@ def main(args):
         loc[0] = 1.0
         for kappa in args.kappas:
             k = torch.full((args.num_samples,), float(kappa), dtype=torch.float64)
-            w = 1 - sample_t_davidson(k, m)
+            w = 1 - sample_t_davidson(k, m, taylor_switch=True)
             exact = VonMisesFisher(loc, torch.tensor(float(kappa), dtype=torch.float64))
             mean, stderr = w.mean().item(), (w.std() / math.sqrt(len(w))).item()
             lo, hi = 1e-3, 1e5  # A_m is increasing in κ: bisect in log κ for A_m(κ') = mean

@@ -16,11 +16,15 @@ Both arms start from the same point: the pretrained auto-encoder of a ``vade_mni
       + \\frac{s_d^2 + (m_d - μ_{cd})^2}{σ_{cd}^2}\\Big] - \\sum_c γ_c \\log \\frac{π_c}{γ_c}
       - \\tfrac12 \\sum_d (1 + \\log 2π s_d^2).
 
-After every epoch: the mean training loss and the clustering accuracy (Hungarian) and NMI on
-all 70,000 images, clusters argmax_c p(c | z) at the posterior mode as in ``vade_mnist.py``.
+After every epoch (and after each of ``--score-steps`` steps of the first): the mean training
+loss and the clustering accuracy (Hungarian) and NMI on all 70,000 images, clusters
+argmax_c p(c | z) at the posterior mode as in ``vade_mnist.py``.
 
     OMP_NUM_THREADS=1 python benchmarks/vade_objectives.py --data-root ../shared/data \\
         --pretrained ~/pyrovae-runs/vade-full/pretrain.pt --start-covariance full --epochs 4
+
+The same program measures the first steps from another start under pyrovae's objective at a
+given learning rate (``--arms pyrovae --lr 2e-4 --score-steps 50 200``).
 """
 
 import argparse
@@ -71,7 +75,10 @@ def run(arm, train, x, y, args):
     torch.manual_seed(args.seed)
     vae = build(args)
     vae.load_state_dict(torch.load(args.pretrained, weights_only=True)["model"])
-    init_mixture_prior(vae, train, seed=args.seed, covariance=args.start_covariance)
+    init_mixture_prior(
+        vae, train, seed=args.seed, covariance=args.start_covariance, fit=args.start_fit,
+        n_init=20 if args.start_fit == "kmeans" else 5,  # as vade_mnist.py
+    )  # fmt: skip
     elbo = pyro.infer.TraceEnum_ELBO(max_plate_nesting=1)
     objective = {
         "pyrovae": lambda rows: elbo.differentiable_loss(vae.model, vae.guide, rows),
@@ -82,12 +89,17 @@ def run(arm, train, x, y, args):
     curve = [{"epoch": 0, "all": accuracy(vae, x, y)}]
     for epoch in range(1, args.epochs + 1):
         tic, total = time.process_time(), 0.0
-        for index in torch.randperm(len(train), generator=order).split(args.batch_size):
+        batches = torch.randperm(len(train), generator=order).split(args.batch_size)
+        for step, index in enumerate(batches, 1):
             loss = objective(train[index]) / len(index)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             total += loss.item() * len(index)
+            if epoch == 1 and step in args.score_steps:
+                score = accuracy(vae, x, y)
+                curve.append({"epoch": step / len(batches), "step": step, "all": score})
+                print(arm, curve[-1], flush=True)
         curve.append({
             "epoch": epoch,
             "train_loss": total / len(train),
@@ -119,6 +131,14 @@ if __name__ == "__main__":
     parser.add_argument("--data-root", default=os.environ.get("PYROVAE_DATA"))
     parser.add_argument("--pretrained", required=True, help="a vade_mnist.py run's pretrain.pt")
     parser.add_argument("--start-covariance", choices=("diag", "full"), default="full")
+    parser.add_argument(
+        "--start-fit", choices=("em", "kmeans"), default="em",
+        help="the prior's start, as vade_mnist.py's --start-fit",
+    )  # fmt: skip
+    parser.add_argument(
+        "--score-steps", type=int, nargs="*", default=[],
+        help="also score after these steps of the first epoch",
+    )  # fmt: skip
     parser.add_argument(
         "--arms", nargs="+", choices=("pyrovae", "vade"), default=["pyrovae", "vade"]
     )
