@@ -103,6 +103,20 @@ class DavidsonVonMisesFisherPosterior(VonMisesFisherPosterior):
         return DavidsonVonMisesFisher(q.loc, q.concentration, self.taylor_switch)
 
 
+def concentrations(folder, data_root, quantiles=(0.01, 0.1, 0.5, 0.9, 0.99)):
+    """Quantiles of κ(x) of the trained S-VAE in the run folder ``folder`` over the 10,000 test
+    images (binarized once, seed 0)."""
+    import pyrovae
+
+    model = pyrovae.load(folder)
+    test = pyrovae.data.load("mnist", root=data_root).test.x
+    x = torch.bernoulli(test, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        kappa = model.posterior(model.encoder(x)).concentration
+    values = torch.quantile(kappa, torch.tensor(quantiles)).tolist()
+    return {str(q): v for q, v in zip(quantiles, values, strict=True)}
+
+
 def main(args):
     """E[w] of the authors' released sampler (``taylor_switch=True``) against the exact
     A_m(κ) = I_{m/2}(κ) / I_{m/2−1}(κ), and the concentration κ' with A_m(κ') = their E[w] (the
@@ -127,8 +141,12 @@ def main(args):
                 "exact_mean_w": exact.mean[0].item(), "effective_kappa": math.sqrt(lo * hi),
             })  # fmt: skip
             print(json.dumps(rows[-1]), flush=True)
+    kappa = {str(f): concentrations(f, args.data_root) for f in args.concentrations}
+    for folder, q in kappa.items():
+        print(folder, "kappa quantiles", json.dumps(q), flush=True)
     result = {
         "rows": rows,
+        "concentration_quantiles": kappa,
         "num_samples": args.num_samples,
         "command": "python " + " ".join(sys.argv),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
@@ -143,5 +161,11 @@ if __name__ == "__main__":
     parser.add_argument("--kappas", type=float, nargs="+", default=[5, 10, 12, 20, 50, 100, 300])
     parser.add_argument("--num-samples", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--concentrations", nargs="*", default=[],
+        help="run folders of trained S-VAEs: also report the quantiles of their κ(x) on the test "
+        "images",
+    )  # fmt: skip
+    parser.add_argument("--data-root", default=os.environ.get("PYROVAE_DATA"))
     parser.add_argument("--out", default="benchmarks/results/davidson_sampler.json")
     main(parser.parse_args())
