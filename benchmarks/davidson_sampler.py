@@ -103,14 +103,11 @@ class DavidsonVonMisesFisherPosterior(VonMisesFisherPosterior):
         return DavidsonVonMisesFisher(q.loc, q.concentration, self.taylor_switch)
 
 
-def concentrations(folder, data_root, quantiles=(0.01, 0.1, 0.5, 0.9, 0.99)):
-    """Quantiles of κ(x) of the trained S-VAE in the run folder ``folder`` over the 10,000 test
-    images (binarized once, seed 0)."""
+def concentrations(folder, x, quantiles=(0.01, 0.1, 0.5, 0.9, 0.99)):
+    """Quantiles of κ(x) over the rows ``x`` of the trained S-VAE in the run folder ``folder``."""
     import pyrovae
 
     model = pyrovae.load(folder)
-    test = pyrovae.data.load("mnist", root=data_root).test.x
-    x = torch.bernoulli(test, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         kappa = model.posterior(model.encoder(x)).concentration
     values = torch.quantile(kappa, torch.tensor(quantiles)).tolist()
@@ -141,7 +138,13 @@ def main(args):
                 "exact_mean_w": exact.mean[0].item(), "effective_kappa": math.sqrt(lo * hi),
             })  # fmt: skip
             print(json.dumps(rows[-1]), flush=True)
-    kappa = {str(f): concentrations(f, args.data_root) for f in args.concentrations}
+    kappa = {}
+    if args.concentrations:  # on the 10,000 test images, binarized once (seed 0)
+        import pyrovae
+
+        test = pyrovae.data.load("mnist", root=args.data_root).test.x
+        x = torch.bernoulli(test, generator=torch.Generator().manual_seed(0))
+        kappa = {str(f): concentrations(f, x) for f in args.concentrations}
     for folder, q in kappa.items():
         print(folder, "kappa quantiles", json.dumps(q), flush=True)
     result = {

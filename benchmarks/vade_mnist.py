@@ -57,6 +57,15 @@ def build(args):
     )
 
 
+def start_prior(model, x, args):
+    """Stage 2 on the codes of ``x``: the prior's start as ``--start-fit`` and
+    ``--start-covariance`` say (k-means with DEC's 20 starts, EM with 5)."""
+    init_mixture_prior(
+        model, x, seed=args.seed, covariance=args.start_covariance, fit=args.start_fit,
+        n_init=20 if args.start_fit == "kmeans" else 5,
+    )  # fmt: skip
+
+
 def scores(model, data, assign=None):
     """Clustering scores on all images and on the test images; ``assign(codes)`` labels the
     codes instead of the prior (default: argmax_c p(c | z) at the posterior mode)."""
@@ -205,10 +214,7 @@ def main(args):
     def score_start(state):
         """A stages line: the prior's start (``--start-fit``) on the codes of the auto-encoder
         as it stands, and k-means alone beside it."""
-        init_mixture_prior(
-            model, data.train.x, seed=args.seed, covariance=args.start_covariance,
-            fit=args.start_fit, n_init=20 if args.start_fit == "kmeans" else 5,  # DEC's 20
-        )  # fmt: skip
+        start_prior(model, data.train.x, args)
         start = (
             "k-means" if args.start_fit == "kmeans" else f"GMM ({args.start_covariance} covariance)"
         )

@@ -38,11 +38,10 @@ from pathlib import Path
 
 import pyro
 import torch
-from vade_mnist import build
+from vade_mnist import build, start_prior
 
 import pyrovae
 from pyrovae.infer.clustering import clustering_scores
-from pyrovae.models.vade import init_mixture_prior
 
 
 def vade_loss(vae, x):
@@ -75,10 +74,7 @@ def run(arm, train, x, y, args):
     torch.manual_seed(args.seed)
     vae = build(args)
     vae.load_state_dict(torch.load(args.pretrained, weights_only=True)["model"])
-    init_mixture_prior(
-        vae, train, seed=args.seed, covariance=args.start_covariance, fit=args.start_fit,
-        n_init=20 if args.start_fit == "kmeans" else 5,  # as vade_mnist.py
-    )  # fmt: skip
+    start_prior(vae, train, args)
     elbo = pyro.infer.TraceEnum_ELBO(max_plate_nesting=1)
     objective = {
         "pyrovae": lambda rows: elbo.differentiable_loss(vae.model, vae.guide, rows),
