@@ -165,6 +165,35 @@ def table(entries):
     return "\n".join(lines)
 
 
+def against(entries, baseline):
+    """The markdown table of ``entries`` beside the rows of ``baseline`` (another results file's
+    entries, e.g. pyrovae's sampler against the authors'): LL, ELBO, epochs and the mean (and
+    largest) difference of the validation ELBO over epochs 101–200."""
+    base = {(e["family"], e["paper_d"]): e for e in baseline}
+    lines = [
+        "| row | sampler | LL | ELBO | epochs (best) | validation ELBO − baseline's, epochs "
+        "101–200: mean (largest gap) | paper LL |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for e in entries:
+        b = base[e["family"], e["paper_d"]]
+        diffs = [
+            v - w
+            for v, w in zip(
+                e["valid_elbo_curve"][100:200], b["valid_elbo_curve"][100:200], strict=False
+            )
+        ]
+        gap = f"{sum(diffs) / len(diffs):+.2f} ({max(diffs, key=abs):+.2f})"
+        for row, column in ((b, ""), (e, gap)):
+            lines.append(
+                f"| S^{row['paper_d']} | {row.get('sampler', 'exact')} | "
+                f"{row['log_likelihood']:.2f} ± {row['log_likelihood_stderr']:.2f} | "
+                f"{row['elbo']:.2f} | {row['epochs_run']} ({row['best_epoch']}) | {column} | "
+                f"{row['published_log_likelihood']:.2f} |"
+            )
+    return "\n".join(lines)
+
+
 def status(runs):
     """Progress of every run folder under ``runs`` from its ``metrics.json``: the table rows of a
     benchmark still training (no log-likelihood before a run ends)."""
@@ -187,7 +216,11 @@ def main(args):
     torch.set_num_threads(1)
     results = Path(args.results)
     if args.table:
-        print(table(json.loads(results.read_text())["entries"]))
+        entries = json.loads(results.read_text())["entries"]
+        if args.against:
+            print(against(entries, json.loads(Path(args.against).read_text())["entries"]))
+        else:
+            print(table(entries))
         return
     if args.status:
         print(status(args.runs))
@@ -222,5 +255,8 @@ if __name__ == "__main__":
         "their estimator",
     )  # fmt: skip
     parser.add_argument("--table", action="store_true", help="print the table of the results")
+    parser.add_argument(
+        "--against", help="with --table: another results file whose rows to set beside them"
+    )
     parser.add_argument("--status", action="store_true", help="print the progress of the runs")
     main(parser.parse_args())
