@@ -40,7 +40,7 @@ import torch
 
 from pyrovae.distributions import VonMisesFisher
 from pyrovae.distributions.von_mises_fisher_sampling import work_dtype
-from pyrovae.parts.posteriors import VonMisesFisherPosterior, posteriors
+from pyrovae.parts.posterior import VonMisesFisherPosterior, posteriors
 
 
 def sample_t_davidson(kappa, m, taylor_switch=False):
@@ -91,7 +91,7 @@ class DavidsonVonMisesFisher(VonMisesFisher):
 
 @posteriors.register("von_mises_fisher_davidson")
 class DavidsonVonMisesFisherPosterior(VonMisesFisherPosterior):
-    """The vMF posterior of :class:`~pyrovae.parts.posteriors.VonMisesFisherPosterior`, drawn by
+    """The vMF posterior of :class:`~pyrovae.parts.posterior.VonMisesFisherPosterior`, drawn by
     the authors' sampler (``taylor_switch``: the released one, see the module's docstring)."""
 
     def __init__(self, latent_dim, concentration="learned", link="exp", taylor_switch=False):

@@ -57,7 +57,7 @@ from torch.nn.functional import normalize, softplus
 import pyrovae
 from pyrovae.distributions import VonMisesFisher
 from pyrovae.parts import BernoulliLikelihood, HypersphericalUniformPrior, NormalPrior
-from pyrovae.parts.networks import MLPDecoder, MLPEncoder
+from pyrovae.parts.network import MLPDecoder, MLPEncoder
 
 RESULTS = Path(__file__).parent / "results" / "peers.json"
 HIDDEN = (256, 128)
@@ -299,6 +299,8 @@ OBJECTIVE = {
     "pyrovae, analytic KL": "pyrovae.fit(elbo=TraceMeanField_ELBO()): analytic KL",
     "pyrovae, authors' sampler": "pyrovae.fit: Pyro Trace_ELBO, Monte Carlo KL; the vMF drawn by "
     "the paper's sampler, gradient through the proposal (davidson_sampler.py)",
+    "pyrovae, analytic KL, authors' sampler": "pyrovae.fit(elbo=TraceMeanField_ELBO()): "
+    "analytic KL; the vMF drawn by the paper's sampler (davidson_sampler.py): pythae's objective",
     "pythae": "pythae BaseTrainer: analytic KL, BCE on sigmoid outputs",
     "pyroved": "pyroVED SVItrainer: Pyro Trace_ELBO, Monte Carlo KL",
 }

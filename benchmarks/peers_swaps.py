@@ -45,7 +45,7 @@ from results_file import merge_row
 
 import pyrovae
 from pyrovae.parts import NormalPrior
-from pyrovae.parts.posteriors import NormalPosterior
+from pyrovae.parts.posterior import NormalPosterior
 
 RESULTS = Path(__file__).parent / "results" / "peers_swaps.json"
 PARTS = {  # arm: (model and its initial weights, trainer)

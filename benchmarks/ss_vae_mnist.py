@@ -36,7 +36,7 @@ from pyrovae.data import Data, keep_labels
 from pyrovae.infer.callbacks import METRICS
 from pyrovae.infer.train import CHECKPOINT
 from pyrovae.models import SemiSupervisedVAE
-from pyrovae.parts.networks import mlp
+from pyrovae.parts.network import mlp
 
 PUBLISHED = {
     "kingma_2014_table_1": {

@@ -20,7 +20,7 @@ from .infer.objectives import OBJECTIVES, check_objective
 from .infer.run_folder import config_text, write_atomically
 from .models import models
 from .parts import decoders, encoders, likelihoods, posteriors, priors
-from .parts.networks import ACTIVATIONS
+from .parts.network import ACTIVATIONS
 
 MODEL_KEYS = (
     "latent_dim",

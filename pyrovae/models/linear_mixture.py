@@ -101,15 +101,19 @@ class MixtureOfLinearDecoders(nn.Module):
             return softplus(self.raw_noise_scales)
         return self.fixed_noise_scales
 
-    def components(self):
-        """The parameters as plain tensors: ``weights`` (K,), ``locs`` (K, D), ``bases``
-        (K, D, E), ``noise_scales`` (K,)."""
-        return {
-            "weights": self.logits.detach().softmax(-1),
-            "locs": self.locs.detach(),
-            "bases": self.bases.detach(),
-            "noise_scales": self.noise_scales.detach(),
-        }
+    @property
+    def weights(self):
+        """π: ``(K,)``."""
+        return self.logits.softmax(-1)
+
+    def components(self, index=None):
+        """p(x | k) = N(μ_k, W_k W_kᵀ + σ_k² I_D), z integrated out, for k in ``index`` (any
+        integer tensor; all K when ``None``): a low-rank Normal with event (D,), whose
+        ``log_prob`` goes through the E × E capacitance matrix as :meth:`posterior` does."""
+        index = slice(None) if index is None else index
+        locs, bases = self.locs[index], self.bases[index]  # (..., D), (..., D, E)
+        noise = self.noise_scales[index].square()[..., None].expand(locs.shape)  # (..., D)
+        return dist.LowRankMultivariateNormal(locs, bases, noise)
 
     # Pyro model and guide
 
@@ -203,7 +207,7 @@ class MixtureOfLinearDecoders(nn.Module):
     @torch.no_grad()
     def sample(self, n):
         """Means μ_k + W_k z of ``n`` draws k ~ π, z ~ N(0, I): ``(n, D)``."""
-        k = torch.multinomial(self.logits.softmax(-1), n, replacement=True)
+        k = torch.multinomial(self.weights, n, replacement=True)
         z = torch.randn(n, self.latent_dim, dtype=self.locs.dtype, device=self.locs.device)
         return self.decode(z, k)
 

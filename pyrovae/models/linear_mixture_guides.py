@@ -23,8 +23,8 @@ from torch import nn
 from torch.nn.functional import one_hot
 
 from ..checks import nonnegative_int, positive_real
-from ..parts.networks import MLPEncoder
-from ..parts.posteriors import NormalPosterior
+from ..parts.network import MLPEncoder
+from ..parts.posterior import NormalPosterior
 from ..parts.registry import Registry
 from .mixture import COMPONENT_SITE
 

@@ -6,7 +6,7 @@ import pyro.distributions as dist
 import torch
 from pyro import poutine
 
-from ..parts.networks import mlp
+from ..parts.network import mlp
 from .conditional import ConditionalVAE, check_labels, join, one_hot
 
 LABELLED_SHARE = 0.1  # of every training batch: see SemiSupervisedVAE.labelled_per_batch

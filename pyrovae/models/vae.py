@@ -239,7 +239,7 @@ class VAE(nn.Module):
     def encode(self, x):
         """The posterior's most probable point for each row of ``x``: ``(N, latent_dim)``
         (for a flow posterior, which has no closed-form mode, the flow's image of its base
-        distribution's mode: see :mod:`pyrovae.parts.posteriors`)."""
+        distribution's mode: see :mod:`pyrovae.parts.posterior`)."""
         if self.autoguide is not None:
             raise ValueError(
                 f"this VAE's guide {self.guide_name!r} is not amortised: it has no encoder to "

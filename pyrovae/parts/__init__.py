@@ -1,21 +1,42 @@
-"""Swappable parts: priors, posteriors, likelihoods, encoders and decoders, each a registry."""
+"""Swappable parts: priors, posteriors, likelihoods, encoders and decoders.
 
-from .likelihoods import (
+Each kind has a registry, ``priors``, ``posteriors``, ``likelihoods``, ``encoders`` and
+``decoders``, from a name to a class; the classes live in the modules ``prior``,
+``posterior``, ``likelihood`` and ``network``. A class of your own takes a name with its
+registry's decorator and is then built by name like the others::
+
+    from pyrovae.parts import priors
+
+    @priors.register("laplace")
+    class LaplacePrior(torch.nn.Module):
+        support = constraints.real
+
+        def __init__(self, latent_dim):
+            super().__init__()
+            self.register_buffer("loc", torch.zeros(latent_dim))
+
+        def forward(self, name):
+            return pyro.sample(name, dist.Laplace(self.loc, 1.0).to_event(1))
+
+    vae = pyrovae.VAE(784, 10, prior="laplace")
+"""
+
+from .likelihood import (
     BernoulliLikelihood,
     ContinuousBernoulliLikelihood,
     GaussianLikelihood,
     LaplaceLikelihood,
     likelihoods,
 )
-from .networks import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, decoders, encoders, mlp
-from .posteriors import (
+from .network import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, decoders, encoders, mlp
+from .posterior import (
     IAFPosterior,
     NormalPosterior,
     PlanarPosterior,
     VonMisesFisherPosterior,
     posteriors,
 )
-from .priors import (
+from .prior import (
     HypersphericalUniformPrior,
     MixtureOfPosteriors,
     MixturePrior,

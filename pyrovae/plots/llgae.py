@@ -31,15 +31,14 @@ def plot_components(model, image_shape, path, num_directions=3, spread=2.0):
     :param model: a :class:`~pyrovae.models.MixtureOfLinearDecoders` (K components, E ≥ 1).
     :param tuple image_shape: ``(height, width)`` with height · width = D.
     """
-    c = model.components()
-    K = c["weights"].shape[0]
-    J = min(num_directions, c["bases"].shape[-1])
+    weights, locs, bases = model.weights.detach(), model.locs.detach(), model.bases.detach()
+    K, J = len(weights), min(num_directions, bases.shape[-1])
     fig, axes = figure(1.2 * (1 + 3 * J), 1.3 * K, K, 1 + 3 * J)
     for k in range(K):
-        mean = c["locs"][k].cpu()
-        U, S, _ = torch.linalg.svd(c["bases"][k].cpu(), full_matrices=False)
+        mean = locs[k].cpu()
+        U, S, _ = torch.linalg.svd(bases[k].cpu(), full_matrices=False)
         _show(axes[k, 0], mean, image_shape)
-        axes[k, 0].set_ylabel(f"k={k}\nπ={c['weights'][k]:.2f}", fontsize=8)
+        axes[k, 0].set_ylabel(f"k={k}\nπ={weights[k]:.2f}", fontsize=8)
         for j in range(J):
             cells = (U[:, j], mean - spread * S[j] * U[:, j], mean + spread * S[j] * U[:, j])
             for i, image in enumerate(cells):

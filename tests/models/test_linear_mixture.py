@@ -30,11 +30,12 @@ def random_model(K=3, D=7, E=2, guide="exact", seed=0):
 
 def dense_log_likelihood(model, x):
     """log Σ_k π_k N(x; μ_k, W_k W_kᵀ + σ_k² I) with D × D covariance matrices."""
-    c = model.components()
     eye = torch.eye(model.input_dim, dtype=x.dtype)
-    cov = c["bases"] @ c["bases"].transpose(-1, -2) + c["noise_scales"][:, None, None] ** 2 * eye
-    mvn = torch.distributions.MultivariateNormal(c["locs"], covariance_matrix=cov)
-    return (mvn.log_prob(x.unsqueeze(-2)) + c["weights"].log()).logsumexp(-1)
+    W, s = model.bases.detach(), model.noise_scales.detach()
+    cov = W @ W.transpose(-1, -2) + s[:, None, None] ** 2 * eye
+    mvn = torch.distributions.MultivariateNormal(model.locs.detach(), covariance_matrix=cov)
+    weights = model.logits.detach().softmax(-1)
+    return (mvn.log_prob(x.unsqueeze(-2)) + weights.log()).logsumexp(-1)
 
 
 @pytest.mark.parametrize("K,D,E", [(1, 5, 1), (3, 7, 2), (4, 12, 5)])
@@ -69,11 +70,10 @@ def test_iterative_guide_objective_is_log_joint_at_point_estimate():
     assert not model.has_enumerated_sites and isinstance(default_elbo(model), Trace_ELBO)
     x = torch.randn(25, 7, dtype=torch.float64)
     k, z = model.inference.point(model, x)
-    c = model.components()
     expected = (
-        c["weights"].log()[k]
+        model.weights.log()[k]
         + torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
-        + torch.distributions.Normal(model.decode(z, k), c["noise_scales"][k, None])
+        + torch.distributions.Normal(model.decode(z, k), model.noise_scales[k, None])
         .log_prob(x)
         .sum(-1)
     ).sum()
@@ -100,20 +100,28 @@ def test_initialize_with_one_component_is_pca():
     pca = PCA(5).fit(x.numpy())
     expected = torch.as_tensor(pca.inverse_transform(pca.transform(x.numpy())))
     assert torch.allclose(model.project(x)[0], expected, atol=1e-8)
-    angles = subspace_angles(model.components()["bases"][0].numpy(), pca.components_.T)
+    angles = subspace_angles(model.bases[0].detach().numpy(), pca.components_.T)
     assert angles.max() < 1e-6
 
 
-def test_components_sample_reconstruct_shapes():
+def test_components_are_the_marginals_of_x_given_k():
+    """components() is p(x | k) with z integrated out, as the GMM's is N(μ_k, Σ_k): its
+    log-densities, mixed by the weights, equal the dense D × D mixture of PPCA."""
     model = random_model(K=3, D=7, E=2, guide="amortized")
-    c = model.components()
-    assert {k: tuple(v.shape) for k, v in c.items()} == {
-        "weights": (3,),
-        "locs": (3, 7),
-        "bases": (3, 7, 2),
-        "noise_scales": (3,),
-    }
-    assert torch.allclose(c["weights"].sum(), torch.tensor(1.0, dtype=torch.float64))
+    x = torch.randn(6, 7, dtype=torch.float64)
+    with torch.no_grad():
+        c = model.components()
+        assert c.batch_shape == (3,) and c.event_shape == (7,)
+        mixed = (c.log_prob(x[:, None]) + model.weights.log()).logsumexp(-1)
+        assert torch.allclose(mixed, dense_log_likelihood(model, x), atol=1e-10)
+        index = torch.tensor([[2, 0]])
+        picked = model.components(index)
+        assert picked.batch_shape == (1, 2)
+        assert torch.allclose(picked.covariance_matrix[0, 0], c.covariance_matrix[2])
+
+
+def test_sample_reconstruct_project_shapes():
+    model = random_model(K=3, D=7, E=2, guide="amortized")
     x = torch.randn(6, 7, dtype=torch.float64)
     for guide in ("amortized", "iterative", "exact"):
         model.set_guide(guide)
