@@ -41,6 +41,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -405,25 +406,42 @@ def table(entries):
 
 def seed_summary(entries):
     """The markdown table of LL over training seeds: per library and model (and number of
-    epochs), the seeds, their mean LL, the sample standard deviation over seeds, and the
-    lowest and highest LL."""
+    epochs), the seeds, their mean LL, the sample standard deviation over seeds, the lowest and
+    highest LL, the mean of the library's own LL estimate minus ours on the same test rows
+    (where it has one) and the median wall-clock and CPU seconds per epoch."""
     groups = {}
     for e in sorted(entries, key=_order):
         groups.setdefault((*_names(e), e["epochs"]), []).append(e)
     lines = [
-        "| library | model | epochs | seeds | mean LL | sd over seeds | lowest, highest |",
-        "|---|---|---|---|---|---|---|",
+        "| library | model | epochs | seeds | mean LL | sd over seeds | lowest, highest | "
+        "own − ours, same rows | wall s / epoch | CPU s / epoch |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (library, name, epochs), rows in groups.items():
         ll = [e["log_likelihood"] for e in rows]
         mean = sum(ll) / len(ll)
         sd = (sum((v - mean) ** 2 for v in ll) / (len(ll) - 1)) ** 0.5 if len(ll) > 1 else None
-        seeds = ", ".join(str(e["seed"]) for e in rows)
+        own = [
+            e["own_estimator"]["log_likelihood"] - e["own_estimator"]["ours_on_same_rows"]
+            for e in rows
+            if "ours_on_same_rows" in e["own_estimator"]
+        ]
+        wall = statistics.median(e["train_wall_seconds_per_epoch"] for e in rows)
+        cpu = statistics.median(e["train_cpu_seconds_per_epoch"] for e in rows)
         lines.append(
-            f"| {library} | {name} | {epochs} | {seeds} | {mean:.2f} | "
-            f"{'—' if sd is None else f'{sd:.2f}'} | {min(ll):.2f}, {max(ll):.2f} |"
+            f"| {library} | {name} | {epochs} | {_seed_list(rows)} | {mean:.2f} | "
+            f"{'—' if sd is None else f'{sd:.2f}'} | {min(ll):.2f}, {max(ll):.2f} | "
+            f"{f'{sum(own) / len(own):+.2f}' if own else '—'} | {wall:.1f} | {cpu:.1f} |"
         )
     return "\n".join(lines)
+
+
+def _seed_list(rows):
+    """``0–9`` for consecutive seeds, else the seeds one by one."""
+    seeds = sorted(e["seed"] for e in rows)
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}–{seeds[-1]}"
+    return ", ".join(map(str, seeds))
 
 
 def differences(entries):
@@ -463,7 +481,8 @@ def main(args):
     torch.set_num_threads(1)
     if args.table:
         entries = json.loads(RESULTS.read_text())["entries"]
-        print(table(entries), seed_summary(entries), differences(entries), sep="\n\n")
+        tables = (table(entries),) if args.rows else ()
+        print(*tables, seed_summary(entries), differences(entries), sep="\n\n")
         return
     data = pyrovae.data.load("mnist", root=args.data_root, binarize="dynamic")
     for spec in args.runs:
@@ -495,5 +514,9 @@ if __name__ == "__main__":
         help="pyrovae S-VAE runs: the paper's vMF sampler and gradient (davidson_sampler.py)",
     )  # fmt: skip
     parser.add_argument("--data-root", default=os.environ.get("PYROVAE_DATA"))
-    parser.add_argument("--table", action="store_true", help="print the table of the results")
+    parser.add_argument(
+        "--table", action="store_true",
+        help="print the summary over seeds and the paired differences of the results",
+    )  # fmt: skip
+    parser.add_argument("--rows", action="store_true", help="with --table: every row as well")
     main(parser.parse_args())
