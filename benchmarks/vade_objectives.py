@@ -24,7 +24,8 @@ argmax_c p(c | z) at the posterior mode as in ``vade_mnist.py``.
         --pretrained ~/pyrovae-runs/vade-full/pretrain.pt --start-covariance full --epochs 4
 
 The same program measures the first steps from another start under pyrovae's objective at a
-given learning rate (``--arms pyrovae --lr 2e-4 --score-steps 50 200``).
+given learning rate (``--arms pyrovae --lr 2e-4 --score-steps 50 200``), optionally reached by
+a linear warm-up (``--warmup-steps``).
 """
 
 import argparse
@@ -81,6 +82,9 @@ def run(arm, train, x, y, args):
         "vade": lambda rows: vade_loss(vae, rows),
     }[arm]
     optimizer = torch.optim.Adam(vae.parameters(), lr=args.lr)
+    ramp = torch.optim.lr_scheduler.LambdaLR(  # lr · min(1, step / warm-up steps)
+        optimizer, lambda done: min(1.0, (done + 1) / args.warmup_steps) if args.warmup_steps else 1
+    )
     order = torch.Generator().manual_seed(args.seed)
     curve = [{"epoch": 0, "all": accuracy(vae, x, y)}]
     for epoch in range(1, args.epochs + 1):
@@ -91,6 +95,7 @@ def run(arm, train, x, y, args):
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            ramp.step()
             total += loss.item() * len(index)
             if epoch == 1 and step in args.score_steps:
                 score = accuracy(vae, x, y)
@@ -140,6 +145,10 @@ if __name__ == "__main__":
     )
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument(
+        "--warmup-steps", type=int, default=0,
+        help="raise the learning rate linearly from lr / N to lr over the first N steps",
+    )  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/results/vade_objectives.json")
