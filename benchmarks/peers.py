@@ -419,8 +419,8 @@ def seed_summary(entries):
     ]
     for (library, name, epochs), rows in groups.items():
         ll = [e["log_likelihood"] for e in rows]
-        mean = sum(ll) / len(ll)
-        sd = (sum((v - mean) ** 2 for v in ll) / (len(ll) - 1)) ** 0.5 if len(ll) > 1 else None
+        mean = statistics.mean(ll)
+        sd = statistics.stdev(ll) if len(ll) > 1 else None
         own = [
             e["own_estimator"]["log_likelihood"] - e["own_estimator"]["ours_on_same_rows"]
             for e in rows
@@ -431,7 +431,7 @@ def seed_summary(entries):
         lines.append(
             f"| {library} | {name} | {epochs} | {_seed_list(rows)} | {mean:.2f} | "
             f"{'—' if sd is None else f'{sd:.2f}'} | {min(ll):.2f}, {max(ll):.2f} | "
-            f"{f'{sum(own) / len(own):+.2f}' if own else '—'} | {wall:.1f} | {cpu:.1f} |"
+            f"{f'{statistics.mean(own):+.2f}' if own else '—'} | {wall:.1f} | {cpu:.1f} |"
         )
     return "\n".join(lines)
 
@@ -467,8 +467,8 @@ def differences(entries):
             if not ours.startswith("pyrovae ") or len(seeds) < 2:
                 continue
             diff = [arms[ours][k] - arms[other][k] for k in seeds]
-            n, mean = len(diff), sum(diff) / len(diff)
-            se = (sum((v - mean) ** 2 for v in diff) / (n - 1) / n) ** 0.5
+            n, mean = len(diff), statistics.mean(diff)
+            se = statistics.stdev(diff) / n**0.5
             half = t.ppf(0.975, n - 1) * se
             lines.append(
                 f"| {model}, {epochs} epochs | {ours} | {other} | {n} | {mean:+.2f} | {se:.2f} | "
