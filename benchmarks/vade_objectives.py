@@ -25,7 +25,11 @@ argmax_c p(c | z) at the posterior mode as in ``vade_mnist.py``.
 
 The same program measures the first steps from another start under pyrovae's objective at a
 given learning rate (``--arms pyrovae --lr 2e-4 --score-steps 50 200``), optionally reached by
-a linear warm-up (``--warmup-steps``).
+a linear warm-up (``--warmup-steps``), or with some parameters held at their start
+(``--freeze encoder``, ``prior`` or ``decoder``; the decoder with the likelihood's parameters)
+throughout or for the first ``--freeze-steps`` steps. Frozen parameters get no Adam state: on
+release they start as fresh ones. ``--optimizer sgd`` trains the stage with the optimizer that
+pretrained the auto-encoder instead of VaDE's Adam.
 """
 
 import argparse
@@ -81,23 +85,35 @@ def run(arm, train, x, y, args):
         "pyrovae": lambda rows: elbo.differentiable_loss(vae.model, vae.guide, rows),
         "vade": lambda rows: vade_loss(vae, rows),
     }[arm]
-    optimizer = torch.optim.Adam(vae.parameters(), lr=args.lr)
+    if args.optimizer == "adam":
+        optimizer = torch.optim.Adam(vae.parameters(), lr=args.lr)
+    else:  # DEC-keras's pretraining optimizer
+        optimizer = torch.optim.SGD(vae.parameters(), lr=args.lr, momentum=0.9)
     ramp = torch.optim.lr_scheduler.LambdaLR(  # lr · min(1, step / warm-up steps)
         optimizer, lambda done: min(1.0, (done + 1) / args.warmup_steps) if args.warmup_steps else 1
     )
+    parts = {
+        "encoder": [vae.encoder], "prior": [vae.prior], "decoder": [vae.decoder, vae.likelihood]
+    }  # fmt: skip
+    frozen = [p for name in args.freeze for part in parts[name] for p in part.parameters()]
     order = torch.Generator().manual_seed(args.seed)
     curve = [{"epoch": 0, "all": accuracy(vae, x, y)}]
+    step = 0
     for epoch in range(1, args.epochs + 1):
         tic, total = time.process_time(), 0.0
         batches = torch.randperm(len(train), generator=order).split(args.batch_size)
-        for step, index in enumerate(batches, 1):
+        for index in batches:
             loss = objective(train[index]) / len(index)
             optimizer.zero_grad()
             loss.backward()
+            if args.freeze_steps is None or step < args.freeze_steps:
+                for p in frozen:
+                    p.grad = None  # Adam skips a parameter without a gradient
             optimizer.step()
             ramp.step()
+            step += 1
             total += loss.item() * len(index)
-            if epoch == 1 and step in args.score_steps:
+            if step in args.score_steps:
                 score = accuracy(vae, x, y)
                 curve.append({"epoch": step / len(batches), "step": step, "all": score})
                 print(arm, curve[-1], flush=True)
@@ -138,7 +154,7 @@ if __name__ == "__main__":
     )  # fmt: skip
     parser.add_argument(
         "--score-steps", type=int, nargs="*", default=[],
-        help="also score after these steps of the first epoch",
+        help="also score after these steps (counted from the start, across epochs)",
     )  # fmt: skip
     parser.add_argument(
         "--arms", nargs="+", choices=("pyrovae", "vade"), default=["pyrovae", "vade"]
@@ -146,8 +162,20 @@ if __name__ == "__main__":
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument(
+        "--optimizer", choices=("adam", "sgd"), default="adam",
+        help="adam (VaDE's) or sgd: with momentum 0.9, as DEC-keras's pretraining",
+    )  # fmt: skip
+    parser.add_argument(
         "--warmup-steps", type=int, default=0,
         help="raise the learning rate linearly from lr / N to lr over the first N steps",
+    )  # fmt: skip
+    parser.add_argument(
+        "--freeze", nargs="*", choices=("encoder", "prior", "decoder"), default=[],
+        help="hold these parameters at their start",
+    )  # fmt: skip
+    parser.add_argument(
+        "--freeze-steps", type=int, default=None,
+        help="release the frozen parameters after this many steps (default: never)",
     )  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
