@@ -52,7 +52,11 @@ def pretrain_autoencoder(
         caller's random state is untouched).
     :param optimizer: a ``torch.optim`` optimizer over the encoder's, decoder's and
         likelihood's parameters to continue with (a resumable program keeps and saves it);
-        ``None``: a new Adam with ``lr``.
+        ``None``: a new Adam with ``lr``. On MNIST, DEC-keras's SGD with momentum 0.9 at
+        ``lr = 1 / input_dim`` (its rate 1 on the per-pixel mean) made a far better start than
+        Adam: after 100 epochs on the likelihood, the mixture of the k-means clusters of its
+        codes clustered 91.8 % of the images, the starts after Adam 64–78 %
+        (``benchmarks/README.md`` § VaDE).
     :returns: the mean of ``loss`` per example, per epoch.
     """
     x = x.train.x if hasattr(x, "train") else x
