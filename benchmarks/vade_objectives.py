@@ -27,7 +27,7 @@ The same program measures the first steps from another start under pyrovae's obj
 given learning rate (``--arms pyrovae --lr 2e-4 --score-steps 50 200``), optionally reached by
 a linear warm-up (``--warmup-steps``), or with some parameters held at their start
 (``--freeze encoder``, ``prior`` or ``decoder``; the decoder with the likelihood's parameters)
-throughout or for the first ``--freeze-steps`` steps. Frozen parameters get no Adam state: on
+throughout or for the first ``--freeze-steps`` steps. Frozen parameters get no optimizer state: on
 release they start as fresh ones. ``--optimizer sgd`` trains the stage with the optimizer that
 pretrained the auto-encoder instead of VaDE's Adam.
 """
