@@ -108,7 +108,7 @@ def run(arm, train, x, y, args):
             loss.backward()
             if args.freeze_steps is None or step < args.freeze_steps:
                 for p in frozen:
-                    p.grad = None  # Adam skips a parameter without a gradient
+                    p.grad = None  # the optimizer skips a parameter without a gradient
             optimizer.step()
             ramp.step()
             step += 1
