@@ -15,10 +15,10 @@ below 2e-4 (VaDE's ``lr_decay``; :class:`pyrovae.infer.LearningRateDecay`). Trai
 (all three stages): the 60,000 MNIST training images, or with ``--train-on all`` all 70,000
 as VaDE's and DEC's code (the test images are then seen in training); grey levels in [0, 1]
 with a Bernoulli likelihood, as VaDE. Clusters: argmax_c p(c | z) at the posterior mode;
-accuracy with Hungarian matching and NMI,
-on all 70,000 images (as VaDE reports) and on the 10,000 test images, after the start and
-every ``--score-every`` VaDE epochs; the result file and the components' picture are rewritten
-at each, so a run stopped at any point has its results up to its last scored epoch.
+accuracy with Hungarian matching and NMI, on all 70,000 images (as VaDE reports) and on the
+10,000 test images, after the start and every ``--score-every`` VaDE epochs; the result file
+and the components' picture are rewritten at each, so a run stopped at any point has its
+results up to its last scored epoch.
 
 Every pretraining epoch and every VaDE epoch is checkpointed under ``--run-dir`` (default
 ``~/pyrovae-runs/vade``): the same command run again continues where it stopped, and the result
