@@ -15,21 +15,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 from vade_mnist import build, everything
 
 import pyrovae
 from pyrovae.infer.checkpoint import load
+from pyrovae.infer.clustering import matched_table
 
 
 def table(model, x, y):
     """The (K, 10) component × digit counts of images ``x`` with labels ``y``, row d the
-    component the Hungarian matching gives digit d."""
+    component the Hungarian matching gives digit d (every component holding some image)."""
     with torch.no_grad():
         pred = torch.cat([model.cluster(b)[1] for b in torch.split(x, 2000)]).numpy()
-    counts = np.zeros((model.prior.num_components, 10), dtype=np.int64)
-    np.add.at(counts, (pred, y.numpy()), 1)
-    rows, cols = linear_sum_assignment(counts, maximize=True)
+    counts, rows, cols = matched_table(pred, y)
     return counts[rows[np.argsort(cols)]]
 
 
@@ -38,7 +36,8 @@ def main(args):
     model = build(argparse.Namespace(seed=0))
     state = load(Path(args.run_dir).expanduser() / "vade" / "checkpoint.pt", model)
     model.load_state_dict(state["model"])
-    counts = table(model, *everything(pyrovae.data.load("mnist", root=args.data_root)))
+    images = everything(pyrovae.data.load("mnist", root=args.data_root))
+    counts = table(model, images.x, images.y)
     print(f"after {state['epoch']} VaDE epochs; accuracy {np.trace(counts) / counts.sum():.4f}")
     print("component of digit | " + " ".join(f"{d:>5}" for d in range(10)))
     for d, row in enumerate(counts):

@@ -68,25 +68,25 @@ def start_prior(model, x, args):
     )  # fmt: skip
 
 
-def scores(model, mnist, assign=None):
-    """Clustering scores on all 70,000 images and on the 10,000 test images of ``mnist``;
-    ``assign(codes)`` labels the codes instead of the prior (default: argmax_c p(c | z) at the
-    posterior mode)."""
-    x, y = everything(mnist)
+def scores(model, images, assign=None):
+    """Clustering scores on all 70,000 ``images`` (:func:`everything`) and on their last
+    10,000, the test images; ``assign(codes)`` labels the codes instead of the prior (default:
+    argmax_c p(c | z) at the posterior mode)."""
     pred = torch.cat(
         [
             model.cluster(x)[1] if assign is None else assign(model.encode(x))
-            for x in torch.split(x, 2000)
+            for x in torch.split(images.x, 2000)
         ]
     )
-    test = slice(len(y) - len(mnist.test.y), None)  # ``everything`` puts the test images last
+    y, test = images.y, slice(-10_000, None)
     return {"all": clustering_scores(pred, y), "test": clustering_scores(pred[test], y[test])}
 
 
 def everything(mnist):
-    """All 70,000 images and labels: training, validation, then test rows."""
+    """All 70,000 images and labels as one :class:`Split`: training, validation, then the
+    10,000 test rows."""
     splits = (mnist.train, mnist.valid, mnist.test)
-    return torch.cat([s.x for s in splits]), torch.cat([s.y for s in splits])
+    return Split(torch.cat([s.x for s in splits]), torch.cat([s.y for s in splits]))
 
 
 def kmeans_on_codes(model, x, seed):
@@ -104,8 +104,8 @@ class StageScores(Callback):
     as a line of the stages table, and reports it (``report(model)``: the results so far, so
     that a run stopped at any point has them up to its last scored epoch)."""
 
-    def __init__(self, stages, mnist, every, epochs, report):
-        self.stages, self.mnist, self.report = stages, mnist, report
+    def __init__(self, stages, images, every, epochs, report):
+        self.stages, self.images, self.report = stages, images, report
         self.every, self.epochs = every, epochs
 
     def on_epoch_end(self, state):
@@ -119,7 +119,7 @@ class StageScores(Callback):
             "lr": state.optimizer.param_groups[0]["lr"],
             "train_elbo": state.history["train_elbo"][-1],
             "wall_seconds_per_epoch": state.history["seconds"][-1],
-            **scores(state.model, self.mnist),
+            **scores(state.model, self.images),
         })  # fmt: skip
         self.report(state.model)
 
@@ -184,12 +184,8 @@ def main(args):
     run = Path(args.run_dir).expanduser()
     run.mkdir(parents=True, exist_ok=True)
     mnist = pyrovae.data.load("mnist", root=args.data_root)
-    if args.train_on == "all":
-        train = Split(*everything(mnist))
-    else:
-        train = Split(
-            torch.cat([mnist.train.x, mnist.valid.x]), torch.cat([mnist.train.y, mnist.valid.y])
-        )
+    images = everything(mnist)  # what every stages line scores
+    train = images if args.train_on == "all" else Split(images.x[:-10_000], images.y[:-10_000])
     data = Data(train, None, mnist.test, name="mnist")
     model = build(args)
     vade_dir = run / "vade"
@@ -230,8 +226,8 @@ def main(args):
             "pretrain_epochs": state["epoch"],
             "pretrain_loss": state["losses"][-1],
             "cpu_seconds": state["seconds"],
-            **scores(model, mnist),
-            "kmeans": scores(model, mnist, kmeans_on_codes(model, data.train.x, args.seed)),
+            **scores(model, images),
+            "kmeans": scores(model, images, kmeans_on_codes(model, data.train.x, args.seed)),
         })  # fmt: skip
         report(model)
 
@@ -242,7 +238,7 @@ def main(args):
         seed=args.seed, out=vade_dir, resume=True, initialize=False, progress=False,
         callbacks=[
             LearningRateDecay(args.lr_decay, every=args.lr_decay_every, minimum=args.lr_min),
-            StageScores(stages, mnist, args.score_every, args.epochs, report),
+            StageScores(stages, images, args.score_every, args.epochs, report),
         ],
     )  # fmt: skip
 

@@ -15,8 +15,29 @@ def clustering_scores(pred, labels):
 
     :returns: ``{"accuracy": float, "nmi": float}``.
     """
+    from sklearn.metrics import normalized_mutual_info_score  # imported when used: import
+    # pyrovae stays free of scikit-learn
+
+    pred, labels = _as_int_array(pred, "pred"), _as_int_array(labels, "labels")
+    table, rows, cols = matched_table(pred, labels)
+    return {
+        "accuracy": float(table[rows, cols].sum() / pred.size),
+        "nmi": float(normalized_mutual_info_score(labels, pred)),
+    }
+
+
+def matched_table(pred, labels):
+    """The contingency table of cluster indices ``pred`` against class ``labels`` (both ``(N,)``
+    integers) and its Hungarian matching.
+
+    :returns: ``(table, rows, cols)``: ``table`` is ``(C, L)`` for the C distinct clusters and
+        L distinct classes, each in increasing order, ``table[i, j]`` the number of rows in
+        cluster i and class j; cluster ``rows[k]`` is matched to class ``cols[k]``, the
+        one-to-one map maximising Σ_k table[rows[k], cols[k]]
+        (``scipy.optimize.linear_sum_assignment``), the count the accuracy divides by N.
+    """
     from scipy.optimize import linear_sum_assignment  # imported when used: import pyrovae stays
-    from sklearn.metrics import normalized_mutual_info_score  # free of scipy and scikit-learn
+    # free of scipy
 
     pred, labels = _as_int_array(pred, "pred"), _as_int_array(labels, "labels")
     if pred.shape != labels.shape:
@@ -30,10 +51,7 @@ def clustering_scores(pred, labels):
     table = np.zeros((p.max() + 1, y.max() + 1), dtype=np.int64)
     np.add.at(table, (p, y), 1)
     rows, cols = linear_sum_assignment(table, maximize=True)
-    return {
-        "accuracy": float(table[rows, cols].sum() / pred.size),
-        "nmi": float(normalized_mutual_info_score(labels, pred)),
-    }
+    return table, rows, cols
 
 
 def _as_int_array(a, name):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pyrovae.infer.clustering import clustering_scores
+from pyrovae.infer.clustering import clustering_scores, matched_table
 
 
 def brute_force_accuracy(pred, labels, k):
@@ -44,3 +44,15 @@ def test_extra_clusters_count_as_errors():
 def test_bad_input(pred, labels, message):
     with pytest.raises(ValueError, match=message):
         clustering_scores(pred, labels)
+
+
+def test_matched_table_is_scikit_learns_contingency_matrix_and_its_best_matching():
+    from sklearn.metrics.cluster import contingency_matrix
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 80)
+    pred = np.where(rng.random(80) < 0.7, (labels + 2) % 5, rng.integers(0, 5, 80))
+    table, rows, cols = matched_table(torch.as_tensor(pred), labels)
+    np.testing.assert_array_equal(table, contingency_matrix(pred, labels))
+    # five clusters onto four classes: the cluster matched to the absent class 4 is never right
+    assert table[rows, cols].sum() == round(brute_force_accuracy(pred, labels, 5) * 80)
