@@ -13,8 +13,8 @@ For test rows x and draws z_0, z_1, …, z_S ~ q(z | x) (independent):
 The first is Burda et al.'s, pyrovae's (``pyrovae.evaluate``) and the authors' PyTorch code's
 (``s-vae-pytorch`` ``examples/mnist.py`` and ``trdavidson/increasing-expressivity-s-vae``
 ``models.py``, ``log_likelihood``: they decode all S draws). The second is what
-``nicola-decao/s-vae-tf`` ``examples/mnist.py`` ``log_likelihood`` computes, from its first
-commit (f504e9b, March 2018) to its last: its ``log_p_x_z`` is ``-reduce_sum(optimizer.bce)``,
+``nicola-decao/s-vae-tf`` ``examples/mnist.py`` ``log_likelihood`` computes, the same from
+f504e9b (2018-03-28) to b05e8e2 (2018-11-28): its ``log_p_x_z`` is ``-reduce_sum(optimizer.bce)``,
 the cross-entropy of the training graph's single draw ``model.z`` (z_0), while ``log_p_z`` and
 ``log_q_z_x`` are taken at S fresh draws ``q_z.sample(n)``. Its expectation lies between the
 ELBO (S = 1) and, as S → ∞ (where the mean of p/q → ∫ p = 1), E_q log p(x | z) = ELBO +
