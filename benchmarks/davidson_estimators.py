@@ -91,6 +91,8 @@ def best_model(folder):
 
 
 def row(family, paper_d, test, args):
+    """One results entry: both estimates (means and standard errors over the ``test`` rows)
+    for the run folder ``--runs/{family}-d{paper_d}``, beside the paper's figures."""
     folder = Path(args.runs).expanduser() / f"{family}-d{paper_d}"
     model, best_epoch, epochs_run = best_model(folder)
     per_row = {}
