@@ -72,11 +72,12 @@ def estimates(model, x, num_samples):
     the KL (both averaged over the S draws), each ``(N,)``."""
     log_px, log_pz, log_q = log_terms(model, x, num_samples + 1)
     ratio = log_pz[1:] - log_q[1:]  # log p(z_s) / q(z_s | x), s = 1..S: (S, N)
+    log_w = log_px[1:] + ratio  # importance weights' logs: (S, N)
     log_s = math.log(num_samples)
     return {
-        "log_likelihood": (log_px[1:] + ratio).logsumexp(0) - log_s,
+        "log_likelihood": log_w.logsumexp(0) - log_s,
         "log_likelihood_svae_tf": log_px[0] + ratio.logsumexp(0) - log_s,
-        "elbo": (log_px[1:] + ratio).mean(0),
+        "elbo": log_w.mean(0),
         "kl": -ratio.mean(0),
     }
 
@@ -162,9 +163,6 @@ def main(args):
                 torch=torch.__version__, pyro=pyro.__version__,
                 machine=f"{platform.machine()}, {os.cpu_count()} cores, 1 thread",
             )  # fmt: skip
-            report = json.loads(results.read_text())
-            report["entries"].sort(key=order)
-            results.write_text(json.dumps(report, indent=1))
             print(json.dumps(entry), flush=True)
 
 
