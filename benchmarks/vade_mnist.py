@@ -4,7 +4,8 @@ Stages: (1) a 784-500-500-2000-10 ReLU auto-encoder is pretrained end to end as 
 auto-encoder (each input pixel zeroed with probability ``--corruption``, binary
 cross-entropy on the clean grey levels, Adam 1e-3, batch 256 as DEC's; ``--pretrain-loss
 squared_error --corruption 0``: IDEC's plain auto-encoder on the squared error, and with
-``--pretrain-optimizer sgd --pretrain-lr 0.0012755`` DEC-keras's SGD with momentum), scored
+``--pretrain-optimizer sgd --pretrain-lr 0.0012755`` DEC-keras's SGD with momentum;
+``--augment``: DEC-DA's, on randomly turned and moved images), scored
 every ``--score-pretrain-every`` epochs by a GMM and by k-means on its codes (the latter as
 DEC's "AE + k-means"), (2) a diagonal Gaussian mixture (K = 10, EM, scikit-learn, 5 starts)
 on its codes becomes the prior (``--start-covariance full``: a full-covariance fit, whose
@@ -41,7 +42,7 @@ from pathlib import Path
 import torch
 
 import pyrovae
-from pyrovae.data import Data, Split
+from pyrovae.data import Data, Split, random_affine
 from pyrovae.infer import Callback, LearningRateDecay
 from pyrovae.infer.clustering import clustering_scores
 from pyrovae.models import VAE
@@ -152,6 +153,7 @@ def pretrain(model, data, args, run, score):
             model, data.train.x, epochs=1, seed=args.seed * 100_003 + epoch,
             batch_size=args.pretrain_batch_size, corruption=args.corruption,
             loss=args.pretrain_loss, optimizer=optimizer,
+            augment=random_affine if args.augment else None,
         )  # fmt: skip
         state["epoch"], state["seconds"] = epoch + 1, state["seconds"] + time.process_time() - tic
         state["losses"].append(loss)
@@ -262,6 +264,11 @@ if __name__ == "__main__":
     parser.add_argument("--pretrain-momentum", type=float, default=0.9, help="sgd only")
     parser.add_argument("--pretrain-batch-size", type=int, default=256, help="as DEC")
     parser.add_argument("--corruption", type=float, default=0.2, help="denoising: pixel drop rate")
+    parser.add_argument(
+        "--augment", action="store_true",
+        help="DEC-DA's pretraining: every batch turned by up to 10 degrees and moved by up to "
+        "10 %% of the side (pyrovae.data.random_affine), the loss on the moved images",
+    )  # fmt: skip
     parser.add_argument(
         "--pretrain-loss", choices=("likelihood", "squared_error"), default="likelihood",
         help="the auto-encoder's loss: -log p(x | z) (binary cross-entropy) or DEC's squared error",

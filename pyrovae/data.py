@@ -10,6 +10,10 @@ images (``pyrovae.models.VAE(input_dim=data.input_shape, encoder="conv", ...)``)
 * ``"dynamic"``: training rows redrawn every epoch (as in Burda et al. 2016 and Davidson et al.
   2018); validation and test rows drawn once with a fixed seed, so that figures are comparable
   between runs.
+
+Augmentation of square grey images (flat rows): :func:`affine` turns and moves each row by
+given amounts, :func:`random_affine` by random ones (DEC-DA's), e.g. as VaDE's pretraining's
+``augment``.
 """
 
 import copy
@@ -324,6 +328,43 @@ def keep_labels(data, num_labels, seed=0):
     kept = copy.copy(data)
     kept.train = Split(train.x, y)
     return kept
+
+
+def affine(x, angle, shift):
+    """Rows ``x`` ``(N, s²)``, each a square grey image, turned by ``angle`` ``(N,)`` degrees
+    counter-clockwise about its centre and then moved by ``shift`` ``(N, 2)`` pixels (right,
+    down): output(p) = x(R(−angle)(p − c − shift) + c), c the centre, bilinear between pixel
+    centres and zero outside the image. Returns ``(N, s²)``."""
+    n, d = x.shape
+    side = math.isqrt(d)
+    if side * side != d:
+        raise ValueError(f"rows of {d} values are not square images; affine needs (N, side²)")
+    a = torch.deg2rad(torch.as_tensor(angle, dtype=x.dtype))
+    cos, sin = a.cos(), a.sin()
+    t = torch.as_tensor(shift, dtype=x.dtype) * (2 / side)  # pixels → [−1, 1] units
+    # affine_grid maps each output point (u, v) (u right, v down) to the input point it reads:
+    # R(−angle)((u, v) − t); on screen (v down) R(−angle) is [[cos, −sin], [sin, cos]]
+    theta = torch.stack(
+        [
+            torch.stack([cos, -sin, -(cos * t[:, 0] - sin * t[:, 1])], -1),
+            torch.stack([sin, cos, -(sin * t[:, 0] + cos * t[:, 1])], -1),
+        ],
+        -2,
+    )  # (N, 2, 3)
+    images = x.reshape(n, 1, side, side)
+    grid = torch.nn.functional.affine_grid(theta, images.shape, align_corners=False)
+    return torch.nn.functional.grid_sample(images, grid, align_corners=False).reshape(n, d)
+
+
+def random_affine(x, *, degrees=10.0, shift=0.1, generator=None):
+    """DEC-DA's augmentation (Guo et al. 2018, Keras's ``ImageDataGenerator(rotation_range=10,
+    width_shift_range=0.1, height_shift_range=0.1)``): each row of ``x`` ``(N, s²)`` turned by
+    an angle ~ U(−degrees, degrees) and moved by U(−shift·s, shift·s) pixels along each axis
+    (:func:`affine`), drawn with ``generator``. Returns ``(N, s²)``."""
+    n, side = len(x), math.isqrt(x.shape[-1])
+    angle = (2 * torch.rand(n, generator=generator) - 1) * degrees
+    moves = (2 * torch.rand(n, 2, generator=generator) - 1) * (shift * side)
+    return affine(x, angle.to(x), moves.to(x))
 
 
 def data_root(root=None):

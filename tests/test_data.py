@@ -103,3 +103,71 @@ def test_mnist_reads_local_files_from_the_environment_root(tmp_path, monkeypatch
     expected = torch.as_tensor(images["t10k"].reshape(5, -1) / 255.0, dtype=torch.float32)
     assert torch.allclose(d.test.x, expected)
     assert d.test.y.tolist() == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("side", [7, 12])
+def test_affine_matches_scipy_bilinear_transform(side):
+    from scipy import ndimage
+
+    gen = torch.Generator().manual_seed(3)
+    x = torch.rand(3, side * side, generator=gen, dtype=torch.float64)
+    angle = torch.tensor([23.0, -8.5, 90.0], dtype=torch.float64)
+    shift = torch.tensor([[1.3, -0.7], [0.0, 2.0], [-2.5, 0.4]], dtype=torch.float64)
+    out = data.affine(x, angle, shift)
+    centre = np.full(2, (side - 1) / 2)
+    for row, a, (right, down) in zip(
+        range(3), np.deg2rad(angle.numpy()), shift.numpy(), strict=True
+    ):
+        # in (row, column) index order, output[o] = input[M (o - c - t) + c]: M turns back by a
+        m = np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]])
+        offset = centre - m @ (centre + np.array([down, right]))
+        expected = ndimage.affine_transform(
+            x[row].reshape(side, side).numpy(), m, offset, order=1, mode="grid-constant"
+        )
+        assert out[row].reshape(side, side).numpy() == pytest.approx(expected, abs=1e-12)
+
+
+def test_affine_turns_counter_clockwise_and_moves_right_and_down():
+    x = torch.zeros(1, 49)
+    x[0, 2 * 7 + 5] = 1.0  # row 2, column 5
+    turned = data.affine(x, torch.tensor([90.0]), torch.zeros(1, 2)).reshape(7, 7)
+    assert turned == pytest.approx(torch.rot90(x.reshape(7, 7), 1, (0, 1)), abs=1e-6)
+    moved = data.affine(x, torch.tensor([0.0]), torch.tensor([[1.0, 2.0]])).reshape(7, 7)
+    assert (moved > 0.5).nonzero().tolist() == [[4, 6]]
+    with pytest.raises(ValueError, match="not square images"):
+        data.affine(torch.zeros(1, 10), torch.zeros(1), torch.zeros(1, 2))
+
+
+def test_random_affine_draws_within_its_ranges_per_row_and_per_generator():
+    side, n = 21, 400
+    x = torch.zeros(n, side * side)
+    x[:, (side // 2) * side + side // 2] = 1.0  # the centre pixel: it moves by the shift alone
+    moved = data.random_affine(
+        x, degrees=0.0, shift=0.1, generator=torch.Generator().manual_seed(0)
+    )
+    grid = torch.arange(side, dtype=x.dtype)
+    images = moved.reshape(n, side, side)
+    down = (images.sum(2) * grid).sum(1) - side // 2  # centre of mass, pixels
+    right = (images.sum(1) * grid).sum(1) - side // 2
+    limit = 0.1 * side
+    for offsets in (right, down):
+        assert offsets.abs().max() <= limit + 1e-5
+        # uniform on (−limit, limit): mean 0, variance limit² / 3
+        assert offsets.mean().abs() < 4 * limit / (3 * n) ** 0.5
+        assert offsets.var().item() == pytest.approx(limit**2 / 3, rel=0.2)
+    x = torch.zeros(n, side * side)
+    x[:, (side // 2) * side + side // 2 + 8] = 1.0  # 8 pixels right of the centre: it turns
+    turned = data.random_affine(
+        x, degrees=10.0, shift=0.0, generator=torch.Generator().manual_seed(1)
+    )
+    images = turned.reshape(n, side, side)
+    up = side // 2 - (images.sum(2) * grid).sum(1)
+    right = (images.sum(1) * grid).sum(1) - side // 2
+    angles = torch.rad2deg(torch.atan2(up, right))  # counter-clockwise, on screen
+    assert angles.abs().max() <= 10.5
+    assert angles.var().item() == pytest.approx(10.0**2 / 3, rel=0.2)
+    again = data.random_affine(
+        x, degrees=10.0, shift=0.0, generator=torch.Generator().manual_seed(1)
+    )
+    assert torch.equal(turned, again)
+    assert torch.equal(data.random_affine(x[:3], degrees=0.0, shift=0.0), x[:3])

@@ -10,7 +10,8 @@ for a mixture prior:
    z = mode of q(z | x), minimising −log p(x | decoder(z)) (for the Bernoulli likelihood the
    binary cross-entropy) or the squared error ‖x − E[x | z]‖² (DEC's and IDEC's), optionally
    denoising (inputs with a fraction of pixels zeroed, as the stacked denoising auto-encoder
-   of DEC and VaDE);
+   of DEC and VaDE), optionally on augmented rows (DEC-DA's randomly turned and moved images,
+   :func:`pyrovae.data.random_affine`);
 2. :func:`init_mixture_prior`: fit a diagonal (or full, keeping its diagonals) Gaussian mixture
    by EM (scikit-learn, K = the prior's number of components, k-means start) to the codes of
    the training rows and make its π, μ, σ² the prior's.
@@ -36,6 +37,7 @@ def pretrain_autoencoder(
     corruption=0.0,
     loss="likelihood",
     optimizer=None,
+    augment=None,
 ):
     """Stage 1: fit ``vae``'s encoder (posterior mode) and decoder as an auto-encoder.
 
@@ -44,12 +46,16 @@ def pretrain_autoencoder(
     :param int epochs: passes over ``x`` in shuffled batches of ``batch_size`` (Adam, ``lr``).
     :param float corruption: denoising: each input pixel is zeroed with this probability, the
         loss still scores the clean rows (0: a plain auto-encoder).
+    :param augment: ``augment(rows, generator=...)`` → rows of the same shape, applied to each
+        batch before the corruption; the loss then scores the augmented rows, which become the
+        batch (DEC-DA's pretraining with :func:`pyrovae.data.random_affine`). ``None``: the rows
+        as they are.
     :param str loss: per row, ``"likelihood"``: −log p(x | decoder(z)); ``"squared_error"``:
         Σ_i (x_i − E[x_i | z])², with E[x | z] the likelihood's mean (for the Bernoulli
         likelihood the sigmoid of the decoder's logits), the loss DEC's and IDEC's
         auto-encoders are pretrained with.
-    :param int seed: seeds the batch order and the corruption (a generator of its own: the
-        caller's random state is untouched).
+    :param int seed: seeds the batch order, the augmentation and the corruption (a generator
+        of its own: the caller's random state is untouched).
     :param optimizer: a ``torch.optim`` optimizer over the encoder's, decoder's and
         likelihood's parameters to continue with (a resumable program keeps and saves it);
         ``None``: a new Adam with ``lr``. On MNIST, DEC-keras's SGD with momentum 0.9 at
@@ -73,7 +79,10 @@ def pretrain_autoencoder(
         for _ in range(epochs):
             total = 0.0
             for index in torch.randperm(len(x), generator=gen).split(batch_size):
-                rows = x[index].to(device)
+                rows = x[index]
+                if augment is not None:
+                    rows = augment(rows, generator=gen)
+                rows = rows.to(device)
                 seen = rows
                 if corruption:
                     keep = torch.rand(rows.shape, generator=gen) >= corruption

@@ -188,6 +188,28 @@ def test_pretraining_on_the_squared_error_scores_the_bernoulli_mean():
         vade.pretrain_autoencoder(vae, x, epochs=1, loss="mse")
 
 
+def test_pretraining_scores_the_augmented_rows_and_seeds_the_augmentation():
+    torch.manual_seed(0)
+    x = torch.rand(200, 16)
+    vae = VAE(16, 2, prior=MIXTURE, hidden=(16,))
+    again = VAE(16, 2, prior=MIXTURE, hidden=(16,))
+    again.load_state_dict(vae.state_dict())
+    with torch.no_grad():  # one batch: the epoch's loss is the one before its only step
+        flipped = x.flip(-1)
+        expected = -vae.likelihood(vae.decoder(vae.encode(flipped))).log_prob(flipped).mean()
+
+    def flip(rows, generator):
+        return rows.flip(-1)
+
+    (loss,) = vade.pretrain_autoencoder(vae, x, epochs=1, batch_size=200, augment=flip)
+    assert loss == pytest.approx(expected.item(), rel=1e-6)
+    losses = vade.pretrain_autoencoder(vae, x, epochs=3, seed=2, augment=pyrovae.data.random_affine)
+    vade.pretrain_autoencoder(again, x, epochs=1, batch_size=200, augment=flip)
+    assert losses == vade.pretrain_autoencoder(
+        again, x, epochs=3, seed=2, augment=pyrovae.data.random_affine
+    )
+
+
 def test_old_homes_warn_and_still_work():
     import importlib
     import sys
