@@ -339,9 +339,9 @@ def affine(x, angle, shift):
     side = math.isqrt(d)
     if side * side != d:
         raise ValueError(f"rows of {d} values are not square images; affine needs (N, side²)")
-    a = torch.deg2rad(torch.as_tensor(angle, dtype=x.dtype))
+    a = torch.deg2rad(torch.as_tensor(angle, dtype=x.dtype, device=x.device))
     cos, sin = a.cos(), a.sin()
-    t = torch.as_tensor(shift, dtype=x.dtype) * (2 / side)  # pixels → [−1, 1] units
+    t = torch.as_tensor(shift, dtype=x.dtype, device=x.device) * (2 / side)  # pixels → [−1, 1]
     # affine_grid maps each output point (u, v) (u right, v down) to the input point it reads:
     # R(−angle)((u, v) − t); on screen (v down) R(−angle) is [[cos, −sin], [sin, cos]]
     theta = torch.stack(
