@@ -364,7 +364,7 @@ def random_affine(x, *, degrees=10.0, shift=0.1, generator=None):
     n, side = len(x), math.isqrt(x.shape[-1])
     angle = (2 * torch.rand(n, generator=generator) - 1) * degrees
     moves = (2 * torch.rand(n, 2, generator=generator) - 1) * (shift * side)
-    return affine(x, angle.to(x), moves.to(x))
+    return affine(x, angle, moves)
 
 
 def data_root(root=None):

@@ -79,10 +79,9 @@ def pretrain_autoencoder(
         for _ in range(epochs):
             total = 0.0
             for index in torch.randperm(len(x), generator=gen).split(batch_size):
-                rows = x[index]
-                if augment is not None:
+                rows = x[index].to(device)
+                if augment is not None:  # on the model's device: random_affine draws on the CPU
                     rows = augment(rows, generator=gen)
-                rows = rows.to(device)
                 seen = rows
                 if corruption:
                     keep = torch.rand(rows.shape, generator=gen) >= corruption
