@@ -83,12 +83,16 @@ def estimates(model, x, num_samples):
 
 
 def best_model(folder):
-    """The run's model with the parameters of its best validation epoch, that epoch and the
+    """The run's model with the parameters of its best validation epoch (of its last epoch for
+    a run without a validation split, ``davidson_table.py --train-on all``), that epoch and the
     number of epochs run."""
     model = pyrovae.load(folder)
     state = load_checkpoint(Path(folder) / "checkpoint.pt", model)
+    last = state["history"]["epoch"][-1]
+    if "best" not in state:  # no early stopping: the checkpoint's parameters are the last's
+        return model.eval(), last, last
     model.load_state_dict(state["best"]["state"])
-    return model.eval(), state["best"]["epoch"], state["history"]["epoch"][-1]
+    return model.eval(), state["best"]["epoch"], last
 
 
 def row(family, paper_d, test, args):

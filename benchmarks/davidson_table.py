@@ -22,11 +22,12 @@ sampler as the paper ran it (or as released since June 2018) instead of pyrovae'
 (``davidson_sampler.py``); every row is scored with pyrovae's exact sampler, and such a row
 also by the authors' estimator (their sampler as the importance proposal).
 
-``--train-on all --batch-size 64 --warmup-epochs 0 --epochs 500`` is pythae's reproduction of
-the S^10 row (``clementchadebec/benchmark_VAE``, ``examples/scripts/reproducibility/svae.py``):
-all 60,000 training images and no validation split, so no early stopping and the last epoch is
-scored; everything else as above. It is not the authors' protocol, and such a run gets its own
-results file.
+``--train-on all --batch-size 64 --warmup-epochs 0 --epochs 500`` is the training budget of
+pythae's reproduction of the S^10 row (``clementchadebec/benchmark_VAE``,
+``examples/scripts/reproducibility/svae.py``): all 60,000 training images and no validation
+split, so no early stopping and the last epoch is scored; batch 64, 500 epochs, no warm-up;
+everything else as above. It is not the authors' protocol, and such a run gets its own results
+file.
 
 Each (family, d) trains in its own folder ``--runs/{family}-d{d}`` with pyrovae's exact
 resume: the same command run again continues a run that was cut off, and a finished run is
