@@ -79,6 +79,7 @@ def _worker(rank, port, folder):
                 history = pyrovae.fit(model, data, out=Path(folder) / name, **options)
             result[name] = {"params": [p.detach() for p in model.parameters()], "history": history}
         torch.save(result, Path(folder) / f"rank{rank}.pt")
+        tdist.barrier()  # neither rank tears gloo down while the other still talks to it
     finally:
         tdist.destroy_process_group()
 
