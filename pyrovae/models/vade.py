@@ -80,7 +80,7 @@ def pretrain_autoencoder(
             total = 0.0
             for index in torch.randperm(len(x), generator=gen).split(batch_size):
                 rows = x[index].to(device)
-                if augment is not None:  # on the model's device: random_affine draws on the CPU
+                if augment is not None:  # resamples on the model's device; draws from gen (CPU)
                     rows = augment(rows, generator=gen)
                 seen = rows
                 if corruption:
