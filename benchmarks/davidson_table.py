@@ -22,6 +22,11 @@ sampler as the paper ran it (or as released since June 2018) instead of pyrovae'
 (``davidson_sampler.py``); every row is scored with pyrovae's exact sampler, and such a row
 also by the authors' estimator (their sampler as the importance proposal).
 
+``--init tensorflow`` starts every layer as the paper-time code did: s-vae-tf's MNIST example
+builds its networks with ``tf.layers.dense``, whose defaults are Glorot-uniform weights and zero
+biases; the protocol above (the follow-up code, PyTorch) has PyTorch's default (``--init
+pytorch``: weights and biases uniform in ±1/√fan_in).
+
 ``--train-on all --batch-size 64 --warmup-epochs 0 --epochs 500`` is the training budget of
 pythae's reproduction of the S^10 row (``clementchadebec/benchmark_VAE``,
 ``examples/scripts/reproducibility/svae.py``): all 60,000 training images and no validation
@@ -84,10 +89,22 @@ def build(family, paper_d, sampler="exact"):
     return pyrovae.VAE(784, latent_dim, hidden=(256, 128), activation="relu", **parts)
 
 
+def tensorflow_init(model):
+    """Glorot-uniform weights and zero biases in every linear layer of ``model``, the defaults of
+    ``tf.layers.dense``: W ~ U(±√(6 / (fan_in + fan_out)))."""
+    for layer in model.modules():
+        if isinstance(layer, torch.nn.Linear):
+            torch.nn.init.xavier_uniform_(layer.weight)
+            torch.nn.init.zeros_(layer.bias)
+
+
 def run(family, paper_d, data, args):
     folder = Path(args.runs).expanduser() / f"{family}-d{paper_d}"
     pyro.clear_param_store()
+    torch.manual_seed(args.seed)  # the initial parameters (a resumed run takes its checkpoint's)
     model = build(family, paper_d, args.sampler)
+    if args.init == "tensorflow":
+        tensorflow_init(model)
     train = copy.copy(data)
     train.test = None  # the test split is scored once, at the end
     tic = time.process_time()
@@ -125,6 +142,7 @@ def run(family, paper_d, data, args):
         "log_likelihood_stderr": metrics["log_likelihood_stderr"],
         "elbo": metrics["elbo"],
         "sampler": args.sampler,
+        "init": args.init,
         "num_samples": metrics["num_samples"],
         "num_examples": metrics["num_examples"],
         "epochs_run": len(valid),
@@ -277,6 +295,11 @@ if __name__ == "__main__":
         "ran it (gradient through the proposal), or as released since June 2018 (also a Taylor "
         "switch of b above kappa = 10); see davidson_sampler.py. LL is then also reported by "
         "their estimator",
+    )  # fmt: skip
+    parser.add_argument(
+        "--init", choices=("pytorch", "tensorflow"), default="pytorch",
+        help="the layers' initial parameters: PyTorch's default (the follow-up code's) or "
+        "tf.layers.dense's, Glorot-uniform weights and zero biases (s-vae-tf's, the paper's time)",
     )  # fmt: skip
     parser.add_argument("--table", action="store_true", help="print the table of the results")
     parser.add_argument(
