@@ -197,16 +197,17 @@ def table(entries):
 
 def against(entries, baseline):
     """The markdown table of ``entries`` beside the rows of ``baseline`` (another results file's
-    entries, e.g. pyrovae's sampler against the authors'): LL, ELBO, epochs and the mean (and
-    largest) difference of the validation ELBO over epochs 101–200."""
+    entries, e.g. pyrovae's sampler against the authors', or PyTorch's initial parameters
+    against TensorFlow's): LL, ELBO, epochs and the mean (and largest) difference of the
+    validation ELBO over epochs 101–200."""
     base = {(e["family"], e["paper_d"]): e for e in baseline}
     lines = [
-        "| row | sampler | LL | ELBO | epochs (best) | validation ELBO − baseline's, epochs "
-        "101–200: mean (largest gap) | paper LL |",
-        "|---|---|---|---|---|---|---|",
+        "| row | sampler | init | LL | ELBO | epochs (best) | validation ELBO − baseline's, "
+        "epochs 101–200: mean (largest gap) | paper LL |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for e in entries:
-        b = base[e["family"], e["paper_d"]]
+        d, b = e["paper_d"], base[e["family"], e["paper_d"]]
         diffs = [
             v - w
             for v, w in zip(
@@ -215,8 +216,9 @@ def against(entries, baseline):
         ]
         gap = f"{sum(diffs) / len(diffs):+.2f} ({max(diffs, key=abs):+.2f})"
         for row, column in ((b, ""), (e, gap)):
+            name = f"S^{d}" if row["family"] == "sphere" else f"N-VAE d = {d}"
             lines.append(
-                f"| S^{row['paper_d']} | {row.get('sampler', 'exact')} | "
+                f"| {name} | {row.get('sampler', 'exact')} | {row.get('init', 'pytorch')} | "
                 f"{row['log_likelihood']:.2f} ± {row['log_likelihood_stderr']:.2f} | "
                 f"{row['elbo']:.2f} | {row['epochs_run']} ({row['best_epoch']}) | {column} | "
                 f"{row['published_log_likelihood']:.2f} |"
