@@ -1,7 +1,7 @@
 """pyrovae: variational latent-variable models as Pyro model/guide pairs."""
 
-from . import data, distributions, models, parts, special
-from .infer import evaluate, fit
+from . import data, distributions, models, parts
+from .infer import evaluate
 from .models import (
     VAE,
     ConditionalVAE,
@@ -9,7 +9,7 @@ from .models import (
     MixtureOfLinearDecoders,
     SemiSupervisedVAE,
 )
-from .run import load, load_config
+from .runs import fit, load, load_config
 
 __all__ = [
     "VAE",
@@ -25,6 +25,5 @@ __all__ = [
     "load_config",
     "models",
     "parts",
-    "special",
 ]
 __version__ = "0.1.0"

@@ -34,6 +34,13 @@ def positive_int(name, value, optional=False):
     return value
 
 
+def int_at_least(name, value, low):
+    """An integer ≥ ``low``."""
+    if not (is_int(value) and value >= low):
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return value
+
+
 def nonnegative_int(name, value):
     """An integer ≥ 0."""
     if not (is_int(value) and value >= 0):
@@ -84,35 +91,6 @@ def sizes(name, value, empty=False):
         what = "a list" if empty else "a non-empty list"
         raise ValueError(f"{name} must be {what} of positive integers, got {value!r}")
     return value
-
-
-def _optional_positive_int(name, value):
-    return positive_int(name, value, optional=True)
-
-
-def _optional_nonnegative_int(name, value):
-    return value if value is None else nonnegative_int(name, value)
-
-
-TRAINING = {
-    "epochs": positive_int,
-    "batch_size": positive_int,
-    "lr": positive_real,
-    "seed": seed,
-    "num_particles": positive_int,
-    "warmup_epochs": nonnegative_real,
-    "beta": nonnegative_real,
-    "patience": _optional_positive_int,
-    "labelled_per_batch": _optional_nonnegative_int,
-}
-"""The options of :func:`pyrovae.fit` that are numbers, each with its check."""
-
-
-def training_options(values):
-    """Check the entries of ``values`` named in :data:`TRAINING` (others are left alone)."""
-    for key, check in TRAINING.items():
-        if key in values:
-            check(key, values[key])
 
 
 def device_dtype(model):

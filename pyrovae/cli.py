@@ -8,7 +8,6 @@ writes ``OUT/config.yaml``, ``OUT/metrics.json``, ``OUT/checkpoint.pt`` and pict
 
 import argparse
 import contextlib
-import decimal
 import json
 import sys
 from pathlib import Path
@@ -16,15 +15,14 @@ from pathlib import Path
 import pyro
 import torch
 
-from . import budget, run
-from . import config as cfg
-from .infer import checkpoint as ckpt
-from .infer import run_folder
-from .infer.device import DEVICES
+from . import budget, schema
 from .infer.distributed import env_rank, env_world_size
 from .infer.evaluation import evaluate
-from .infer.objectives import make_elbo
-from .infer.train import CHECKPOINT, fit, open_run
+from .runs import config as cfg
+from .runs.fit import fit
+from .runs.folder import RunFolder
+from .runs.load import load_model
+from .runs.options import RECORDED_DATA_KEYS, SECTIONS, device, training_options
 
 
 class Parser(argparse.ArgumentParser):
@@ -35,71 +33,18 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _integer(text):
-    """An integer flag: ``100``, or exponent notation that is exactly an integer (``1e8``)."""
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        value = decimal.Decimal(text.strip())
-        if value.is_finite() and value.adjusted() > 100:
-            raise argparse.ArgumentTypeError(f"{text!r} is out of range")
-        if value.is_finite() and value == value.to_integral_value():
-            return int(value)
-    except decimal.InvalidOperation:
-        pass
-    raise argparse.ArgumentTypeError(f"invalid int value: {text!r}")
-
-
 def _positive_int(text):
-    value = _integer(text)
+    value = schema.integer(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
 
 
 def _seed(text):
-    value = _integer(text)
+    value = schema.integer(text)
     if not 0 <= value < 2**32:
         raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**32), got {text!r}")
     return value
-
-
-def _number_or_learned(text):
-    """``learned`` or a number (checked by the model: a fixed noise scale must be > 0)."""
-    if text == "learned":
-        return text
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'learned', got {text!r}") from None
-
-
-def _part(text):
-    """A part on the command line: a name, or an inline YAML mapping ``{name: x, opt: 1}``."""
-    if not text.lstrip().startswith("{"):
-        return text
-    try:
-        value = cfg.load_yaml(text, "the mapping")
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected {{name: ..., option: value}}: {err}") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"expected a name or {{name: ..., ...}}, got {text}")
-    return value
-
-
-def _device(text):
-    if text not in DEVICES:
-        raise argparse.ArgumentTypeError(f"expected one of {', '.join(DEVICES)}, got {text!r}")
-    return text
-
-
-def _int_list(text):
-    try:
-        return [_integer(v) for v in text.split(",") if v.strip()]
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"expected integers like 256,128, got {text!r}") from None
 
 
 def _train_parser(sub):
@@ -109,147 +54,53 @@ def _train_parser(sub):
         description="Train a model by SVI. Every option can also be given as a key (with _ for "
         "-) in --config FILE.yaml; flags override the file.",
     )
-    a = p.add_argument
-    a("--config", help="YAML file of options (keys as below, e.g. latent_dim: 10)")
-    a("--out", help="output folder (default runs/default)")
-    a("--model", help="model: vae (default), gmm, llgae, ...")
-    a("--dataset", help="digits (default, offline), mnist, fashion-mnist")
-    a("--data-root", help="folder holding MNIST/raw or FashionMNIST/raw (default $PYROVAE_DATA)")
-    a(
-        "--binarize",
-        help="none | static | dynamic (default: dynamic for a Bernoulli VAE "
-        "without a mixture prior)",
-    )
-    a(
-        "--latent-dim",
-        type=_integer,
-        help="latent dimension (default 2), ambient: z in R^d, or on the sphere S^(d-1) in R^d",
-    )
-    a(
-        "--sphere-dim",
-        type=_integer,
-        help="instead of --latent-dim, for a sphere prior: z on S^d in R^(d+1), d as Davidson et "
-        "al. 2018 count it (--sphere-dim 2 = --latent-dim 3)",
-    )
-    a("--input-dim", type=_int_list, help="D or C,H,W (default: the dataset's; checked if given)")
-    a("--hidden", type=_int_list, help="hidden layer sizes of the MLPs, e.g. 256,128")
-    a("--activation", help="MLP activation: relu (default), tanh, elu, gelu, silu, ...")
-    a("--prior", type=_part, help="prior: normal (default), or {name: ..., option: ...}")
-    a("--posterior", type=_part, help="posterior family: normal (default), or a mapping")
-    a("--likelihood", type=_part, help="bernoulli (default), gaussian, or a mapping")
-    a("--encoder", type=_part, help="encoder network: mlp (default), or {name: mlp, hidden: [..]}")
-    a("--decoder", type=_part, help="decoder network: mlp (default), or a mapping")
-    a("--num-components", type=_integer, help="number of mixture components (gmm, llgae)")
-    a("--covariance", help="gmm covariance: diag or full")
-    a("--reg-covar", type=float, help="gmm covariance floor added to every variance (default 1e-6)")
-    a(
-        "--pretrain-epochs",
-        type=_integer,
-        help="mixture prior: epochs of VaDE's auto-encoder start before the GMM on its codes "
-        "(default: 3000 batches' worth; 0: off)",
-    )
-    a(
-        "--noise",
-        type=_number_or_learned,
-        help="llgae noise scale: learned (default) or a fixed number",
-    )
-    a("--guide", type=_part, help="llgae guide: amortized, iterative, exact, or a mapping")
-    a("--condition-on", help="label: the conditional VAE, p(x | z, y) and q(z | x, y)")
-    a("--num-labels", type=_integer, help="ssvae: training labels kept, balanced per class")
-    a(
-        "--aux-loss-multiplier",
-        type=float,
-        help="ssvae: weight α of the classification term per labelled row (default 50)",
-    )
-    a("--epochs", type=_integer, help="passes over the training set (default 100)")
-    a("--batch-size", type=_integer, help="rows per SVI step (default 100)")
-    a("--lr", type=float, help="Adam learning rate (default 1e-3)")
-    a("--seed", type=_integer, help="seed for torch, numpy and random (default 0)")
-    a("--warmup-epochs", type=float, help="KL warm-up length in epochs (default 0: none)")
-    a("--patience", type=_integer, help="early stopping patience in epochs on the validation ELBO")
-    a("--num-particles", type=_integer, help="samples per ELBO estimate (default 1)")
-    a("--elbo", help="objective: trace (default), meanfield, iwae, renyi (K = --num-particles)")
-    a("--alpha", type=float, help="alpha of --elbo renyi (default 0.5)")
-    a("--beta", type=float, help="constant weight of the KL term, a beta-VAE (default 1)")
-    a("--num-samples", type=_integer, help="importance samples for the final log-likelihood")
-    a("--score-test", help="when to score the test split: end (default), epoch, never")
-    a("--resume", action="store_true", help="continue OUT/checkpoint.pt if it exists")
-    a("--overwrite", action="store_true", help="start afresh over an existing checkpoint")
-    a("--quiet", action="store_true", help="no progress bar and no line per epoch")
-    a("--device", type=_device, help="cpu (default), cuda, mps or auto (torchrun: each rank's GPU)")
-    a("--tensorboard", metavar="DIR", help="write TensorBoard event files to DIR")
-    a(
-        "--detect-anomaly",
-        action="store_true",
-        help="Pyro validation and torch anomaly detection, to find where a NaN comes from (slow)",
-    )
+    schema.add_flags(p, *SECTIONS)  # one flag per option of pyrovae.runs.options
     return p
 
 
 def train(args):
     """Every check (options, data, model, out folder, checkpoint) passes before rank 0 writes
-    anything; rank 0 owns the out folder while it trains (:mod:`pyrovae.infer.run_folder`), and
-    ``config.yaml`` is written with the first checkpoint. Under torchrun only rank 0 writes
-    files and prints."""
-    if args.resume and args.overwrite:
-        raise ValueError("give --resume or --overwrite, not both")
+    anything; rank 0 owns the out folder while it trains (:class:`~pyrovae.runs.RunFolder`),
+    and ``config.yaml`` is written with the first checkpoint. Under torchrun only rank 0 writes
+    files and prints. The model is built once (and sized once on the ``meta`` device before);
+    a resumed run's checkpoint is read once."""
     flags = {k: v for k, v in vars(args).items() if k in cfg.DEFAULTS}
     file_values = cfg.read_file(args.config) if args.config else {}
     config = cfg.resolve(file_values, flags)
-    out = Path(config["out"])
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file; give a folder")
+    folder = RunFolder(config["out"], args.resume, args.overwrite)
     is_main = env_rank() == 0
-    with run_folder.owned(out) if is_main else contextlib.nullcontext():
-        if args.resume and (out / CHECKPOINT).is_file():
-            state = ckpt.load(out / CHECKPOINT)
-            stored = state.get("config") or _config_file(out)
-            if stored is not None:
-                config = cfg.resume(stored, file_values, flags, state["epoch"])
+    with folder if is_main else contextlib.nullcontext():
+        state = folder.checkpoint() if args.resume else None
+        if state is not None and folder.config() is not None:
+            config = cfg.resume(folder.config(), file_values, flags, state["epoch"])
         data = cfg.load_data(config)
         _check_input_dim(config, data)
-        meta = budget.check_model(lambda: cfg.build_model(config, data.input_shape))
+        meta = cfg.build_model(config, data.input_shape, meta=True)
         budget.check_training(config, len(data.train), data.input_dim, meta)
         pyro.set_rng_seed(config["seed"])  # the initial weights belong to the seeded run
         model = cfg.build_model(config, data.input_shape)
-        make_elbo(config["elbo"], model, config["num_particles"], config["alpha"])  # refusals
-        if is_main:
-            open_run(out / CHECKPOINT, model, args.resume, args.overwrite, env_world_size())
+        if is_main:  # refuse a checkpoint before the logger writes anything
+            folder.start(model, env_world_size())
         logger = None
         if args.tensorboard and is_main:
             from .infer.loggers import TensorBoardLogger
 
             logger = TensorBoardLogger(args.tensorboard)
-        data_keys = ("dataset", "data_root", "binarize", "num_samples", "out")
-        # fit writes config.yaml with each checkpoint: every value the model used
+        recorded = {k: str(config[k]) if k == "out" else config[k] for k in RECORDED_DATA_KEYS}
         history = fit(
             model,
             data,
-            epochs=config["epochs"],
-            batch_size=config["batch_size"],
-            lr=config["lr"],
-            seed=config["seed"],
-            num_particles=config["num_particles"],
-            warmup_epochs=config["warmup_epochs"],
-            elbo=config["elbo"],
-            alpha=config["alpha"],
-            beta=config["beta"],
-            patience=config["patience"],
-            score_test=config["score_test"],
-            out=out,
-            config={k: str(config[k]) if k == "out" else config[k] for k in data_keys},
+            out=folder,
+            config=recorded,  # config.yaml, with each checkpoint: every value the model used
             device=args.device,
             logger=logger,
-            resume=args.resume,
-            overwrite=args.overwrite,
-            detect_anomaly=args.detect_anomaly,
-            progress=not args.quiet,
+            **training_options(config, vars(args)),
         )
         if is_main:
             from .plots import save_all
 
-            save_all(model, data, history, out)
-            print(json.dumps({"out": str(out), "test_elbo": history["test_elbo"][-1]}))
+            save_all(model, data, history, folder.path)
+            print(json.dumps({"out": str(folder.path), "test_elbo": history["test_elbo"][-1]}))
 
 
 def _check_input_dim(config, data):
@@ -264,21 +115,18 @@ def _check_input_dim(config, data):
         )
 
 
-def _config_file(out):
-    path = out / run_folder.CONFIG
-    return cfg.read_file(path) if path.is_file() else None
-
-
 def load_run(out, device=None):
-    """Config, data and trained model of the run in folder ``out`` (:func:`pyrovae.load`)."""
-    written = run.load_config(out)
+    """Config, data and trained model of the run in folder ``out``, each read or built once."""
+    folder = RunFolder(out)
+    written = folder.trained_config()
     if "dataset" not in written:
         raise ValueError(
             f"{out} was trained by fit on data given in Python, which the command line cannot "
             "load: evaluate it there, pyrovae.evaluate(pyrovae.load(run), data)"
         )
     config = cfg.resolve(written)
-    return config, cfg.load_data(config), run.load(out, device)
+    data = cfg.load_data(config)
+    return config, data, load_model(folder, device, config, data)[1]
 
 
 def evaluate_run(args):
@@ -314,7 +162,7 @@ def parser():
     e.add_argument("--num-samples", type=_positive_int, help="importance samples per example")
     e.add_argument("--seed", type=_seed, default=0, help="seed of the importance samples")
     e.add_argument("--batch-size", type=_positive_int, default=100, help="rows per chunk")
-    e.add_argument("--device", type=_device, help="cpu (default), cuda, mps or auto")
+    e.add_argument("--device", type=device, help="cpu (default), cuda, mps or auto")
     e.set_defaults(run=evaluate_run)
     s = sub.add_parser("sample", help="save a grid of samples from a trained run as PNG")
     s.add_argument("out", help="a folder written by pyrovae train")

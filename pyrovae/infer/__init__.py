@@ -5,7 +5,9 @@ from .callbacks import Callback, LearningRateDecay, ScaleLatentsMessenger
 from .evaluation import evaluate, log_weights
 from .guard import NonFiniteError
 from .loggers import Logger, TensorBoardLogger
-from .train import default_elbo, fit, scale_latents
+from .options import Options
+from .step import make_step
+from .train import default_elbo, scale_latents, train
 
 __all__ = [
     "Callback",
@@ -15,8 +17,10 @@ __all__ = [
     "TensorBoardLogger",
     "default_elbo",
     "evaluate",
-    "fit",
     "log_weights",
+    "make_step",
+    "Options",
     "ScaleLatentsMessenger",
     "scale_latents",
+    "train",
 ]

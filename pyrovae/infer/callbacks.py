@@ -16,11 +16,10 @@ stores them. Like PyTorch Lightning's callbacks, but only the hooks this loop ne
 """
 
 import copy
-import json
 import math
-import os
 import sys
 import warnings
+from typing import Protocol, runtime_checkable
 
 from pyro.poutine.messenger import Messenger
 from tqdm.auto import tqdm
@@ -50,6 +49,17 @@ class Callback:
 
     def on_train_end(self, state):
         pass
+
+
+@runtime_checkable
+class Stateful(Protocol):
+    """A callback whose state a checkpoint keeps under ``state_key`` (restored on a resume)."""
+
+    state_key: str
+
+    def state_dict(self): ...
+
+    def load_state_dict(self, state): ...
 
 
 class ScaleLatentsMessenger(Messenger):
@@ -159,8 +169,14 @@ class EarlyStopping(Callback):
         state.stop = self.best["wait"] >= self.patience
 
     def on_train_end(self, state):
+        if self.best["wait"] >= self.patience:
+            state.stopped_because = (
+                f"early stopping: the validation ELBO did not improve for {self.patience} "
+                f"epoch(s) after epoch {self.best['epoch']}"
+            )
         if self.best["state"] is not None:
             state.model.load_state_dict(self.best["state"])
+            state.best_epoch = self.best["epoch"]
 
 
 class TestScore(Callback):
@@ -222,8 +238,14 @@ class Progress(Callback):
             self._write(summary(state.history))
 
     def on_train_end(self, state):
+        if not state.ctx.is_main:
+            return
+        if state.stopped_because is not None:
+            self._write(f"stopped at epoch {state.history['epoch'][-1]}: {state.stopped_because}")
+        if state.best_epoch is not None and state.best_epoch != state.history["epoch"][-1]:
+            self._write(f"restored the parameters of the best epoch, {state.best_epoch}")
         test = state.history["test_elbo"][-1] if state.history["epoch"] else None
-        if state.ctx.is_main and test is not None and state.options.score_test == "end":
+        if test is not None and state.options.score_test == "end":
             self._write(f"test elbo {test:.3f}")
 
     def _write(self, line):
@@ -234,37 +256,44 @@ class Progress(Callback):
 
 
 class Checkpoint(Callback):
-    """``checkpoint.pt`` (model, ``pyro.param`` values, optimizer, RNG states of every rank,
-    history, the states of the hooks that have a ``state_key``) after every epoch,
-    atomically, and ``metrics.json``. Written by rank 0 only; :func:`pyrovae.fit` reads it
-    back on a resume."""
+    """The checkpoint (model, ``pyro.param`` values, optimizer, RNG states of every rank,
+    history, the states of the :class:`Stateful` hooks) after every epoch, and the metrics
+    (:func:`metrics`), handed to ``store.save(checkpoint)`` and ``store.save_metrics(metrics)``
+    (:class:`pyrovae.runs.RunFolder`: written atomically). Rank 0 only saves."""
 
-    def __init__(self, path):
-        self.path = path
+    def __init__(self, store):
+        self.store = store
 
     def on_train_start(self, state):
         if state.first_epoch and state.ctx.is_main:  # a run killed between the two files
-            write_json(self.path.parent / METRICS, state.history)
+            self.store.save_metrics(metrics(state))
 
     def on_epoch_end(self, state):
         extra = {"world_size": state.ctx.world_size}
         for hook in state.callbacks:
-            if hasattr(hook, "state_key"):
+            if isinstance(hook, Stateful):
                 extra[hook.state_key] = hook.state_dict()
         rngs = state.ctx.gather(ckpt.rng_state())
         if state.ctx.active:
             extra["rng_by_rank"] = rngs
         if state.ctx.is_main:
             epoch = state.history["epoch"][-1]
-            ckpt.save(self.path, state.model, state.optimizer, epoch, state.history, extra)
-            write_json(self.path.parent / METRICS, state.history)
+            self.store.save(ckpt.state(state.model, state.optimizer, epoch, state.history, extra))
+            self.store.save_metrics(metrics(state))
 
     def on_train_end(self, state):
         if state.ctx.is_main:  # with the test ELBO scored at the end
-            write_json(self.path.parent / METRICS, state.history)
+            self.store.save_metrics(metrics(state))
 
 
-METRICS = "metrics.json"
+def metrics(state):
+    """``metrics.json``: the history, and once training has ended ``stopped_because`` (why
+    it stopped) and ``best_epoch`` (the epoch whose parameters ``fit`` returned)."""
+    return {
+        **state.history,
+        "stopped_because": state.stopped_because,
+        "best_epoch": state.best_epoch,
+    }
 
 
 def check_finite(history, key):
@@ -279,17 +308,14 @@ def check_finite(history, key):
 
 
 def summary(history):
-    """One line for the last epoch: its ELBOs and duration."""
+    """One line for the last epoch: its ELBOs and duration. During a KL warm-up (β < 1) the
+    training objective is the β-weighted ELBO and is labelled so, with its β."""
     train = next(k for k in history if k.startswith("train_") and history[k][-1] is not None)
-    parts = [f"epoch {history['epoch'][-1]}", f"{train.replace('_', ' ')} {history[train][-1]:.3f}"]
+    label = train.replace("_", " ")
+    if history["beta"][-1] != 1:
+        label = f"train β-weighted {label[len('train ') :]} (β {history['beta'][-1]:.3g})"
+    parts = [f"epoch {history['epoch'][-1]}", f"{label} {history[train][-1]:.3f}"]
     for name in ("valid", "test"):
         if history[f"{name}_elbo"][-1] is not None:
             parts.append(f"{name} elbo {history[f'{name}_elbo'][-1]:.3f}")
     return "  ".join(parts) + f"  ({history['seconds'][-1]:.1f}s)"
-
-
-def write_json(path, obj):
-    """Write ``obj`` as JSON to ``path`` atomically (temporary file + rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)

@@ -2,11 +2,10 @@
 
 A checkpoint holds the model's ``state_dict``, the values of any ``pyro.param`` sites, the
 optimizer state, the torch/numpy/random RNG states, the last finished epoch and the history.
-It is written to a temporary file in the same folder, flushed to disk and renamed over the old
-one (``os.replace`` is atomic), so a process killed at any moment leaves either the previous
-complete checkpoint or the new one, never a mixture; a temporary file a killed save leaves
-behind is removed by :func:`remove_partial` when the run is resumed. A distributed run stores the
-RNG states of all its ranks (``rng_by_rank``) and its ``world_size``.
+The run folder (:class:`pyrovae.runs.RunFolder`) writes it atomically (a temporary file in
+the same folder, fsynced and renamed over the old one), so a process killed at any moment
+leaves either the previous complete checkpoint or the new one, never a mixture. A distributed
+run stores the RNG states of all its ranks (``rng_by_rank``) and its ``world_size``.
 
 Everything in a checkpoint is a tensor or a plain value (numbers, text, lists, tuples, dicts;
 numpy's RNG state is stored as a tensor and plain numbers), so :func:`load` reads it with
@@ -14,18 +13,14 @@ numpy's RNG state is stored as a tensor and plain numbers), so :func:`load` read
 code when unpickled) is refused before anything in it runs.
 """
 
-import os
 import pickle
 import random
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pyro
 import torch
-
-from . import run_folder
 
 FORMAT = "pyrovae-checkpoint-2"  # 2: RNG states as tensors and plain values (weights_only)
 FIELDS = ("model_class", "model", "param_store", "optimizer", "rng", "epoch", "history")
@@ -85,18 +80,10 @@ def load_param_store(values):
             store[name].copy_(value)
 
 
-def save(path, model, optimizer, epoch, history, extra=None):
-    """Write the checkpoint to ``path`` atomically (temp file in the same folder + rename).
-
-    Inside :func:`pyrovae.infer.run_folder.describing` the checkpoint also carries the run's
-    ``config``, and ``config.yaml`` follows it (removed before the rename if it would not
-    describe the new checkpoint, written after it).
-    """
-    path = Path(path)
-    config = run_folder.config_for(path.parent)
-    if config is not None:
-        extra = {**(extra or {}), "config": config}
-    state = {
+def state(model, optimizer, epoch, history, extra=None):
+    """The checkpoint of a run after ``epoch`` epochs: a dict of tensors and plain values
+    (written by the run folder, :class:`pyrovae.runs.RunFolder`; read by :func:`load`)."""
+    return {
         "format": FORMAT,
         "model_class": type(model).__name__,
         "model": model.state_dict(),
@@ -107,42 +94,6 @@ def save(path, model, optimizer, epoch, history, extra=None):
         "history": history,
         **(extra or {}),
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        if config is not None:
-            run_folder.before_checkpoint(path.parent, config)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    if config is not None:
-        run_folder.after_checkpoint(path.parent, config)
-    _fsync_folder(path.parent)
-
-
-def _fsync_folder(folder):
-    """Make the rename itself durable (a power cut after ``save`` keeps the new file)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # folders cannot be opened on some platforms (Windows)
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def remove_partial(path):
-    """Delete temporary files that a save killed before its rename left next to ``path``."""
-    path = Path(path)
-    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
-        tmp.unlink(missing_ok=True)
 
 
 def load(path, model=None):

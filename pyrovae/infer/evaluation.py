@@ -20,6 +20,7 @@ from pyro import poutine
 
 from ..checks import device_dtype, positive_int
 from ..data import Data, as_split
+from ..models import contract
 from .clustering import clustering_scores
 from .device import resolve as resolve_device
 
@@ -83,20 +84,20 @@ def evaluate(model, data, num_samples=1000, batch_size=100, seed=0, device=None)
         with a point-mass guide the latter is only log p(x, ẑ).
     """
     positive_int("num_samples", num_samples)
-    if not getattr(model, "amortized", True):
+    if not contract.amortized(model):
         raise ValueError(
-            f"the model's guide {getattr(model, 'guide_name', '')!r} is not amortised: its "
+            "the model's guide is not amortised: its "
             "posteriors belong to the training rows, taken as one batch, and cannot score other "
             "rows; read its training ELBO from fit's history, or train with guide='amortized'"
         )
     split = data.test if isinstance(data, Data) else as_split(data)
-    if hasattr(model, "check_data"):
+    if isinstance(model, contract.ChecksData):
         for x in split.chunks(batch_size):
             model.check_data(x)
     if device is not None:
         model.to(resolve_device(device))
     device, dtype = device_dtype(model)
-    conditional = getattr(model, "conditions_on_labels", False)
+    conditional = contract.conditions_on_labels(model)
     if conditional and split.y is None:
         raise ValueError(f"{type(model).__name__} is scored given labels; the test rows have none")
     per_row_ll, elbo_sum, recon_sum = [], 0.0, 0.0
@@ -113,7 +114,7 @@ def evaluate(model, data, num_samples=1000, batch_size=100, seed=0, device=None)
                 lse.append(lw.logsumexp(0))
                 elbo_sum += lw.sum().item()
             per_row_ll.append(torch.stack(lse).logsumexp(0) - math.log(num_samples))
-            if hasattr(model, "reconstruct"):
+            if isinstance(model, contract.Reconstructs):
                 recon_sum += (model.reconstruct(x, *given) - x).pow(2).mean(-1).sum().item()
     ll = torch.cat(per_row_ll)
     n = len(split)
@@ -124,18 +125,18 @@ def evaluate(model, data, num_samples=1000, batch_size=100, seed=0, device=None)
         "num_samples": num_samples,
         "num_examples": n,
     }
-    if hasattr(model, "reconstruct"):
+    if isinstance(model, contract.Reconstructs):
         result["reconstruction_error"] = recon_sum / n
     labels = data.test.y if isinstance(data, Data) else None
-    if labels is not None and hasattr(model, "classify"):
+    if labels is not None and isinstance(model, contract.Classifies):
         chunks = split.chunks(batch_size)
         pred = torch.cat([model.classify(x.to(device, dtype)).cpu() for x in chunks])
         result["accuracy"] = (pred == labels).double().mean().item()
-    if labels is not None and getattr(model, "has_clusters", False):
+    if labels is not None and contract.has_clusters(model):
         chunks = split.chunks(batch_size)
         pred = torch.cat([model.cluster(x.to(device, dtype))[1].cpu() for x in chunks])
         result.update(clustering_scores(pred, labels))
-    if hasattr(model, "log_likelihood_exact"):
+    if isinstance(model, contract.ExactLikelihood):
         chunks = split.chunks(batch_size)
         exact = torch.cat([model.log_likelihood_exact(x.to(device, dtype)) for x in chunks])
         exact = exact.double()

@@ -25,6 +25,7 @@ from pyro import poutine
 from pyro.infer import ELBO, RenyiELBO, Trace_ELBO, TraceEnum_ELBO, TraceMeanField_ELBO
 
 from .. import checks
+from ..models import contract
 
 OBJECTIVES = ("trace", "meanfield", "iwae", "renyi")
 DEFAULT_RENYI_ALPHA = 0.5
@@ -45,7 +46,7 @@ def make_elbo(elbo, model, num_particles=1, alpha=None):
             raise ValueError("alpha is an option of elbo 'renyi'; set it on your ELBO object")
         return elbo
     name, alpha = check_objective(elbo, alpha)
-    enumerated = getattr(model, "has_enumerated_sites", False)
+    enumerated = contract.has_enumerated_sites(model)
     kwargs = {"num_particles": num_particles, "vectorize_particles": num_particles > 1}
     if name == "trace":
         cls = TraceEnum_ELBO if enumerated else Trace_ELBO

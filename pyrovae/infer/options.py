@@ -1,25 +1,44 @@
-"""The training options of :func:`pyrovae.fit`, checked once, when made."""
+"""The training options of :func:`pyrovae.fit`, checked once, when made.
+
+Each option is one :func:`pyrovae.schema.option` field of :class:`Options`: its default (the
+same in Python, in a config file and on the command line), its check, its config key and its
+flag come from there. To add a training option, add one field here (with ``flag=False`` or
+``key=False`` where it has no flag or config key) and read it from ``state.options`` in the
+loop; :func:`pyrovae.fit` takes it by keyword, ``pyrovae train`` as a flag and a config key.
+
+The defaults: 100 epochs of batches of 100 rows, the command line's (and the demo's and the
+published configs') since the first release; ``fit`` had 10 and 128 until both were made one
+(10 epochs is a quick look, not a trained model, and 100 rows is the batch of Kingma &
+Welling's and most of the VAE papers' MNIST runs).
+"""
 
 from dataclasses import dataclass, fields
 
-from .. import checks
-from .callbacks import TestScore
+from .. import checks, schema
+from ..schema import integer, one_of, option, optional
+from .objectives import check_objective
+
+TEST_SCORES = ("end", "epoch", "never")
+POSITIVE = optional(checks.positive_int)
+NONNEGATIVE = checks.nonnegative_real
 
 
 @dataclass(frozen=True, kw_only=True)
 class Options:
     """The training options of :func:`fit`, checked when made.
 
-    :param int epochs: passes over the training rows.
-    :param int batch_size: rows per step (per process: with W processes a step takes a global
-        batch of ``batch_size × W`` rows). A batch of all rows keeps them in order (so that a
-        non-amortised guide keeps one posterior per row); smaller batches are shuffled.
+    :param int epochs: passes over the training rows (default 100).
+    :param int batch_size: rows per step (default 100; per process: with W processes a step
+        takes a global batch of ``batch_size × W`` rows). A batch of all rows keeps them in
+        order (so that a non-amortised guide keeps one posterior per row); smaller batches are
+        shuffled.
     :param float lr: Adam's learning rate. Adam runs fused (one kernel for all parameters)
         where PyTorch has the fused kernels for the model's device and dtype (CPU, CUDA, MPS,
         XPU), else with ``foreach`` updates (:func:`pyrovae.infer.step.adam`); a checkpoint
         written by plain ``Adam`` resumes with it.
     :param int seed: seeds torch, numpy and random; with the same seed a run repeats exactly.
-    :param elbo: the objective: ``"trace"`` (the default: :func:`default_elbo`),
+    :param elbo: the objective: ``"trace"`` (the default:
+        :func:`~pyrovae.infer.train.default_elbo`),
         ``"meanfield"``, ``"iwae"``, ``"renyi"`` (:mod:`pyrovae.infer.objectives`), or a Pyro
         ELBO object.
     :param int num_particles: samples per row and step (K of the IWAE/Rényi bounds).
@@ -51,28 +70,41 @@ class Options:
     :param bool progress: a progress bar (on a terminal) and a line per epoch (rank 0 only).
     """
 
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 1e-3
-    seed: int = 0
-    elbo: object = None
-    num_particles: int = 1
-    alpha: float | None = None
-    beta: float = 1.0
-    warmup_epochs: float = 0
-    patience: int | None = None
-    score_test: str = "end"
-    initialize: bool = True
-    labelled_per_batch: int | None = None
-    detect_anomaly: bool = False
-    progress: bool = True
+    epochs: int = option(100, "passes over the training set", checks.positive_int, integer)
+    batch_size: int = option(100, "rows per SVI step", checks.positive_int, integer)
+    lr: float = option(1e-3, "Adam learning rate", checks.positive_real, float)
+    seed: int = option(0, "seed for torch, numpy and random", checks.seed, integer)
+    warmup_epochs: float = option(0, "KL warm-up length in epochs (0: none)", NONNEGATIVE, float)
+    patience: int | None = option(
+        None, "early stopping patience in epochs on the validation ELBO", POSITIVE, integer
+    )
+    num_particles: int = option(1, "samples per ELBO estimate", checks.positive_int, integer)
+    elbo: object = option(
+        "trace", "objective: trace, meanfield, iwae, renyi (K = --num-particles)", None, str
+    )
+    alpha: float | None = option(None, "alpha of --elbo renyi (0.5 when unset)", None, float)
+    beta: float = option(1.0, "constant weight of the KL term, a beta-VAE", NONNEGATIVE, float)
+    score_test: str = option(
+        "end", "when to score the test split: end, epoch, never", one_of(*TEST_SCORES), str
+    )
+    initialize: bool = option(True, "start the model on the training rows", flag=False, key=False)
+    labelled_per_batch: int | None = option(
+        None, "labelled rows per batch", optional(checks.nonnegative_int), flag=False, key=False
+    )
+    detect_anomaly: bool = option(
+        False,
+        "Pyro validation and torch anomaly detection, to find where a NaN comes from (slow)",
+        parse=bool,
+        key=False,
+    )
+    progress: bool = option(
+        True, "no progress bar and no line per epoch", parse=bool, flag="--quiet", key=False
+    )
 
     def __post_init__(self):
-        checks.training_options(vars(self))
-        if self.score_test not in TestScore.WHEN:
-            raise ValueError(
-                f"score_test must be one of {', '.join(TestScore.WHEN)}, got {self.score_test!r}"
-            )
+        schema.check(self)
+        if self.elbo is None or isinstance(self.elbo, str):
+            check_objective(self.elbo, self.alpha)
 
     @classmethod
     def of(cls, options):

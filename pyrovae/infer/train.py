@@ -14,24 +14,24 @@ move, and checkpoints let a killed run resume exactly.
 """
 
 import contextlib
+import operator
 import time
-import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pyro
 import torch
 
 from .. import checks, sampling
 from ..data import Data, as_split
+from ..models import contract
 from . import checkpoint as ckpt
 from . import device as devices
-from . import run_folder
 from .callbacks import (
     Checkpoint,
     EarlyStopping,
     KLWarmup,
     Progress,
+    Stateful,
     TestScore,
     check_finite,
     scale_latents,
@@ -40,10 +40,10 @@ from .distributed import Context
 from .distributed import setup as distributed_setup
 from .objectives import make_elbo, objective_name
 from .options import Options
+from .starts import start as start_model
 from .step import adam, make_step, named_parameters, trainable_parameters
 
-CHECKPOINT = "checkpoint.pt"
-__all__ = ["Options", "TrainState", "default_elbo", "fit", "scale_latents"]
+__all__ = ["Options", "TrainState", "default_elbo", "scale_latents", "train"]
 
 
 def default_elbo(model, num_particles=1):
@@ -72,34 +72,33 @@ def as_data(data):
     return Data(split)
 
 
-def fit(
+def train(
     model,
     data,
+    options=None,
     *,
-    out=None,
-    resume=False,
-    overwrite=False,
+    store=None,
     distributed=None,
     device=None,
     logger=None,
     callbacks=(),
-    config=None,
-    **options,
 ):
     """Train ``model`` (any object with ``model(x)`` and ``guide(x)``: a pyrovae model, a
-    user's pair, an ``AutoGuide`` of a user's model) by SVI on ``data``.
+    user's pair, an ``AutoGuide`` of a user's model) by SVI on ``data``: the loop of
+    :func:`pyrovae.fit`, which adds the run folder (``out``) and takes the options by keyword.
 
     :param data: :class:`pyrovae.data.Data` (training, validation and test rows), a tensor of
         training rows ``(N, D)`` or a map-style ``Dataset`` of them (items ``x``, ``(x,)`` or
         ``(x, y)``, e.g. a ``TensorDataset``; read batch by batch, with the same batches as the
         same rows given as a tensor). A model that learns from labels (``uses_labels``: the
-        conditional and semi-supervised VAEs) is trained as ``model(x, y)`` with each batch's
-        labels ``(B,)`` (−1 for an unlabelled row); one that ``conditions_on_labels`` is
-        scored on the validation and test rows with their labels too.
-    :param out: folder for ``checkpoint.pt`` (every epoch, atomically) and ``metrics.json``.
-    :param bool resume: continue from ``out/checkpoint.pt`` if it exists; the result equals that
-        of an uninterrupted run with the same seed (and number of processes).
-    :param bool overwrite: allow starting afresh over an existing checkpoint.
+        conditional and semi-supervised VAEs, :mod:`pyrovae.models.contract`) is trained as
+        ``model(x, y)`` with each batch's labels ``(B,)`` (−1 for an unlabelled row); one that
+        ``conditions_on_labels`` is scored on the validation and test rows with their labels too.
+    :param options: the training :class:`Options` (default: all defaults).
+    :param store: where checkpoints go, or ``None``: an object with ``start(model,
+        world_size)`` (called on rank 0 before the first step: the checkpoint to resume, or
+        ``None``), ``save(checkpoint)`` and ``save_metrics(metrics)`` (each epoch, rank 0) and
+        ``release()`` (at the end), e.g. :class:`pyrovae.runs.RunFolder`.
     :param distributed: data-parallel training over the processes of ``torchrun``
         (:mod:`pyrovae.infer.distributed`): ``None`` detects it from the environment, ``True``
         requires it, ``False`` trains alone. Only rank 0 writes files.
@@ -109,17 +108,6 @@ def fit(
     :param logger: a :class:`~pyrovae.infer.loggers.Logger` (e.g.
         :class:`~pyrovae.infer.loggers.TensorBoardLogger`) or a list of them.
     :param callbacks: more :class:`~pyrovae.infer.callbacks.Callback` objects for the loop.
-    :param dict config: entries to add to ``out/config.yaml`` (how the data were made, e.g.
-        ``{"dataset": "mnist", "binarize": "dynamic"}``). On a fresh start with ``out``, ``fit``
-        writes ``config.yaml``: the model's name, ``input_dim`` and options and the training
-        options, every value used (:mod:`pyrovae.run`), so that ``pyrovae.load(out)`` rebuilds
-        the model; for a model it cannot rebuild from names (a user's class) it warns instead.
-    :param options: the training options, by keyword: ``epochs``, ``batch_size``, ``lr``,
-        ``seed``, ``elbo``, ``num_particles``, ``warmup_epochs``, ``patience``, ``score_test``,
-        ``initialize``, ``labelled_per_batch``, ``detect_anomaly``, ``progress`` (see
-        :class:`Options`). The optimiser
-        is ``torch.optim.Adam(fused=True)`` where PyTorch has fused kernels for the model's
-        device and dtype (CPU, CUDA, MPS, XPU), else ``Adam(foreach=True)``.
     :returns: the history, a dict of per-epoch lists: ``epoch``, ``train_elbo`` (the β-weighted
         objective averaged over the epoch's rows; for ``elbo="iwae"``/``"renyi"`` that bound is
         in ``train_iwae_bound``/``train_renyi_bound`` instead and ``train_elbo`` is ``None``),
@@ -137,20 +125,20 @@ def fit(
     without it (unless ``detect_anomaly``), which saves about a tenth of a step's time; the
     numerical guard still stops training at the first non-finite loss or gradient.
     """
-    o = Options.of(options)
+    o = options if options is not None else Options()
     data = as_data(data)
-    check = getattr(model, "check_data", None)
-    for split in (data.train, data.valid, data.test):
-        if check is not None and split is not None:
-            for chunk in split.chunks(10_000):
-                check(chunk)
+    if isinstance(model, contract.ChecksData):
+        for split in (data.train, data.valid, data.test):
+            if split is not None:
+                for chunk in split.chunks(10_000):
+                    model.check_data(chunk)
     _check_labels(model, data)
-    if o.labelled_per_batch and not getattr(model, "uses_labels", False):
+    if o.labelled_per_batch and not contract.uses_labels(model):
         raise ValueError(
             f"labelled_per_batch is for models that learn from labels (the semi-supervised "
             f"VAE); {type(model).__name__} does not: leave it unset"
         )
-    if o.patience is not None and (data.valid is None or not _amortized(model)):
+    if o.patience is not None and (data.valid is None or not contract.amortized(model)):
         raise ValueError(
             "early stopping (patience) needs a validation split in the data"
             if data.valid is None
@@ -163,55 +151,27 @@ def fit(
     ctx = distributed_setup(distributed, checks.device_dtype(model)[0])
     finished = False
     try:
-        path = Path(out) / CHECKPOINT if out is not None else None
-        owner = contextlib.ExitStack()  # rank 0 owns the folder (run_folder.owned) till the end
-
-        def first():
-            if path is not None:
-                owner.enter_context(run_folder.owned(path.parent))
-            return open_run(path, model, resume, overwrite, ctx.world_size)
-
-        with owner:
-            start = ctx.from_main(first)
-            hooks = _callbacks(o, path, logger, callbacks)
+        with contextlib.ExitStack() as owner:  # rank 0 owns the store till the end
+            if store is not None and ctx.is_main:
+                owner.callback(store.release)
+            start = ctx.from_main(lambda: store.start(model, ctx.world_size) if store else None)
+            hooks = _callbacks(o, store, logger, callbacks)
             state = TrainState(model, data, ctx, o, elbo)
-            with _describing(path, model, o, config, ctx):
-                history = _train(state, hooks, start)
+            history = _train(state, hooks, start)
         finished = True
         return history
     finally:
         ctx.close(finished)
 
 
-def _describing(path, model, o, extra, ctx):
-    """Checkpoints in ``path``'s folder carry the run's resolved config and are followed by
-    ``config.yaml`` (:mod:`pyrovae.infer.run_folder`); a model that cannot be rebuilt from
-    names gets a warning instead."""
-    if path is None:
-        return contextlib.nullcontext()
-    from ..run import run_config
-
-    config, reason = run_config(model, o, extra)
-    if config is None:
-        if ctx.is_main:
-            warnings.warn(
-                f"{path.parent / 'config.yaml'} not written: {reason}, so pyrovae.load cannot "
-                "rebuild it; build the model yourself and load the weights with "
-                f"model.load_state_dict(torch.load('{path}')['model'])",
-                stacklevel=3,
-            )
-        return contextlib.nullcontext()
-    return run_folder.describing(path.parent, config)
-
-
-def _callbacks(o, path, logger, extra):
+def _callbacks(o, store, logger, extra):
     """The hooks of a run, in the order they are called."""
     hooks = [KLWarmup(o.warmup_epochs, o.beta)] if o.warmup_epochs or o.beta != 1 else []
     hooks += [EarlyStopping(o.patience)] if o.patience is not None else []
     hooks += [TestScore(o.score_test), *extra]
     hooks += list(logger) if isinstance(logger, list | tuple) else [logger] if logger else []
     hooks += [Progress()] if o.progress else []
-    return hooks + ([Checkpoint(path)] if path is not None else [])
+    return hooks + ([Checkpoint(store)] if store is not None else [])
 
 
 @dataclass(eq=False)
@@ -233,11 +193,13 @@ class TrainState:
     beta: float = 1.0
     loss: float = 0.0  # the last step's summed negative (β-weighted) ELBO on this rank
     batch_rows: int = 0
-    stop: bool = False
+    stop: bool = False  # set by a hook: end training after this epoch
+    stopped_because: str | None = None  # why training ended (set when it has)
+    best_epoch: int | None = None  # the epoch whose parameters training returns
 
     def __post_init__(self):
         self.model_fn, self.guide_fn = self.model.model, self.model.guide
-        self.labels = {"labels": True} if getattr(self.model, "uses_labels", False) else {}
+        self.labels = {"labels": True} if contract.uses_labels(self.model) else {}
         if self.labels:  # batches carry each row's label as a last column
             mixed = labelled_per_batch(self.model, self.data, self.options)
             self.labels["labelled_per_batch"] = mixed
@@ -263,9 +225,9 @@ class TrainState:
     def score(self, split):
         """ELBO per example on ``split`` (``None`` without one, or for a non-amortised guide,
         which has no posterior for other rows)."""
-        if split is None or not _amortized(self.model):
+        if split is None or not contract.amortized(self.model):
             return None
-        labels = getattr(self.model, "conditions_on_labels", False)
+        labels = contract.conditions_on_labels(self.model)
         return elbo_per_example(
             self.scorer, self.model, split, self.options.batch_size, self.ctx, labels
         )
@@ -274,18 +236,14 @@ class TrainState:
 HISTORY = ("epoch", "train_elbo", "valid_elbo", "test_elbo", "beta", "seconds")
 
 
-def _amortized(model):
-    return getattr(model, "amortized", True)
-
-
 def _train(state, hooks, start):
     """The SVI loop of :func:`fit`, on this process's share of every global batch."""
     model, data, ctx, o = state.model, state.data, state.ctx, state.options
     state.callbacks = hooks
     pyro.set_rng_seed(o.seed)
     _call(hooks, "setup", state)
-    if o.initialize and start is None and hasattr(model, "initialize"):  # e.g. GMM: k-means++
-        model.initialize(data.train.x.to(state.device, state.dtype), o.seed)
+    if o.initialize and start is None:  # e.g. the GMM's EM start, VaDE's (.starts)
+        start_model(model, data.train.x.to(state.device, state.dtype), o.seed)
     first = next(data.batches(o.batch_size, 0, o.seed, ctx.rank, ctx.world_size, **state.labels))
     params = trainable_parameters(
         model, state.elbo, state.model_fn, state.guide_fn, first.to(state.device, state.dtype)
@@ -319,13 +277,17 @@ def _train(state, hooks, start):
         total, count = ctx.sum(total, count)
         _record(state, -total / count, tic)
         _call(hooks, "on_epoch_end", state)
+    if state.history["epoch"]:
+        state.best_epoch = state.history["epoch"][-1]
+        state.stopped_because = f"the {len(state.history['epoch'])} epochs were trained"
     _call(hooks, "on_train_end", state)
     return state.history
 
 
 def _call(hooks, name, state):
+    call = operator.methodcaller(name, state)
     for hook in hooks:
-        getattr(hook, name)(state)
+        call(hook)
 
 
 def _record(state, train_elbo, tic):
@@ -348,35 +310,8 @@ def _restore(state, start):
     ckpt.restore(start, state.model, state.optimizer, state.ctx.rank)
     state.history, state.first_epoch = start["history"], start["epoch"]
     for hook in state.callbacks:
-        if hasattr(hook, "state_key") and hook.state_key in start:
+        if isinstance(hook, Stateful) and hook.state_key in start:
             hook.load_state_dict(start[hook.state_key])
-
-
-def open_run(path, model, resume, overwrite, world_size=1):
-    """The checkpoint at ``path`` to resume (or ``None`` for a fresh start), after checking
-    that it may be used; creates the folder and removes temporary files a killed save left
-    behind. :func:`fit` runs it on rank 0 only."""
-    if path is None:
-        return None
-    start = None
-    if path.exists():
-        if resume:
-            start = ckpt.load(path, model)
-            written_by = start.get("world_size", 1)
-            if written_by != world_size:
-                how = f"torchrun --nproc-per-node {written_by}" if written_by > 1 else "no torchrun"
-                raise ValueError(
-                    f"{path} was written by {written_by} process(es) and continues exactly only "
-                    f"with as many (here {world_size}): resume with {how}"
-                )
-        elif not overwrite:
-            raise FileExistsError(
-                f"{path} exists; resume it (resume=True, --resume), pick another out folder, "
-                "or pass overwrite=True (--overwrite) to start afresh"
-            )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ckpt.remove_partial(path)
-    return start
 
 
 @contextlib.contextmanager
@@ -404,8 +339,8 @@ def labelled_per_batch(model, data, o):
     well when the training rows are all labelled or all unlabelled (nothing to mix)."""
     chosen = o.labelled_per_batch
     if chosen is None:
-        default = getattr(model, "labelled_per_batch", None)
-        chosen = default(o.batch_size) if default is not None else 0
+        mixes = isinstance(model, contract.MixesLabelled)
+        chosen = model.labelled_per_batch(o.batch_size) if mixes else 0
     if chosen >= o.batch_size:
         raise ValueError(
             f"labelled_per_batch must be smaller than batch_size ({o.batch_size}) so that "
@@ -417,11 +352,11 @@ def labelled_per_batch(model, data, o):
 
 def _check_labels(model, data):
     """Refuse data without the labels a model learns from (or is scored with)."""
-    needs = {"train": getattr(model, "uses_labels", False)}
-    if getattr(model, "conditions_on_labels", False):
+    needs = {"train": contract.uses_labels(model)}
+    if contract.conditions_on_labels(model):
         needs.update(valid=True, test=True)
     for name, needed in needs.items():
-        split = getattr(data, name)
+        split = {"train": data.train, "valid": data.valid, "test": data.test}[name]
         if needed and split is not None and split.y is None:
             raise ValueError(
                 f"{type(model).__name__} learns from labels but the {name} rows have none; "

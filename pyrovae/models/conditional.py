@@ -3,7 +3,7 @@
 import pyro
 import torch
 
-from ..parts import decoders, encoders
+from .. import checks
 from .vae import VAE
 
 
@@ -18,8 +18,8 @@ class ConditionalVAE(VAE):
     maximises the ELBO of log p(x | y); :meth:`sample` generates images of a chosen label.
 
     :param int num_classes: K, labels are integers ``0 … K-1``.
-
-    The other parameters are :class:`VAE`'s; the encoder and decoder take K more inputs.
+    :param options: :class:`VAE`'s other options (all but ``guide`` and ``pretrain_epochs``);
+        the encoder and the decoder take K more inputs (``label_dim``), and rows.
     ``model(x, y)`` and ``guide(x, y)`` take rows ``(N, D)`` and labels ``(N,)``: hand them to
     ``pyro.infer.SVI`` with the labels as the second argument, or to :func:`pyrovae.fit` with
     labelled data (``fit`` passes the labels because ``uses_labels`` is true).
@@ -29,41 +29,20 @@ class ConditionalVAE(VAE):
     conditions_on_labels = True  # and scores validation and test rows with theirs
     pictures = ("samples_by_label", "reconstructions_with_labels")  # pyrovae.plots.save_all
 
-    def __init__(
-        self,
-        input_dim,
-        latent_dim=None,
-        num_classes=10,
-        prior="normal",
-        posterior="normal",
-        likelihood="bernoulli",
-        encoder="mlp",
-        decoder="mlp",
-        hidden=(256, 128),
-        activation="relu",
-        name="cvae",
-    ):
-        super().__init__(
-            input_dim, latent_dim, prior, posterior, likelihood, "mlp", "mlp", hidden, activation
-        )
-        check_num_classes(num_classes)
-        self.num_classes, self.name = num_classes, name
-        net = {"hidden": hidden, "activation": activation}
-        inputs = self.input_dim + num_classes
-        self.encoder = encoders.build(
-            encoder,
-            input_dim=inputs,
-            input_shape=(inputs,),
-            param_dims=self.posterior.param_dims,
-            **net,
-        )
-        self.decoder = decoders.build(
-            decoder,
-            latent_dim=self.latent_dim + num_classes,
-            output_shape=(self.input_dim,),
-            output_dim=self.likelihood.output_dim,
-            **net,
-        )
+    def __init__(self, input_dim, latent_dim=None, num_classes=10, name="cvae", **options):
+        checks.int_at_least("num_classes", num_classes, 2)
+        refused = sorted(set(options) & {"guide", "pretrain_epochs"})
+        if refused:
+            raise ValueError(
+                f"{', '.join(refused)}: not an option of {type(self).__name__}, whose guide is "
+                "its label-conditioned encoder; remove it"
+            )
+        self.num_classes = num_classes  # label_dim, which VAE.__init__ reads
+        super().__init__(input_dim, latent_dim, name=name, pretrain_epochs=0, **options)
+
+    @property
+    def label_dim(self):
+        return self.num_classes
 
     def model(self, x, y):
         """p(x, z | y) = p(z) p(x | z, y); ``x`` ``(N, D)``, ``y`` ``(N,)``."""
@@ -108,11 +87,6 @@ class ConditionalVAE(VAE):
     def reconstruct(self, x, y):
         """Decode the posterior mode of each row of ``x`` with its label."""
         return self.decode(self.encode(x, y), y)
-
-
-def check_num_classes(num_classes):
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
 
 
 def check_labels(y, num_classes, n, unlabelled_ok=False):

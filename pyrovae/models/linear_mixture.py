@@ -28,12 +28,13 @@ from torch import nn
 from torch.nn.functional import softplus
 
 from ..checks import check_matrix, positive_int, positive_real
+from ..parts.plate import batch_rows
+from ..parts.registry import Recorded
 from .linear_mixture_guides import llgae_guides
 from .mixture import COMPONENT_SITE, kmeans_labels
-from .vae import batch_rows
 
 
-class MixtureOfLinearDecoders(nn.Module):
+class MixtureOfLinearDecoders(Recorded, nn.Module):
     """K linear decoders x ≈ μ_k + W_k z with isotropic noise σ_k, one picked per data point.
 
     :param int num_components: K.

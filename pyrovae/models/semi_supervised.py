@@ -6,6 +6,7 @@ import pyro.distributions as dist
 import torch
 from pyro import poutine
 
+from .. import checks
 from ..parts.network import mlp
 from .conditional import ConditionalVAE, check_labels, join, one_hot
 
@@ -39,7 +40,7 @@ class SemiSupervisedVAE(ConditionalVAE):
     :param hidden: hidden layer sizes of the three MLPs (classifier, encoder, decoder);
         Kingma et al. use one layer of 500 units with softplus.
 
-    The other parameters are :class:`ConditionalVAE`'s. ``model(x, y=None)`` and
+    The other parameters (``options``) are :class:`ConditionalVAE`'s. ``model(x, y=None)`` and
     ``guide(x, y=None)`` take rows ``(N, D)`` and labels ``(N,)`` with −1 for an unlabelled
     row (``None``: none is labelled). Labelled and unlabelled rows go into two plates,
     ``"labelled"`` (sites ``y_labelled``, ``z_labelled``, ``x_labelled``, ``y_classified``)
@@ -56,32 +57,14 @@ class SemiSupervisedVAE(ConditionalVAE):
         latent_dim=None,
         num_classes=10,
         aux_loss_multiplier=50.0,
-        prior="normal",
-        posterior="normal",
-        likelihood="bernoulli",
-        encoder="mlp",
-        decoder="mlp",
         hidden=(500,),
         activation="softplus",
         name="ssvae",
+        **options,
     ):
-        super().__init__(
-            input_dim,
-            latent_dim,
-            num_classes,
-            prior,
-            posterior,
-            likelihood,
-            encoder,
-            decoder,
-            hidden,
-            activation,
-            name,
-        )
-        weight = aux_loss_multiplier
-        if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight >= 0:
-            raise ValueError(f"aux_loss_multiplier must be a number >= 0, got {weight!r}")
-        self.alpha = float(weight)
+        hidden_activation = {"hidden": hidden, "activation": activation}
+        super().__init__(input_dim, latent_dim, num_classes, name, **hidden_activation, **options)
+        self.alpha = float(checks.nonnegative_real("aux_loss_multiplier", aux_loss_multiplier))
         self.classifier = mlp([self.input_dim, *hidden, num_classes], activation)
 
     def labelled_per_batch(self, batch_size):

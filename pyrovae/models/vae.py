@@ -9,13 +9,11 @@ from torch import nn
 
 from ..checks import check_matrix, is_int, nonnegative_int, positive_int
 from ..parts import decoders, encoders, likelihoods, posteriors, priors
-
-DEFAULT_PRETRAIN_STEPS = 3000
-"""A mixture-prior VAE pretrains its auto-encoder for as many epochs as make this many
-batches of 100 rows, unless told otherwise (8×8 digits: 250 epochs; MNIST: 5)."""
+from ..parts.plate import batch_rows
+from ..parts.registry import Recorded
 
 
-class VAE(nn.Module):
+class VAE(Recorded, nn.Module):
     """A VAE: ``model`` is p(z) p(x | z), ``guide`` is q(z | x).
 
     .. math::
@@ -37,8 +35,10 @@ class VAE(nn.Module):
     :param str activation: activation of both MLPs.
     :param int pretrain_epochs: epochs of auto-encoder pretraining in VaDE's start
         (:mod:`pyrovae.models.vade`: auto-encoder, then a Gaussian mixture on its codes as the
-        prior), run by :meth:`initialize`. Only for a mixture prior, where it is on by default
-        (``None``: enough epochs for :data:`DEFAULT_PRETRAIN_STEPS` batches); 0 turns it off.
+        prior), which :func:`pyrovae.fit` runs before the first step of a fresh run
+        (:func:`pyrovae.infer.starts.start`). Only for a mixture prior, where it is on by
+        default (``None``: enough epochs for
+        :data:`~pyrovae.infer.starts.DEFAULT_PRETRAIN_STEPS` batches); 0 turns it off.
     :param str name: the prefix under which ``pyro.module`` registers the parameters: the model
         registers its parts as ``name.prior``, ``name.decoder``, ``name.likelihood`` and the guide
         ``name.encoder``, ``name.posterior``, so each step registers every parameter once.
@@ -55,6 +55,9 @@ class VAE(nn.Module):
     """
 
     accepts_image_shape = True
+    label_dim = 0
+    """Inputs the encoder and the decoder take besides x and z (a conditional VAE's one-hot
+    label, :class:`~pyrovae.models.ConditionalVAE`); with any, the networks take rows."""
 
     def __init__(
         self,
@@ -87,10 +90,11 @@ class VAE(nn.Module):
                 "posterior='von_mises_fisher', or latent_dim for z in R^d"
             )
         self.likelihood = likelihoods.build(likelihood, input_dim=input_dim)
+        labels = self.label_dim
         self.decoder = decoders.build(
             decoder,
-            latent_dim=latent_dim,
-            output_shape=shape,
+            latent_dim=latent_dim + labels,
+            output_shape=(input_dim,) if labels else shape,
             output_dim=self.likelihood.output_dim,
             **net,
         )
@@ -106,8 +110,8 @@ class VAE(nn.Module):
         self.posterior = posteriors.build(posterior, latent_dim=latent_dim)
         self.encoder = encoders.build(
             encoder,
-            input_dim=input_dim,
-            input_shape=shape,
+            input_dim=input_dim + labels,
+            input_shape=(input_dim + labels,) if labels else shape,
             param_dims=self.posterior.param_dims,
             **net,
         )
@@ -154,19 +158,17 @@ class VAE(nn.Module):
         # How many rows the autoguide holds posteriors for, so that pyrovae.load can remake it.
         self.register_buffer("guide_rows", torch.tensor(0))
 
-    def load_guide(self, values):
-        """Remake the autoguide of a trained VAE and give it the parameter ``values``
-        (``{param store name: unconstrained tensor}``, as checkpoints keep them): its
-        parameters are made by one call on ``guide_rows`` placeholder rows, then overwritten."""
-        from ..infer.checkpoint import load_param_store
-
-        rows = int(self.guide_rows)
-        if self.autoguide is None or not rows:
+    def remake_autoguide(self):
+        """Remake the parameters of a trained VAE's autoguide, by one call on ``guide_rows``
+        placeholder rows, so that a checkpoint's ``pyro.param`` values can be copied into
+        them (:func:`pyrovae.infer.checkpoint.load_param_store`); nothing for an amortised
+        guide or one never trained."""
+        rows = int(self.guide_rows) if self.autoguide is not None else 0
+        if not rows:
             return
         placeholder = torch.zeros(rows, self.input_dim, device=self.guide_rows.device)
         with torch.no_grad(), pyro.poutine.block():
             self.autoguide(placeholder)
-        load_param_store(values)
 
     @property
     def amortized(self):
@@ -182,20 +184,6 @@ class VAE(nn.Module):
     def has_clusters(self):
         """True when the prior is a mixture, so that :meth:`cluster` has clusters to give."""
         return hasattr(self.prior, "responsibilities")
-
-    def initialize(self, x, seed=0):
-        """VaDE's start when ``pretrain_epochs > 0`` (:func:`pyrovae.models.vade.vade_start`
-        on the training rows ``x``); nothing otherwise. :func:`pyrovae.fit` calls it before the
-        first step of a fresh run, never on a resume."""
-        epochs = self.pretrain_epochs
-        if epochs is None and self.has_clusters:
-            from .vade import PRETRAIN_BATCH_SIZE
-
-            epochs = math.ceil(DEFAULT_PRETRAIN_STEPS / math.ceil(len(x) / PRETRAIN_BATCH_SIZE))
-        if epochs:
-            from .vade import vade_start
-
-            vade_start(self, x, epochs=epochs, seed=seed)
 
     @property
     def pictures(self):
@@ -283,16 +271,6 @@ AUTOGUIDES = {
     "auto_diagonal_normal": "AutoDiagonalNormal",
     "auto_multivariate_normal": "AutoMultivariateNormal",
 }
-
-
-def batch_rows(x, batch_size=None):
-    """The size of the data plate: the rows of ``x``, or ``batch_size`` (default 1) when a
-    model generates ``x``."""
-    if x is not None:
-        return x.shape[0]
-    if batch_size is None:
-        return 1
-    return positive_int("batch_size", batch_size)
 
 
 def _guide_name(guide):

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..checks import positive_int
 from ..distributions import HypersphericalUniform
-from ..models.mixture import Mixture
+from .mixture import Mixture
 from .registry import Registry
 
 priors = Registry("prior")

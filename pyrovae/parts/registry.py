@@ -97,3 +97,24 @@ class Registry:
         kwargs = {k: v for k, v in context.items() if k in accepted}
         kwargs.update(options)
         return cls(**kwargs)
+
+
+class Recorded:
+    """A base class whose instances keep the arguments they were built with, defaults filled
+    in, as ``build_options`` (so that a run's ``config.yaml`` can say how to build the model
+    again, :mod:`pyrovae.runs.describe`). Arguments collected by ``**options`` are flattened
+    into it. Put it first among the bases: ``class VAE(Recorded, nn.Module)``."""
+
+    def __new__(cls, *args, **kwargs):
+        self = super().__new__(cls)
+        try:
+            bound = inspect.signature(cls.__init__).bind(self, *args, **kwargs)
+        except TypeError:  # not a constructor call (a copy), or arguments __init__ refuses
+            return self
+        bound.apply_defaults()
+        options = {}
+        for name, value in list(bound.arguments.items())[1:]:
+            kind = bound.signature.parameters[name].kind
+            options.update(value if kind is inspect.Parameter.VAR_KEYWORD else {name: value})
+        object.__setattr__(self, "build_options", options)
+        return self

@@ -1,6 +1,6 @@
 """Pictures of trained models, written as PNG files without a display.
 
-:func:`save_all` asks the model what it offers: every model with ``sample``/``reconstruct``
+:func:`save_all` asks the model what it offers (:mod:`pyrovae.models.contract`): every model with ``sample``/``reconstruct``
 gets samples and reconstructions on image data, one with a 2-d ``encode`` a latent scatter,
 and a model lists its own pictures by name in its ``pictures`` attribute (the keys of
 :data:`MODEL_PICTURES`: ``"mixture_components"``, ``"gmm"``, ``"linear_components"``,
@@ -14,8 +14,7 @@ Modules: :mod:`.canvas` (figures, saving, image grids), :mod:`.images` (any mode
 
 from pathlib import Path
 
-from torch.distributions import constraints
-
+from ..models import contract
 from .canvas import PAD, image_grid, image_scale, save_image_grid
 from .images import (
     latent_grid,
@@ -78,19 +77,18 @@ def save_all(model, data, history, out, n=64):
     rows = next(s for s in (data.test, data.valid, data.train) if s is not None)
     shape = data.image_shape
     paths = [learning_curves(history, out / "learning_curves.png")]
-    generic = not getattr(model, "uses_labels", False)
-    encodes = getattr(model, "amortized", True) and generic
-    if generic and shape is not None and hasattr(model, "sample"):
+    generic = not contract.uses_labels(model)
+    encodes = contract.amortized(model) and generic
+    if generic and shape is not None and isinstance(model, contract.Samples):
         paths.append(sample_grid(model, n, shape, out / "samples.png"))
-    if shape is not None and hasattr(model, "reconstruct") and encodes:
+    if shape is not None and isinstance(model, contract.Reconstructs) and encodes:
         paths.append(reconstructions(model, rows.x[:10], shape, out / "reconstructions.png"))
-    latent_2d = getattr(model, "latent_dim", None) == 2
-    if latent_2d and hasattr(model, "encode") and encodes and rows.y is not None:
+    latent_2d = isinstance(model, contract.Encodes) and model.latent_dim == 2
+    if latent_2d and encodes and rows.y is not None:
         paths.append(latent_scatter(model, rows.x, rows.y, out / "latent_scatter.png"))
-        real = getattr(getattr(model, "prior", None), "support", None) is constraints.real
-        if shape is not None and real:
+        if shape is not None and contract.latent_on_reals(model):
             paths.append(latent_grid(model, shape, out / "latent_grid.png"))
-    for name in getattr(model, "pictures", ()):
+    for name in contract.pictures(model):
         if shape is not None or name not in IMAGE_PICTURES:
             file, draw = MODEL_PICTURES[name]
             paths.append(draw(model, data, rows, out / file))

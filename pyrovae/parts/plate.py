@@ -1,0 +1,13 @@
+"""The size of a model's data plate."""
+
+from ..checks import positive_int
+
+
+def batch_rows(x, batch_size=None):
+    """The size of the data plate: the rows of ``x``, or ``batch_size`` (default 1) when a
+    model generates ``x``."""
+    if x is not None:
+        return x.shape[0]
+    if batch_size is None:
+        return 1
+    return positive_int("batch_size", batch_size)

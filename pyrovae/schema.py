@@ -1,0 +1,131 @@
+"""Options as typed dataclass fields: each option is one :func:`option` entry, from which its
+default, its check, its key in a config file and its command-line flag all come.
+
+A section of options is a ``@dataclass(frozen=True, kw_only=True)`` whose fields are made by
+:func:`option`; :func:`check` runs every field's check, :func:`defaults` lists the defaults,
+:func:`keys` the names a config file may hold, :func:`add_flags` adds the flags to an
+``argparse`` parser. The training options are :class:`pyrovae.infer.options.Options`, the
+data, model and run options :mod:`pyrovae.runs.options`.
+"""
+
+import argparse
+import dataclasses
+import decimal
+
+from . import checks
+
+
+def option(default, help, check=None, parse=None, flag=True, key=True, metavar=None):  # noqa: A002
+    """A dataclass field for one option.
+
+    :param default: the one default, in Python and on the command line.
+    :param str help: one line for ``--help`` (the default is added to it).
+    :param check: ``check(name, value)`` raising ``ValueError`` (:mod:`pyrovae.checks`).
+    :param parse: the flag's ``argparse`` type (text → value); ``bool`` makes a switch.
+    :param flag: ``True``: ``--name-with-dashes``; a text: that flag instead (``"--quiet"`` for
+        ``progress``, a switch that stores ``False``); ``False``: no flag.
+    :param bool key: whether a config file may set it (and ``config.yaml`` records it).
+    """
+    meta = {"help": help, "check": check, "parse": parse, "flag": flag, "key": key}
+    meta["metavar"] = metavar
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def check(instance):
+    """Run the check of every field of the dataclass ``instance``."""
+    for f in dataclasses.fields(instance):
+        if f.metadata.get("check") is not None:
+            f.metadata["check"](f.name, getattr(instance, f.name))
+
+
+def check_values(sections, values):
+    """Run the checks of the fields of ``sections`` named in the mapping ``values``."""
+    for section in sections:
+        for f in dataclasses.fields(section):
+            if f.name in values and f.metadata.get("check") is not None:
+                f.metadata["check"](f.name, values[f.name])
+
+
+def defaults(*sections, only_keys=False):
+    """``{name: default}`` of the fields of ``sections`` (with ``only_keys`` those a config
+    file may set)."""
+    return {
+        f.name: f.default
+        for section in sections
+        for f in dataclasses.fields(section)
+        if f.metadata.get("key", True) or not only_keys
+    }
+
+
+def keys(*sections):
+    """The names a config file may hold, in order."""
+    return tuple(defaults(*sections, only_keys=True))
+
+
+def add_flags(parser, *sections):
+    """One flag per field of ``sections`` that has one, its ``dest`` the field's name. A flag's
+    default is ``None`` (unset: a config file or the option's own default decides); a switch's
+    is the option's default."""
+    for section in sections:
+        for f in dataclasses.fields(section):
+            flag, meta = f.metadata.get("flag", False), f.metadata
+            if not flag:
+                continue
+            name = flag if isinstance(flag, str) else "--" + f.name.replace("_", "-")
+            default = f"default {f.default}" if f.default is not None else "unset by default"
+            if meta["parse"] is bool:
+                store = "store_false" if f.default else "store_true"
+                parser.add_argument(
+                    name, dest=f.name, action=store, default=f.default, help=meta["help"]
+                )
+                continue
+            parser.add_argument(
+                name,
+                dest=f.name,
+                type=meta["parse"],
+                metavar=meta["metavar"],
+                help=f"{meta['help']} ({default})",
+            )
+
+
+def integer(text):
+    """An integer flag: ``100``, or exponent notation that is exactly an integer (``1e8``)."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = decimal.Decimal(text.strip())
+        if value.is_finite() and value.adjusted() > 100:
+            raise argparse.ArgumentTypeError(f"{text!r} is out of range")
+        if value.is_finite() and value == value.to_integral_value():
+            return int(value)
+    except decimal.InvalidOperation:
+        pass
+    raise argparse.ArgumentTypeError(f"invalid int value: {text!r}")
+
+
+def integers(text):
+    """A list of integers: ``256,128``."""
+    try:
+        return [integer(v) for v in text.split(",") if v.strip()]
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected integers like 256,128, got {text!r}") from None
+
+
+def optional(check_fn):
+    """``check_fn`` for a value that may also be ``None`` (unset)."""
+
+    def checked(name, value):
+        return value if value is None else check_fn(name, value)
+
+    return checked
+
+
+def one_of(*allowed):
+    """A check: the value is one of ``allowed``."""
+
+    def checked(name, value):
+        return checks.one_of(name, value, allowed)
+
+    return checked
