@@ -33,10 +33,9 @@ import torch
 
 import pyrovae
 from pyrovae.data import Data, keep_labels
-from pyrovae.infer.callbacks import METRICS
-from pyrovae.infer.train import CHECKPOINT
 from pyrovae.models import SemiSupervisedVAE
 from pyrovae.parts.network import mlp
+from pyrovae.runs import CHECKPOINT, METRICS
 
 PUBLISHED = {
     "kingma_2014_table_1": {

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 import pyrovae
+from pyrovae.infer import starts
 from pyrovae.plots import plot_mixture_samples
 
 
@@ -37,7 +38,7 @@ def main(args):
         hidden=(256, 128),
         pretrain_epochs=args.pretrain_epochs,
     )
-    vae.initialize(data.train.x, seed=args.seed)  # VaDE's start: auto-encoder, GMM on codes
+    starts.start(vae, data.train.x, seed=args.seed)  # VaDE's start: auto-encoder, GMM on codes
     start = pyrovae.evaluate(vae, data, num_samples=10)
     print(f"after the VaDE start: accuracy {start['accuracy']:.3f}  NMI {start['nmi']:.3f}")
 

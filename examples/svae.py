@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 import pyrovae
 from pyrovae import plots
 from pyrovae.distributions import VonMisesFisher
-from pyrovae.special import bessel_iv_ratio
+from pyrovae.ops.special import bessel_iv_ratio
 
 
 def sampler_figure(d, kappa, n, path):

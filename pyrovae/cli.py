@@ -80,7 +80,7 @@ def train(args):
         pyro.set_rng_seed(config["seed"])  # the initial weights belong to the seeded run
         model = cfg.build_model(config, data.input_shape)
         if is_main:  # refuse a checkpoint before the logger writes anything
-            folder.start(model, env_world_size())
+            folder.resumed(model, env_world_size())
         logger = None
         if args.tensorboard and is_main:
             from .infer.loggers import TensorBoardLogger

@@ -8,8 +8,8 @@ import torch
 import yaml
 
 from pyrovae import budget, cli
-from pyrovae import config as cfg
 from pyrovae.models import VAE
+from pyrovae.runs import config as cfg
 
 
 def test_the_meta_build_counts_the_parameters_of_the_real_model_and_draws_no_numbers():

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from pyrovae import checks
-from pyrovae import config as cfg
 from pyrovae.infer.options import Options
 from pyrovae.models import VAE, GaussianMixture, MixtureOfLinearDecoders
+from pyrovae.runs import config as cfg
 
 CASES = [
     # check, accepted values, refused values, message

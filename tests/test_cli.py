@@ -5,7 +5,8 @@ import sys
 import pytest
 import yaml
 
-from pyrovae import cli, config
+from pyrovae import cli
+from pyrovae.runs import config
 
 FAST = ["--epochs", "2", "--batch-size", "200", "--hidden", "32", "--quiet"]
 

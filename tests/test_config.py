@@ -9,11 +9,11 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pyrovae import config as cfg
 from pyrovae.data import BINARIZE, DATASETS
 from pyrovae.models import models
 from pyrovae.parts import decoders, encoders, likelihoods, posteriors, priors
 from pyrovae.parts.network import ACTIVATIONS
+from pyrovae.runs import config as cfg
 
 POSITIVE_INTS = ("latent_dim", "epochs", "batch_size", "num_particles", "num_samples", "patience")
 texts = st.text(min_size=1, max_size=12).filter(str.strip)

@@ -18,9 +18,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import pyrovae
 from pyrovae import budget, cli
-from pyrovae import config as cfg
 from pyrovae.data import Data
 from pyrovae.models import VAE, ConditionalVAE
+from pyrovae.runs import config as cfg
 
 CATALOGUE = Path(__file__).parents[1] / "docs" / "errors.md"
 RUN = ["--hidden", "16", "--latent-dim", "2"]  # the options of the prepared run

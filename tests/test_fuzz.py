@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from pyrovae import cli
-from pyrovae import config as cfg
 from pyrovae.models import models
 from pyrovae.parts import decoders, encoders, likelihoods, posteriors, priors
+from pyrovae.runs import config as cfg
 
 pytestmark = pytest.mark.slow
 EXAMPLES = settings(

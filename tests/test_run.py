@@ -57,7 +57,7 @@ def test_the_config_holds_the_values_used_not_the_defaults_left_unset(tmp_path):
     assert "patience" not in config  # unset (no early stopping): left out, not null
 
 
-def test_a_users_model_gets_a_warning_and_no_config(digits, tmp_path):
+def test_a_users_model_gets_a_warning_and_no_config(digits, tmp_path, capsys):
     class Mine(pyrovae.VAE):
         pass
 
@@ -66,8 +66,16 @@ def test_a_users_model_gets_a_warning_and_no_config(digits, tmp_path):
             Mine(64, 2, hidden=(8,)), digits.train.x[:50], epochs=1, out=tmp_path, progress=False
         )
     assert not (tmp_path / "config.yaml").exists()
-    with pytest.raises(FileNotFoundError, match="holds no trained run"):
+    how = r"a class of your own: no config.yaml\); build the model in Python and load it with "
+    how += r"model.load_state_dict\(torch.load\("
+    with pytest.raises(ValueError, match=how):
         pyrovae.load(tmp_path)
+    assert cli.main(["evaluate", str(tmp_path)]) == 2
+    assert "load_state_dict" in capsys.readouterr().err  # not "holds no trained run"
+    mine = Mine(64, 2, hidden=(8,))
+    mine.load_state_dict(torch.load(tmp_path / "checkpoint.pt")["model"])  # what it says works
+    with pytest.raises(FileNotFoundError, match="holds no trained run"):
+        pyrovae.load(tmp_path / "nothing")
 
 
 @pytest.mark.slow

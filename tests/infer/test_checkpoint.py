@@ -10,8 +10,8 @@ import torch
 
 import pyrovae
 from pyrovae import cli
-from pyrovae import config as cfg
 from pyrovae.infer import checkpoint as ckpt
+from pyrovae.runs import config as cfg
 
 
 class Payload:

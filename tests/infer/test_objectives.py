@@ -176,5 +176,5 @@ def test_cli_trains_conv_iaf_vamp_continuous_bernoulli_with_iwae_and_evaluates(t
 
 def test_config_file_sets_the_objective(tmp_path):
     (tmp_path / "c.yaml").write_text("elbo: renyi\nalpha: 0.25\nbeta: 2\nnum_particles: 2\n")
-    config = pyrovae.config.resolve(pyrovae.config.read_file(tmp_path / "c.yaml"))
+    config = pyrovae.runs.config.resolve(pyrovae.runs.config.read_file(tmp_path / "c.yaml"))
     assert (config["elbo"], config["alpha"], config["beta"]) == ("renyi", 0.25, 2)

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,14 +13,13 @@ import yaml
 
 import pyrovae
 from pyrovae import cli
-from pyrovae.infer import checkpoint as ckpt
-from pyrovae.infer import run_folder
 from pyrovae.models import VAE
+from pyrovae.runs import RunFolder, folder, lock
 
 SMALL = ["--quiet", "--hidden", "16", "--batch-size", "200"]
 HOLDER = """
 import importlib.util, sys
-spec = importlib.util.spec_from_file_location("run_folder", sys.argv[1])
+spec = importlib.util.spec_from_file_location("lock", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
 with module.owned(sys.argv[2]):
@@ -33,7 +31,7 @@ with module.owned(sys.argv[2]):
 def _hold(folder):
     """Another process that owns ``folder`` until killed."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, run_folder.__file__, str(folder)],
+        [sys.executable, "-c", HOLDER, lock.__file__, str(folder)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -68,12 +66,17 @@ def test_a_folder_owned_by_a_live_process_is_refused_and_a_stale_lock_taken_over
     assert {"checkpoint.pt", "config.yaml", "metrics.json"} <= set(os.listdir(out))
 
 
-def test_the_lock_is_reentrant_and_a_refusal_inside_leaves_no_folder(tmp_path):
+def test_a_run_folder_holds_its_lock_till_released_as_often_and_a_refusal_leaves_no_folder(
+    tmp_path,
+):
     out = tmp_path / "a" / "b"
-    with pytest.raises(ValueError, match="boom"), run_folder.owned(out):
-        with run_folder.owned(out):
+    run = RunFolder(out)
+    with pytest.raises(ValueError, match="boom"), run:
+        with run:
             assert (out / ".lock").is_file()
         assert (out / ".lock").is_file()  # the inner block does not release the outer's lock
+        with pytest.raises(ValueError, match=f"{out} is in use by process {os.getpid()}"):
+            RunFolder(out).acquire()  # another owner, even in this process, is refused
         raise ValueError("boom")
     assert not (tmp_path / "a").exists()
 
@@ -103,15 +106,15 @@ def test_two_trainings_into_one_folder_one_refused_and_the_folder_consistent(tmp
 
 def _stop_at_save(monkeypatch, number):
     """Interrupt the run (as Ctrl-C would) at its ``number``-th checkpoint, before writing it."""
-    save, calls = ckpt.save, []
+    save, calls = RunFolder.save, []
 
-    def interrupted(*args, **kwargs):
+    def interrupted(self, state):
         calls.append(1)
         if len(calls) == number:
             raise KeyboardInterrupt
-        return save(*args, **kwargs)
+        return save(self, state)
 
-    monkeypatch.setattr(ckpt, "save", interrupted)
+    monkeypatch.setattr(RunFolder, "save", interrupted)
 
 
 def test_resume_without_epochs_continues_to_the_runs_target_bit_identically(
@@ -159,10 +162,10 @@ def test_a_kill_between_checkpoint_and_config_leaves_no_mismatching_config(
     out = tmp_path / "run"
     assert cli.main(["train", *SMALL, "--epochs", "1", "--out", str(out)]) == 0
 
-    def killed(folder, config):
+    def killed(self, text):
         raise KeyboardInterrupt  # after the checkpoint's rename, before config.yaml's
 
-    monkeypatch.setattr(run_folder, "after_checkpoint", killed)
+    monkeypatch.setattr(RunFolder, "write_config", killed)
     argv = ["train", *SMALL, "--epochs", "1", "--latent-dim", "3", "--overwrite", "--out", str(out)]
     assert cli.main(argv) == 130
     assert not (out / "config.yaml").exists()  # the old one was removed before the rename
@@ -177,10 +180,9 @@ def test_config_is_written_atomically_and_refusals_write_nothing(tmp_path, capsy
     out = tmp_path / "new" / "run"
     assert cli.main(["train", *SMALL, "--epochs", "1", "--lr", "-1", "--out", str(out)]) == 2
     assert not (tmp_path / "new").exists()
-    run_folder.write_atomically(tmp_path / "c.yaml", "a: 1\n")
+    folder.write_atomically(tmp_path / "c.yaml", "a: 1\n")
     assert (tmp_path / "c.yaml").read_text() == "a: 1\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
-    assert Path(run_folder.__file__).name == "run_folder.py"
 
 
 @pytest.mark.slow

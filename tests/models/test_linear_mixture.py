@@ -224,10 +224,3 @@ def test_cli_trains_and_evaluates_llgae(tmp_path, capsys, guide):
     assert result["log_likelihood"] == pytest.approx(exact, abs=1e-4)
     if guide == "exact":  # the ELBO of the exact guide is log p(x) itself
         assert result["elbo"] == pytest.approx(exact, abs=1e-3)
-
-
-def test_the_old_llgae_name_warns():
-    import pyrovae.models
-
-    with pytest.warns(DeprecationWarning, match="use pyrovae.models.MixtureOfLinearDecoders"):
-        assert pyrovae.models.LLGAE is MixtureOfLinearDecoders

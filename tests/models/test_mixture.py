@@ -272,12 +272,6 @@ def test_check_data(x, message):
         GaussianMixture(2, 2).check_data(x)
 
 
-def test_dim_is_a_deprecated_name_of_input_dim():
-    with pytest.warns(DeprecationWarning, match="input_dim"):
-        model = GaussianMixture(2, dim=3)
-    assert model.input_dim == 3 and model.locs.shape == (2, 3)
-
-
 @pytest.mark.parametrize("max_iter", [0, 100])
 def test_too_few_rows_for_kmeans(max_iter):
     with pytest.raises(ValueError, match="at least k=3 rows"):

@@ -11,6 +11,7 @@ from sklearn.cluster import KMeans
 
 import pyrovae
 from pyrovae.infer.clustering import clustering_scores
+from pyrovae.infer.starts import start
 from pyrovae.infer.train import default_elbo
 from pyrovae.models import VAE, vade
 from pyrovae.models.mixture import COMPONENT_SITE
@@ -113,7 +114,7 @@ def test_initialize_fits_the_prior_to_the_codes_as_scikit_learn_em():
     torch.manual_seed(0)
     x = torch.rand(120, 6).round()
     vae = VAE(6, 2, prior=MIXTURE, hidden=(8,), pretrain_epochs=3).double()
-    vae.initialize(x.double(), seed=4)
+    start(vae, x.double(), seed=4)
     codes = vae.encode(x.double()).numpy()
     ref = SklearnGMM(3, covariance_type="diag", n_init=5, random_state=4).fit(codes)
     prior = vae.prior
@@ -210,17 +211,8 @@ def test_pretraining_scores_the_augmented_rows_and_seeds_the_augmentation():
     )
 
 
-def test_old_homes_warn_and_still_work():
-    import importlib
-    import sys
-
-    sys.modules.pop("pyrovae.infer.pretrain", None)
-    with pytest.warns(DeprecationWarning, match="pyrovae.models.vade"):
-        pretrain = importlib.import_module("pyrovae.infer.pretrain")
+def test_the_old_set_components_warns_and_still_works():
     vae = VAE(6, 2, prior=MIXTURE, hidden=(8,))
-    x = torch.rand(60, 6).round()
-    assert len(pretrain.pretrain_autoencoder(vae, x, epochs=2)) == 2
-    assert pretrain.init_mixture_prior(vae, x, steps=100).num_components == 3
     with pytest.warns(DeprecationWarning, match="set_moments"):
         vae.prior.set_components(torch.ones(3) / 3, torch.zeros(3, 2), torch.full((3, 2), 0.5))
     assert torch.allclose(vae.prior.scales, torch.full((3, 2), 0.5))
@@ -245,7 +237,7 @@ def test_clusters_digits_well_above_chance():
 def test_default_pretraining_length_is_about_3000_batches(monkeypatch):
     calls = []
     monkeypatch.setattr(vade, "vade_start", lambda vae, x, epochs, seed: calls.append(epochs))
-    VAE(6, 2, prior=MIXTURE).initialize(torch.rand(250, 6).round())  # 3 batches of 100
-    VAE(6, 2, prior=MIXTURE, pretrain_epochs=7).initialize(torch.rand(250, 6).round())
-    VAE(6, 2).initialize(torch.rand(250, 6).round())
+    start(VAE(6, 2, prior=MIXTURE), torch.rand(250, 6).round())  # 3 batches of 100
+    start(VAE(6, 2, prior=MIXTURE, pretrain_epochs=7), torch.rand(250, 6).round())
+    start(VAE(6, 2), torch.rand(250, 6).round())
     assert calls == [1000, 7]

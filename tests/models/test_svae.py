@@ -115,7 +115,7 @@ def test_sphere_dim_refusals(kwargs, match):
 
 
 def test_sphere_dim_from_config():
-    from pyrovae import config
+    from pyrovae.runs import config
 
     resolved = config.resolve(
         {"sphere_dim": 4, "prior": "hyperspherical_uniform", "posterior": "von_mises_fisher"}

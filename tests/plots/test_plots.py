@@ -151,21 +151,6 @@ def test_grid_errors(model, tmp_path, kwargs, match):
         plots.sample_grid(model, 4, kwargs["image_shape"], tmp_path / kwargs["path"])
 
 
-@pytest.mark.parametrize("old", ["plots_mixture", "plots_llgae"])
-def test_old_picture_modules_warn(old):
-    import importlib
-    import sys
-
-    sys.modules.pop(f"pyrovae.{old}", None)
-    with pytest.warns(DeprecationWarning, match=f"pyrovae.{old} is deprecated"):
-        module = importlib.import_module(f"pyrovae.{old}")
-    assert all(
-        getattr(module, name) is getattr(plots, name)
-        for name in module.__dict__
-        if name.startswith("plot_")
-    )
-
-
 def test_save_all_draws_what_the_model_offers(digits, tmp_path):
     from pyrovae.models import MixtureOfLinearDecoders
 
