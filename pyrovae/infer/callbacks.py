@@ -240,7 +240,7 @@ class Progress(Callback):
     def on_train_end(self, state):
         if not state.ctx.is_main:
             return
-        if state.stopped_because is not None:
+        if state.stop:  # a hook stopped it early
             self._write(f"stopped at epoch {state.history['epoch'][-1]}: {state.stopped_because}")
         if state.best_epoch is not None and state.best_epoch != state.history["epoch"][-1]:
             self._write(f"restored the parameters of the best epoch, {state.best_epoch}")
