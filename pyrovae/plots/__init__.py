@@ -1,7 +1,8 @@
 """Pictures of trained models, written as PNG files without a display.
 
-:func:`save_all` asks the model what it offers (:mod:`pyrovae.models.contract`): every model with ``sample``/``reconstruct``
-gets samples and reconstructions on image data, one with a 2-d ``encode`` a latent scatter,
+:func:`save_all` asks the model what it offers (:mod:`pyrovae.models.contract`): every
+model with ``sample``/``reconstruct`` gets samples and reconstructions on image data, one
+with a 2-d ``encode`` a latent scatter,
 and a model lists its own pictures by name in its ``pictures`` attribute (the keys of
 :data:`MODEL_PICTURES`: ``"mixture_components"``, ``"gmm"``, ``"linear_components"``,
 ``"reconstructions_by_component"``, ``"samples_by_label"``,

@@ -1,0 +1,211 @@
+"""Run configuration: one flat mapping of the options of :mod:`pyrovae.runs.options`, read
+from YAML and command-line flags.
+
+``resolve(file_values, flag_values)`` merges defaults < config file < flags and checks every
+key and value; ``build_model(config, input_dim)`` and ``load_data(config)`` turn it into
+objects. A part (``prior``, ``posterior``, ``likelihood``, ``guide``…) is a name or a mapping
+``{name: ..., option: value}``, exactly as :mod:`pyrovae.parts` takes it.
+"""
+
+import inspect
+import math
+
+from .. import budget, checks, schema
+from .. import data as data_module
+from ..infer.objectives import OBJECTIVES
+from ..infer.options import Options
+from ..models import models
+from ..parts import decoders, encoders, likelihoods, posteriors, priors
+from .options import DEFAULT_LATENT_DIM, MODEL_KEYS, SECTIONS, DataOptions, ModelOptions, RunOptions
+from .yaml import load_yaml, read_file  # noqa: F401 (read_file: the config file reader)
+
+DEFAULTS = schema.defaults(*SECTIONS, only_keys=True)
+"""Every config key with its default (:mod:`pyrovae.runs.options`)."""
+LABEL_MODELS = ("cvae", "ssvae")  # the models that learn from labels
+PART_REGISTRIES = {
+    "prior": priors,
+    "posterior": posteriors,
+    "likelihood": likelihoods,
+    "encoder": encoders,
+    "decoder": decoders,
+}
+
+
+def resolve(file_values=None, flag_values=None):
+    """Defaults < config file < flags (``None`` flags are unset); every key and value checked.
+
+    :raises ValueError: naming the first key whose value is unknown, of the wrong type or out of
+        range, and what it accepts.
+    """
+    config = dict(DEFAULTS)
+    for source in (file_values or {}, flag_values or {}):
+        unknown = sorted(set(source) - set(DEFAULTS), key=str)
+        if unknown:
+            raise ValueError(
+                f"unknown config key(s) {', '.join(map(str, unknown))}; known keys: "
+                f"{', '.join(DEFAULTS)}"
+            )
+        config.update({k: v for k, v in source.items() if v is not None})
+    _labels(config)
+    _check(config)
+    if config["binarize"] is None:
+        bernoulli = config["model"] in ("vae", *LABEL_MODELS) and _part_name(
+            config["likelihood"]
+        ) in (
+            None,
+            "bernoulli",
+        )
+        clusters = _part_name(config["prior"]) == "mixture"  # grey levels, as VaDE
+        config["binarize"] = "dynamic" if bernoulli and not clusters else "none"
+    return config
+
+
+RESUMABLE = ("epochs", "num_samples", "data_root", "out")
+"""Keys a resumed run may change: the number of epochs (to train on), the evaluation's sample
+count and where the data and the run are found. Any other change would make the result differ
+from that of an uninterrupted run."""
+
+
+def resume(stored, file_values=None, flag_values=None, epochs_done=0):
+    """The config of a resumed run: the run's ``stored`` config < config file < flags.
+
+    Without ``epochs`` among the new values the run continues to its own target.
+
+    :raises ValueError: naming every option that differs from the run's (only the keys in
+        :data:`RESUMABLE` may), or when ``epochs`` is below the ``epochs_done`` already trained.
+    """
+    stored = resolve(stored)
+    config = resolve({**stored, **(file_values or {})}, flag_values)
+    changed = [k for k in config if k not in RESUMABLE and config[k] != stored[k]]
+    if changed:
+        what = ", ".join(f"{k} {config[k]!r} (the run's: {stored[k]!r})" for k in changed)
+        raise ValueError(
+            f"--resume would change {what}: the result would differ from the uninterrupted "
+            "run's; resume with the run's options (only --epochs may change) or train into a "
+            "new --out folder"
+        )
+    if config["epochs"] < epochs_done:
+        raise ValueError(
+            f"epochs {config['epochs']} is below the {epochs_done} epochs this run has already "
+            f"trained; resume with --epochs {epochs_done} or more"
+        )
+    return config
+
+
+def _labels(config):
+    """``condition_on: label`` turns the VAE into the conditional VAE; ``num_labels`` is for
+    the semi-supervised VAE only."""
+    if config["condition_on"] is not None:
+        checks.one_of("condition_on", config["condition_on"], ("label",))
+        if config["model"] == "vae":
+            config["model"] = "cvae"
+        elif config["model"] not in LABEL_MODELS:
+            raise ValueError(
+                f"model {config['model']!r} cannot condition on labels; use model vae (it "
+                "becomes cvae), cvae or ssvae"
+            )
+    checks.positive_int("num_labels", config["num_labels"], optional=True)
+    if config["num_labels"] is not None and config["model"] != "ssvae":
+        raise ValueError(
+            f"num_labels keeps only some training labels, for the semi-supervised VAE; use "
+            f"--model ssvae, or drop num_labels (model {config['model']!r} needs every label)"
+        )
+
+
+def _part_name(spec):
+    return spec.get("name") if isinstance(spec, dict) else spec
+
+
+def _check(config):
+    """Every value's own check (:mod:`pyrovae.runs.options`), then what ties values together."""
+    schema.check_values((Options,), config)
+    if not isinstance(config["elbo"], str):
+        raise ValueError(f"elbo must be one of {', '.join(OBJECTIVES)}, got {config['elbo']!r}")
+    Options(**{k: config[k] for k in Options.__dataclass_fields__ if k in config})  # elbo, alpha
+    schema.check_values((RunOptions, DataOptions, ModelOptions), config)
+    for key, registry in PART_REGISTRIES.items():
+        _check_part(key, config[key], registry)
+    _check_part("guide", config["guide"], None)
+    accepted = options_of(models[config["model"]])  # raises with the known names
+    missing = [
+        k
+        for k, p in accepted.items()
+        if k in MODEL_KEYS and k != "latent_dim" and p.default is p.empty and config[k] is None
+    ]
+    if missing:
+        flags = ", ".join(f"--{k.replace('_', '-')}" for k in missing)
+        raise ValueError(
+            f"model {config['model']!r} needs {', '.join(missing)}: give {flags} (or the key in "
+            "the config file)"
+        )
+    foreign = [k for k in MODEL_KEYS if config[k] is not None and k not in accepted]
+    if foreign:
+        raise ValueError(
+            f"{', '.join(foreign)}: not an option of model {config['model']!r} (its options: "
+            f"{', '.join(k for k in MODEL_KEYS if k in accepted)}); remove it or pick a model "
+            "that takes it"
+        )
+
+
+def _check_part(key, spec, registry):
+    """A part is a registered name or a mapping with a ``name`` (options are checked when the
+    model is built)."""
+    if spec is None:
+        return
+    name = spec.get("name") if isinstance(spec, dict) else spec
+    if not isinstance(name, str):
+        raise ValueError(
+            f"{key} must be a name or a mapping {{name: ..., option: value}}, got {spec!r}"
+        )
+    if registry is not None:
+        registry[name]  # raises with the known names
+
+
+def options_of(cls):
+    """The constructor parameters of the model class ``cls``, ``name → inspect.Parameter``; a
+    constructor that passes ``**options`` on (the conditional VAE's to the VAE's) adds those
+    of the class it passes them to."""
+    params = {}
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        more = False
+        for name, p in list(inspect.signature(klass.__init__).parameters.items())[1:]:
+            if p.kind is p.VAR_KEYWORD:
+                more = True
+            else:
+                params.setdefault(name, p)
+        if not more:
+            return params
+    return params
+
+
+def load_data(config):
+    data = data_module.load(config["dataset"], config["data_root"], config["binarize"])
+    if config["num_labels"] is not None:
+        data = data_module.keep_labels(data, config["num_labels"], config["seed"])
+    return data
+
+
+def build_model(config, input_dim, meta=False):
+    """The model named by ``config["model"]`` with the model options that are set.
+
+    ``input_dim`` is D or the data's ``input_shape`` (``(C, H, W)`` for images): models that
+    take image shapes (``accepts_image_shape``, e.g. the VAE's conv networks) get the shape,
+    others D. ``None``: the config's own ``input_dim`` (a saved run's). Without ``latent_dim``
+    or ``sphere_dim`` the latent dimension is :data:`~pyrovae.runs.options.DEFAULT_LATENT_DIM`.
+    With ``meta`` it is built on PyTorch's ``meta`` device (no memory, no random numbers), to
+    size it (:func:`pyrovae.budget.check_model`).
+    """
+    input_dim = config["input_dim"] if input_dim is None else input_dim
+    options = {k: config[k] for k in MODEL_KEYS if config[k] is not None}
+    shape = tuple(input_dim) if isinstance(input_dim, tuple | list) else (input_dim,)
+    if not getattr(models[config["model"]], "accepts_image_shape", False):
+        input_dim = math.prod(shape)
+    context = {"input_dim": input_dim}
+    if "latent_dim" not in options and "sphere_dim" not in options:
+        context["latent_dim"] = DEFAULT_LATENT_DIM
+    spec = {"name": config["model"], **options}
+    if meta:
+        return budget.check_model(lambda: models.build(spec, **context))
+    return models.build(spec, **context)

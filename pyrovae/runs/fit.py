@@ -1,0 +1,79 @@
+"""``pyrovae.fit``: the trainer (:func:`pyrovae.infer.train.train`) with its options by
+keyword and, with ``out``, a run folder (:class:`~pyrovae.runs.folder.RunFolder`)."""
+
+import warnings
+
+from ..infer.options import Options
+from ..infer.train import train
+from .describe import run_config
+from .folder import CHECKPOINT, CONFIG, RunFolder
+
+
+def fit(
+    model,
+    data,
+    *,
+    out=None,
+    resume=False,
+    overwrite=False,
+    distributed=None,
+    device=None,
+    logger=None,
+    callbacks=(),
+    config=None,
+    **options,
+):
+    """Train ``model`` (any object with ``model(x)`` and ``guide(x)``: a pyrovae model, a
+    user's pair, an ``AutoGuide`` of a user's model; see :mod:`pyrovae.models.contract`) by SVI
+    on ``data``, and return the history (:func:`pyrovae.infer.train.train`, which documents
+    ``data``, ``distributed``, ``device``, ``logger``, ``callbacks`` and the history).
+
+    :param out: a folder (or a :class:`~pyrovae.runs.folder.RunFolder`) for ``checkpoint.pt``
+        (every epoch, atomically), ``metrics.json`` and ``config.yaml``; owned by this process
+        while it trains.
+    :param bool resume: continue from ``out/checkpoint.pt`` if it exists; the result equals that
+        of an uninterrupted run with the same seed (and number of processes).
+    :param bool overwrite: allow starting afresh over an existing checkpoint.
+    :param dict config: entries to add to ``out/config.yaml`` (how the data were made, e.g.
+        ``{"dataset": "mnist", "binarize": "dynamic"}``). With ``out``, ``fit`` writes
+        ``config.yaml``: the model's name, ``input_dim`` and options and the training
+        options, every value used, so that ``pyrovae.load(out)`` rebuilds the model; for a
+        model it cannot rebuild from names (a user's class) it warns instead.
+    :param options: the training options, by keyword (:class:`pyrovae.infer.options.Options`:
+        ``epochs`` (100), ``batch_size`` (100), ``lr``, ``seed``, ``elbo``, ``num_particles``,
+        ``alpha``, ``beta``, ``warmup_epochs``, ``patience``, ``score_test``, ``initialize``,
+        ``labelled_per_batch``, ``detect_anomaly``, ``progress``).
+    """
+    o = Options.of(options)
+    folder = out
+    if out is not None and not isinstance(out, RunFolder):
+        folder = RunFolder(out, resume, overwrite)
+    if folder is not None:
+        folder.describes = describe(model, o, config, folder)
+    return train(
+        model,
+        data,
+        o,
+        store=folder,
+        distributed=distributed,
+        device=device,
+        logger=logger,
+        callbacks=callbacks,
+    )
+
+
+def describe(model, options, extra, folder):
+    """The config that the checkpoints of ``folder`` carry (and ``config.yaml`` holds), or
+    ``None`` with a warning for a model that cannot be rebuilt from names."""
+    config, reason = run_config(model, options, extra)
+    if config is None:
+        from ..infer.distributed import env_rank
+
+        if env_rank() == 0:
+            warnings.warn(
+                f"{folder.path / CONFIG} not written: {reason}, so pyrovae.load cannot rebuild "
+                "it; build the model yourself and load the weights with model.load_state_dict("
+                f"torch.load('{folder.path / CHECKPOINT}')['model'])",
+                stacklevel=3,
+            )
+    return config
