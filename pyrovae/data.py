@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import sampling
+from . import checks, sampling
 
 BINARIZE = ("none", "static", "dynamic")
 DATASETS = ("digits", "mnist", "fashion-mnist")
@@ -308,10 +308,7 @@ def keep_labels(data, num_labels, seed=0):
     y_all = train.y
     classes = y_all.unique()
     k = len(classes)
-    if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < k:
-        raise ValueError(
-            f"num_labels must be an integer >= {k} (one per class), got {num_labels!r}"
-        )
+    checks.int_at_least("num_labels", num_labels, k)  # one per class at least
     if num_labels % k:
         raise ValueError(
             f"num_labels must be a multiple of the {k} classes, so that every class keeps as "

@@ -1,4 +1,4 @@
-"""pyrovae.special against scipy.special.ive (and mpmath where scipy under/overflows).
+"""pyrovae.ops.special against scipy.special.ive (and mpmath where scipy under/overflows).
 
 Accuracy measure for log I: |log I - ref| <= tol * max(1, |ref|), i.e. relative where |log I| is
 large and absolute near log I = 0 (log I_0(x) ~ x^2/4 for small x).
@@ -88,12 +88,6 @@ def test_log_bessel_iv_and_ratio_in_one_pass(reference, v):
     assert _log_error(log_iv, reference["log_iv"][rows]) < 1e-12
     want = reference["ratio_next"][rows]
     assert ((ratio_next - want) / want).abs().max().item() < 1e-11
-
-
-def test_old_import_path_still_works():
-    import pyrovae.special
-
-    assert pyrovae.special.log_bessel_iv is log_bessel_iv
 
 
 def test_random_points_against_scipy():
