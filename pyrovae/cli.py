@@ -75,10 +75,10 @@ def train(args):
             config = cfg.resume(folder.config(), file_values, flags, state["epoch"])
         data = cfg.load_data(config)
         _check_input_dim(config, data)
-        meta = cfg.build_model(config, data.input_shape, meta=True)
+        meta = cfg.size_model(config, data.input_shape)
         budget.check_training(config, len(data.train), data.input_dim, meta)
         pyro.set_rng_seed(config["seed"])  # the initial weights belong to the seeded run
-        model = cfg.build_model(config, data.input_shape)
+        model = cfg.build_model(config, data.input_shape, sized=True)
         if is_main:  # refuse a checkpoint before the logger writes anything
             folder.resumed(model, env_world_size())
         logger = None

@@ -86,7 +86,7 @@ def evaluate(model, data, num_samples=1000, batch_size=100, seed=0, device=None)
     positive_int("num_samples", num_samples)
     if not contract.amortized(model):
         raise ValueError(
-            "the model's guide is not amortised: its "
+            f"the model's guide {contract.guide_name(model)!r} is not amortised: its "
             "posteriors belong to the training rows, taken as one batch, and cannot score other "
             "rows; read its training ELBO from fit's history, or train with guide='amortized'"
         )

@@ -1,4 +1,5 @@
-"""``fit``: stochastic variational inference for any pyrovae model (or model/guide object).
+"""``train``: stochastic variational inference for any pyrovae model (or model/guide object),
+the loop of :func:`pyrovae.fit` (:mod:`pyrovae.runs.fit`, which adds the run folder).
 
 Each step minimises the negative ELBO of a mini-batch divided by its size, so the loss is the
 per-example negative ELBO whatever the batch size, with ``torch.optim.Adam`` on the model's
@@ -10,7 +11,9 @@ The loop is short: everything else — KL warm-up, early stopping, test scoring,
 checkpoints, loggers — is a hook (:mod:`pyrovae.infer.callbacks`). Under ``torchrun`` the same
 loop runs data-parallel (:mod:`pyrovae.infer.distributed`); every step passes the numerical
 guard (:mod:`pyrovae.infer.guard`, inside :mod:`pyrovae.infer.step`) before the parameters
-move, and checkpoints let a killed run resume exactly.
+move, and checkpoints (handed to a store, e.g. the run folder) let a killed run resume
+exactly. The loop knows nothing of run folders, config files or the command line; it asks the
+model through :mod:`pyrovae.models.contract`.
 """
 
 import contextlib

@@ -15,6 +15,7 @@ protocol                  what it adds
 :class:`Initializes`      ``initialize(x, seed)``: a start on the training rows before step 1
 :class:`Amortization`     ``amortized``: ``False`` when the guide has posteriors for the training
                           rows only (it cannot score other rows)
+:class:`NamesGuide`       ``guide_name``: what the guide is, for messages
 :class:`Enumerates`       ``has_enumerated_sites``: sites marked for enumeration (TraceEnum_ELBO)
 :class:`LearnsLabels`     ``uses_labels``: ``model(x, y)``/``guide(x, y)`` take labels ``(N,)``
                           (−1 unlabelled); ``conditions_on_labels``: scored given them too
@@ -61,6 +62,11 @@ class Initializes(Protocol):
 @runtime_checkable
 class Amortization(Protocol):
     amortized: bool
+
+
+@runtime_checkable
+class NamesGuide(Protocol):
+    guide_name: str
 
 
 @runtime_checkable
@@ -126,6 +132,11 @@ class Pictures(Protocol):
 def amortized(model):
     """Whether the guide can score rows it was not trained on (default ``True``)."""
     return model.amortized if isinstance(model, Amortization) else True
+
+
+def guide_name(model):
+    """The name of the model's guide, for messages (``""`` when it has none)."""
+    return model.guide_name if isinstance(model, NamesGuide) else ""
 
 
 def has_enumerated_sites(model):

@@ -2,7 +2,7 @@
 
 Trained from scratch, a mixture-prior VAE tends to settle with its components covering the
 codes in ways unrelated to the classes (or with one component taking everything). VaDE starts
-it in two stages instead, which :meth:`pyrovae.models.VAE.initialize` runs (and so
+it in two stages instead, which :func:`pyrovae.infer.starts.start` runs (and so
 :func:`pyrovae.fit`, on a fresh start) when the VAE has ``pretrain_epochs > 0`` — the default
 for a mixture prior:
 

@@ -187,16 +187,24 @@ def load_data(config):
     return data
 
 
-def build_model(config, input_dim, meta=False):
-    """The model named by ``config["model"]`` with the model options that are set.
+def size_model(config, input_dim):
+    """:func:`build_model` on PyTorch's ``meta`` device (no memory, no random numbers), refused
+    when training it would not fit in memory (:func:`pyrovae.budget.check_model`); the meta
+    model, or ``None`` when it cannot be built there."""
+    return budget.check_model(lambda: build_model(config, input_dim, sized=True))
+
+
+def build_model(config, input_dim, sized=False):
+    """The model named by ``config["model"]`` with the model options that are set, after
+    :func:`size_model` unless ``sized`` (the caller has sized it).
 
     ``input_dim`` is D or the data's ``input_shape`` (``(C, H, W)`` for images): models that
     take image shapes (``accepts_image_shape``, e.g. the VAE's conv networks) get the shape,
     others D. ``None``: the config's own ``input_dim`` (a saved run's). Without ``latent_dim``
     or ``sphere_dim`` the latent dimension is :data:`~pyrovae.runs.options.DEFAULT_LATENT_DIM`.
-    With ``meta`` it is built on PyTorch's ``meta`` device (no memory, no random numbers), to
-    size it (:func:`pyrovae.budget.check_model`).
     """
+    if not sized:
+        size_model(config, input_dim)
     input_dim = config["input_dim"] if input_dim is None else input_dim
     options = {k: config[k] for k in MODEL_KEYS if config[k] is not None}
     shape = tuple(input_dim) if isinstance(input_dim, tuple | list) else (input_dim,)
@@ -205,7 +213,4 @@ def build_model(config, input_dim, meta=False):
     context = {"input_dim": input_dim}
     if "latent_dim" not in options and "sphere_dim" not in options:
         context["latent_dim"] = DEFAULT_LATENT_DIM
-    spec = {"name": config["model"], **options}
-    if meta:
-        return budget.check_model(lambda: models.build(spec, **context))
-    return models.build(spec, **context)
+    return models.build({"name": config["model"], **options}, **context)
