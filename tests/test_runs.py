@@ -167,11 +167,15 @@ def test_the_label_models_build_their_networks_once_with_the_vaes_construction()
     encoder = {k: v.shape for k, v in cvae.encoder.state_dict().items()}
     assert encoder == {k: v.shape for k, v in vae.encoder.state_dict().items()}
     assert cvae.decoder.net[0].in_features == 2 + 3
-    assert cvae.build_options == {
-        "input_dim": 6, "latent_dim": 2, "num_classes": 3, "name": "cvae", "hidden": (5,)
+    options = cvae.build_options  # given, its own defaults and the VAE's it passes them to
+    assert {k: options[k] for k in ("input_dim", "num_classes", "name", "hidden")} == {
+        "input_dim": 6, "num_classes": 3, "name": "cvae", "hidden": (5,)
     }  # fmt: skip
-    with pytest.raises(ValueError, match="guide: not an option of ConditionalVAE"):
+    assert options["prior"] == "normal" and options["activation"] == "relu"
+    with pytest.raises(ValueError, match="ConditionalVAE's guide is its label-conditioned"):
         pyrovae.ConditionalVAE(6, 2, guide="auto_normal")
+    ssvae = pyrovae.SemiSupervisedVAE(6, 2, num_classes=3)
+    assert ssvae.build_options["hidden"] == (500,) and ssvae.build_options["name"] == "ssvae"
     with pytest.raises(ValueError, match="^num_classes must be an integer >= 2, got 1$"):
         pyrovae.ConditionalVAE(6, 2, num_classes=1)
 

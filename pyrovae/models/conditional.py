@@ -31,11 +31,11 @@ class ConditionalVAE(VAE):
 
     def __init__(self, input_dim, latent_dim=None, num_classes=10, name="cvae", **options):
         checks.int_at_least("num_classes", num_classes, 2)
-        refused = sorted(set(options) & {"guide", "pretrain_epochs"})
-        if refused:
+        guide, pretrain = options.pop("guide", "amortized"), options.pop("pretrain_epochs", 0)
+        if guide != "amortized" or pretrain:
             raise ValueError(
-                f"{', '.join(refused)}: not an option of {type(self).__name__}, whose guide is "
-                "its label-conditioned encoder; remove it"
+                f"guide={guide!r}, pretrain_epochs={pretrain!r}: {type(self).__name__}'s guide is "
+                "its label-conditioned encoder (guide='amortized', no VaDE start); remove them"
             )
         self.num_classes = num_classes  # label_dim, which VAE.__init__ reads
         super().__init__(input_dim, latent_dim, name=name, pretrain_epochs=0, **options)

@@ -99,11 +99,31 @@ class Registry:
         return cls(**kwargs)
 
 
+def parameters(cls):
+    """The constructor parameters of ``cls``, ``name → inspect.Parameter``; a constructor that
+    passes ``**options`` on (the conditional VAE's to the VAE's) adds those of the class it
+    passes them to."""
+    params = {}
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        more = False
+        for name, p in list(inspect.signature(klass.__init__).parameters.items())[1:]:
+            if p.kind is p.VAR_KEYWORD:
+                more = True
+            elif p.kind is not p.VAR_POSITIONAL:
+                params.setdefault(name, p)
+        if not more:
+            break
+    return params
+
+
 class Recorded:
-    """A base class whose instances keep the arguments they were built with, defaults filled
-    in, as ``build_options`` (so that a run's ``config.yaml`` can say how to build the model
-    again, :mod:`pyrovae.runs.describe`). Arguments collected by ``**options`` are flattened
-    into it. Put it first among the bases: ``class VAE(Recorded, nn.Module)``."""
+    """A base class whose instances keep the arguments they were built with, every default
+    filled in (those of the classes ``**options`` go to as well), as ``build_options``, so
+    that a run's ``config.yaml`` can say how to build the model again
+    (:mod:`pyrovae.runs.describe`). Put it first among the bases:
+    ``class VAE(Recorded, nn.Module)``."""
 
     def __new__(cls, *args, **kwargs):
         self = super().__new__(cls)
@@ -111,8 +131,7 @@ class Recorded:
             bound = inspect.signature(cls.__init__).bind(self, *args, **kwargs)
         except TypeError:  # not a constructor call (a copy), or arguments __init__ refuses
             return self
-        bound.apply_defaults()
-        options = {}
+        options = {n: p.default for n, p in parameters(cls).items() if p.default is not p.empty}
         for name, value in list(bound.arguments.items())[1:]:
             kind = bound.signature.parameters[name].kind
             options.update(value if kind is inspect.Parameter.VAR_KEYWORD else {name: value})

@@ -7,7 +7,6 @@ objects. A part (``prior``, ``posterior``, ``likelihood``, ``guide``…) is a na
 ``{name: ..., option: value}``, exactly as :mod:`pyrovae.parts` takes it.
 """
 
-import inspect
 import math
 
 from .. import budget, checks, schema
@@ -16,6 +15,7 @@ from ..infer.objectives import OBJECTIVES
 from ..infer.options import Options
 from ..models import models
 from ..parts import decoders, encoders, likelihoods, posteriors, priors
+from ..parts.registry import parameters as options_of
 from .options import DEFAULT_LATENT_DIM, MODEL_KEYS, SECTIONS, DataOptions, ModelOptions, RunOptions
 from .yaml import load_yaml, read_file  # noqa: F401 (read_file: the config file reader)
 
@@ -159,25 +159,6 @@ def _check_part(key, spec, registry):
         )
     if registry is not None:
         registry[name]  # raises with the known names
-
-
-def options_of(cls):
-    """The constructor parameters of the model class ``cls``, ``name → inspect.Parameter``; a
-    constructor that passes ``**options`` on (the conditional VAE's to the VAE's) adds those
-    of the class it passes them to."""
-    params = {}
-    for klass in cls.__mro__:
-        if "__init__" not in vars(klass):
-            continue
-        more = False
-        for name, p in list(inspect.signature(klass.__init__).parameters.items())[1:]:
-            if p.kind is p.VAR_KEYWORD:
-                more = True
-            else:
-                params.setdefault(name, p)
-        if not more:
-            return params
-    return params
 
 
 def load_data(config):
