@@ -1,5 +1,6 @@
 """Inference: the SVI trainer (alone or data-parallel) and its hooks, its numerical guard,
-checkpoints, loggers and evaluation."""
+checkpoints, loggers and evaluation. The loop is :func:`pyrovae.infer.train.train`;
+``pyrovae.fit`` (:mod:`pyrovae.runs`) adds the run folder."""
 
 from .callbacks import Callback, LearningRateDecay, ScaleLatentsMessenger
 from .evaluation import evaluate, log_weights
@@ -7,7 +8,7 @@ from .guard import NonFiniteError
 from .loggers import Logger, TensorBoardLogger
 from .options import Options
 from .step import make_step
-from .train import default_elbo, scale_latents, train
+from .train import default_elbo, scale_latents
 
 __all__ = [
     "Callback",
@@ -22,5 +23,4 @@ __all__ = [
     "Options",
     "ScaleLatentsMessenger",
     "scale_latents",
-    "train",
 ]

@@ -79,8 +79,7 @@ class Registry:
         else:
             return spec
         cls = self[name]
-        params = inspect.signature(cls).parameters
-        accepted = list(params)
+        accepted = list(parameters(cls))
         unknown = sorted(set(options) - set(accepted))
         if unknown:
             valid = [p for p in accepted if p not in context]

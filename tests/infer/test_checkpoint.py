@@ -12,6 +12,7 @@ import pyrovae
 from pyrovae import cli
 from pyrovae.infer import checkpoint as ckpt
 from pyrovae.runs import config as cfg
+from pyrovae.runs import folder
 
 
 class Payload:
@@ -30,7 +31,7 @@ def run(tmp_path_factory):
     config = cfg.resolve({}, {"hidden": [16], "latent_dim": 2, "epochs": 1, "out": str(run)})
     data = cfg.load_data(config)
     pyrovae.fit(cfg.build_model(config, data.input_dim), data, epochs=1, out=run, progress=False)
-    cfg.write(config, run / "config.yaml")
+    folder.write_atomically(run / "config.yaml", folder.config_text(config))
     return run
 
 
