@@ -130,9 +130,13 @@ class Recorded:
             bound = inspect.signature(cls.__init__).bind(self, *args, **kwargs)
         except TypeError:  # not a constructor call (a copy), or arguments __init__ refuses
             return self
-        options = {n: p.default for n, p in parameters(cls).items() if p.default is not p.empty}
+        given = {}
         for name, value in list(bound.arguments.items())[1:]:
             kind = bound.signature.parameters[name].kind
-            options.update(value if kind is inspect.Parameter.VAR_KEYWORD else {name: value})
-        object.__setattr__(self, "build_options", options)
+            given.update(value if kind is inspect.Parameter.VAR_KEYWORD else {name: value})
+        options = {}  # in the order of the signatures
+        for name, p in parameters(cls).items():
+            if name in given or p.default is not p.empty:
+                options[name] = given.pop(name, p.default)
+        object.__setattr__(self, "build_options", {**options, **given})
         return self
