@@ -57,6 +57,10 @@ class Split:
         """The rows in order, ``size`` at a time: ``(≤ size, D)`` tensors."""
         return torch.split(self.x, size)
 
+    def __repr__(self):
+        x = f"x={tuple(self.x.shape)} {str(self.x.dtype).removeprefix('torch.')}"
+        return f"Split({x}{'' if self.y is None else f', y={tuple(self.y.shape)}'})"
+
 
 class DatasetSplit:
     """The rows of a map-style ``torch.utils.data.Dataset``, read a batch at a time.
@@ -98,6 +102,9 @@ class DatasetSplit:
         for start in range(0, len(self), size):
             yield self.rows(range(start, min(start + size, len(self))))[0]
 
+    def __repr__(self):
+        return f"DatasetSplit({type(self.dataset).__name__}, {len(self)} rows)"
+
     @property
     def x(self):
         return self.rows(range(len(self)))[0]
@@ -137,8 +144,8 @@ class Data:
         images whose flattened pixels are the rows, or ``None`` for plain vectors.
 
     ``input_shape`` is ``(C, H, W)`` for images (C = 1 for grey levels) and ``(D,)`` for
-    vectors; ``image_shape`` is ``(H, W)`` for grey-level images (what the pictures draw) and
-    ``None`` otherwise.
+    vectors; ``image_shape`` is what the pictures draw: ``(H, W)`` for grey-level images,
+    ``(C, H, W)`` for colour (C = 3, RGB, or 4, RGBA) and ``None`` otherwise.
     """
 
     def __init__(self, train, valid=None, test=None, binarize="none", image_shape=None, name=""):
@@ -163,13 +170,20 @@ class Data:
                 "give (H, W) or (C, H, W) with C·H·W = the row length"
             )
         self._input_shape = shape
-        self.image_shape = shape[1:] if shape is not None and shape[0] == 1 else None
+        self.image_shape = _picture_shape(shape)
         self.binarize, self.name = binarize, name
         gen = torch.Generator().manual_seed(_SPLIT_SEED)
         once = binarize != "none"
         self.train = _binarized(train, gen) if binarize == "static" else train
         self.valid = _binarized(valid, gen) if once and valid is not None else valid
         self.test = _binarized(test, gen) if once and test is not None else test
+
+    def __repr__(self):
+        splits = ",\n".join(f"    {k}={getattr(self, k)!r}" for k in ("train", "valid", "test"))
+        return (
+            f"Data(name={self.name!r}, input_shape={self.input_shape}, "
+            f"binarize={self.binarize!r},\n{splits},\n)"
+        )
 
     @property
     def input_dim(self):
@@ -182,7 +196,16 @@ class Data:
         return self._input_shape or (self.input_dim,)
 
     def batches(
-        self, batch_size, epoch, seed, rank=0, world_size=1, labels=False, labelled_per_batch=0
+        self,
+        batch_size,
+        epoch,
+        seed,
+        rank=0,
+        world_size=1,
+        labels=False,
+        labelled_per_batch=0,
+        num_workers=0,
+        pin_memory=False,
     ):
         """Shuffled training batches ``(B, D)`` for one epoch; with ``labels``, ``(B, D + 1)``:
         each row followed by its label (−1: unlabelled), for the models that learn from
@@ -201,6 +224,11 @@ class Data:
         ``batch_size − L`` unlabelled ones (per process): an epoch is one pass over the
         unlabelled rows, and the labelled rows are dealt out again and again, reshuffled at
         every pass (:func:`pyrovae.sampling.mixed_batches`).
+
+        With ``num_workers`` > 0 the rows are read by that many worker processes of a
+        ``torch.utils.data.DataLoader`` (:func:`read_batches`), ahead of the step that uses
+        them; the batches are the same, in the same order (``pin_memory``: in page-locked
+        memory, for faster copies to a CUDA device).
         """
         gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
         size = batch_size * world_size
@@ -209,14 +237,58 @@ class Data:
             order = sampling.mixed_batches(y, size, labelled_per_batch * world_size, gen)
         else:
             order = sampling.plain_batches(len(self.train), size, gen)
-        for index in order:
-            if self.binarize != "dynamic":  # read this rank's rows only
-                x, y = self.train.rows(index[rank::world_size])
-            else:
-                x, y = self.train.rows(index)
+        dynamic = self.binarize == "dynamic"  # drawn for the global batch, so read it whole
+        wanted = [index if dynamic else index[rank::world_size] for index in order]
+        workers = {"num_workers": num_workers, "pin_memory": pin_memory, "seed": gen.initial_seed()}
+        for x, y in read_batches(self.train, wanted, **workers):
+            if dynamic:
                 x = torch.bernoulli(x, generator=gen)[rank::world_size]  # the global draw
                 y = None if y is None else y[rank::world_size]
             yield torch.cat([x, y[:, None].to(x.dtype)], 1) if labels else x
+
+
+def read_batches(split, indices, num_workers=0, pin_memory=False, seed=0):
+    """``split.rows(index)`` for each index tensor of ``indices``, in order: read here, or with
+    ``num_workers`` > 0 by a ``DataLoader`` whose batch sampler is ``indices`` itself, so that
+    its worker processes read exactly these batches (each a ``__getitems__`` call on the
+    split's data set) while the caller trains on earlier ones. The loader's worker seeds come
+    from a generator seeded with ``seed``, not from torch's global generator, which the run's
+    own sampling noise keeps to itself."""
+    if not num_workers:
+        return (split.rows(index) for index in indices)
+    loader = torch.utils.data.DataLoader(
+        _BatchReader(split),
+        batch_sampler=indices,
+        num_workers=num_workers,
+        collate_fn=_as_read,
+        pin_memory=pin_memory,
+        generator=torch.Generator().manual_seed(seed),
+    )
+    return iter(loader)
+
+
+class _BatchReader(torch.utils.data.Dataset):
+    """A split as a ``Dataset`` whose ``__getitems__`` reads a whole batch ``(x, y)``."""
+
+    def __init__(self, split):
+        self.split = split
+
+    def __len__(self):
+        return len(self.split)
+
+    def __getitems__(self, index):
+        return self.split.rows(index)
+
+
+def _as_read(batch):
+    return batch
+
+
+def _picture_shape(input_shape):
+    """``(H, W)`` of grey images, ``(C, H, W)`` of RGB(A) ones, ``None`` for anything else."""
+    if input_shape is None or input_shape[0] not in (1, 3, 4):
+        return None
+    return input_shape[1:] if input_shape[0] == 1 else input_shape
 
 
 def _row_length(split):

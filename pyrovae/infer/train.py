@@ -81,6 +81,7 @@ def fit(
     overwrite=False,
     distributed=None,
     device=None,
+    num_workers=0,
     logger=None,
     callbacks=(),
     config=None,
@@ -106,6 +107,10 @@ def fit(
     :param device: ``"cpu"``, ``"cuda"``, ``"mps"`` or ``"auto"`` (:mod:`pyrovae.infer.device`):
         the model is moved there and every batch follows; ``None`` keeps the model where it is.
         Under ``torchrun``, ``"cuda"`` is each rank's own GPU and the ranks talk over NCCL.
+    :param int num_workers: processes that read the training rows ahead of the steps (a
+        ``DataLoader`` with the run's own batches as its batch sampler, in page-locked memory
+        on CUDA; :meth:`pyrovae.data.Data.batches`): for a ``Dataset`` read from disk. The
+        batches, and so the result, are the same with any number; 0 reads them in this process.
     :param logger: a :class:`~pyrovae.infer.loggers.Logger` (e.g.
         :class:`~pyrovae.infer.loggers.TensorBoardLogger`) or a list of them.
     :param callbacks: more :class:`~pyrovae.infer.callbacks.Callback` objects for the loop.
@@ -138,6 +143,7 @@ def fit(
     numerical guard still stops training at the first non-finite loss or gradient.
     """
     o = Options.of(options)
+    checks.nonnegative_int("num_workers", num_workers)
     data = as_data(data)
     check = getattr(model, "check_data", None)
     for split in (data.train, data.valid, data.test):
@@ -175,6 +181,8 @@ def fit(
             start = ctx.from_main(first)
             hooks = _callbacks(o, path, logger, callbacks)
             state = TrainState(model, data, ctx, o, elbo)
+            pinned = num_workers > 0 and state.device.type == "cuda"
+            state.loading = {"num_workers": num_workers, "pin_memory": pinned}
             with _describing(path, model, o, config, ctx):
                 history = _train(state, hooks, start)
         finished = True
@@ -234,6 +242,7 @@ class TrainState:
     loss: float = 0.0  # the last step's summed negative (β-weighted) ELBO on this rank
     batch_rows: int = 0
     stop: bool = False
+    loading: dict = field(default_factory=dict)  # Data.batches's num_workers, pin_memory
 
     def __post_init__(self):
         self.model_fn, self.guide_fn = self.model.model, self.model.guide
@@ -306,7 +315,7 @@ def _train(state, hooks, start):
             break
         state.epoch, tic, total, count = epoch, time.perf_counter(), 0.0, 0
         batches = data.batches(
-            o.batch_size, epoch, o.seed, ctx.rank, ctx.world_size, **state.labels
+            o.batch_size, epoch, o.seed, ctx.rank, ctx.world_size, **state.labels, **state.loading
         )
         with _anomaly_detection(o.detect_anomaly):  # validation was done on the first batch
             for step, x in enumerate(batches, 1):
