@@ -38,6 +38,7 @@ from .callbacks import (
 )
 from .distributed import Context
 from .distributed import setup as distributed_setup
+from .loggers import make_loggers
 from .objectives import make_elbo, objective_name
 from .options import Options
 from .step import adam, make_step, named_parameters, trainable_parameters
@@ -112,7 +113,9 @@ def fit(
         on CUDA; :meth:`pyrovae.data.Data.batches`): for a ``Dataset`` read from disk. The
         batches, and so the result, are the same with any number; 0 reads them in this process.
     :param logger: a :class:`~pyrovae.infer.loggers.Logger` (e.g.
-        :class:`~pyrovae.infer.loggers.TensorBoardLogger`) or a list of them.
+        :class:`~pyrovae.infer.loggers.MLflowLogger`), a name (``"tensorboard"``, ``"mlflow"``,
+        ``"wandb"``, ``"csv"``: :func:`~pyrovae.infer.loggers.make_loggers`) or a list of them;
+        they get the run's resolved config as parameters.
     :param callbacks: more :class:`~pyrovae.infer.callbacks.Callback` objects for the loop.
     :param dict config: entries to add to ``out/config.yaml`` (how the data were made, e.g.
         ``{"dataset": "mnist", "binarize": "dynamic"}``). On a fresh start with ``out``, ``fit``
@@ -144,6 +147,7 @@ def fit(
     """
     o = Options.of(options)
     checks.nonnegative_int("num_workers", num_workers)
+    logger = make_loggers(logger, out)
     data = as_data(data)
     check = getattr(model, "check_data", None)
     for split in (data.train, data.valid, data.test):
@@ -181,6 +185,7 @@ def fit(
             start = ctx.from_main(first)
             hooks = _callbacks(o, path, logger, callbacks)
             state = TrainState(model, data, ctx, o, elbo)
+            state.config = _logged_config(model, o, config)
             pinned = num_workers > 0 and state.device.type == "cuda"
             state.loading = {"num_workers": num_workers, "pin_memory": pinned}
             with _describing(path, model, o, config, ctx):
@@ -212,12 +217,25 @@ def _describing(path, model, o, extra, ctx):
     return run_folder.describing(path.parent, config)
 
 
+def _logged_config(model, o, extra):
+    """What ``config.yaml`` holds (:func:`pyrovae.run.run_config`); for a model it cannot
+    rebuild, ``extra``, the model's class name and the training options of plain values."""
+    from ..run import TRAINING_KEYS, run_config
+
+    config, _ = run_config(model, o, extra)
+    if config is None:
+        training = {k: getattr(o, k) for k in TRAINING_KEYS}
+        plain = {k: v for k, v in training.items() if isinstance(v, bool | int | float | str)}
+        config = {**(extra or {}), "model": type(model).__name__, **plain}
+    return config
+
+
 def _callbacks(o, path, logger, extra):
     """The hooks of a run, in the order they are called."""
     hooks = [KLWarmup(o.warmup_epochs, o.beta)] if o.warmup_epochs or o.beta != 1 else []
     hooks += [EarlyStopping(o.patience)] if o.patience is not None else []
     hooks += [TestScore(o.score_test), *extra]
-    hooks += list(logger) if isinstance(logger, list | tuple) else [logger] if logger else []
+    hooks += logger
     hooks += [Progress()] if o.progress else []
     return hooks + ([Checkpoint(path)] if path is not None else [])
 
@@ -243,6 +261,7 @@ class TrainState:
     batch_rows: int = 0
     stop: bool = False
     loading: dict = field(default_factory=dict)  # Data.batches's num_workers, pin_memory
+    config: dict = field(default_factory=dict)  # the resolved config, for the loggers
 
     def __post_init__(self):
         self.model_fn, self.guide_fn = self.model.model, self.model.guide
