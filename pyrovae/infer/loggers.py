@@ -29,6 +29,7 @@ The backends need their packages only when used: ``pip install 'pyrovae[tensorbo
 local folder store; install the full ``mlflow`` for a local SQLite store), ``'pyrovae[wandb]'``.
 """
 
+import contextlib
 import csv
 import math
 import time
@@ -78,15 +79,17 @@ class Logger(Callback):
         for name in ("valid", "test"):
             if h[f"{name}_elbo"][-1] is not None:
                 metrics[f"elbo/{name}"] = h[f"{name}_elbo"][-1]
-        metrics.update(self._terms(state))
-        self.log_metrics(metrics, step)
         shape = getattr(state.data, "image_shape", None)
-        if shape is not None and hasattr(state.model, "sample"):
-            from ..plots import image_grid
+        with _own_draws(state):
+            metrics.update(self._terms(state))
+            if shape is not None and hasattr(state.model, "sample"):
+                from ..plots import image_grid
 
-            n = self.num_samples
-            with torch.no_grad():
-                images = image_grid(state.model.sample(n), shape, math.ceil(math.sqrt(n)))
+                n = self.num_samples
+                with torch.no_grad():
+                    images = image_grid(state.model.sample(n), shape, math.ceil(math.sqrt(n)))
+        self.log_metrics(metrics, step)
+        if shape is not None and hasattr(state.model, "sample"):
             self.log_image("samples", images, step)
 
     def on_train_end(self, state):
@@ -104,6 +107,17 @@ class Logger(Callback):
         device, dtype = checks.device_dtype(state.model)
         terms = elbo_terms(state.model, x.to(device, dtype))
         return {f"terms/{k}": v for k, v in terms.items() if k != "elbo" and v is not None}
+
+
+@contextlib.contextmanager
+def _own_draws(state):
+    """The random draws of the logged terms and samples, from torch's generators seeded by
+    ``(seed, epoch)`` and then put back as they were: logging leaves the run's own random
+    stream alone, and every logger of a run gets the same numbers and pictures."""
+    device = state.device
+    with torch.random.fork_rng([] if device.type == "cpu" else [device], device_type=device.type):
+        torch.manual_seed(state.options.seed * 100_003 + state.epoch)
+        yield
 
 
 @torch.no_grad()
