@@ -186,8 +186,9 @@ def fit(
             hooks = _callbacks(o, path, logger, callbacks)
             state = TrainState(model, data, ctx, o, elbo)
             state.config = _logged_config(model, o, config)
-            pinned = num_workers > 0 and state.device.type == "cuda"
-            state.loading = {"num_workers": num_workers, "pin_memory": pinned}
+            if num_workers:  # Data.batches's keywords (none for one process)
+                pinned = state.device.type == "cuda"
+                state.loading = {"num_workers": num_workers, "pin_memory": pinned}
             with _describing(path, model, o, config, ctx):
                 history = _train(state, hooks, start)
         finished = True
