@@ -379,6 +379,9 @@ def load_file(path, labels=None, key=None, binarize="none"):
     * ``.csv``: comma-separated numbers, one row per line, with a header line of column names
       or without (a first line holding anything but numbers is a header); ``labels``: a column
       name or index. Read as float32.
+
+    A column index may also be given as a string of digits (``"3"``, ``"-1"``), as a command
+    line passes it, wherever no column or key has that name.
     * ``.pt``: a tensor (as ``.npy``) or a dict of tensors (as ``.npz``), saved with
       ``torch.save`` and read with ``weights_only=True``.
     * a folder: its images (the files with a suffix of torchvision's ``IMG_EXTENSIONS``, in
@@ -434,9 +437,12 @@ def _read_npy(path, labels, key):
 
 
 def _column(path, x, labels):
-    """Rows ``x`` without the column ``labels`` (an index), and that column."""
+    """Rows ``x`` without the column ``labels`` (an index, or its digits as from a command
+    line), and that column."""
     if labels is None:
         return x, None
+    if isinstance(labels, str) and labels.removeprefix("-").isdigit():
+        labels = int(labels)
     if isinstance(labels, bool) or not isinstance(labels, int) or x.ndim != 2:
         raise ValueError(
             f"{path}: labels of an array are one of its columns, given by index, for rows "
@@ -520,11 +526,11 @@ def _read_csv(path, labels, key):
                     "give numbers only, separated by commas (labels as class indices)"
                 )
     x = np.array([[float(v) for v in row] for _, row in lines], dtype=np.float32)
-    if isinstance(labels, str):
-        if header is None or labels not in header:
-            columns = f"its columns: {', '.join(header)}" if header else "it has no header line"
-            raise ValueError(f"{path} has no column {labels!r}; {columns}")
+    if isinstance(labels, str) and header is not None and labels in header:
         labels = header.index(labels)
+    elif isinstance(labels, str) and not labels.removeprefix("-").isdigit():
+        columns = f"its columns: {', '.join(header)}" if header else "it has no header line"
+        raise ValueError(f"{path} has no column {labels!r}; {columns}")
     return _column(path, x, labels)
 
 

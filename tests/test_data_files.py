@@ -46,6 +46,7 @@ def test_npy_rows_and_a_label_column(tmp_path):
     y = np.arange(N) % 3
     np.save(tmp_path / "xy.npy", np.column_stack([x, y]).astype(np.float32))
     check_splits(load_file(tmp_path / "xy.npy", labels=-1), x, y)
+    check_splits(load_file(tmp_path / "xy.npy", labels="5"), x, y)
 
 
 def test_npz_by_key_and_by_default(tmp_path):
@@ -67,8 +68,8 @@ def test_csv_with_or_without_a_header_matches_numpy(tmp_path, header):
     reference = np.loadtxt(path, delimiter=",", skiprows=int(header), dtype=np.float32)
     d = load_file(path, labels="label" if header else 2)
     check_splits(d, np.delete(reference, 2, axis=1), y)
-    if header:  # the same column by index
-        check_splits(load_file(path, labels=2), np.delete(reference, 2, axis=1), y)
+    for index in (2, "2", -4, "-4"):  # the same column by index, as from a command line too
+        check_splits(load_file(path, labels=index), np.delete(reference, 2, axis=1), y)
 
 
 def test_pt_tensor_and_dict(tmp_path):
