@@ -186,3 +186,22 @@ def test_logging_leaves_the_run_alone(digits):
     assert alone == logged and all(torch.equal(weights[k], logged_weights[k]) for k in weights)
     assert a.metrics == b.metrics and "terms/kl" in a.metrics
     assert torch.equal(a.images["samples", 6], b.images["samples", 6])
+
+
+def test_a_resumed_run_appends_to_its_csv_and_a_fresh_one_starts_anew(digits, tmp_path):
+    def steps(**options):
+        pyrovae.fit(
+            pyrovae.VAE(64, 2, hidden=(16,)),
+            digits,
+            batch_size=500,
+            progress=False,
+            out=tmp_path,
+            logger="csv",
+            **options,
+        )
+        with open(tmp_path / "csv" / "metrics.csv", newline="") as f:
+            return [int(r["step"]) for r in csv.DictReader(f) if r["name"] == "train/loss"]
+
+    assert steps(epochs=1) == [1, 2, 3]
+    assert steps(epochs=2, resume=True) == [1, 2, 3, 4, 5, 6]
+    assert steps(epochs=1, overwrite=True) == [1, 2, 3]
