@@ -80,6 +80,7 @@ class Logger(Callback):
             if h[f"{name}_elbo"][-1] is not None:
                 metrics[f"elbo/{name}"] = h[f"{name}_elbo"][-1]
         shape = getattr(state.data, "image_shape", None)
+        images = None
         with _own_draws(state):
             metrics.update(self._terms(state))
             if shape is not None and hasattr(state.model, "sample"):
@@ -89,7 +90,7 @@ class Logger(Callback):
                 with torch.no_grad():
                     images = image_grid(state.model.sample(n), shape, math.ceil(math.sqrt(n)))
         self.log_metrics(metrics, step)
-        if shape is not None and hasattr(state.model, "sample"):
+        if images is not None:
             self.log_image("samples", images, step)
 
     def on_train_end(self, state):
@@ -295,7 +296,7 @@ class CSVLogger(Logger):
     anew."""
 
     def __init__(self, folder):
-        self.folder, self._file = Path(folder), None
+        self.folder, self._file, self._rows = Path(folder), None, None
 
     def on_train_start(self, state):
         if state.ctx.is_main and self._file is None:
