@@ -94,3 +94,31 @@ def test_save_all_draws_rgb_pictures_of_a_conv_run(trained, tmp_path):
     names = {p.name for p in plots.save_all(vae, data, history, tmp_path, n=16)}
     assert {"samples.png", "reconstructions.png"} <= names
     assert read_rgb(tmp_path / "samples.png").shape == (37 * SCALE, 37 * SCALE, 3)
+
+
+def test_show_image_draws_grey_colour_and_signed_directions():
+    """The pixels matplotlib is handed (the AxesImage's array): grey rows as (H, W) on [0, 1],
+    colour rows as (H, W, C), a signed colour direction as 0.5 + v / (2 max|v|)."""
+    from pyrovae.plots.canvas import figure, show_image
+
+    torch.manual_seed(0)
+    _, axes = figure(3, 1, 1, 3)
+    grey, colour, direction = torch.rand(12), torch.rand(36), torch.randn(36)
+    show_image(axes[0, 0], grey, (3, 4))
+    show_image(axes[0, 1], colour, (3, 3, 4))
+    show_image(axes[0, 2], direction, (3, 3, 4), signed=True)
+    drawn = [np.asarray(ax.images[0].get_array()) for ax in axes[0]]
+    np.testing.assert_array_equal(drawn[0], grey.reshape(3, 4).numpy())
+    assert axes[0, 0].images[0].get_clim() == (0, 1)
+    np.testing.assert_array_equal(drawn[1], colour.reshape(3, 3, 4).permute(1, 2, 0).numpy())
+    halfway = 0.5 + direction / (2 * direction.abs().max())
+    np.testing.assert_allclose(drawn[2], halfway.reshape(3, 3, 4).permute(1, 2, 0).numpy())
+
+
+def test_mixture_samples_of_a_colour_vae_are_drawn_in_colour(tmp_path):
+    vae = pyrovae.VAE(48, 2, prior={"name": "mixture", "num_components": 2}, hidden=(8,))
+    path = plots.plot_mixture_samples(vae, (3, 4, 4), tmp_path / "rows.png", per_component=3)
+    with Image.open(path) as image:
+        rgb = np.asarray(image.convert("RGB"), dtype=np.float64)
+    assert rgb.shape[:2] == (160, 240)  # (2 rows, 3 columns) × 0.8 inches at 100 dpi
+    assert (np.ptp(rgb, axis=-1) > 10).sum() > 100  # pixels whose channels differ: colour
