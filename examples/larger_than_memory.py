@@ -81,9 +81,15 @@ def main(args):
     rows = data.Data(train, digits.valid.x, digits.test.x, image_shape=(8, 8))
     vae = pyrovae.VAE(digits.input_dim, 2, hidden=(128,))
     history = pyrovae.fit(
-        vae, rows, epochs=args.num_epochs, batch_size=args.batch_size, callbacks=[MemoryReport()]
+        vae,
+        rows,
+        epochs=args.num_epochs,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        callbacks=[MemoryReport()],
     )
     print(f"test ELBO {history['test_elbo'][-1]:.2f} nats per image")
+    print("seconds per epoch:", " ".join(f"{s:.2f}" for s in history["seconds"]))
     picture = plots.sample_grid(vae, 64, digits.image_shape, out / "samples.png")
     path.unlink()
     print(f"samples written to {picture}")
@@ -95,6 +101,7 @@ if __name__ == "__main__":
     parser.add_argument("--rows", default=23_000, type=int, help="rows in the file")
     parser.add_argument("--limit-mb", default=0, type=int, help="cap on private memory (0: none)")
     parser.add_argument("--batch-size", default=1000, type=int)
+    parser.add_argument("--num-workers", default=0, type=int, help="processes reading rows")
     parser.add_argument("--seed", default=0, type=int)
     parser.add_argument("--out", default="runs/memmap")
     main(parser.parse_args())

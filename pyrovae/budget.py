@@ -134,6 +134,6 @@ def check_evaluation(rows, num_samples):
 def check_sample_grid(n, input_dim, image_shape, scale):
     """Refuse a grid of ``n`` samples whose rows and picture (float64 at ``scale`` screen pixels
     per image pixel) do not fit in memory."""
-    height, width = image_shape if image_shape is not None else (1, input_dim)
+    height, width = image_shape[-2:] if image_shape is not None else (1, input_dim)
     picture = n * (height * scale + 1) * (width * scale + 1) * 8
     _refuse_memory(f"a grid of {n} samples", n * input_dim * 4 * 4 + picture, "lower -n")

@@ -1,4 +1,6 @@
-"""Data sets: ``"digits"`` (offline default), ``"mnist"``, ``"fashion-mnist"`` and user arrays.
+"""Data sets: ``"digits"`` (offline default), ``"mnist"``, ``"fashion-mnist"``, user arrays
+(:func:`from_arrays`) and user files (:func:`load_file`: ``.npy``, ``.npz``, ``.csv``, ``.pt``,
+a folder of images).
 
 Every data set comes as :class:`Data` with fixed ``train``/``valid``/``test`` splits of rows in
 [0, 1]. Images are stored as flat rows ``(N, C·H·W)`` (what every model scores) and keep their
@@ -17,6 +19,7 @@ given amounts, :func:`random_affine` by random ones (DEC-DA's), e.g. as VaDE's p
 """
 
 import copy
+import csv
 import math
 import os
 import shutil
@@ -56,6 +59,10 @@ class Split:
     def chunks(self, size):
         """The rows in order, ``size`` at a time: ``(≤ size, D)`` tensors."""
         return torch.split(self.x, size)
+
+    def __repr__(self):
+        x = f"x={tuple(self.x.shape)} {str(self.x.dtype).removeprefix('torch.')}"
+        return f"Split({x}{'' if self.y is None else f', y={tuple(self.y.shape)}'})"
 
 
 class DatasetSplit:
@@ -98,6 +105,9 @@ class DatasetSplit:
         for start in range(0, len(self), size):
             yield self.rows(range(start, min(start + size, len(self))))[0]
 
+    def __repr__(self):
+        return f"DatasetSplit({type(self.dataset).__name__}, {len(self)} rows)"
+
     @property
     def x(self):
         return self.rows(range(len(self)))[0]
@@ -137,8 +147,8 @@ class Data:
         images whose flattened pixels are the rows, or ``None`` for plain vectors.
 
     ``input_shape`` is ``(C, H, W)`` for images (C = 1 for grey levels) and ``(D,)`` for
-    vectors; ``image_shape`` is ``(H, W)`` for grey-level images (what the pictures draw) and
-    ``None`` otherwise.
+    vectors; ``image_shape`` is what the pictures draw: ``(H, W)`` for grey-level images,
+    ``(C, H, W)`` for colour (C = 3, RGB, or 4, RGBA) and ``None`` otherwise.
     """
 
     def __init__(self, train, valid=None, test=None, binarize="none", image_shape=None, name=""):
@@ -163,13 +173,20 @@ class Data:
                 "give (H, W) or (C, H, W) with C·H·W = the row length"
             )
         self._input_shape = shape
-        self.image_shape = shape[1:] if shape is not None and shape[0] == 1 else None
+        self.image_shape = _picture_shape(shape)
         self.binarize, self.name = binarize, name
         gen = torch.Generator().manual_seed(_SPLIT_SEED)
         once = binarize != "none"
         self.train = _binarized(train, gen) if binarize == "static" else train
         self.valid = _binarized(valid, gen) if once and valid is not None else valid
         self.test = _binarized(test, gen) if once and test is not None else test
+
+    def __repr__(self):
+        splits = ",\n".join(f"    {k}={getattr(self, k)!r}" for k in ("train", "valid", "test"))
+        return (
+            f"Data(name={self.name!r}, input_shape={self.input_shape}, "
+            f"binarize={self.binarize!r},\n{splits},\n)"
+        )
 
     @property
     def input_dim(self):
@@ -182,7 +199,16 @@ class Data:
         return self._input_shape or (self.input_dim,)
 
     def batches(
-        self, batch_size, epoch, seed, rank=0, world_size=1, labels=False, labelled_per_batch=0
+        self,
+        batch_size,
+        epoch,
+        seed,
+        rank=0,
+        world_size=1,
+        labels=False,
+        labelled_per_batch=0,
+        num_workers=0,
+        pin_memory=False,
     ):
         """Shuffled training batches ``(B, D)`` for one epoch; with ``labels``, ``(B, D + 1)``:
         each row followed by its label (−1: unlabelled), for the models that learn from
@@ -201,6 +227,11 @@ class Data:
         ``batch_size − L`` unlabelled ones (per process): an epoch is one pass over the
         unlabelled rows, and the labelled rows are dealt out again and again, reshuffled at
         every pass (:func:`pyrovae.sampling.mixed_batches`).
+
+        With ``num_workers`` > 0 the rows are read by that many worker processes of a
+        ``torch.utils.data.DataLoader`` (:func:`read_batches`), ahead of the step that uses
+        them; the batches are the same, in the same order (``pin_memory``: in page-locked
+        memory, for faster copies to a CUDA device).
         """
         gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
         size = batch_size * world_size
@@ -209,14 +240,58 @@ class Data:
             order = sampling.mixed_batches(y, size, labelled_per_batch * world_size, gen)
         else:
             order = sampling.plain_batches(len(self.train), size, gen)
-        for index in order:
-            if self.binarize != "dynamic":  # read this rank's rows only
-                x, y = self.train.rows(index[rank::world_size])
-            else:
-                x, y = self.train.rows(index)
+        dynamic = self.binarize == "dynamic"  # drawn for the global batch, so read it whole
+        wanted = [index if dynamic else index[rank::world_size] for index in order]
+        workers = {"num_workers": num_workers, "pin_memory": pin_memory, "seed": gen.initial_seed()}
+        for x, y in read_batches(self.train, wanted, **workers):
+            if dynamic:
                 x = torch.bernoulli(x, generator=gen)[rank::world_size]  # the global draw
                 y = None if y is None else y[rank::world_size]
             yield torch.cat([x, y[:, None].to(x.dtype)], 1) if labels else x
+
+
+def read_batches(split, indices, num_workers=0, pin_memory=False, seed=0):
+    """``split.rows(index)`` for each index tensor of ``indices``, in order: read here, or with
+    ``num_workers`` > 0 by a ``DataLoader`` whose batch sampler is ``indices`` itself, so that
+    its worker processes read exactly these batches (each a ``__getitems__`` call on the
+    split's data set) while the caller trains on earlier ones. The loader's worker seeds come
+    from a generator seeded with ``seed``, not from torch's global generator, which the run's
+    own sampling noise keeps to itself."""
+    if not num_workers:
+        return (split.rows(index) for index in indices)
+    loader = torch.utils.data.DataLoader(
+        _BatchReader(split),
+        batch_sampler=indices,
+        num_workers=num_workers,
+        collate_fn=_as_read,
+        pin_memory=pin_memory,
+        generator=torch.Generator().manual_seed(seed),
+    )
+    return iter(loader)
+
+
+class _BatchReader(torch.utils.data.Dataset):
+    """A split as a ``Dataset`` whose ``__getitems__`` reads a whole batch ``(x, y)``."""
+
+    def __init__(self, split):
+        self.split = split
+
+    def __len__(self):
+        return len(self.split)
+
+    def __getitems__(self, index):
+        return self.split.rows(index)
+
+
+def _as_read(batch):
+    return batch
+
+
+def _picture_shape(input_shape):
+    """``(H, W)`` of grey images, ``(C, H, W)`` of RGB(A) ones, ``None`` for anything else."""
+    if input_shape is None or input_shape[0] not in (1, 3, 4):
+        return None
+    return input_shape[1:] if input_shape[0] == 1 else input_shape
 
 
 def _row_length(split):
@@ -241,7 +316,10 @@ def load(name="digits", root=None, binarize="none"):
         return _digits(binarize)
     if name in ("mnist", "fashion-mnist"):
         return _torchvision(name, root, binarize)
-    raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+    raise ValueError(
+        f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)} (for your own "
+        "files: pyrovae.data.load_file(path))"
+    )
 
 
 def from_arrays(x, y=None, test_fraction=0.2, valid_fraction=0.1, binarize="none", seed=0):
@@ -284,6 +362,225 @@ def from_arrays(x, y=None, test_fraction=0.2, valid_fraction=0.1, binarize="none
     )
     splits = [Split(x[i], None if y is None else y[i]) if len(i) else None for i in parts]
     return Data(*splits, binarize=binarize, image_shape=image_shape, name="arrays")
+
+
+FILE_KINDS = (".npy", ".npz", ".csv", ".pt")
+
+
+def load_file(path, labels=None, key=None, binarize="none"):
+    """Load the user's own data from ``path`` as :class:`Data`, split into training,
+    validation and test rows as :func:`from_arrays` does (test 20 %, validation 10 %), with a
+    fixed permutation (seed 0): like a named data set, a file always gives the same splits.
+
+    * ``.npy``: one array, rows ``(N, D)``, grey images ``(N, H, W)`` or images
+      ``(N, C, H, W)``; ``labels``: a column of ``(N, D)`` rows (an index), taken out of them.
+    * ``.npz``: named arrays; ``key`` names the data (by default the only array that is not
+      the labels), ``labels`` the key of the labels ``(N,)``.
+    * ``.csv``: comma-separated numbers, one row per line, with a header line of column names
+      or without (a first line holding anything but numbers is a header); ``labels``: a column
+      name or index. Read as float32.
+
+    A column index may also be given as a string of digits (``"3"``, ``"-1"``), as a command
+    line passes it, wherever no column or key has that name.
+    * ``.pt``: a tensor (as ``.npy``) or a dict of tensors (as ``.npz``), saved with
+      ``torch.save`` and read with ``weights_only=True``.
+    * a folder: its images (the files with a suffix of torchvision's ``IMG_EXTENSIONS``, in
+      name order; subfolders are not read), read with PIL, all of one size and colour mode:
+      grey (C = 1), RGB (C = 3) or RGBA (C = 4); pixels / 255, the shape ``(C, H, W)`` kept in
+      ``input_shape``.
+
+    Labels must be whole numbers (class indices, −1 for an unlabelled row). Values must be
+    floating point (scale integer arrays to [0, 1] first) and finite. A file that cannot be
+    used raises a one-line ``ValueError`` that says what to change.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} does not exist; give a {', '.join(FILE_KINDS)} file or a folder of images"
+        )
+    if path.is_dir():
+        if labels is not None or key is not None:
+            raise ValueError(f"{path}: a folder of images has no labels or keys; leave them unset")
+        x, y = _read_images(path), None
+    elif path.suffix.lower() not in FILE_KINDS:
+        raise ValueError(
+            f"{path}: unknown kind of file {path.suffix!r}; give a {', '.join(FILE_KINDS)} file "
+            "or a folder of images"
+        )
+    else:
+        read = {".npy": _read_npy, ".npz": _read_npz, ".csv": _read_csv, ".pt": _read_pt}
+        x, y = read[path.suffix.lower()](path, labels, key)
+    if y is not None:
+        y = torch.as_tensor(np.asarray(y) if not torch.is_tensor(y) else y)
+        if y.is_floating_point() and not (y == y.round()).all():
+            raise ValueError(
+                f"{path}: labels must be whole numbers (class indices), got {y[:5].tolist()}"
+            )
+    try:
+        data = from_arrays(x, y, binarize=binarize, seed=_SPLIT_SEED)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+    data.name = path.name
+    return data
+
+
+def _read_npy(path, labels, key):
+    if key is not None:
+        raise ValueError(f"{path}: a .npy file holds one array and no keys; leave key unset")
+    try:
+        x = np.load(path, allow_pickle=False)
+    except ValueError as err:  # object arrays, or not a .npy file
+        raise ValueError(
+            f"{path} is not a .npy array of numbers ({err}); save it with np.save(path, array)"
+        ) from None
+    return _column(path, x, labels)
+
+
+def _column(path, x, labels):
+    """Rows ``x`` without the column ``labels`` (an index, or its digits as from a command
+    line), and that column."""
+    if labels is None:
+        return x, None
+    if isinstance(labels, str) and labels.removeprefix("-").isdigit():
+        labels = int(labels)
+    if isinstance(labels, bool) or not isinstance(labels, int) or x.ndim != 2:
+        raise ValueError(
+            f"{path}: labels of an array are one of its columns, given by index, for rows "
+            f"(N, D); got labels={labels!r} for shape {tuple(x.shape)}"
+        )
+    if not -x.shape[1] <= labels < x.shape[1]:
+        raise ValueError(f"{path}: no column {labels} in rows of {x.shape[1]} values")
+    keep = [j for j in range(x.shape[1]) if j != labels % x.shape[1]]
+    return x[:, keep], x[:, labels]
+
+
+def _read_npz(path, labels, key):
+    try:
+        arrays = dict(np.load(path, allow_pickle=False))
+    except ValueError as err:
+        raise ValueError(f"{path} is not an .npz archive of arrays of numbers ({err})") from None
+    return _named(path, arrays, labels, key, "np.savez(path, x=rows, y=labels)")
+
+
+def _named(path, arrays, labels, key, how):
+    """Data and labels from a dict of named arrays (an .npz or a .pt dict)."""
+    for name in (key, labels):
+        if name is not None and name not in arrays:
+            raise ValueError(
+                f"{path} has no array {name!r}; its arrays: {', '.join(map(repr, arrays))}"
+            )
+    if key is None:
+        rest = [k for k in arrays if k != labels]
+        if len(rest) != 1:
+            raise ValueError(
+                f"{path} holds arrays {', '.join(map(repr, rest)) or 'none'} besides the "
+                f"labels; name the data with key=NAME (save them as {how})"
+            )
+        key = rest[0]
+    return arrays[key], None if labels is None else arrays[labels]
+
+
+def _read_pt(path, labels, key):
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle of other objects, or not a torch file
+        raise ValueError(
+            f"{path} is not a tensor or a dict of tensors ({type(err).__name__}); save them "
+            "with torch.save(tensor, path) or torch.save({'x': rows, 'y': labels}, path)"
+        ) from None
+    if torch.is_tensor(loaded):
+        if key is not None:
+            raise ValueError(f"{path} holds one tensor and no keys; leave key unset")
+        return _column(path, loaded, labels)
+    if isinstance(loaded, dict) and all(torch.is_tensor(v) for v in loaded.values()):
+        return _named(path, loaded, labels, key, "torch.save({'x': rows, 'y': labels}, path)")
+    raise ValueError(
+        f"{path} holds a {type(loaded).__name__}, not a tensor or a dict of tensors; save "
+        "them with torch.save(tensor, path) or torch.save({'x': rows, 'y': labels}, path)"
+    )
+
+
+def _read_csv(path, labels, key):
+    if key is not None:
+        raise ValueError(f"{path}: a .csv file has columns, not keys; leave key unset")
+    with open(path, newline="") as f:
+        lines = [(n, row) for n, row in enumerate(csv.reader(f), 1) if row]
+    if not lines:
+        raise ValueError(f"{path} is empty; give one row of comma-separated numbers per line")
+    header = None
+    if not all(_is_number(v) for v in lines[0][1]):
+        header, lines = lines[0][1], lines[1:]
+        if not lines:
+            raise ValueError(f"{path} has a header line but no rows below it")
+    width = len(header or lines[0][1])
+    for n, row in lines:
+        if len(row) != width:
+            raise ValueError(
+                f"{path}: line {n} has {len(row)} values, the {'header' if header else 'first'} "
+                f"line {width}; every line needs the same columns"
+            )
+        for j, value in enumerate(row):
+            if not _is_number(value):
+                raise ValueError(
+                    f"{path}: line {n}, column {j + 1}: {value.strip()!r} is not a number; "
+                    "give numbers only, separated by commas (labels as class indices)"
+                )
+    x = np.array([[float(v) for v in row] for _, row in lines], dtype=np.float32)
+    if isinstance(labels, str) and header is not None and labels in header:
+        labels = header.index(labels)
+    elif isinstance(labels, str) and not labels.removeprefix("-").isdigit():
+        columns = f"its columns: {', '.join(header)}" if header else "it has no header line"
+        raise ValueError(f"{path} has no column {labels!r}; {columns}")
+    return _column(path, x, labels)
+
+
+def _is_number(value):
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_images(folder):
+    from PIL import Image, UnidentifiedImageError
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+    from torchvision.transforms.functional import pil_to_tensor
+
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMG_EXTENSIONS)
+    if not files:
+        raise ValueError(
+            f"{folder} holds no images ({', '.join(IMG_EXTENSIONS)}); put the images in that "
+            "folder itself (subfolders are not read)"
+        )
+    images = []
+    for file in files:
+        try:
+            with Image.open(file) as image:
+                images.append(pil_to_tensor(_colour_mode(image, file)))
+        except UnidentifiedImageError:
+            raise ValueError(f"{file} is not an image PIL can read; remove it") from None
+        if images[-1].shape != images[0].shape:
+            raise ValueError(
+                f"{folder}: mixed image sizes, {files[0].name} is {tuple(images[0].shape)} "
+                f"(C, H, W), {file.name} is {tuple(images[-1].shape)}; give images of one size "
+                "and one colour mode (grey, RGB or RGBA)"
+            )
+    return torch.stack(images).float() / 255.0
+
+
+def _colour_mode(image, file):
+    """The image as 8-bit grey (``L``), RGB or RGBA."""
+    if image.mode in ("L", "RGB", "RGBA"):
+        return image
+    if image.mode in ("I", "I;16", "I;16B", "F"):
+        raise ValueError(
+            f"{file} has {image.mode!r} pixels (16-bit or floating point); save the images with "
+            "8 bits per channel, or the pixels as a .npy array scaled to [0, 1]"
+        )
+    if image.mode in ("1", "LA"):
+        return image.convert("L") if image.mode == "1" else image.convert("RGBA")
+    return image.convert("RGBA" if image.has_transparency_data else "RGB")
 
 
 def _digits(binarize):

@@ -1,16 +1,19 @@
-"""Experiment tracking: a small logger interface for :func:`pyrovae.fit`, and TensorBoard.
+"""Experiment tracking: one logger interface for :func:`pyrovae.fit`, and its backends —
+TensorBoard, MLflow, Weights & Biases and plain CSV files.
 
-A logger is a :class:`~pyrovae.infer.callbacks.Callback` that turns the run into named scalars
-and pictures; a subclass implements where they go::
+A logger is a :class:`~pyrovae.infer.callbacks.Callback` that turns the run into named scalars,
+parameters and pictures; a backend implements where they go (:meth:`Logger.log_metrics`,
+:meth:`Logger.log_params`, :meth:`Logger.log_image`, :meth:`Logger.close`). ``fit`` takes a
+logger object, a name of :data:`LOGGERS` or a list of either (:func:`make_loggers`)::
 
-    class MLflowLogger(pyrovae.infer.loggers.Logger):
-        def log_metrics(self, metrics, step):
-            mlflow.log_metrics(metrics, step=step)
-
-    pyrovae.fit(vae, data, logger=MLflowLogger())
+    pyrovae.fit(vae, data, out="runs/a", logger=["csv", "mlflow"])
+    pyrovae.fit(vae, data, logger=MLflowLogger(experiment="digits"))
 
 What is logged (rank 0 only), with ``step`` the global optimiser step:
 
+* at the start: the run's resolved config (what ``config.yaml`` holds: the model's name and
+  options, the training options, how the data were made; a user's model's class name and the
+  training options otherwise) as parameters, nested keys joined by dots;
 * every step: ``train/loss``, the step's negative (β-weighted) ELBO per row;
 * every epoch: ``elbo/train``, ``elbo/valid`` (and ``elbo/test`` when scored), ``beta``, and
   on up to :attr:`Logger.term_rows` validation rows (training rows without a validation
@@ -18,10 +21,19 @@ What is logged (rank 0 only), with ``step`` the global optimiser step:
   ``terms/kl`` = reconstruction − ELBO (the KL divergence of q from the prior, with
   enumerated sites summed out; the reconstruction term is left out when x depends on an
   enumerated site, as in the Gaussian mixture); and the image ``samples``, a grid of
-  ``model.sample(64)`` for grey-level image data.
+  ``model.sample(64)`` for image data (grey or colour, ``Data.image_shape``), laid out by
+  :func:`pyrovae.plots.image_grid` (torchvision's ``make_grid``).
+
+The backends need their packages only when used: ``pip install 'pyrovae[tensorboard]'``,
+``'pyrovae[mlflow]'`` (``mlflow-skinny``, MLflow's client: it logs to a tracking server, or to a
+local folder store; install the full ``mlflow`` for a local SQLite store), ``'pyrovae[wandb]'``.
 """
 
+import contextlib
+import csv
 import math
+import time
+from pathlib import Path
 
 import torch
 from pyro import poutine
@@ -31,8 +43,8 @@ from .callbacks import Callback
 
 
 class Logger(Callback):
-    """Where a run's numbers go: implement :meth:`log_metrics` (and :meth:`log_image`,
-    :meth:`close` if the backend has them)."""
+    """Where a run's numbers go: implement :meth:`log_metrics` (and :meth:`log_params`,
+    :meth:`log_image`, :meth:`close` if the backend has them)."""
 
     term_rows = 1000  # rows the per-epoch ELBO terms are estimated on
     num_samples = 64  # images in the sample grid
@@ -41,11 +53,19 @@ class Logger(Callback):
         """Record ``metrics``, a dict of name → float, at global step ``step``."""
         raise NotImplementedError
 
+    def log_params(self, params):
+        """Record the run's parameters, a flat dict of name → str, int, float, bool or list."""
+
     def log_image(self, name, image, step):
-        """Record ``image``, a ``(H, W)`` float array in [0, 1] (white = 1)."""
+        """Record ``image``, a ``(C, H, W)`` float tensor in [0, 1]: RGB (C = 3; grey images
+        in three equal channels) or RGBA (C = 4)."""
 
     def close(self):
         """Flush and release the backend at the end of the run."""
+
+    def on_train_start(self, state):
+        if state.ctx.is_main:
+            self.log_params(flatten(state.config))
 
     def on_step_end(self, state):
         if state.ctx.is_main and state.batch_rows:
@@ -59,14 +79,18 @@ class Logger(Callback):
         for name in ("valid", "test"):
             if h[f"{name}_elbo"][-1] is not None:
                 metrics[f"elbo/{name}"] = h[f"{name}_elbo"][-1]
-        metrics.update(self._terms(state))
-        self.log_metrics(metrics, step)
         shape = getattr(state.data, "image_shape", None)
-        if shape is not None and len(shape) == 2 and hasattr(state.model, "sample"):
-            from ..plots import image_grid
+        images = None
+        with _own_draws(state):
+            metrics.update(self._terms(state))
+            if shape is not None and hasattr(state.model, "sample"):
+                from ..plots import image_grid
 
-            n = self.num_samples
-            images = image_grid(state.model.sample(n), shape, math.ceil(math.sqrt(n)))
+                n = self.num_samples
+                with torch.no_grad():
+                    images = image_grid(state.model.sample(n), shape, math.ceil(math.sqrt(n)))
+        self.log_metrics(metrics, step)
+        if images is not None:
             self.log_image("samples", images, step)
 
     def on_train_end(self, state):
@@ -84,6 +108,17 @@ class Logger(Callback):
         device, dtype = checks.device_dtype(state.model)
         terms = elbo_terms(state.model, x.to(device, dtype))
         return {f"terms/{k}": v for k, v in terms.items() if k != "elbo" and v is not None}
+
+
+@contextlib.contextmanager
+def _own_draws(state):
+    """The random draws of the logged terms and samples, from torch's generators seeded by
+    ``(seed, epoch)`` and then put back as they were: logging leaves the run's own random
+    stream alone, and every logger of a run gets the same numbers and pictures."""
+    device = state.device
+    with torch.random.fork_rng([] if device.type == "cpu" else [device], device_type=device.type):
+        torch.manual_seed(state.options.seed * 100_003 + state.epoch)
+        yield
 
 
 @torch.no_grad()
@@ -117,14 +152,9 @@ class TensorBoardLogger(Logger):
     'pyrovae[tensorboard]'``); view them with ``tensorboard --logdir log_dir``."""
 
     def __init__(self, log_dir):
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise ValueError(
-                "TensorBoard logging needs the tensorboard package: pip install "
-                "'pyrovae[tensorboard]' (or pip install tensorboard)"
-            ) from None
-        self.log_dir, self._writer_class, self.writer = str(log_dir), SummaryWriter, None
+        tensorboard = _package("torch.utils.tensorboard", "tensorboard", "TensorBoard")
+        self.log_dir, self.writer = str(log_dir), None
+        self._writer_class = tensorboard.SummaryWriter
 
     def _open(self):
         if self.writer is None:
@@ -137,8 +167,12 @@ class TensorBoardLogger(Logger):
             if value is not None:
                 writer.add_scalar(name, value, step)
 
+    def log_params(self, params):
+        lines = [f"| {name} | {value} |" for name, value in params.items()]
+        self._open().add_text("params", "\n".join(["| name | value |", "|---|---|", *lines]))
+
     def log_image(self, name, image, step):
-        self._open().add_image(name, torch.as_tensor(image)[None], step, dataformats="CHW")
+        self._open().add_image(name, image, step, dataformats="CHW")
 
     def on_epoch_end(self, state):
         super().on_epoch_end(state)
@@ -149,3 +183,221 @@ class TensorBoardLogger(Logger):
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+
+
+class MLflowLogger(Logger):
+    """Log the run to MLflow (``pip install 'pyrovae[mlflow]'``): metrics with their steps,
+    the config as parameters, the sample grids as images (``client.log_image(key=name,
+    step=step)``) of one MLflow run.
+
+    :param str experiment: the MLflow experiment (made when missing).
+    :param str run_name: the run's name (MLflow picks one by default).
+    :param str tracking_uri: where to log; ``None``: MLflow's own choice (``$MLFLOW_TRACKING_URI``,
+        ``mlflow.set_tracking_uri``, else its default store). Inside ``with mlflow.start_run():``
+        (and no ``tracking_uri``) the run is that active run, left open at the end.
+    """
+
+    def __init__(self, experiment="pyrovae", run_name=None, tracking_uri=None):
+        mlflow = _package("mlflow", "mlflow", "MLflow")
+        self._entities = mlflow.entities
+        try:
+            self.client = mlflow.MlflowClient(tracking_uri)
+        except mlflow.exceptions.MlflowException as err:
+            raise ValueError(
+                f"MLflow cannot open its tracking store {tracking_uri or mlflow.get_tracking_uri()}"
+                f" ({str(err).splitlines()[0].strip()[:200]}); point MLFLOW_TRACKING_URI at a "
+                "tracking server (http://...), install the full mlflow package for a SQLite "
+                "store, or use a folder store (file:PATH with MLFLOW_ALLOW_FILE_STORE=true)"
+            ) from None
+        active = mlflow.active_run() if tracking_uri is None else None
+        self.experiment, self.run_name = experiment, run_name
+        self.run_id, self._own_run = (active.info.run_id, False) if active else (None, True)
+
+    def on_train_start(self, state):
+        if state.ctx.is_main and self.run_id is None:
+            found = self.client.get_experiment_by_name(self.experiment)
+            experiment = (
+                found.experiment_id if found else self.client.create_experiment(self.experiment)
+            )
+            self.run_id = self.client.create_run(experiment, run_name=self.run_name).info.run_id
+        super().on_train_start(state)
+
+    def log_metrics(self, metrics, step):
+        now = int(time.time() * 1000)
+        rows = [
+            self._entities.Metric(name, float(value), now, step)
+            for name, value in metrics.items()
+            if value is not None
+        ]
+        self.client.log_batch(self.run_id, metrics=rows)
+
+    def log_params(self, params):
+        rows = [self._entities.Param(name, str(value)) for name, value in params.items()]
+        for start in range(0, len(rows), 100):  # MLflow takes up to 100 parameters a call
+            self.client.log_batch(self.run_id, params=rows[start : start + 100])
+
+    def log_image(self, name, image, step):
+        self.client.log_image(self.run_id, _hwc_bytes(image), key=name, step=step)
+
+    def close(self):
+        if self.run_id is not None and self._own_run:
+            self.client.set_terminated(self.run_id)
+            self.run_id = None
+
+
+class WandbLogger(Logger):
+    """Log the run to Weights & Biases (``pip install 'pyrovae[wandb]'``): metrics at their
+    steps, the config as the run's config, the sample grids as ``wandb.Image``.
+
+    :param str project: the W&B project.
+    :param str name: the run's name (W&B picks one by default).
+    :param dir: the folder W&B writes its ``wandb/`` files into (``None``: W&B's default).
+    :param str mode: ``"online"``, ``"offline"`` (written to ``dir`` only, uploaded later with
+        ``wandb sync``) or ``"disabled"``; ``None``: W&B's own choice (``$WANDB_MODE``).
+    """
+
+    def __init__(self, project="pyrovae", name=None, dir=None, mode=None):
+        self._wandb = _package("wandb", "wandb", "W&B")
+        self.project, self.name, self.dir, self.mode = project, name, dir, mode
+        self.run = None
+
+    def on_train_start(self, state):
+        if state.ctx.is_main and self.run is None:
+            if self.dir is not None:
+                Path(self.dir).mkdir(parents=True, exist_ok=True)
+            self.run = self._wandb.init(
+                project=self.project,
+                name=self.name,
+                dir=None if self.dir is None else str(self.dir),
+                mode=self.mode,
+                reinit="create_new",
+            )
+        super().on_train_start(state)
+
+    def log_metrics(self, metrics, step):
+        self.run.log({k: v for k, v in metrics.items() if v is not None}, step=step)
+
+    def log_params(self, params):
+        self.run.config.update(params)
+
+    def log_image(self, name, image, step):
+        self.run.log({name: self._wandb.Image(_hwc_bytes(image))}, step=step)
+
+    def close(self):
+        if self.run is not None:
+            self.run.finish()
+            self.run = None
+
+
+class CSVLogger(Logger):
+    """Write the run as plain files in ``folder`` (no extra package): ``metrics.csv`` with
+    one ``step,name,value`` line per number, ``params.csv`` with ``name,value`` lines and
+    ``images/NAME_STEP.png``. A resumed run appends to ``metrics.csv``; a fresh one starts it
+    anew."""
+
+    def __init__(self, folder):
+        self.folder, self._file, self._rows = Path(folder), None, None
+
+    def on_train_start(self, state):
+        if state.ctx.is_main and self._file is None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            mode = "a" if state.first_epoch else "w"
+            self._file = open(self.folder / "metrics.csv", mode, newline="")
+            self._rows = csv.writer(self._file)
+            if mode == "w":
+                self._rows.writerow(["step", "name", "value"])
+        super().on_train_start(state)
+
+    def log_metrics(self, metrics, step):
+        self._rows.writerows([step, k, repr(float(v))] for k, v in metrics.items() if v is not None)
+
+    def log_params(self, params):
+        with open(self.folder / "params.csv", "w", newline="") as f:
+            csv.writer(f).writerows([["name", "value"], *params.items()])
+
+    def log_image(self, name, image, step):
+        import torchvision.utils
+
+        (self.folder / "images").mkdir(exist_ok=True)
+        torchvision.utils.save_image(image, self.folder / "images" / f"{name}_{step}.png")
+
+    def on_epoch_end(self, state):
+        super().on_epoch_end(state)
+        if self._file is not None:
+            self._file.flush()
+
+    def close(self):
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _in_run_folder(name, cls, sub):
+    def make(out):
+        if out is None:
+            raise ValueError(
+                f"logger {name!r} writes into the run folder: give out=FOLDER, or pass "
+                f"{cls.__name__}(folder) to log elsewhere"
+            )
+        return cls(Path(out) / sub)
+
+    return make
+
+
+# name → make(out): the loggers fit(logger=name) builds, ``out`` being fit's run folder
+LOGGERS = {
+    "csv": _in_run_folder("csv", CSVLogger, "csv"),
+    "mlflow": lambda out: MLflowLogger(),
+    "tensorboard": _in_run_folder("tensorboard", TensorBoardLogger, "tensorboard"),
+    "wandb": lambda out: WandbLogger(dir=out),
+}
+
+
+def make_loggers(spec, out=None):
+    """The loggers of ``fit(logger=spec, out=out)``: ``spec`` is ``None``, a :class:`Logger`, a
+    name of :data:`LOGGERS` or a list of them. By name, CSV and TensorBoard files go to
+    ``out/csv`` and ``out/tensorboard``, W&B's to ``out/wandb``, MLflow's to its tracking store."""
+    specs = list(spec) if isinstance(spec, list | tuple) else [] if spec is None else [spec]
+    loggers = []
+    for item in specs:
+        if isinstance(item, str):
+            if item not in LOGGERS:
+                raise ValueError(f"unknown logger {item!r}; known loggers: {', '.join(LOGGERS)}")
+            item = LOGGERS[item](out)
+        if not isinstance(item, Callback):
+            raise ValueError(
+                f"a logger must be a name ({', '.join(LOGGERS)}) or a pyrovae.infer.loggers."
+                f"Logger, got {type(item).__name__}"
+            )
+        loggers.append(item)
+    return loggers
+
+
+def flatten(config, prefix=""):
+    """``config`` with nested dicts spread out: ``{"prior": {"name": "vamp"}}`` becomes
+    ``{"prior.name": "vamp"}``."""
+    flat = {}
+    for key, value in (config or {}).items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _hwc_bytes(image):
+    """A ``(C, H, W)`` float image in [0, 1] as ``(H, W, C)`` bytes, as ``save_image`` writes
+    it (round(255 v))."""
+    return image.mul(255).add(0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def _package(module, extra, backend):
+    import sys
+
+    try:
+        __import__(module)
+        return sys.modules[module]
+    except ImportError:
+        raise ValueError(
+            f"{backend} logging needs the {extra} package: pip install 'pyrovae[{extra}]'"
+        ) from None

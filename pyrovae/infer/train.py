@@ -41,6 +41,7 @@ from .callbacks import (
 )
 from .distributed import Context
 from .distributed import setup as distributed_setup
+from .loggers import make_loggers
 from .objectives import make_elbo, objective_name
 from .options import Options
 from .starts import start as start_model
@@ -83,8 +84,10 @@ def train(
     store=None,
     distributed=None,
     device=None,
+    num_workers=0,
     logger=None,
     callbacks=(),
+    run_config=None,
 ):
     """Train ``model`` (any object with ``model(x)`` and ``guide(x)``: a pyrovae model, a
     user's pair, an ``AutoGuide`` of a user's model) by SVI on ``data``: the loop of
@@ -108,9 +111,17 @@ def train(
     :param device: ``"cpu"``, ``"cuda"``, ``"mps"`` or ``"auto"`` (:mod:`pyrovae.infer.device`):
         the model is moved there and every batch follows; ``None`` keeps the model where it is.
         Under ``torchrun``, ``"cuda"`` is each rank's own GPU and the ranks talk over NCCL.
+    :param int num_workers: processes that read the training rows ahead of the steps (a
+        ``DataLoader`` with the run's own batches as its batch sampler, in page-locked memory
+        on CUDA; :meth:`pyrovae.data.Data.batches`): for a ``Dataset`` read from disk. The
+        batches, and so the result, are the same with any number; 0 reads them in this process.
     :param logger: a :class:`~pyrovae.infer.loggers.Logger` (e.g.
-        :class:`~pyrovae.infer.loggers.TensorBoardLogger`) or a list of them.
+        :class:`~pyrovae.infer.loggers.MLflowLogger`), a name (``"tensorboard"``, ``"mlflow"``,
+        ``"wandb"``, ``"csv"``: :func:`~pyrovae.infer.loggers.make_loggers`) or a list of them;
+        they get the run's resolved config as parameters.
     :param callbacks: more :class:`~pyrovae.infer.callbacks.Callback` objects for the loop.
+    :param dict run_config: the run's resolved config, given to the loggers as parameters
+        (:func:`pyrovae.fit` passes what ``config.yaml`` holds).
     :returns: the history, a dict of per-epoch lists: ``epoch``, ``train_elbo`` (the β-weighted
         objective averaged over the epoch's rows; for ``elbo="iwae"``/``"renyi"`` that bound is
         in ``train_iwae_bound``/``train_renyi_bound`` instead and ``train_elbo`` is ``None``),
@@ -129,6 +140,8 @@ def train(
     numerical guard still stops training at the first non-finite loss or gradient.
     """
     o = options if options is not None else Options()
+    checks.nonnegative_int("num_workers", num_workers)
+    logger = make_loggers(logger)
     data = as_data(data)
     if isinstance(model, contract.ChecksData):
         for split in (data.train, data.valid, data.test):
@@ -160,6 +173,10 @@ def train(
             start = ctx.from_main(lambda: store.start(model, ctx.world_size) if store else None)
             hooks = _callbacks(o, store, logger, callbacks)
             state = TrainState(model, data, ctx, o, elbo)
+            state.config = dict(run_config or {})
+            if num_workers:  # Data.batches's keywords (none for one process)
+                pinned = state.device.type == "cuda"
+                state.loading = {"num_workers": num_workers, "pin_memory": pinned}
             history = _train(state, hooks, start)
         finished = True
         return history
@@ -172,7 +189,7 @@ def _callbacks(o, store, logger, extra):
     hooks = [KLWarmup(o.warmup_epochs, o.beta)] if o.warmup_epochs or o.beta != 1 else []
     hooks += [EarlyStopping(o.patience)] if o.patience is not None else []
     hooks += [TestScore(o.score_test), *extra]
-    hooks += list(logger) if isinstance(logger, list | tuple) else [logger] if logger else []
+    hooks += logger
     hooks += [Progress()] if o.progress else []
     return hooks + ([Checkpoint(store)] if store is not None else [])
 
@@ -199,6 +216,8 @@ class TrainState:
     stop: bool = False  # set by a hook: end training after this epoch
     stopped_because: str | None = None  # why training ended (set when it has)
     best_epoch: int | None = None  # the epoch whose parameters training returns
+    loading: dict = field(default_factory=dict)  # Data.batches's num_workers, pin_memory
+    config: dict = field(default_factory=dict)  # the resolved config, for the loggers
 
     def __post_init__(self):
         self.model_fn, self.guide_fn = self.model.model, self.model.guide
@@ -267,7 +286,7 @@ def _train(state, hooks, start):
             break
         state.epoch, tic, total, count = epoch, time.perf_counter(), 0.0, 0
         batches = data.batches(
-            o.batch_size, epoch, o.seed, ctx.rank, ctx.world_size, **state.labels
+            o.batch_size, epoch, o.seed, ctx.rank, ctx.world_size, **state.labels, **state.loading
         )
         with _anomaly_detection(o.detect_anomaly):  # validation was done on the first batch
             for step, x in enumerate(batches, 1):

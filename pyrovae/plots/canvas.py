@@ -1,19 +1,21 @@
-"""The canvas every picture is drawn on, and image grids written pixel for pixel.
+"""The canvas every picture is drawn on, and image grids through torchvision.
 
 Nothing touches pyplot or the global matplotlib backend: charts are drawn on a ``Figure`` with
-matplotlib's Agg canvas (:func:`figure`) and written by :func:`save`, grids of images are written
-pixel for pixel (each image pixel becomes a ``scale × scale`` block, see :func:`image_scale`), so
-everything works on machines without a display.
+matplotlib's Agg canvas (:func:`figure`) and written by :func:`save`; grids of images are laid
+out by ``torchvision.utils.make_grid`` and written by ``torchvision.utils.save_image``, each
+image pixel enlarged to a ``scale × scale`` block (:func:`image_scale`), so everything works on
+machines without a display.
 
-Images are given as rows ``(N, H*W)`` with values in [0, 1] (likelihood means) together with
-``image_shape = (H, W)``; they are laid out with a one-pixel gap (:data:`PAD`).
+Images are given as rows ``(N, C·H·W)`` with values in [0, 1] (likelihood means) together with
+``image_shape``: ``(H, W)`` for grey levels or ``(C, H, W)`` with C = 3 (RGB) or 4 (RGBA), as
+``Data.image_shape`` has them; they are laid out with a one-pixel gap (:data:`PAD`) of grey
+:data:`GAP_VALUE`. Grids are RGB(A): a grey image is drawn in its three equal channels.
 """
 
-import math
 from pathlib import Path
 
-import matplotlib.image
-import numpy as np
+import torch
+import torchvision.utils
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -23,47 +25,67 @@ GAP_VALUE = 0.5  # grey of the gaps, so that black and white images stay apart
 
 def image_scale(image_shape):
     """Screen pixels per image pixel: about 80 screen pixels per image side (3 for 28×28)."""
-    return max(1, round(80 / max(image_shape)))
+    return max(1, round(80 / max(image_shape[-2:])))
 
 
 def image_grid(images, image_shape, ncols):
-    """Lay rows ``(N, H*W)`` out as one ``(rows*(H+PAD)+PAD, ncols*(W+PAD)+PAD)`` array, row-major.
-
-    Empty cells (when N is not a multiple of ``ncols``) stay at the gap grey.
-    """
-    h, w = check_images(images, image_shape)
-    images = images.detach().cpu().double().reshape(-1, h, w).clamp(0, 1).numpy()
-    nrows = math.ceil(len(images) / ncols)
-    grid = np.full((nrows * (h + PAD) + PAD, ncols * (w + PAD) + PAD), GAP_VALUE)
-    for k, image in enumerate(images):
-        i, j = divmod(k, ncols)
-        top, left = PAD + i * (h + PAD), PAD + j * (w + PAD)
-        grid[top : top + h, left : left + w] = image
+    """Lay rows ``(N, C·H·W)`` out row-major, ``ncols`` to a row (or N when fewer), with
+    ``torchvision.utils.make_grid``: a ``(C', rows·(H+PAD)+PAD, ncols·(W+PAD)+PAD)`` tensor in
+    [0, 1], C' = 3 for grey and RGB images, 4 for RGBA. Empty cells (when N is not a multiple
+    of ``ncols``) stay at the gap grey."""
+    c, h, w = check_images(images, image_shape)
+    images = images.detach().cpu().float().reshape(-1, c, h, w).clamp(0, 1)
+    grid = torchvision.utils.make_grid(images, nrow=ncols, padding=PAD, pad_value=GAP_VALUE)
+    if len(images) == 1:  # make_grid returns a lone image as it is: frame it alike
+        grid = torch.nn.functional.pad(grid.expand(max(c, 3), h, w), (PAD,) * 4, value=GAP_VALUE)
     return grid
 
 
 def save_image_grid(images, image_shape, path, ncols):
-    """Write :func:`image_grid` as a grey-scale PNG (white = 1), each pixel ``image_scale`` wide."""
+    """Write :func:`image_grid` as an RGB(A) PNG (``torchvision.utils.save_image``: value v
+    becomes the byte round(255 v)), each image pixel ``image_scale`` screen pixels wide."""
     grid = image_grid(images, image_shape, ncols)
     s = image_scale(image_shape)
-    grid = np.kron(grid, np.ones((s, s)))
-    matplotlib.image.imsave(_png(path), grid, cmap="gray", vmin=0.0, vmax=1.0)
+    grid = grid.repeat_interleave(s, 1).repeat_interleave(s, 2)
+    torchvision.utils.save_image(grid, _png(path), padding=0)
     return path
 
 
 def check_images(images, image_shape):
-    if image_shape is None or len(image_shape) != 2:
+    """``(C, H, W)`` of ``image_shape`` (C = 1 for ``(H, W)``), after checking that ``images``
+    are rows of that many values."""
+    shape = None if image_shape is None else tuple(int(s) for s in image_shape)
+    if shape is None or len(shape) not in (2, 3) or (len(shape) == 3 and shape[0] not in (3, 4)):
         raise ValueError(
-            f"image_shape must be (height, width), got {image_shape!r}; pictures of samples need "
-            "image data (Data.image_shape is None for plain vectors)"
+            f"image_shape must be (height, width) or (3 or 4 channels, height, width), got "
+            f"{image_shape!r}; pictures of samples need image data (Data.image_shape is None "
+            "for plain vectors)"
         )
-    h, w = (int(s) for s in image_shape)
-    if images.dim() != 2 or images.shape[1] != h * w:
+    c, h, w = shape if len(shape) == 3 else (1, *shape)
+    if images.dim() != 2 or images.shape[1] != c * h * w:
         raise ValueError(
-            f"images must be rows of shape (N, {h * w}) for image_shape {tuple(image_shape)}, "
+            f"images must be rows of shape (N, {c * h * w}) for image_shape {shape}, "
             f"got {tuple(images.shape)}"
         )
-    return h, w
+    return c, h, w
+
+
+def show_image(ax, row, image_shape, signed=False):
+    """Draw one row ``(C·H·W,)`` as an image on the axes ``ax``, without ticks: grey levels in
+    [0, 1] (black to white) or RGB(A). With ``signed``, a direction rather than an image: grey
+    levels on a red-blue scale symmetric about 0, colour channels as 0.5 + v / (2 max|v|)
+    (grey where v = 0)."""
+    c, h, w = check_images(row.reshape(1, -1), image_shape)
+    image = row.detach().cpu().float().reshape(c, h, w)
+    limit = float(image.abs().max()) or 1.0
+    if c == 1:
+        style = {"cmap": "RdBu_r", "vmin": -limit, "vmax": limit} if signed else {}
+        ax.imshow(image[0].numpy(), **({"cmap": "gray", "vmin": 0, "vmax": 1} | style))
+    else:
+        image = 0.5 + image / (2 * limit) if signed else image.clamp(0, 1)
+        ax.imshow(image.permute(1, 2, 0).numpy())
+    ax.set_xticks([])
+    ax.set_yticks([])
 
 
 def figure(width, height, nrows=None, ncols=None):

@@ -1,6 +1,8 @@
 """Pictures of any model with images: samples, reconstructions, learning curves, latent space.
 
-Every function writes one PNG to ``path`` (creating its folder) and returns ``path``.
+Every function writes one PNG to ``path`` (creating its folder) and returns ``path``; images
+are drawn as :mod:`.canvas` lays them out (``image_shape``: ``(H, W)`` grey or ``(C, H, W)``
+colour, as ``Data.image_shape``).
 """
 
 import math
@@ -19,7 +21,7 @@ def sample_grid(model, n, image_shape, path):
 
 
 def reconstructions(model, x, image_shape, path):
-    """The rows ``x`` ``(N, H*W)`` in the top row, ``model.reconstruct(x)`` below each."""
+    """The rows ``x`` ``(N, C·H·W)`` in the top row, ``model.reconstruct(x)`` below each."""
     recon = model.reconstruct(x)
     return save_image_grid(torch.cat([x.to(recon), recon]), image_shape, path, ncols=len(x))
 

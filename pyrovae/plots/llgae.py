@@ -7,21 +7,9 @@
   each next to its reconstruction.
 """
 
-import numpy as np
 import torch
 
-from .canvas import figure, save
-
-
-def _show(ax, image, shape, signed=False):
-    image = np.asarray(image).reshape(shape)
-    if signed:
-        limit = float(np.abs(image).max()) or 1.0
-        ax.imshow(image, cmap="RdBu_r", vmin=-limit, vmax=limit)
-    else:
-        ax.imshow(image, cmap="gray")
-    ax.set_xticks([])
-    ax.set_yticks([])
+from .canvas import figure, save, show_image
 
 
 def plot_components(model, image_shape, path, num_directions=3, spread=2.0):
@@ -29,7 +17,9 @@ def plot_components(model, image_shape, path, num_directions=3, spread=2.0):
     μ_k + c s_j u_j] with c = ``spread``; returns ``path``.
 
     :param model: a :class:`~pyrovae.models.MixtureOfLinearDecoders` (K components, E ≥ 1).
-    :param tuple image_shape: ``(height, width)`` with height · width = D.
+    :param tuple image_shape: ``(height, width)`` or ``(channels, height, width)`` with their
+        product = D (``Data.image_shape``). A direction u_j is drawn on a red-blue scale (grey
+        images) or as 0.5 + u_j / (2 max|u_j|) per channel (colour), grey where it is 0.
     """
     weights, locs, bases = model.weights.detach(), model.locs.detach(), model.bases.detach()
     K, J = len(weights), min(num_directions, bases.shape[-1])
@@ -37,12 +27,12 @@ def plot_components(model, image_shape, path, num_directions=3, spread=2.0):
     for k in range(K):
         mean = locs[k].cpu()
         U, S, _ = torch.linalg.svd(bases[k].cpu(), full_matrices=False)
-        _show(axes[k, 0], mean, image_shape)
+        show_image(axes[k, 0], mean, image_shape)
         axes[k, 0].set_ylabel(f"k={k}\nπ={weights[k]:.2f}", fontsize=8)
         for j in range(J):
             cells = (U[:, j], mean - spread * S[j] * U[:, j], mean + spread * S[j] * U[:, j])
             for i, image in enumerate(cells):
-                _show(axes[k, 1 + 3 * j + i], image, image_shape, signed=i == 0)
+                show_image(axes[k, 1 + 3 * j + i], image, image_shape, signed=i == 0)
             if k == 0:
                 axes[0, 1 + 3 * j].set_title(f"u{j + 1}", fontsize=8)
                 axes[0, 2 + 3 * j].set_title(f"− {spread:g}s{j + 1}", fontsize=8)
@@ -66,8 +56,8 @@ def plot_reconstructions(model, x, image_shape, path, per_component=4):
             left.axis("off")
             right.axis("off")
             if col < len(members):
-                _show(left, x[members[col]].cpu(), image_shape)
-                _show(right, recon[members[col]].cpu(), image_shape)
+                show_image(left, x[members[col]].cpu(), image_shape)
+                show_image(right, recon[members[col]].cpu(), image_shape)
         axes[row, 0].axis("on")
         axes[row, 0].set_xticks([])
         axes[row, 0].set_yticks([])

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from matplotlib.patches import Ellipse
 
-from .canvas import figure, save
+from .canvas import figure, save, show_image
 
 
 @torch.no_grad()
@@ -44,7 +44,8 @@ def plot_gmm(model, x, path, num_std=2.0):
 @torch.no_grad()
 def plot_mixture_samples(vae, image_shape, path, per_component=10, seed=0):
     """Mixture-prior VAE: row k shows decoder means of ``per_component`` draws
-    z ~ N(μ_k, diag σ_k²) from component k; the row label is its weight π_k."""
+    z ~ N(μ_k, diag σ_k²) from component k; the row label is its weight π_k. ``image_shape``:
+    ``(H, W)`` or ``(C, H, W)``, as ``Data.image_shape``."""
     prior = vae.prior
     if not vae.has_clusters:
         raise ValueError("plot_mixture_samples needs a VAE built with prior='mixture'")
@@ -58,14 +59,12 @@ def plot_mixture_samples(vae, image_shape, path, per_component=10, seed=0):
     scales = prior.log_scales.exp()
     eps = torch.randn(k, per_component, vae.latent_dim, generator=gen).to(scales)
     z = prior.locs[:, None, :] + scales[:, None, :] * eps
-    images = vae.decode(z.reshape(-1, vae.latent_dim)).reshape(k, per_component, *image_shape)
+    images = vae.decode(z.reshape(-1, vae.latent_dim)).reshape(k, per_component, -1)
     weights = prior.weights.cpu().numpy()
     fig, axes = figure(per_component * 0.8, k * 0.8, k, per_component)
     for i in range(k):
         for j in range(per_component):
-            axes[i, j].imshow(images[i, j].cpu().numpy(), cmap="gray", vmin=0, vmax=1)
-            axes[i, j].set_xticks([])
-            axes[i, j].set_yticks([])
+            show_image(axes[i, j], images[i, j], image_shape)
         axes[i, 0].set_ylabel(f"{weights[i]:.2f}", rotation=0, ha="right", va="center")
     fig.suptitle("one row per mixture component (row label: weight)")
     return save(fig, path)

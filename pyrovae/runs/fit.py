@@ -3,10 +3,12 @@ keyword and, with ``out``, a run folder (:class:`~pyrovae.runs.folder.RunFolder`
 
 import warnings
 
+from ..infer.loggers import make_loggers
 from ..infer.options import Options
 from ..infer.train import train
 from .describe import run_config
 from .folder import CHECKPOINT, CONFIG, RunFolder
+from .options import TRAINING_KEYS
 
 
 def fit(
@@ -18,6 +20,7 @@ def fit(
     overwrite=False,
     distributed=None,
     device=None,
+    num_workers=0,
     logger=None,
     callbacks=(),
     config=None,
@@ -26,11 +29,16 @@ def fit(
     """Train ``model`` (any object with ``model(x)`` and ``guide(x)``: a pyrovae model, a
     user's pair, an ``AutoGuide`` of a user's model; see :mod:`pyrovae.models.contract`) by SVI
     on ``data``, and return the history (:func:`pyrovae.infer.train.train`, which documents
-    ``data``, ``distributed``, ``device``, ``logger``, ``callbacks`` and the history).
+    ``data``, ``distributed``, ``device``, ``num_workers``, ``logger``, ``callbacks`` and the
+    history).
 
     :param out: a folder (or a :class:`~pyrovae.runs.folder.RunFolder`) for ``checkpoint.pt``
         (every epoch, atomically), ``metrics.json`` and ``config.yaml``; owned by this process
         while it trains.
+    :param logger: a :class:`~pyrovae.infer.loggers.Logger`, a name (``"tensorboard"``,
+        ``"mlflow"``, ``"wandb"``, ``"csv"``: :func:`~pyrovae.infer.loggers.make_loggers`; the
+        file-based ones write under ``out``) or a list of them; they get the run's resolved
+        config as parameters.
     :param bool resume: continue from ``out/checkpoint.pt`` if it exists; the result equals that
         of an uninterrupted run with the same seed (and number of processes).
     :param bool overwrite: allow starting afresh over an existing checkpoint.
@@ -48,8 +56,9 @@ def fit(
     folder = out
     if out is not None and not isinstance(out, RunFolder):
         folder = RunFolder(out, resume, overwrite)
+    described = None
     if folder is not None:
-        folder.describes = describe(model, o, config, folder)
+        described = folder.describes = describe(model, o, config, folder)
     return train(
         model,
         data,
@@ -57,9 +66,23 @@ def fit(
         store=folder,
         distributed=distributed,
         device=device,
-        logger=logger,
+        num_workers=num_workers,
+        logger=make_loggers(logger, None if folder is None else folder.path),
         callbacks=callbacks,
+        run_config=described or logged_config(model, o, config),
     )
+
+
+def logged_config(model, options, extra):
+    """What the loggers get as parameters: the run's ``config.yaml`` (:func:`run_config`), or,
+    for a model it cannot rebuild, ``extra``, the model's class name and the training options
+    that are plain values."""
+    config, _ = run_config(model, options, extra)
+    if config is None:
+        training = {k: getattr(options, k) for k in TRAINING_KEYS}
+        plain = {k: v for k, v in training.items() if isinstance(v, bool | int | float | str)}
+        config = {**(extra or {}), "model": type(model).__name__, **plain}
+    return config
 
 
 def describe(model, options, extra, folder):

@@ -12,10 +12,13 @@ from pyrovae.infer.loggers import Logger, elbo_terms
 
 class Recorder(Logger):
     def __init__(self):
-        self.metrics, self.images, self.closed = [], [], False
+        self.metrics, self.images, self.params, self.closed = [], [], None, False
 
     def log_metrics(self, metrics, step):
         self.metrics.append((step, dict(metrics)))
+
+    def log_params(self, params):
+        self.params = dict(params)
 
     def log_image(self, name, image, step):
         self.images.append((name, image, step))
@@ -44,8 +47,11 @@ def test_a_logger_gets_steps_epochs_terms_and_samples(digits):
     assert all({"elbo/valid", "terms/kl", "terms/reconstruction"} <= set(m) for m in epochs)
     assert recorder.metrics[-1][1] == {"elbo/test": history["test_elbo"][-1]}
     name, image, step = recorder.images[-1]
-    assert name == "samples" and step == 6 and image.shape == (73, 73)  # 8×8 grid of 8×8
+    assert name == "samples" and step == 6 and image.shape == (3, 73, 73)  # 8×8 grid of 8×8
+    assert torch.equal(image[0], image[1]) and torch.equal(image[0], image[2])  # grey
     assert recorder.closed
+    given = {"model": "vae", "input_dim": 64, "latent_dim": 2, "epochs": 2, "batch_size": 500}
+    assert given.items() <= recorder.params.items() and recorder.params["warmup_epochs"] == 1
 
 
 def test_elbo_terms_match_the_closed_form_kl_and_reconstruction():

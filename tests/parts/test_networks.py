@@ -93,7 +93,7 @@ def test_conv_needs_an_image_shape():
 def test_data_keep_image_shape(digits):
     assert digits.input_shape == (1, 8, 8) and digits.image_shape == (8, 8)
     rgb = data.from_arrays(np.random.default_rng(0).random((10, 3, 4, 5)).astype(np.float32))
-    assert rgb.input_shape == (3, 4, 5) and rgb.input_dim == 60 and rgb.image_shape is None
+    assert rgb.input_shape == (3, 4, 5) and rgb.input_dim == 60 and rgb.image_shape == (3, 4, 5)
     assert rgb.train.x.shape[1:] == (60,)
     vectors = data.from_arrays(np.random.default_rng(0).random((10, 6)))
     assert vectors.input_shape == (6,) and vectors.image_shape is None
