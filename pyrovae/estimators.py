@@ -12,12 +12,14 @@ attributes of :class:`sklearn.mixture.GaussianMixture` where they exist (``weigh
 """
 
 import math
+import warnings
 
 import numpy as np
 import torch
 
 try:
     from sklearn.base import BaseEstimator, ClusterMixin, DensityMixin
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.utils import check_random_state
     from sklearn.utils.validation import check_is_fitted, validate_data
 except ImportError as error:  # pragma: no cover - the message is the point
@@ -30,6 +32,9 @@ from .models import GaussianMixture as PyroGaussianMixture
 from .models import MixtureOfLinearDecoders
 
 COVARIANCE_TYPES = ("full", "diag")
+DRIFT = 0.005
+"""Nats per row that SVI may lose from its start (the noise of Adam at an optimum) before
+``fit`` warns."""
 
 
 def _without_param_store_links(model):
@@ -52,7 +57,9 @@ class _Mixture(DensityMixin, ClusterMixin, BaseEstimator):
     def fit(self, X, y=None):
         """Start the model (``initialize``), then ``max_epochs`` epochs of SVI (Adam, ``lr``,
         batches of ``batch_size`` rows, all rows when ``None``). ``converged_`` says whether the
-        last epoch changed the mean training log-likelihood by less than ``tol``."""
+        last epoch changed the mean training log-likelihood by less than ``tol``. SVI that ends
+        below its start by more than :data:`DRIFT` nats per row warns, and one that is no
+        longer finite raises, naming what to change."""
         X = validate_data(self, X, dtype=np.float64)
         self._check_parameters(X)
         seed = self.random_state  # an int is the seed of the start and of SVI, as given
@@ -60,7 +67,8 @@ class _Mixture(DensityMixin, ClusterMixin, BaseEstimator):
             seed = int(check_random_state(seed).randint(2**31 - 1))
         x = torch.tensor(X, dtype=torch.float64)
         torch.manual_seed(seed)
-        model = self._start(x, seed)
+        self.model_ = model = self._start(x, seed)
+        start = self._mean_log_likelihood(x)
         self.n_iter_, history = 0, {"train_elbo": []}
         if self.max_epochs:
             batch_size = len(x) if self.batch_size is None else min(self.batch_size, len(x))
@@ -70,12 +78,35 @@ class _Mixture(DensityMixin, ClusterMixin, BaseEstimator):
             )  # fmt: skip
             self.n_iter_ = len(history["train_elbo"])
         self.model_ = _without_param_store_links(model)
+        self._check_drift(start, self._mean_log_likelihood(x))
         elbo = history["train_elbo"]
         self.converged_ = len(elbo) >= 2 and abs(elbo[-1] - elbo[-2]) < self.tol
         self._set_attributes()
         self.lower_bound_ = float(self.score(X))
         self.labels_ = self.predict(X)
         return self
+
+    def _mean_log_likelihood(self, x):
+        with torch.no_grad():
+            return self._joint(x).logsumexp(-1).mean().item()
+
+    def _check_drift(self, start, end):
+        """Report SVI that left its start: an error when the fit is no longer finite, a
+        :class:`~sklearn.exceptions.ConvergenceWarning` when it ends more than
+        :data:`DRIFT` nats per row below the start (EM's optimum for the Gaussian mixture)."""
+        if not math.isfinite(end):
+            raise FloatingPointError(
+                f"SVI diverged: the mean training log-likelihood is {end} (start {start:.4f}); "
+                f"lower lr (now {self.lr})"
+            )
+        if end < start - DRIFT:
+            warnings.warn(
+                f"SVI lowered the mean training log-likelihood from its start, {start:.4f}, to "
+                f"{end:.4f} nats per row: lower lr (now {self.lr}) or raise batch_size (now "
+                f"{self.batch_size}), or keep the start with max_epochs=0",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
 
     def _check_parameters(self, X):
         for name in ("n_components",):

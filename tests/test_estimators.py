@@ -2,12 +2,14 @@
 GaussianMixture, scores against scipy, and the docs' Pipeline/GridSearchCV example."""
 
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 from sklearn.datasets import make_blobs
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SklearnGMM
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -132,3 +134,19 @@ def test_docs_examples_run(capsys):
     out = capsys.readouterr().out
     assert "K = 4" in out
     assert "{'gaussianmixture__covariance_type': 'full', 'gaussianmixture__n_components': 2}" in out
+
+
+def test_a_fit_that_leaves_its_start_is_reported():
+    """Singular blobs (a collinear and a constant feature), batches of 128: at lr 0.5 SVI ends
+    below its EM start (a ConvergenceWarning that names lr), at lr 2 its covariances overflow
+    (an error that says to lower it); at lr 10⁻² it stays (no warning)."""
+    x, _ = make_blobs(600, n_features=5, centers=3, random_state=0)
+    X = np.hstack([x, 2 * x[:, :1] + 1, np.ones((len(x), 1))])
+    options = dict(max_epochs=20, batch_size=128, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        GaussianMixture(3, lr=1e-2, **options).fit(X)
+    with pytest.warns(ConvergenceWarning, match=r"lower lr \(now 0.5\)"):
+        GaussianMixture(3, lr=0.5, **options).fit(X)
+    with pytest.raises(FloatingPointError, match="lower the learning rate"):
+        GaussianMixture(3, lr=2.0, **options).fit(X)
