@@ -9,8 +9,9 @@ sample covariance is singular; K = 3; not standardised). For each covariance typ
 * scikit-learn: ``GaussianMixture(K, covariance_type, n_init=3, random_state=seed)``, float64;
 * ours: ``pyrovae.models.GaussianMixture(K, D, covariance)`` in float32, started by
   ``initialize(x, seed)`` (scikit-learn's EM, n_init=3, the same seed: "start"), then
-  ``pyrovae.fit`` for ``--epochs`` epochs of batches of 128 rows at each learning rate of
-  ``--lrs``.
+  ``pyrovae.fit`` for ``--epochs`` epochs, for each Adam learning rate and batch size of
+  ``--settings`` (``LR:BATCH``, batch 0 = all training rows): fit's defaults (10⁻³, 128), the
+  issue's 10⁻² at 128, and 10⁻² full batch.
 
 Reported per row: mean ± sd over the seeds (n = number of seeds) of the training and test mean
 log-likelihood per row (nats, higher is better), ours (after SVI), our start, and
@@ -69,7 +70,7 @@ DATASETS = {  # name: (split(seed) -> (train, test), K)
 }
 
 
-def one_run(name, covariance, lr, seed, epochs):
+def one_run(name, covariance, lr, batch_size, seed, epochs):
     split, k = DATASETS[name]
     train, test = split(seed)
     ref = SklearnGMM(k, covariance_type=covariance, n_init=3, random_state=seed).fit(train)
@@ -79,7 +80,9 @@ def one_run(name, covariance, lr, seed, epochs):
     with torch.no_grad():
         start = [model.log_prob(a).mean().item() for a in (xt, xs)]
     pyro.clear_param_store()
-    pyrovae.fit(model, xt, epochs=epochs, lr=lr, seed=seed, initialize=False, progress=False)
+    batch_size = batch_size or len(xt)
+    pyrovae.fit(model, xt, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+                initialize=False, progress=False)  # fmt: skip
     with torch.no_grad():
         end = [model.log_prob(a).mean().item() for a in (xt, xs)]
         tril = model.scale_tril.double()
@@ -117,15 +120,17 @@ def main(args):
     rows = []
     for name in DATASETS:
         for covariance in ("full", "diag"):
-            for lr in args.lrs:
+            for setting in args.settings:
+                lr, batch = float(setting.split(":")[0]), int(setting.split(":")[1])
                 tic = time.time()
-                runs = [one_run(name, covariance, lr, s, args.epochs) for s in args.seeds]
+                runs = [one_run(name, covariance, lr, batch, s, args.epochs) for s in args.seeds]
                 row = {"dataset": name, "K": DATASETS[name][1], "covariance": covariance,
-                       "lr": lr, "epochs": args.epochs, "batch_size": 128, **summary(runs),
-                       "runs": runs}  # fmt: skip
+                       "lr": lr, "epochs": args.epochs, "batch_size": batch or "all",
+                       **summary(runs), "runs": runs}  # fmt: skip
                 rows.append(row)
                 m = lambda key, row=row: f"{row[key]['mean']:.3f} ± {row[key]['sd']:.3f}"  # noqa: E731
-                print(f"{name:15s} {covariance} lr={lr:g}  train {m('train')} (start "
+                print(f"{name:15s} {covariance} lr={lr:g} batch={batch or 'all'}  "
+                      f"train {m('train')} (start "
                       f"{m('start_train')}, sklearn {m('sklearn_train')})  test {m('test')} "
                       f"(sklearn {m('sklearn_test')})  drift min {row['drift']['min']:+.4f}  "
                       f"min eig {row['min_eigenvalue']['min']:.3g}  {time.time() - tic:.0f}s",
@@ -154,7 +159,7 @@ def main(args):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--lrs", type=float, nargs="+", default=[1e-3, 1e-2])
+    parser.add_argument("--settings", nargs="+", default=["1e-3:128", "1e-2:128", "1e-2:0"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=OUT)
     main(parser.parse_args())
