@@ -117,7 +117,7 @@ def commit():
 
 def main(args):
     torch.set_num_threads(1)
-    rows = []
+    rows, at = [], commit()  # the code that runs, before any later commit
     for name in DATASETS:
         for covariance in ("full", "diag"):
             for setting in args.settings:
@@ -137,7 +137,7 @@ def main(args):
                       flush=True)  # fmt: skip
     report = {
         "benchmark": "gmm_vs_sklearn_uci",
-        "commit": commit(),
+        "commit": at,
         "command": "OMP_NUM_THREADS=1 python " + " ".join(sys.argv),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}, "
         "torch threads 1",
