@@ -196,7 +196,7 @@ def test_sklearn_em_fixed_point_is_stationary_for_our_objective(covariance):
         ref.score_samples(x.numpy()), abs=1e-4
     )
     loss = TraceEnum_ELBO(max_plate_nesting=1).differentiable_loss(model.model, model.guide, x)
-    grads = torch.autograd.grad(loss / len(x), [model.logits, model.locs, model.log_scales])
+    grads = torch.autograd.grad(loss / len(x), [model.logits, model.loc_offsets, model.log_scales])
     scale = torch.autograd.grad(-model.log_prob(x).mean(), model.log_scales)[0].abs().max()
     assert max(g.abs().max().item() for g in grads) < 1e-4 * max(scale.item(), 1.0)
 
