@@ -1,6 +1,6 @@
 # Two commands on a fresh machine (only Python and the package registry needed):
 #   make demo   train the Gaussian VAE on the offline digits data, write pictures and metrics
-#   make test   lint (ruff) and run the whole test suite
+#   make test   lint (ruff, import contracts, mypy) and run the whole test suite
 #   make docs   build the documentation site (runs every example briefly) into docs/_build/html
 PYTHON ?= python3
 VENV := .venv
@@ -26,6 +26,7 @@ lint: $(VENV)/installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy pyrovae
 
 test: lint
 	$(BIN)/python -m pytest -q
