@@ -23,13 +23,21 @@ import csv
 import math
 import os
 import shutil
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from . import checks, sampling
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+Index = torch.Tensor | Sequence[int]
+"""Row indices: a 1-D integer tensor or a sequence of ints."""
 
 BINARIZE = ("none", "static", "dynamic")
 DATASETS = ("digits", "mnist", "fashion-mnist")
@@ -49,18 +57,18 @@ class Split:
     x: torch.Tensor
     y: torch.Tensor | None = None
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self.x.shape[0]
 
-    def rows(self, index):
+    def rows(self, index: Index) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``(x[index], y[index] or None)`` for a 1-D tensor of row indices."""
         return self.x[index], None if self.y is None else self.y[index]
 
-    def chunks(self, size):
+    def chunks(self, size: int) -> Iterable[torch.Tensor]:
         """The rows in order, ``size`` at a time: ``(≤ size, D)`` tensors."""
         return torch.split(self.x, size)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         x = f"x={tuple(self.x.shape)} {str(self.x.dtype).removeprefix('torch.')}"
         return f"Split({x}{'' if self.y is None else f', y={tuple(self.y.shape)}'})"
 
@@ -77,7 +85,7 @@ class DatasetSplit:
     a model's ``initialize``).
     """
 
-    def __init__(self, dataset):
+    def __init__(self, dataset: Any) -> None:
         is_map = hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")
         if not is_map or isinstance(dataset, str | bytes | dict):
             raise ValueError(
@@ -87,10 +95,10 @@ class DatasetSplit:
             )
         self.dataset = dataset
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.dataset)
 
-    def rows(self, index):
+    def rows(self, index: Index | range) -> tuple[torch.Tensor, torch.Tensor | None]:
         index = [int(i) for i in index]
         fetch = getattr(self.dataset, "__getitems__", None)
         items = fetch(index) if fetch is not None else [self.dataset[i] for i in index]
@@ -101,23 +109,23 @@ class DatasetSplit:
         has_y = pairs[0][1] is not None
         return x, torch.as_tensor([int(b) for _, b in pairs]) if has_y else None
 
-    def chunks(self, size):
+    def chunks(self, size: int) -> Iterator[torch.Tensor]:
         for start in range(0, len(self), size):
             yield self.rows(range(start, min(start + size, len(self))))[0]
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"DatasetSplit({type(self.dataset).__name__}, {len(self)} rows)"
 
     @property
-    def x(self):
+    def x(self) -> torch.Tensor:
         return self.rows(range(len(self)))[0]
 
     @property
-    def y(self):
+    def y(self) -> torch.Tensor | None:
         return self.rows(range(len(self)))[1] if len(self) else None
 
 
-def _as_pair(item):
+def _as_pair(item: Any) -> tuple[Any, Any]:
     if isinstance(item, tuple | list):
         if len(item) not in (1, 2):
             raise ValueError(
@@ -127,7 +135,7 @@ def _as_pair(item):
     return item, None
 
 
-def as_split(rows):
+def as_split(rows: Any) -> Split | DatasetSplit | None:
     """A :class:`Split` (or :class:`DatasetSplit`) as is, a tensor or array as a
     :class:`Split`, a map-style ``Dataset`` as a :class:`DatasetSplit`."""
     if rows is None or isinstance(rows, Split | DatasetSplit):
@@ -151,10 +159,24 @@ class Data:
     ``(C, H, W)`` for colour (C = 3, RGB, or 4, RGBA) and ``None`` otherwise.
     """
 
-    def __init__(self, train, valid=None, test=None, binarize="none", image_shape=None, name=""):
+    train: Split | DatasetSplit
+    valid: Split | DatasetSplit | None
+    test: Split | DatasetSplit | None
+
+    def __init__(
+        self,
+        train: Any,
+        valid: Any = None,
+        test: Any = None,
+        binarize: str = "none",
+        image_shape: Sequence[int] | None = None,
+        name: str = "",
+    ) -> None:
         if binarize not in BINARIZE:
             raise ValueError(f"binarize must be one of {', '.join(BINARIZE)}, got {binarize!r}")
         train, valid, test = as_split(train), as_split(valid), as_split(test)
+        if train is None:
+            raise ValueError("Data needs training rows; got train=None")
         on_disk = [s for s in (valid, test) if isinstance(s, DatasetSplit)]
         if (on_disk and binarize != "none") or (
             isinstance(train, DatasetSplit) and binarize == "static"
@@ -181,7 +203,7 @@ class Data:
         self.valid = _binarized(valid, gen) if once and valid is not None else valid
         self.test = _binarized(test, gen) if once and test is not None else test
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         splits = ",\n".join(f"    {k}={getattr(self, k)!r}" for k in ("train", "valid", "test"))
         return (
             f"Data(name={self.name!r}, input_shape={self.input_shape}, "
@@ -189,27 +211,27 @@ class Data:
         )
 
     @property
-    def input_dim(self):
+    def input_dim(self) -> int:
         """D: the length of a row (C·H·W for images)."""
         return _row_length(self.train)
 
     @property
-    def input_shape(self):
+    def input_shape(self) -> tuple[int, ...]:
         """``(C, H, W)`` for images, ``(D,)`` for vectors."""
         return self._input_shape or (self.input_dim,)
 
     def batches(
         self,
-        batch_size,
-        epoch,
-        seed,
-        rank=0,
-        world_size=1,
-        labels=False,
-        labelled_per_batch=0,
-        num_workers=0,
-        pin_memory=False,
-    ):
+        batch_size: int,
+        epoch: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        labels: bool = False,
+        labelled_per_batch: int = 0,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+    ) -> Iterator[torch.Tensor]:
         """Shuffled training batches ``(B, D)`` for one epoch; with ``labels``, ``(B, D + 1)``:
         each row followed by its label (−1: unlabelled), for the models that learn from
         labels (see :func:`pyrovae.infer.train.with_labels`).
@@ -235,22 +257,37 @@ class Data:
         """
         gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
         size = batch_size * world_size
+        order: Sequence[torch.Tensor]
         if labelled_per_batch:
             y = self.train.y
+            if y is None:
+                raise ValueError("labelled_per_batch needs training labels; these data have none")
             order = sampling.mixed_batches(y, size, labelled_per_batch * world_size, gen)
+
         else:
             order = sampling.plain_batches(len(self.train), size, gen)
         dynamic = self.binarize == "dynamic"  # drawn for the global batch, so read it whole
         wanted = [index if dynamic else index[rank::world_size] for index in order]
-        workers = {"num_workers": num_workers, "pin_memory": pin_memory, "seed": gen.initial_seed()}
-        for x, y in read_batches(self.train, wanted, **workers):
+        read = read_batches(self.train, wanted, num_workers, pin_memory, gen.initial_seed())
+        for x, y in read:
             if dynamic:
                 x = torch.bernoulli(x, generator=gen)[rank::world_size]  # the global draw
                 y = None if y is None else y[rank::world_size]
-            yield torch.cat([x, y[:, None].to(x.dtype)], 1) if labels else x
+            if not labels:
+                yield x
+            elif y is None:
+                raise ValueError(f"labels=True needs labels: {self.name or 'these data'} have none")
+            else:
+                yield torch.cat([x, y[:, None].to(x.dtype)], 1)
 
 
-def read_batches(split, indices, num_workers=0, pin_memory=False, seed=0):
+def read_batches(
+    split: Split | DatasetSplit,
+    indices: Sequence[torch.Tensor],
+    num_workers: int = 0,
+    pin_memory: bool = False,
+    seed: int = 0,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
     """``split.rows(index)`` for each index tensor of ``indices``, in order: read here, or with
     ``num_workers`` > 0 by a ``DataLoader`` whose batch sampler is ``indices`` itself, so that
     its worker processes read exactly these batches (each a ``__getitems__`` call on the
@@ -259,9 +296,10 @@ def read_batches(split, indices, num_workers=0, pin_memory=False, seed=0):
     own sampling noise keeps to itself."""
     if not num_workers:
         return (split.rows(index) for index in indices)
+    loader: torch.utils.data.DataLoader[tuple[torch.Tensor, torch.Tensor | None]]
     loader = torch.utils.data.DataLoader(
         _BatchReader(split),
-        batch_sampler=indices,
+        batch_sampler=indices,  # type: ignore[arg-type]  # any iterable of index batches
         num_workers=num_workers,
         collate_fn=_as_read,
         pin_memory=pin_memory,
@@ -273,37 +311,37 @@ def read_batches(split, indices, num_workers=0, pin_memory=False, seed=0):
 class _BatchReader(torch.utils.data.Dataset):
     """A split as a ``Dataset`` whose ``__getitems__`` reads a whole batch ``(x, y)``."""
 
-    def __init__(self, split):
+    def __init__(self, split: Split | DatasetSplit) -> None:
         self.split = split
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.split)
 
-    def __getitems__(self, index):
+    def __getitems__(self, index: list[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
         return self.split.rows(index)
 
 
-def _as_read(batch):
+def _as_read(batch: Any) -> Any:
     return batch
 
 
-def _picture_shape(input_shape):
+def _picture_shape(input_shape: tuple[int, ...] | None) -> tuple[int, ...] | None:
     """``(H, W)`` of grey images, ``(C, H, W)`` of RGB(A) ones, ``None`` for anything else."""
     if input_shape is None or input_shape[0] not in (1, 3, 4):
         return None
     return input_shape[1:] if input_shape[0] == 1 else input_shape
 
 
-def _row_length(split):
+def _row_length(split: Split | DatasetSplit) -> int:
     first = next(iter(split.chunks(1)), None)
     return 0 if first is None or not len(first) else first[0].numel()
 
 
-def _binarized(split, gen):
+def _binarized(split: Split | DatasetSplit, gen: torch.Generator) -> Split:
     return Split(torch.bernoulli(split.x, generator=gen), split.y)
 
 
-def load(name="digits", root=None, binarize="none"):
+def load(name: str = "digits", root: str | Path | None = None, binarize: str = "none") -> Data:
     """Load a named data set as :class:`Data`.
 
     ``"digits"``: scikit-learn's 8×8 digits (1,797 images, pixels / 16), split 1,150 / 288 / 359
@@ -322,7 +360,14 @@ def load(name="digits", root=None, binarize="none"):
     )
 
 
-def from_arrays(x, y=None, test_fraction=0.2, valid_fraction=0.1, binarize="none", seed=0):
+def from_arrays(
+    x: torch.Tensor | np.ndarray,
+    y: torch.Tensor | np.ndarray | None = None,
+    test_fraction: float = 0.2,
+    valid_fraction: float = 0.1,
+    binarize: str = "none",
+    seed: int = 0,
+) -> Data:
     """Wrap user data (tensor or array) as :class:`Data`: rows ``(N, D)``, grey-level images
     ``(N, H, W)`` or images ``(N, C, H, W)`` (channels first, as torch has them: RGB is C = 3;
     channels-last arrays ``(N, H, W, 3)`` are refused with the transpose to apply).
@@ -361,13 +406,19 @@ def from_arrays(x, y=None, test_fraction=0.2, valid_fraction=0.1, binarize="none
         order[n - n_test :],
     )
     splits = [Split(x[i], None if y is None else y[i]) if len(i) else None for i in parts]
-    return Data(*splits, binarize=binarize, image_shape=image_shape, name="arrays")
+    train, valid, test = splits
+    return Data(train, valid, test, binarize=binarize, image_shape=image_shape, name="arrays")
 
 
 FILE_KINDS = (".npy", ".npz", ".csv", ".pt")
 
 
-def load_file(path, labels=None, key=None, binarize="none"):
+def load_file(
+    path: str | Path,
+    labels: str | int | None = None,
+    key: str | None = None,
+    binarize: str = "none",
+) -> Data:
     """Load the user's own data from ``path`` as :class:`Data`, split into training,
     validation and test rows as :func:`from_arrays` does (test 20 %, validation 10 %), with a
     fixed permutation (seed 0): like a named data set, a file always gives the same splits.
@@ -424,7 +475,10 @@ def load_file(path, labels=None, key=None, binarize="none"):
     return data
 
 
-def _read_npy(path, labels, key):
+Arrays = tuple[Any, Any]  # rows (an array or tensor) and labels (one, or None)
+
+
+def _read_npy(path: Path, labels: str | int | None, key: str | None) -> Arrays:
     if key is not None:
         raise ValueError(f"{path}: a .npy file holds one array and no keys; leave key unset")
     try:
@@ -436,7 +490,7 @@ def _read_npy(path, labels, key):
     return _column(path, x, labels)
 
 
-def _column(path, x, labels):
+def _column(path: Path, x: Any, labels: str | int | None) -> Arrays:
     """Rows ``x`` without the column ``labels`` (an index, or its digits as from a command
     line), and that column."""
     if labels is None:
@@ -454,7 +508,7 @@ def _column(path, x, labels):
     return x[:, keep], x[:, labels]
 
 
-def _read_npz(path, labels, key):
+def _read_npz(path: Path, labels: str | int | None, key: str | None) -> Arrays:
     try:
         arrays = dict(np.load(path, allow_pickle=False))
     except ValueError as err:
@@ -462,7 +516,9 @@ def _read_npz(path, labels, key):
     return _named(path, arrays, labels, key, "np.savez(path, x=rows, y=labels)")
 
 
-def _named(path, arrays, labels, key, how):
+def _named(
+    path: Path, arrays: Mapping[Any, Any], labels: str | int | None, key: str | None, how: str
+) -> Arrays:
     """Data and labels from a dict of named arrays (an .npz or a .pt dict)."""
     for name in (key, labels):
         if name is not None and name not in arrays:
@@ -480,7 +536,7 @@ def _named(path, arrays, labels, key, how):
     return arrays[key], None if labels is None else arrays[labels]
 
 
-def _read_pt(path, labels, key):
+def _read_pt(path: Path, labels: str | int | None, key: str | None) -> Arrays:
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # pickle of other objects, or not a torch file
@@ -500,7 +556,7 @@ def _read_pt(path, labels, key):
     )
 
 
-def _read_csv(path, labels, key):
+def _read_csv(path: Path, labels: str | int | None, key: str | None) -> Arrays:
     if key is not None:
         raise ValueError(f"{path}: a .csv file has columns, not keys; leave key unset")
     with open(path, newline="") as f:
@@ -534,7 +590,7 @@ def _read_csv(path, labels, key):
     return _column(path, x, labels)
 
 
-def _is_number(value):
+def _is_number(value: str) -> bool:
     try:
         float(value)
     except ValueError:
@@ -542,7 +598,7 @@ def _is_number(value):
     return True
 
 
-def _read_images(folder):
+def _read_images(folder: Path) -> torch.Tensor:
     from PIL import Image, UnidentifiedImageError
     from torchvision.datasets.folder import IMG_EXTENSIONS
     from torchvision.transforms.functional import pil_to_tensor
@@ -569,7 +625,7 @@ def _read_images(folder):
     return torch.stack(images).float() / 255.0
 
 
-def _colour_mode(image, file):
+def _colour_mode(image: "Image", file: Path) -> "Image":
     """The image as 8-bit grey (``L``), RGB or RGBA."""
     if image.mode in ("L", "RGB", "RGBA"):
         return image
@@ -583,7 +639,7 @@ def _colour_mode(image, file):
     return image.convert("RGBA" if image.has_transparency_data else "RGB")
 
 
-def _digits(binarize):
+def _digits(binarize: str) -> Data:
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
@@ -594,7 +650,7 @@ def _digits(binarize):
     return data
 
 
-def keep_labels(data, num_labels, seed=0):
+def keep_labels(data: Data, num_labels: int, seed: int = 0) -> Data:
     """A copy of ``data`` whose training rows keep ``num_labels`` labels, the same number per
     class (``num_labels`` must be a multiple of the number of classes), chosen at random with
     ``seed``; every other training label becomes −1 (unlabelled). Validation and test labels
@@ -624,7 +680,9 @@ def keep_labels(data, num_labels, seed=0):
     return kept
 
 
-def affine(x, angle, shift):
+def affine(
+    x: torch.Tensor, angle: torch.Tensor | Sequence[float], shift: torch.Tensor | Sequence
+) -> torch.Tensor:
     """Rows ``x`` ``(N, s²)``, each a square grey image, turned by ``angle`` ``(N,)`` degrees
     counter-clockwise about its centre and then moved by ``shift`` ``(N, 2)`` pixels (right,
     down): output(p) = x(R(−angle)(p − c − shift) + c), c the centre, bilinear between pixel
@@ -646,11 +704,18 @@ def affine(x, angle, shift):
         -2,
     )  # (N, 2, 3)
     images = x.reshape(n, 1, side, side)
-    grid = torch.nn.functional.affine_grid(theta, images.shape, align_corners=False)
+    grid = torch.nn.functional.affine_grid(theta, list(images.shape), align_corners=False)
+
     return torch.nn.functional.grid_sample(images, grid, align_corners=False).reshape(n, d)
 
 
-def random_affine(x, *, degrees=10.0, shift=0.1, generator=None):
+def random_affine(
+    x: torch.Tensor,
+    *,
+    degrees: float = 10.0,
+    shift: float = 0.1,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """DEC-DA's augmentation (Guo et al. 2018, Keras's ``ImageDataGenerator(rotation_range=10,
     width_shift_range=0.1, height_shift_range=0.1)``): each row of ``x`` ``(N, s²)`` turned by
     an angle ~ U(−degrees, degrees) and moved by U(−shift·s, shift·s) pixels along each axis
@@ -661,12 +726,12 @@ def random_affine(x, *, degrees=10.0, shift=0.1, generator=None):
     return affine(x, angle, moves)
 
 
-def data_root(root=None):
+def data_root(root: str | Path | None = None) -> Path:
     """The folder holding torchvision data sets: ``root``, ``$PYROVAE_DATA`` or the default."""
     return Path(root or os.environ.get("PYROVAE_DATA") or Path.home() / ".pyrovae" / "data")
 
 
-def _check_idx(path, name):
+def _check_idx(path: Path, name: str) -> None:
     """Refuse an IDX file (LeCun's format: a magic number 0x0000 08 n, n big-endian uint32
     sizes, then the product of the sizes in bytes) whose header or length is wrong, before
     torchvision reads it (which fails with a traceback or a misleading message)."""
@@ -696,7 +761,8 @@ def _check_idx(path, name):
         )
 
 
-def _torchvision(name, root, binarize):
+def _torchvision(name: str, root: str | Path | None, binarize: str) -> Data:
+
     import torchvision
 
     cls = torchvision.datasets.MNIST if name == "mnist" else torchvision.datasets.FashionMNIST

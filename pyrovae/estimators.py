@@ -195,7 +195,7 @@ class GaussianMixture(_Mixture):
     def __init__(
         self, n_components=1, *, covariance_type="full", reg_covar=1e-6, max_iter=100,
         n_init=1, max_epochs=100, lr=1e-3, batch_size=None, tol=1e-3, random_state=None,
-    ):  # fmt: skip
+    ) -> None:  # fmt: skip
         self.n_components, self.covariance_type, self.reg_covar = (
             n_components, covariance_type, reg_covar
         )  # fmt: skip
@@ -223,7 +223,7 @@ class GaussianMixture(_Mixture):
     def _component_samples(self, k, n):
         return self.model_.components(torch.tensor([k])).sample((n,))[:, 0].numpy()
 
-    def _set_attributes(self):
+    def _set_attributes(self) -> None:
         model = self.model_
         with torch.no_grad():
             tril = model.scale_tril
@@ -262,7 +262,7 @@ class MixtureOfPPCA(_Mixture):
     def __init__(
         self, n_components=1, *, latent_dim=1, n_init=1, max_epochs=100, lr=1e-3,
         batch_size=None, tol=1e-3, random_state=None,
-    ):  # fmt: skip
+    ) -> None:  # fmt: skip
         self.n_components, self.latent_dim, self.n_init = n_components, latent_dim, n_init
         self.max_epochs, self.lr, self.batch_size = max_epochs, lr, batch_size
         self.tol, self.random_state = tol, random_state
@@ -287,7 +287,7 @@ class MixtureOfPPCA(_Mixture):
     def _component_samples(self, k, n):
         return self.model_.components(torch.tensor([k])).sample((n,))[:, 0].numpy()
 
-    def _set_attributes(self):
+    def _set_attributes(self) -> None:
         model = self.model_
         with torch.no_grad():
             self.weights_ = model.weights.numpy().copy()

@@ -10,18 +10,21 @@ row about ``steps × labelled_per_batch / N_labelled`` times.
 """
 
 import math
+from collections.abc import Sequence
 
 import torch
 
 
-def plain_batches(n, size, gen):
+def plain_batches(n: int, size: int, gen: torch.Generator) -> Sequence[torch.Tensor]:
     """Index tensors of the global batches of ``size`` rows among ``n``: in order when one
     batch holds them all, else a permutation drawn from ``gen``, cut into batches."""
     order = torch.arange(n) if size >= n else torch.randperm(n, generator=gen)
     return torch.split(order, size) if n else ()
 
 
-def mixed_batches(y, size, labelled, gen):
+def mixed_batches(
+    y: torch.Tensor, size: int, labelled: int, gen: torch.Generator
+) -> list[torch.Tensor]:
     """Index tensors of global batches of ``size`` rows each made of ``labelled`` rows with a
     label (``y >= 0``) followed by ``size − labelled`` rows without (``y == −1``).
 
@@ -40,11 +43,13 @@ def mixed_batches(y, size, labelled, gen):
     ]
 
 
-def batch_sizes(y, n, size, labelled):
+def batch_sizes(y: torch.Tensor | None, n: int, size: int, labelled: int) -> list[int]:
     """The number of rows of each global batch that :func:`plain_batches` (``labelled`` = 0)
     or :func:`mixed_batches` gives: a list, one entry per step of the epoch."""
     if not labelled:
         return [min(size, n - start) for start in range(0, n, size)]
+    if y is None:
+        raise ValueError("batches that mix labelled rows need labels y; got None")
     n_unlabelled = int((y < 0).sum())
     per = size - labelled
     return [labelled + min(per, n_unlabelled - start) for start in range(0, n_unlabelled, per)]

@@ -47,7 +47,7 @@ class HypersphericalUniform(TorchDistribution):
         device=None,
         dtype=None,
         like=None,
-    ):
+    ) -> None:
         dim = int(dim)
         if dim < 2:
             raise ValueError(f"HypersphericalUniform needs dim >= 2 (ambient dimension), got {dim}")

@@ -94,7 +94,7 @@ class Context:
         dist.all_reduce(t)
         return tuple(t.tolist())
 
-    def broadcast(self, tensors):
+    def broadcast(self, tensors) -> None:
         """Overwrite ``tensors`` in place with rank 0's values (the same start everywhere)."""
         if not self.active:
             return
@@ -102,7 +102,7 @@ class Context:
             for t in tensors:
                 dist.broadcast(t, src=0)
 
-    def average_gradients(self, params):
+    def average_gradients(self, params) -> None:
         """Average ``.grad`` over ranks for parameters DDP does not see (``pyro.param`` sites
         outside the model, or ELBOs that compute their own gradients)."""
         if not self.active:
@@ -113,7 +113,7 @@ class Context:
             dist.all_reduce(p.grad)
             p.grad /= self.world_size
 
-    def close(self, finished=True):
+    def close(self, finished=True) -> None:
         """End the process group ``setup`` made. After a finished run the ranks first wait
         for each other: a rank that tears gloo down while its peer is still sending makes
         the peer abort at exit ("terminate called without an active exception"). After an
@@ -173,7 +173,7 @@ class ScaledLoss(nn.Module):
     loss that still touches every parameter, so that it joins the gradient average.
     """
 
-    def __init__(self, model, loss):
+    def __init__(self, model, loss) -> None:
         super().__init__()
         self.model, self.loss = model, loss
 

@@ -53,25 +53,25 @@ class Logger(Callback):
         """Record ``metrics``, a dict of name → float, at global step ``step``."""
         raise NotImplementedError
 
-    def log_params(self, params):
+    def log_params(self, params) -> None:
         """Record the run's parameters, a flat dict of name → str, int, float, bool or list."""
 
-    def log_image(self, name, image, step):
+    def log_image(self, name, image, step) -> None:
         """Record ``image``, a ``(C, H, W)`` float tensor in [0, 1]: RGB (C = 3; grey images
         in three equal channels) or RGBA (C = 4)."""
 
-    def close(self):
+    def close(self) -> None:
         """Flush and release the backend at the end of the run."""
 
-    def on_train_start(self, state):
+    def on_train_start(self, state) -> None:
         if state.ctx.is_main:
             self.log_params(flatten(state.config))
 
-    def on_step_end(self, state):
+    def on_step_end(self, state) -> None:
         if state.ctx.is_main and state.batch_rows:
             self.log_metrics({"train/loss": state.loss / state.batch_rows}, state.global_step)
 
-    def on_epoch_end(self, state):
+    def on_epoch_end(self, state) -> None:
         if not state.ctx.is_main:
             return
         h, step = state.history, state.global_step
@@ -93,7 +93,7 @@ class Logger(Callback):
         if images is not None:
             self.log_image("samples", images, step)
 
-    def on_train_end(self, state):
+    def on_train_end(self, state) -> None:
         if state.ctx.is_main:
             test = state.history["test_elbo"][-1] if state.history["epoch"] else None
             if test is not None and state.options.score_test == "end":
@@ -151,7 +151,7 @@ class TensorBoardLogger(Logger):
     """Write the run as TensorBoard event files in ``log_dir`` (``pip install
     'pyrovae[tensorboard]'``); view them with ``tensorboard --logdir log_dir``."""
 
-    def __init__(self, log_dir):
+    def __init__(self, log_dir) -> None:
         tensorboard = _package("torch.utils.tensorboard", "tensorboard", "TensorBoard")
         self.log_dir, self.writer = str(log_dir), None
         self._writer_class = tensorboard.SummaryWriter
@@ -161,25 +161,25 @@ class TensorBoardLogger(Logger):
             self.writer = self._writer_class(self.log_dir)
         return self.writer
 
-    def log_metrics(self, metrics, step):
+    def log_metrics(self, metrics, step) -> None:
         writer = self._open()
         for name, value in metrics.items():
             if value is not None:
                 writer.add_scalar(name, value, step)
 
-    def log_params(self, params):
+    def log_params(self, params) -> None:
         lines = [f"| {name} | {value} |" for name, value in params.items()]
         self._open().add_text("params", "\n".join(["| name | value |", "|---|---|", *lines]))
 
-    def log_image(self, name, image, step):
+    def log_image(self, name, image, step) -> None:
         self._open().add_image(name, image, step, dataformats="CHW")
 
-    def on_epoch_end(self, state):
+    def on_epoch_end(self, state) -> None:
         super().on_epoch_end(state)
         if self.writer is not None:
             self.writer.flush()
 
-    def close(self):
+    def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
@@ -197,7 +197,7 @@ class MLflowLogger(Logger):
         (and no ``tracking_uri``) the run is that active run, left open at the end.
     """
 
-    def __init__(self, experiment="pyrovae", run_name=None, tracking_uri=None):
+    def __init__(self, experiment="pyrovae", run_name=None, tracking_uri=None) -> None:
         mlflow = _package("mlflow", "mlflow", "MLflow")
         self._entities = mlflow.entities
         try:
@@ -213,7 +213,7 @@ class MLflowLogger(Logger):
         self.experiment, self.run_name = experiment, run_name
         self.run_id, self._own_run = (active.info.run_id, False) if active else (None, True)
 
-    def on_train_start(self, state):
+    def on_train_start(self, state) -> None:
         if state.ctx.is_main and self.run_id is None:
             found = self.client.get_experiment_by_name(self.experiment)
             experiment = (
@@ -222,7 +222,7 @@ class MLflowLogger(Logger):
             self.run_id = self.client.create_run(experiment, run_name=self.run_name).info.run_id
         super().on_train_start(state)
 
-    def log_metrics(self, metrics, step):
+    def log_metrics(self, metrics, step) -> None:
         now = int(time.time() * 1000)
         rows = [
             self._entities.Metric(name, float(value), now, step)
@@ -231,15 +231,15 @@ class MLflowLogger(Logger):
         ]
         self.client.log_batch(self.run_id, metrics=rows)
 
-    def log_params(self, params):
+    def log_params(self, params) -> None:
         rows = [self._entities.Param(name, str(value)) for name, value in params.items()]
         for start in range(0, len(rows), 100):  # MLflow takes up to 100 parameters a call
             self.client.log_batch(self.run_id, params=rows[start : start + 100])
 
-    def log_image(self, name, image, step):
+    def log_image(self, name, image, step) -> None:
         self.client.log_image(self.run_id, _hwc_bytes(image), key=name, step=step)
 
-    def close(self):
+    def close(self) -> None:
         if self.run_id is not None and self._own_run:
             self.client.set_terminated(self.run_id)
             self.run_id = None
@@ -256,12 +256,12 @@ class WandbLogger(Logger):
         ``wandb sync``) or ``"disabled"``; ``None``: W&B's own choice (``$WANDB_MODE``).
     """
 
-    def __init__(self, project="pyrovae", name=None, dir=None, mode=None):
+    def __init__(self, project="pyrovae", name=None, dir=None, mode=None) -> None:
         self._wandb = _package("wandb", "wandb", "W&B")
         self.project, self.name, self.dir, self.mode = project, name, dir, mode
         self.run = None
 
-    def on_train_start(self, state):
+    def on_train_start(self, state) -> None:
         if state.ctx.is_main and self.run is None:
             if self.dir is not None:
                 Path(self.dir).mkdir(parents=True, exist_ok=True)
@@ -274,16 +274,16 @@ class WandbLogger(Logger):
             )
         super().on_train_start(state)
 
-    def log_metrics(self, metrics, step):
+    def log_metrics(self, metrics, step) -> None:
         self.run.log({k: v for k, v in metrics.items() if v is not None}, step=step)
 
-    def log_params(self, params):
+    def log_params(self, params) -> None:
         self.run.config.update(params)
 
-    def log_image(self, name, image, step):
+    def log_image(self, name, image, step) -> None:
         self.run.log({name: self._wandb.Image(_hwc_bytes(image))}, step=step)
 
-    def close(self):
+    def close(self) -> None:
         if self.run is not None:
             self.run.finish()
             self.run = None
@@ -295,10 +295,10 @@ class CSVLogger(Logger):
     ``images/NAME_STEP.png``. A resumed run appends to ``metrics.csv``; a fresh one starts it
     anew."""
 
-    def __init__(self, folder):
+    def __init__(self, folder) -> None:
         self.folder, self._file, self._rows = Path(folder), None, None
 
-    def on_train_start(self, state):
+    def on_train_start(self, state) -> None:
         if state.ctx.is_main and self._file is None:
             self.folder.mkdir(parents=True, exist_ok=True)
             mode = "a" if state.first_epoch else "w"
@@ -308,25 +308,25 @@ class CSVLogger(Logger):
                 self._rows.writerow(["step", "name", "value"])
         super().on_train_start(state)
 
-    def log_metrics(self, metrics, step):
+    def log_metrics(self, metrics, step) -> None:
         self._rows.writerows([step, k, repr(float(v))] for k, v in metrics.items() if v is not None)
 
-    def log_params(self, params):
+    def log_params(self, params) -> None:
         with open(self.folder / "params.csv", "w", newline="") as f:
             csv.writer(f).writerows([["name", "value"], *params.items()])
 
-    def log_image(self, name, image, step):
+    def log_image(self, name, image, step) -> None:
         import torchvision.utils
 
         (self.folder / "images").mkdir(exist_ok=True)
         torchvision.utils.save_image(image, self.folder / "images" / f"{name}_{step}.png")
 
-    def on_epoch_end(self, state):
+    def on_epoch_end(self, state) -> None:
         super().on_epoch_end(state)
         if self._file is not None:
             self._file.flush()
 
-    def close(self):
+    def close(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None

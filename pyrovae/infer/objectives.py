@@ -105,7 +105,7 @@ class EnumeratedRenyiELBO(ELBO):
     scaled by ``poutine.scale`` (KL warm-up) enter the weights with their scale.
     """
 
-    def __init__(self, alpha=0.0, num_particles=2):
+    def __init__(self, alpha=0.0, num_particles=2) -> None:
         super().__init__(num_particles=num_particles, max_plate_nesting=1)
         self.alpha = alpha
 

@@ -31,7 +31,7 @@ def vade_epochs(vae, rows):
     return epochs or 0
 
 
-def start(model, x, seed=0):
+def start(model, x, seed=0) -> None:
     """Start ``model`` on the training rows ``x`` ``(N, D)`` (see the module docstring)."""
     if isinstance(model, Initializes):
         model.initialize(x, seed)

@@ -1,5 +1,7 @@
 """The conditional VAE: the label is an input of both the decoder and the encoder."""
 
+from typing import Any
+
 import pyro
 import torch
 
@@ -29,7 +31,14 @@ class ConditionalVAE(VAE):
     conditions_on_labels = True  # and scores validation and test rows with theirs
     pictures = ("samples_by_label", "reconstructions_with_labels")  # pyrovae.plots.save_all
 
-    def __init__(self, input_dim, latent_dim=None, num_classes=10, name="cvae", **options):
+    def __init__(
+        self,
+        input_dim: int | tuple[int, ...],
+        latent_dim: int | None = None,
+        num_classes: int = 10,
+        name: str = "cvae",
+        **options: Any,
+    ) -> None:
         checks.int_at_least("num_classes", num_classes, 2)
         guide, pretrain = options.pop("guide", "amortized"), options.pop("pretrain_epochs", 0)
         if guide != "amortized" or pretrain:
@@ -41,10 +50,12 @@ class ConditionalVAE(VAE):
         super().__init__(input_dim, latent_dim, name=name, pretrain_epochs=0, **options)
 
     @property
-    def label_dim(self):
+    def label_dim(self) -> int:  # type: ignore[override]  # VAE's class constant, here per instance
         return self.num_classes
 
-    def model(self, x, y):
+    # The model, guide and the methods below take the labels y (N,) beside the rows: a
+    # different signature from the plain VAE's, which the model contract allows.
+    def model(self, x: torch.Tensor, y: torch.Tensor) -> None:  # type: ignore[override]
         """p(x, z | y) = p(z) p(x | z, y); ``x`` ``(N, D)``, ``y`` ``(N,)``."""
         for part in ("prior", "decoder", "likelihood"):
             pyro.module(f"{self.name}.{part}", getattr(self, part))
@@ -53,7 +64,7 @@ class ConditionalVAE(VAE):
             z = self.prior("z")
             pyro.sample("x", self.likelihood(self.decoder(join(z, code))), obs=x)
 
-    def guide(self, x, y):
+    def guide(self, x: torch.Tensor, y: torch.Tensor) -> None:  # type: ignore[override]
         """q(z | x, y), amortised by the encoder."""
         for part in ("encoder", "posterior"):
             pyro.module(f"{self.name}.{part}", getattr(self, part))
@@ -62,7 +73,7 @@ class ConditionalVAE(VAE):
             pyro.sample("z", self.posterior(self.encoder(join(x, code))))
 
     @torch.no_grad()
-    def sample(self, n, y=None):
+    def sample(self, n: int, y: torch.Tensor | int | None = None) -> torch.Tensor:
         """Means of p(x | z, y) for ``n`` draws z ~ p(z): ``(n, input_dim)``. ``y`` is one
         label for all rows, or labels ``(n,)``; by default the labels cycle 0, 1, …, K-1, so
         that a grid with K columns shows one label per column."""
@@ -75,21 +86,23 @@ class ConditionalVAE(VAE):
         return self.decode(z, y)
 
     @torch.no_grad()
-    def encode(self, x, y):
+    def encode(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         """The posterior's most probable point for each row of ``x`` given ``y``."""
         return self.posterior(self.encoder(join(x, one_hot(y, self.num_classes, x)))).mode
 
     @torch.no_grad()
-    def decode(self, z, y):
+    def decode(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         """Means of p(x | z, y): ``(N, input_dim)``."""
         return self.likelihood(self.decoder(join(z, one_hot(y, self.num_classes, z)))).mean
 
-    def reconstruct(self, x, y):
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         """Decode the posterior mode of each row of ``x`` with its label."""
         return self.decode(self.encode(x, y), y)
 
 
-def check_labels(y, num_classes, n, unlabelled_ok=False):
+def check_labels(
+    y: torch.Tensor, num_classes: int, n: int, unlabelled_ok: bool = False
+) -> torch.Tensor:
     """``y`` as a long tensor ``(n,)`` of labels in ``0 … K-1`` (or −1 when ``unlabelled_ok``)."""
     if not torch.is_tensor(y) or y.is_floating_point() or y.shape != (n,):
         shape = tuple(y.shape) if torch.is_tensor(y) else type(y).__name__
@@ -104,12 +117,12 @@ def check_labels(y, num_classes, n, unlabelled_ok=False):
     return y
 
 
-def one_hot(y, num_classes, like):
+def one_hot(y: torch.Tensor, num_classes: int, like: torch.Tensor) -> torch.Tensor:
     """The one-hot code of the labels ``y`` ``(...,)`` as ``(..., K)`` in ``like``'s dtype."""
     return torch.nn.functional.one_hot(y.long(), num_classes).to(like.dtype)
 
 
-def join(a, b):
+def join(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``cat([a, b], -1)`` after broadcasting their batch dimensions (a sample of z may carry
     particle or enumeration dimensions that the labels do not)."""
     batch = torch.broadcast_shapes(a.shape[:-1], b.shape[:-1])

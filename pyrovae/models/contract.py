@@ -44,19 +44,19 @@ from torch.distributions import constraints
 class LatentVariableModel(Protocol):
     """Required: a Pyro model and its guide, called with the same arguments."""
 
-    def model(self, *args, **kwargs): ...
+    def model(self, *args, **kwargs) -> None: ...
 
-    def guide(self, *args, **kwargs): ...
+    def guide(self, *args, **kwargs) -> None: ...
 
 
 @runtime_checkable
 class ChecksData(Protocol):
-    def check_data(self, x): ...
+    def check_data(self, x) -> None: ...
 
 
 @runtime_checkable
 class Initializes(Protocol):
-    def initialize(self, x, seed=0): ...
+    def initialize(self, x, seed=0) -> None: ...
 
 
 @runtime_checkable
@@ -82,24 +82,24 @@ class LearnsLabels(Protocol):
 
 @runtime_checkable
 class MixesLabelled(Protocol):
-    def labelled_per_batch(self, batch_size): ...
+    def labelled_per_batch(self, batch_size) -> None: ...
 
 
 @runtime_checkable
 class Samples(Protocol):
-    def sample(self, n): ...
+    def sample(self, n) -> None: ...
 
 
 @runtime_checkable
 class Reconstructs(Protocol):
-    def reconstruct(self, x, *labels): ...
+    def reconstruct(self, x, *labels) -> None: ...
 
 
 @runtime_checkable
 class Encodes(Protocol):
     latent_dim: int
 
-    def encode(self, x): ...
+    def encode(self, x) -> None: ...
 
 
 @runtime_checkable
@@ -111,17 +111,17 @@ class HasPrior(Protocol):
 class Clusters(Protocol):
     has_clusters: bool
 
-    def cluster(self, x): ...
+    def cluster(self, x) -> None: ...
 
 
 @runtime_checkable
 class Classifies(Protocol):
-    def classify(self, x): ...
+    def classify(self, x) -> None: ...
 
 
 @runtime_checkable
 class ExactLikelihood(Protocol):
-    def log_likelihood_exact(self, x): ...
+    def log_likelihood_exact(self, x) -> None: ...
 
 
 @runtime_checkable

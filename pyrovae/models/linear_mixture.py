@@ -57,7 +57,7 @@ class MixtureOfLinearDecoders(Recorded, nn.Module):
         noise="learned",
         guide="amortized",
         name="llgae",
-    ):
+    ) -> None:
         super().__init__()
         positive_int("num_components", num_components)
         positive_int("input_dim", input_dim)
@@ -79,7 +79,7 @@ class MixtureOfLinearDecoders(Recorded, nn.Module):
             self.register_buffer("fixed_noise_scales", torch.full((K,), float(noise)))
         self.set_guide(guide)
 
-    def set_guide(self, guide):
+    def set_guide(self, guide) -> None:
         """Swap the guide (a name, ``{"name": ..., **options}`` or a guide object)."""
         self.inference = llgae_guides.build(
             guide,
@@ -118,7 +118,7 @@ class MixtureOfLinearDecoders(Recorded, nn.Module):
 
     # Pyro model and guide
 
-    def model(self, x=None, batch_size=None):
+    def model(self, x=None, batch_size=None) -> None:
         """p(x, k, z) with k enumerated in parallel; ``x`` is ``(N, D)``. Without ``x``, ``x``
         is sampled: ``batch_size`` rows (default 1)."""
         pyro.module(self.name, self)
@@ -135,7 +135,7 @@ class MixtureOfLinearDecoders(Recorded, nn.Module):
                 obs=x,
             )
 
-    def guide(self, x):
+    def guide(self, x) -> None:
         """q(k, z | x), given by the current guide part (``self.inference``)."""
         pyro.module(self.name, self)
         with pyro.plate("data", x.shape[0]):
@@ -228,7 +228,7 @@ class MixtureOfLinearDecoders(Recorded, nn.Module):
         k, z = self.inference.point(self, x)
         return self.decode(z, k)
 
-    def check_data(self, x):
+    def check_data(self, x) -> None:
         """Refuse data this model cannot score, with what to do about it."""
         check_matrix(x, self.input_dim)
 

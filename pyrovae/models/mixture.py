@@ -107,7 +107,9 @@ class GaussianMixture(Recorded, Mixture):
         components' ellipses over the data, for 2-d data."""
         return ("gmm",) if self.input_dim == 2 else ()
 
-    def __init__(self, num_components, input_dim, covariance="diag", reg_covar=1e-6, name="gmm"):
+    def __init__(
+        self, num_components, input_dim, covariance="diag", reg_covar=1e-6, name="gmm"
+    ) -> None:
         super().__init__(num_components, input_dim, covariance, reg_covar)
         self.input_dim, self.name = input_dim, name
         origin = self._parameters.pop("locs").detach()  # μ_k = origin + L⁰ ν (see above)
@@ -161,7 +163,7 @@ class GaussianMixture(Recorded, Mixture):
         return tril.to(factor.dtype)
 
     @torch.no_grad()
-    def set_moments(self, weights, locs, covariances):
+    def set_moments(self, weights, locs, covariances) -> None:
         """Make π ``(K,)``, μ ``(K, D)`` and Σ (variances ``(K, D)`` for ``"diag"``, or
         ``(K, D, D)``) the start: c_k = μ_k, L⁰_k = chol Σ_k, B⁰_k = chol A_k with
         A_k = Σ_k − r I (in float64; a singular A_k or Σ_k lifted by 10⁻⁹ of the mean variance,
@@ -187,7 +189,7 @@ class GaussianMixture(Recorded, Mixture):
         self.logits.copy_(torch.as_tensor(weights, dtype=torch.float64).log().to(like))
         self.origin.copy_(torch.as_tensor(locs).to(like))
 
-    def model(self, x=None, batch_size=None):
+    def model(self, x=None, batch_size=None) -> None:
         """p(x, c); ``x`` is ``(N, D)``; under enumeration c is ``(K, 1)``. Without ``x``, ``x``
         is sampled: ``batch_size`` rows (default 1).
 
@@ -205,11 +207,11 @@ class GaussianMixture(Recorded, Mixture):
                 penalty = -0.5 * self.reg_covar * resp @ self.precision_traces()
                 pyro.factor("reg_covar", penalty - penalty.detach())
 
-    def guide(self, x=None, batch_size=None):
+    def guide(self, x=None, batch_size=None) -> None:
         """No latent sites to guess: c is enumerated, the globals are point estimates."""
         pyro.module(self.name, self)
 
-    def initialize(self, x, seed=0, n_init=3, max_iter=100):
+    def initialize(self, x, seed=0, n_init=3, max_iter=100) -> None:
         """Start where scikit-learn's EM ends, so that SVI only refines a good optimum.
 
         Each of ``n_init`` starts (``random_state=seed``) is scikit-learn's: a k-means
@@ -260,6 +262,6 @@ class GaussianMixture(Recorded, Mixture):
         """μ of each row's MAP component: ``(N, D)``."""
         return self.locs[self.assign(x)]
 
-    def check_data(self, x):
+    def check_data(self, x) -> None:
         """Refuse data this model cannot score, with what to do about it."""
         check_matrix(x, self.input_dim)

@@ -1,6 +1,9 @@
 """The semi-supervised VAE M2 of Kingma et al. 2014: the label is observed where known and a
 latent summed out by enumeration elsewhere."""
 
+from collections.abc import Sequence
+from typing import Any
+
 import pyro
 import pyro.distributions as dist
 import torch
@@ -53,21 +56,21 @@ class SemiSupervisedVAE(ConditionalVAE):
 
     def __init__(
         self,
-        input_dim,
-        latent_dim=None,
-        num_classes=10,
-        aux_loss_multiplier=50.0,
-        hidden=(500,),
-        activation="softplus",
-        name="ssvae",
-        **options,
-    ):
+        input_dim: int | tuple[int, ...],
+        latent_dim: int | None = None,
+        num_classes: int = 10,
+        aux_loss_multiplier: float = 50.0,
+        hidden: Sequence[int] = (500,),
+        activation: str = "softplus",
+        name: str = "ssvae",
+        **options: Any,
+    ) -> None:
         hidden_activation = {"hidden": hidden, "activation": activation}
         super().__init__(input_dim, latent_dim, num_classes, name, **hidden_activation, **options)
         self.alpha = float(checks.nonnegative_real("aux_loss_multiplier", aux_loss_multiplier))
         self.classifier = mlp([self.input_dim, *hidden, num_classes], activation)
 
-    def labelled_per_batch(self, batch_size):
+    def labelled_per_batch(self, batch_size: int) -> int:
         """How many labelled rows :func:`pyrovae.fit` puts in every batch of ``batch_size``
         rows when the training rows mix labelled and unlabelled ones (its option
         ``labelled_per_batch`` overrides it): a tenth of the batch, at least one (none for
@@ -82,7 +85,7 @@ class SemiSupervisedVAE(ConditionalVAE):
         """
         return min(batch_size - 1, max(1, round(LABELLED_SHARE * batch_size)))
 
-    def model(self, x, y=None):
+    def model(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:  # type: ignore[override]
         """p(y) p(z) p(x | y, z) for every row, y observed where known, plus α log q(y | x)
         for the labelled rows."""
         for part in ("prior", "decoder", "likelihood"):
@@ -101,7 +104,7 @@ class SemiSupervisedVAE(ConditionalVAE):
                     q_y = dist.Categorical(logits=self.classifier(x_l))
                     pyro.sample("y_classified", q_y, obs=y_l)
 
-    def guide(self, x, y=None):
+    def guide(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:  # type: ignore[override]
         """q(y | x) (enumerated) for unlabelled rows, q(z | x, y) for every row."""
         for part in ("classifier", "encoder", "posterior"):
             pyro.module(f"{self.name}.{part}", getattr(self, part))
@@ -112,10 +115,13 @@ class SemiSupervisedVAE(ConditionalVAE):
                 y_u = pyro.sample("y", q_y, infer={"enumerate": "parallel"})
                 self._infer_z(x_u, y_u, "")
         if len(x_l):
+            assert y_l is not None  # labelled rows come with their labels
             with pyro.plate("labelled", len(x_l)):
                 self._infer_z(x_l, y_l, "_labelled")
 
-    def _split(self, x, y):
+    def _split(
+        self, x: torch.Tensor, y: torch.Tensor | None
+    ) -> tuple[tuple[torch.Tensor, None], tuple[torch.Tensor, torch.Tensor | None]]:
         """``((x_unlabelled, None), (x_labelled, y_labelled))``."""
         if y is None:
             return (x, None), (x[:0], None)
@@ -124,31 +130,31 @@ class SemiSupervisedVAE(ConditionalVAE):
             return (x[:0], None), (x, y)
         return (x[~known], None), (x[known], y[known])
 
-    def _generate(self, x, y, suffix):
+    def _generate(self, x: torch.Tensor, y: torch.Tensor, suffix: str) -> None:
         z = self.prior(f"z{suffix}")
         logits = self.decoder(join(z, one_hot(y, self.num_classes, z)))
         pyro.sample(f"x{suffix}", self.likelihood(logits), obs=x)
 
-    def _infer_z(self, x, y, suffix):
+    def _infer_z(self, x: torch.Tensor, y: torch.Tensor, suffix: str) -> None:
         params = self.encoder(join(x, one_hot(y, self.num_classes, x)))
         pyro.sample(f"z{suffix}", self.posterior(params))
 
     @torch.no_grad()
-    def predict(self, x):
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
         """q(y | x) ``(N, K)``: the classifier's probabilities."""
         return self.classifier(x).softmax(-1)
 
     @torch.no_grad()
-    def classify(self, x):
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
         """The most probable label under q(y | x): ``(N,)``."""
         return self.classifier(x).argmax(-1)
 
     @torch.no_grad()
-    def encode(self, x, y=None):
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The mode of q(z | x, y), with y = :meth:`classify` (x) when not given."""
         return super().encode(x, self.classify(x) if y is None else y)
 
-    def reconstruct(self, x, y=None):
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Decode the posterior mode of each row with its label (or the predicted one)."""
         y = self.classify(x) if y is None else y
         return self.decode(self.encode(x, y), y)

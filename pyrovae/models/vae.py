@@ -1,6 +1,8 @@
 """The variational auto-encoder as a Pyro model/guide pair built from swappable parts."""
 
 import math
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import pyro
 import torch
@@ -54,27 +56,30 @@ class VAE(Recorded, nn.Module):
     ``model`` alone to ``pyro.infer.Predictive`` to generate data.
     """
 
+    autoguide: Callable[..., Any] | None
+    guide_rows: torch.Tensor
     accepts_image_shape = True
+
     label_dim = 0
     """Inputs the encoder and the decoder take besides x and z (a conditional VAE's one-hot
     label, :class:`~pyrovae.models.ConditionalVAE`); with any, the networks take rows."""
 
     def __init__(
         self,
-        input_dim,
-        latent_dim=None,
-        prior="normal",
-        posterior="normal",
-        likelihood="bernoulli",
-        encoder="mlp",
-        decoder="mlp",
-        hidden=(256, 128),
-        activation="relu",
-        name="vae",
-        guide="amortized",
-        sphere_dim=None,
-        pretrain_epochs=None,
-    ):
+        input_dim: int | Sequence[int],
+        latent_dim: int | None = None,
+        prior: Any = "normal",
+        posterior: Any = "normal",
+        likelihood: Any = "bernoulli",
+        encoder: Any = "mlp",
+        decoder: Any = "mlp",
+        hidden: Sequence[int] = (256, 128),
+        activation: str = "relu",
+        name: str = "vae",
+        guide: str | Callable[..., Any] = "amortized",
+        sphere_dim: int | None = None,
+        pretrain_epochs: int | None = None,
+    ) -> None:
         super().__init__()
         shape = _input_shape(input_dim)
         latent_dim = _ambient_dim(latent_dim, sphere_dim)
@@ -126,7 +131,7 @@ class VAE(Recorded, nn.Module):
             )
         self.autoguide, self.guide_name = None, "amortized"
 
-    def _set_autoguide(self, guide, posterior, encoder):
+    def _set_autoguide(self, guide: str | Callable[..., Any], posterior: Any, encoder: Any) -> None:
         """Use one of Pyro's autoguides on ``self.model`` instead of encoder + posterior."""
         if (posterior, encoder) != ("normal", "mlp"):
             raise ValueError(
@@ -145,8 +150,10 @@ class VAE(Recorded, nn.Module):
                     f"unknown guide {guide!r} for a VAE; known guides: amortized, "
                     f"{', '.join(AUTOGUIDES)}, or an AutoGuide class"
                 )
-            guide = getattr(autoguide, AUTOGUIDES[guide])
-        elif not callable(guide):
+            make = getattr(autoguide, AUTOGUIDES[guide])
+        elif callable(guide):
+            make = guide
+        else:
             raise ValueError(
                 f"guide must be 'amortized', one of {', '.join(AUTOGUIDES)} or an AutoGuide "
                 f"class, got {guide!r}"
@@ -154,44 +161,44 @@ class VAE(Recorded, nn.Module):
         self.encoder = self.posterior = None
         # Kept out of the module tree: its parameters are made on the first batch (their shape
         # is that of the rows), live in Pyro's param store and are checkpointed from there.
-        object.__setattr__(self, "autoguide", guide(self.model))
+        object.__setattr__(self, "autoguide", make(self.model))
         # How many rows the autoguide holds posteriors for, so that pyrovae.load can remake it.
         self.register_buffer("guide_rows", torch.tensor(0))
 
-    def remake_autoguide(self):
+    def remake_autoguide(self) -> None:
         """Remake the parameters of a trained VAE's autoguide, by one call on ``guide_rows``
         placeholder rows, so that a checkpoint's ``pyro.param`` values can be copied into
         them (:func:`pyrovae.infer.checkpoint.load_param_store`); nothing for an amortised
         guide or one never trained."""
-        rows = int(self.guide_rows) if self.autoguide is not None else 0
-        if not rows:
+        if self.autoguide is None or not int(self.guide_rows):
             return
+        rows = int(self.guide_rows)
         placeholder = torch.zeros(rows, self.input_dim, device=self.guide_rows.device)
         with torch.no_grad(), pyro.poutine.block():
             self.autoguide(placeholder)
 
     @property
-    def amortized(self):
+    def amortized(self) -> bool:
         """False with an autoguide: it has a posterior for the training rows only."""
         return self.autoguide is None
 
     @property
-    def has_enumerated_sites(self):
+    def has_enumerated_sites(self) -> bool:
         """True when the prior emits an enumerated site (the mixture prior's component c)."""
         return getattr(self.prior, "has_enumerated_sites", False)
 
     @property
-    def has_clusters(self):
+    def has_clusters(self) -> bool:
         """True when the prior is a mixture, so that :meth:`cluster` has clusters to give."""
         return hasattr(self.prior, "responsibilities")
 
     @property
-    def pictures(self):
+    def pictures(self) -> tuple[str, ...]:
         """What :func:`pyrovae.plots.save_all` draws besides the generic pictures: samples of
         each mixture component for a mixture prior."""
         return ("mixture_components",) if self.has_clusters else ()
 
-    def model(self, x=None, batch_size=None):
+    def model(self, x: torch.Tensor | None = None, batch_size: int | None = None) -> None:
         """p(x, z) = p(z) p(x | z); ``x`` is ``(batch, input_dim)`` (or ``(batch, C, H, W)``).
         Without ``x``, ``x`` is sampled: ``batch_size`` rows (default 1), as
         ``pyro.infer.Predictive`` does."""
@@ -202,7 +209,7 @@ class VAE(Recorded, nn.Module):
             z = self.prior("z")
             pyro.sample("x", self.likelihood(self.decoder(z)), obs=x)
 
-    def guide(self, x, batch_size=None):
+    def guide(self, x: torch.Tensor, batch_size: int | None = None) -> Any:
         """q(z | x), amortised by the encoder (or the autoguide given as ``guide``)."""
         x = self._rows(x)
         if self.autoguide is not None:
@@ -213,18 +220,18 @@ class VAE(Recorded, nn.Module):
         with pyro.plate("data", x.shape[0]):
             pyro.sample("z", self.posterior(self.encoder(x)))
 
-    def _rows(self, x):
+    def _rows(self, x: torch.Tensor | None) -> Any:
         return x.reshape(x.shape[0], self.input_dim) if x is not None and x.dim() > 2 else x
 
     @torch.no_grad()
-    def sample(self, n):
+    def sample(self, n: int) -> torch.Tensor:
         """Means of p(x | z) for ``n`` draws z ~ p(z): ``(n, input_dim)``."""
         with pyro.plate("data", n):
             z = self.prior("z")
         return self.likelihood(self.decoder(z)).mean
 
     @torch.no_grad()
-    def encode(self, x):
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The posterior's most probable point for each row of ``x``: ``(N, latent_dim)``
         (for a flow posterior, which has no closed-form mode, the flow's image of its base
         distribution's mode: see :mod:`pyrovae.parts.posterior`)."""
@@ -236,16 +243,16 @@ class VAE(Recorded, nn.Module):
         return self.posterior(self.encoder(self._rows(x))).mode
 
     @torch.no_grad()
-    def decode(self, z):
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Means of p(x | z): ``(N, input_dim)``."""
         return self.likelihood(self.decoder(z)).mean
 
-    def reconstruct(self, x):
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Decode the posterior mode of each row of ``x``: ``(N, input_dim)``."""
         return self.decode(self.encode(x))
 
     @torch.no_grad()
-    def cluster(self, x):
+    def cluster(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mixture prior only: ``(p(c | z_n) (N, K), argmax_k (N,))`` at z_n = the mode of
         q(z | x_n). Since x depends on c only through z, p(c | z, x) = p(c | z) ∝ π_c N(z; μ_c,
         σ_c²); using the posterior mode rather than averaging over q(z | x) is VaDE's choice."""
@@ -257,7 +264,7 @@ class VAE(Recorded, nn.Module):
         probs = self.prior.responsibilities(self.encode(x))
         return probs, probs.argmax(-1)
 
-    def check_data(self, x):
+    def check_data(self, x: torch.Tensor) -> None:
         """Refuse data this model cannot score, with what to do about it."""
         if x.dim() > 2 and tuple(x.shape[1:]) in (self.input_shape, self.input_shape[-2:]):
             x = self._rows(x)  # (N, C, H, W), or (N, H, W) for C = 1
@@ -273,11 +280,11 @@ AUTOGUIDES = {
 }
 
 
-def _guide_name(guide):
+def _guide_name(guide: object) -> str:
     return guide if isinstance(guide, str) else getattr(guide, "__name__", type(guide).__name__)
 
 
-def _input_shape(input_dim):
+def _input_shape(input_dim: int | Sequence[int]) -> tuple[int, ...]:
     """``(D,)`` for an integer D, the tuple for an image shape ``(C, H, W)``."""
     shape = (input_dim,) if isinstance(input_dim, int) else input_dim
     if not (
@@ -291,7 +298,7 @@ def _input_shape(input_dim):
     return tuple(shape)
 
 
-def _pretrain_epochs(value, prior, amortized):
+def _pretrain_epochs(value: int | None, prior: Any, amortized: bool) -> int | None:
     clusters = hasattr(prior, "responsibilities")
     if value is None:
         return None if clusters and amortized else 0
@@ -309,15 +316,15 @@ def _pretrain_epochs(value, prior, amortized):
     return value
 
 
-def _name(part):
+def _name(part: object) -> str:
     return getattr(part, "registered_name", type(part).__name__)
 
 
-def _support(part):
+def _support(part: Any) -> str:
     return "the sphere" if "Sphere" in type(part.support).__name__ else "R^d"
 
 
-def _ambient_dim(latent_dim, sphere_dim):
+def _ambient_dim(latent_dim: int | None, sphere_dim: int | None) -> int:
     """``latent_dim``, or ``sphere_dim + 1`` when the sphere's own dimension is given."""
     if sphere_dim is None:
         if latent_dim is None:

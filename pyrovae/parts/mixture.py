@@ -43,7 +43,9 @@ class Mixture(nn.Module):
     :param float init_scale: the start of exp(``log_scales``); μ_k start as draws from N(0, I).
     """
 
-    def __init__(self, num_components, dim, covariance="diag", reg_covar=0.0, init_scale=1.0):
+    def __init__(
+        self, num_components, dim, covariance="diag", reg_covar=0.0, init_scale=1.0
+    ) -> None:
         super().__init__()
         positive_int("num_components", num_components)
         positive_int("input_dim", dim)
@@ -118,7 +120,7 @@ class Mixture(nn.Module):
         return self.joint_log_prob(v).softmax(-1)
 
     @torch.no_grad()
-    def set_moments(self, weights, locs, covariances):
+    def set_moments(self, weights, locs, covariances) -> None:
         """Set π ``(K,)``, μ ``(K, D)`` and Σ: variances ``(K, D)`` (diag) or ``(K, D, D)``.
 
         The part of Σ_k above the floor, A_k = Σ_k − r I, becomes the parameters (in float64;
@@ -143,7 +145,7 @@ class Mixture(nn.Module):
         self.locs.copy_(torch.as_tensor(locs).to(like))
 
     @torch.no_grad()
-    def set_from_clusters(self, v, labels):
+    def set_from_clusters(self, v, labels) -> None:
         """Maximum likelihood given hard clusters ``labels`` ``(N,)`` of the rows ``v`` ``(N, D)``
         (EM's M-step with 0/1 responsibilities, as scikit-learn's k-means start): π_k = n_k / N,
         μ_k = the mean of cluster k, Σ_k = its covariance + r I."""

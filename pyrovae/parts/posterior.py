@@ -35,7 +35,7 @@ class NormalPosterior(nn.Module):
 
     support = constraints.real
 
-    def __init__(self, latent_dim, min_scale=1e-5):
+    def __init__(self, latent_dim, min_scale=1e-5) -> None:
         super().__init__()
         if not min_scale >= 0:
             raise ValueError(f"min_scale must be >= 0, got {min_scale}")
@@ -72,7 +72,7 @@ class VonMisesFisherPosterior(nn.Module):
 
     def __init__(
         self, latent_dim, concentration="learned", min_concentration=1.0, sampler="wood", link="exp"
-    ):
+    ) -> None:
         super().__init__()
         if latent_dim < 2:
             raise ValueError(f"a vMF posterior needs latent_dim >= 2, got {latent_dim}")
@@ -121,7 +121,9 @@ class _FlowPosterior(nn.Module):
     default_flows = 2
     invertible = True  # q(z | x) can be evaluated at any z, not only at its own samples
 
-    def __init__(self, latent_dim, num_flows=None, hidden=None, context_dim=32, min_scale=1e-5):
+    def __init__(
+        self, latent_dim, num_flows=None, hidden=None, context_dim=32, min_scale=1e-5
+    ) -> None:
         super().__init__()
         num_flows = self.default_flows if num_flows is None else num_flows
         checks.positive_int("num_flows", num_flows)

@@ -28,7 +28,7 @@ class NormalPrior(nn.Module):
 
     support = constraints.real
 
-    def __init__(self, latent_dim):
+    def __init__(self, latent_dim) -> None:
         super().__init__()
         self.register_buffer("loc", torch.zeros(latent_dim))
 
@@ -43,7 +43,7 @@ class HypersphericalUniformPrior(nn.Module):
 
     support = constraints.sphere
 
-    def __init__(self, latent_dim):
+    def __init__(self, latent_dim) -> None:
         super().__init__()
         if latent_dim < 2:
             raise ValueError(
@@ -83,14 +83,14 @@ class MixturePrior(Mixture):
     support = constraints.real
     has_enumerated_sites = True
 
-    def __init__(self, latent_dim, num_components=10, init_scale=0.5):
+    def __init__(self, latent_dim, num_components=10, init_scale=0.5) -> None:
         super().__init__(num_components, latent_dim, "diag", init_scale=init_scale)
 
     def forward(self, name):
         c = self.sample_component()
         return pyro.sample(name, self.components(c))
 
-    def set_components(self, weights, locs, scales):
+    def set_components(self, weights, locs, scales) -> None:
         """Deprecated: ``set_moments(weights, locs, scales ** 2)``."""
         warnings.warn(
             "MixturePrior.set_components(weights, locs, scales) is deprecated; use "
@@ -112,7 +112,7 @@ class MixtureOfPosteriors(dist.TorchDistribution):
     arg_constraints = {}
     MAX_ELEMENTS = 2**22
 
-    def __init__(self, components, batch_shape=(), validate_args=None):
+    def __init__(self, components, batch_shape=(), validate_args=None) -> None:
         self.components = components
         super().__init__(torch.Size(batch_shape), components.event_shape, validate_args=False)
 
@@ -166,7 +166,7 @@ class VampPrior(nn.Module):
     x, ELBO = log-likelihood); benchmarks/README.md reports it on MNIST at 8 epochs.
     """
 
-    def __init__(self, latent_dim, input_dim, num_pseudo_inputs=500):
+    def __init__(self, latent_dim, input_dim, num_pseudo_inputs=500) -> None:
         super().__init__()
         positive_int("num_pseudo_inputs", num_pseudo_inputs)
         self.pseudo_inputs = nn.Parameter(torch.rand(num_pseudo_inputs, input_dim))

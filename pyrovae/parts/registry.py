@@ -11,6 +11,10 @@ of what is known, on an unknown name or option.
 """
 
 import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T", bound=type)
 
 FIXED = (
     "input_dim",
@@ -28,29 +32,29 @@ whose shapes do not fit the rest of the model."""
 class Registry:
     """A small registry of part classes for one kind of part (``"prior"``, ``"likelihood"``…)."""
 
-    def __init__(self, kind):
+    def __init__(self, kind: str) -> None:
         self.kind = kind
-        self._classes = {}
+        self._classes: dict[str, type] = {}
 
-    def register(self, name):
+    def register(self, name: str) -> Callable[[T], T]:
         """Class decorator: ``@priors.register("normal")``."""
 
-        def decorator(cls):
+        def decorator(cls: T) -> T:
             if name in self._classes:
                 raise ValueError(f"{self.kind} {name!r} is already registered")
             self._classes[name] = cls
-            cls.registered_name = name
+            cls.registered_name = name  # type: ignore[attr-defined]  # the class gains it here
             return cls
 
         return decorator
 
-    def names(self):
+    def names(self) -> list[str]:
         return sorted(self._classes)
 
-    def __contains__(self, name):
+    def __contains__(self, name: object) -> bool:
         return name in self._classes
 
-    def __getitem__(self, name):
+    def __getitem__(self, name: str) -> type:
         try:
             return self._classes[name]
         except KeyError:
@@ -58,7 +62,7 @@ class Registry:
                 f"unknown {self.kind} {name!r}; known {self.kind}s: {', '.join(self.names())}"
             ) from None
 
-    def build(self, spec, **context):
+    def build(self, spec: object, **context: Any) -> Any:
         """Build a part from a name, a ``{"name": ..., **options}`` dict or an object.
 
         ``context`` holds what the enclosing model knows (``latent_dim``, ``input_dim``…); a
@@ -98,16 +102,17 @@ class Registry:
         return cls(**kwargs)
 
 
-def parameters(cls):
+def parameters(cls: type) -> dict[str, inspect.Parameter]:
     """The constructor parameters of ``cls``, ``name → inspect.Parameter``; a constructor that
     passes ``**options`` on (the conditional VAE's to the VAE's) adds those of the class it
     passes them to."""
-    params = {}
+    params: dict[str, inspect.Parameter] = {}
     for klass in cls.__mro__:
         if "__init__" not in vars(klass):
             continue
         more = False
-        for name, p in list(inspect.signature(klass.__init__).parameters.items())[1:]:
+        for name, p in list(inspect.signature(vars(klass)["__init__"])
+.parameters.items())[1:]:
             if p.kind is p.VAR_KEYWORD:
                 more = True
             elif p.kind is not p.VAR_POSITIONAL:
@@ -124,13 +129,16 @@ class Recorded:
     (:mod:`pyrovae.runs.describe`). Put it first among the bases:
     ``class VAE(Recorded, nn.Module)``."""
 
-    def __new__(cls, *args, **kwargs):
+    build_options: dict[str, Any]
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         self = super().__new__(cls)
         try:
             bound = inspect.signature(cls.__init__).bind(self, *args, **kwargs)
         except TypeError:  # not a constructor call (a copy), or arguments __init__ refuses
             return self
-        given = {}
+        given: dict[str, Any] = {}
+
         for name, value in list(bound.arguments.items())[1:]:
             kind = bound.signature.parameters[name].kind
             given.update(value if kind is inspect.Parameter.VAR_KEYWORD else {name: value})

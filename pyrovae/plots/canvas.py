@@ -70,7 +70,7 @@ def check_images(images, image_shape):
     return c, h, w
 
 
-def show_image(ax, row, image_shape, signed=False):
+def show_image(ax, row, image_shape, signed=False) -> None:
     """Draw one row ``(C·H·W,)`` as an image on the axes ``ax``, without ticks: grey levels in
     [0, 1] (black to white) or RGB(A). With ``signed``, a direction rather than an image: grey
     levels on a red-blue scale symmetric about 0, colour channels as 0.5 + v / (2 max|v|)
