@@ -35,8 +35,9 @@ prior) is a boolean attribute; the functions below (:func:`amortized`, :func:`ha
 …) answer for any object, with the default of an object that lacks it.
 """
 
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
+import torch
 from torch.distributions import constraints
 
 
@@ -44,19 +45,19 @@ from torch.distributions import constraints
 class LatentVariableModel(Protocol):
     """Required: a Pyro model and its guide, called with the same arguments."""
 
-    def model(self, *args, **kwargs) -> None: ...
+    def model(self, *args: Any, **kwargs: Any) -> Any: ...
 
-    def guide(self, *args, **kwargs) -> None: ...
+    def guide(self, *args: Any, **kwargs: Any) -> Any: ...
 
 
 @runtime_checkable
 class ChecksData(Protocol):
-    def check_data(self, x) -> None: ...
+    def check_data(self, x: torch.Tensor) -> None: ...
 
 
 @runtime_checkable
 class Initializes(Protocol):
-    def initialize(self, x, seed=0) -> None: ...
+    def initialize(self, x: torch.Tensor, seed: int = 0) -> object: ...
 
 
 @runtime_checkable
@@ -82,84 +83,84 @@ class LearnsLabels(Protocol):
 
 @runtime_checkable
 class MixesLabelled(Protocol):
-    def labelled_per_batch(self, batch_size) -> None: ...
+    def labelled_per_batch(self, batch_size: int) -> int: ...
 
 
 @runtime_checkable
 class Samples(Protocol):
-    def sample(self, n) -> None: ...
+    def sample(self, n: int) -> torch.Tensor: ...
 
 
 @runtime_checkable
 class Reconstructs(Protocol):
-    def reconstruct(self, x, *labels) -> None: ...
+    def reconstruct(self, x: torch.Tensor, *labels: torch.Tensor) -> torch.Tensor: ...
 
 
 @runtime_checkable
 class Encodes(Protocol):
     latent_dim: int
 
-    def encode(self, x) -> None: ...
+    def encode(self, x: torch.Tensor) -> torch.Tensor: ...
 
 
 @runtime_checkable
 class HasPrior(Protocol):
-    prior: object
+    prior: Any  # a part with a ``support`` constraint
 
 
 @runtime_checkable
 class Clusters(Protocol):
     has_clusters: bool
 
-    def cluster(self, x) -> None: ...
+    def cluster(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 @runtime_checkable
 class Classifies(Protocol):
-    def classify(self, x) -> None: ...
+    def classify(self, x: torch.Tensor) -> torch.Tensor: ...
 
 
 @runtime_checkable
 class ExactLikelihood(Protocol):
-    def log_likelihood_exact(self, x) -> None: ...
+    def log_likelihood_exact(self, x: torch.Tensor) -> torch.Tensor: ...
 
 
 @runtime_checkable
 class Pictures(Protocol):
-    pictures: tuple
+    pictures: tuple[str, ...]
 
 
-def amortized(model):
+def amortized(model: object) -> bool:
     """Whether the guide can score rows it was not trained on (default ``True``)."""
     return model.amortized if isinstance(model, Amortization) else True
 
 
-def guide_name(model):
+def guide_name(model: object) -> str:
     """The name of the model's guide, for messages (``""`` when it has none)."""
     return model.guide_name if isinstance(model, NamesGuide) else ""
 
 
-def has_enumerated_sites(model):
+def has_enumerated_sites(model: object) -> bool:
     return isinstance(model, Enumerates) and bool(model.has_enumerated_sites)
 
 
-def uses_labels(model):
+def uses_labels(model: object) -> bool:
     return isinstance(model, LearnsLabels) and bool(model.uses_labels)
 
 
-def conditions_on_labels(model):
+def conditions_on_labels(model: object) -> bool:
     return isinstance(model, LearnsLabels) and bool(model.conditions_on_labels)
 
 
-def has_clusters(model):
+def has_clusters(model: object) -> bool:
     return isinstance(model, Clusters) and bool(model.has_clusters)
 
 
-def pictures(model):
+def pictures(model: object) -> tuple[str, ...]:
     """The names of the model's own pictures (none by default)."""
     return tuple(model.pictures) if isinstance(model, Pictures) else ()
 
 
-def latent_on_reals(model):
+def latent_on_reals(model: object) -> bool:
     """Whether the model's prior lives on R^d (a grid of its normal quantiles makes sense)."""
     return isinstance(model, HasPrior) and model.prior.support is constraints.real

@@ -18,6 +18,7 @@ The guide is a swappable part (:mod:`pyrovae.models.linear_mixture_guides`): ``"
 """
 
 import math
+from typing import Any
 
 import numpy as np
 import pyro
@@ -51,12 +52,12 @@ class MixtureOfLinearDecoders(Recorded, nn.Module):
 
     def __init__(
         self,
-        num_components,
-        input_dim,
-        latent_dim,
-        noise="learned",
-        guide="amortized",
-        name="llgae",
+        num_components: int,
+        input_dim: int,
+        latent_dim: int,
+        noise: str | float = "learned",
+        guide: Any = "amortized",
+        name: str = "llgae",
     ) -> None:
         super().__init__()
         positive_int("num_components", num_components)
@@ -70,6 +71,8 @@ class MixtureOfLinearDecoders(Recorded, nn.Module):
         self.num_components, self.input_dim, self.latent_dim = num_components, input_dim, latent_dim
         self.name = name
         K, D, E = num_components, input_dim, latent_dim
+        self.inference: Any  # the guide part (set_guide)
+        self.fixed_noise_scales: torch.Tensor  # a buffer, for a fixed noise
         self.logits = nn.Parameter(torch.zeros(K))
         self.locs = nn.Parameter(0.1 * torch.randn(K, D))
         self.bases = nn.Parameter(torch.randn(K, D, E) / math.sqrt(D))
@@ -79,7 +82,7 @@ class MixtureOfLinearDecoders(Recorded, nn.Module):
             self.register_buffer("fixed_noise_scales", torch.full((K,), float(noise)))
         self.set_guide(guide)
 
-    def set_guide(self, guide) -> None:
+    def set_guide(self, guide: Any) -> None:
         """Swap the guide (a name, ``{"name": ..., **options}`` or a guide object)."""
         self.inference = llgae_guides.build(
             guide,
@@ -91,34 +94,34 @@ class MixtureOfLinearDecoders(Recorded, nn.Module):
     pictures = ("linear_components", "reconstructions_by_component")  # pyrovae.plots.save_all
 
     @property
-    def has_enumerated_sites(self):
+    def has_enumerated_sites(self) -> bool:
         """True when the guide enumerates k, so that ``pyrovae.fit`` picks ``TraceEnum_ELBO``."""
         return self.inference.enumerates
 
     @property
-    def noise_scales(self):
+    def noise_scales(self) -> torch.Tensor:
         """σ_k, ``(K,)``."""
         if hasattr(self, "raw_noise_scales"):
             return softplus(self.raw_noise_scales)
         return self.fixed_noise_scales
 
     @property
-    def weights(self):
+    def weights(self) -> torch.Tensor:
         """π: ``(K,)``."""
         return self.logits.softmax(-1)
 
-    def components(self, index=None):
+    def components(self, index: torch.Tensor | None = None) -> dist.LowRankMultivariateNormal:
         """p(x | k) = N(μ_k, W_k W_kᵀ + σ_k² I_D), z integrated out, for k in ``index`` (any
         integer tensor; all K when ``None``): a low-rank Normal with event (D,), whose
         ``log_prob`` goes through the E × E capacitance matrix as :meth:`posterior` does."""
-        index = slice(None) if index is None else index
-        locs, bases = self.locs[index], self.bases[index]  # (..., D), (..., D, E)
-        noise = self.noise_scales[index].square()[..., None].expand(locs.shape)  # (..., D)
+        rows = slice(None) if index is None else index
+        locs, bases = self.locs[rows], self.bases[rows]  # (..., D), (..., D, E)
+        noise = self.noise_scales[rows].square()[..., None].expand(locs.shape)  # (..., D)
         return dist.LowRankMultivariateNormal(locs, bases, noise)
 
     # Pyro model and guide
 
-    def model(self, x=None, batch_size=None) -> None:
+    def model(self, x: torch.Tensor | None = None, batch_size: int | None = None) -> None:
         """p(x, k, z) with k enumerated in parallel; ``x`` is ``(N, D)``. Without ``x``, ``x``
         is sampled: ``batch_size`` rows (default 1)."""
         pyro.module(self.name, self)
@@ -135,13 +138,13 @@ class MixtureOfLinearDecoders(Recorded, nn.Module):
                 obs=x,
             )
 
-    def guide(self, x) -> None:
+    def guide(self, x: torch.Tensor) -> None:
         """q(k, z | x), given by the current guide part (``self.inference``)."""
         pyro.module(self.name, self)
         with pyro.plate("data", x.shape[0]):
             self.inference(self, x)
 
-    def decode(self, z, k):
+    def decode(self, z: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """μ_k + W_k z for ``z`` ``(..., E)`` and component indices ``k`` broadcastable with
         ``z.shape[:-1]``: ``(..., D)``. One product per component, so memory stays that of the
         output (no (…, D, E) gather of the bases)."""
@@ -155,7 +158,7 @@ class MixtureOfLinearDecoders(Recorded, nn.Module):
 
     # Exact computations (Woodbury / matrix determinant lemma, O(K (D E + E²)) per row)
 
-    def posterior(self, x):
+    def posterior(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Exact posterior quantities for rows ``x`` ``(N, D)``.
 
         :returns: a dict with ``log_joint`` (N, K) = log π_k + log N(x; μ_k, C_k), ``loc``
@@ -180,7 +183,7 @@ class MixtureOfLinearDecoders(Recorded, nn.Module):
             "precision": M / s2[:, None, None],
         }
 
-    def log_likelihood_exact(self, x, batch_size=1000):
+    def log_likelihood_exact(self, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
         """log p(x) = log Σ_k π_k N(x; μ_k, W_k W_kᵀ + σ_k² I) per row: ``(N,)``, in nats."""
         with torch.no_grad():
             return torch.cat(
@@ -188,7 +191,7 @@ class MixtureOfLinearDecoders(Recorded, nn.Module):
             )
 
     @torch.no_grad()
-    def project(self, x, batch_size=1000):
+    def project(self, x: torch.Tensor, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
         """The best reconstruction in the model's K affine subspaces: for each row, the
         orthogonal projection x̂_k = μ_k + W_k (W_kᵀW_k)⁻¹ W_kᵀ (x − μ_k) onto the component
         with the smallest residual ‖x − x̂_k‖. :returns: ``(x̂, k)``, ``(N, D)`` and ``(N,)``."""
@@ -206,34 +209,34 @@ class MixtureOfLinearDecoders(Recorded, nn.Module):
     # Uniform interface: sample, reconstruct, check_data, initialize
 
     @torch.no_grad()
-    def sample(self, n):
+    def sample(self, n: int) -> torch.Tensor:
         """Means μ_k + W_k z of ``n`` draws k ~ π, z ~ N(0, I): ``(n, D)``."""
         k = torch.multinomial(self.weights, n, replacement=True)
         z = torch.randn(n, self.latent_dim, dtype=self.locs.dtype, device=self.locs.device)
         return self.decode(z, k)
 
     @torch.no_grad()
-    def assign(self, x):
+    def assign(self, x: torch.Tensor) -> torch.Tensor:
         """The guide's component for each row (its point estimate of k): ``(N,)``."""
         return self.inference.point(self, x)[0]
 
     @torch.no_grad()
-    def encode(self, x):
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The guide's point estimate of z, in the component it picks, for each row: ``(N, E)``."""
         return self.inference.point(self, x)[1]
 
     @torch.no_grad()
-    def reconstruct(self, x):
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """μ_k + W_k z at the guide's point estimate (k, z) of each row: ``(N, D)``."""
         k, z = self.inference.point(self, x)
         return self.decode(z, k)
 
-    def check_data(self, x) -> None:
+    def check_data(self, x: torch.Tensor) -> None:
         """Refuse data this model cannot score, with what to do about it."""
         check_matrix(x, self.input_dim)
 
     @torch.no_grad()
-    def initialize(self, x, seed=0, n_init=3):
+    def initialize(self, x: torch.Tensor, seed: int = 0, n_init: int = 3) -> None:
         """Start from k-means + PCA in each cluster (the per-cluster PPCA maximum likelihood).
 
         k-means (:func:`~pyrovae.models.mixture.kmeans_labels`: ``n_init`` restarts, ``seed``)

@@ -9,7 +9,9 @@ at the site :data:`COMPONENT_SITE`.
 
 import math
 import warnings
+from typing import cast
 
+import numpy.typing as npt
 import pyro
 import pyro.distributions as dist
 import torch
@@ -22,13 +24,13 @@ from ..parts.plate import batch_rows
 from ..parts.registry import Recorded
 
 
-def enough_rows(x, k):
+def enough_rows(x: torch.Tensor, k: int) -> None:
     """Refuse fewer rows than clusters, which neither k-means nor EM can start from."""
     if x.shape[0] < k:
         raise ValueError(f"k-means needs at least k={k} rows, got {x.shape[0]}; lower k")
 
 
-def kmeans_labels(x, k, seed=0, n_init=3):
+def kmeans_labels(x: torch.Tensor, k: int, seed: int = 0, n_init: int = 3) -> torch.Tensor:
     """k-means cluster of each row of ``x`` ``(N, D)``: an int64 tensor ``(N,)``.
 
     scikit-learn's :class:`~sklearn.cluster.KMeans`: k-means++ seeding, Lloyd iterations, the
@@ -98,21 +100,31 @@ class GaussianMixture(Recorded, Mixture):
     :param str name: the prefix under which ``pyro.module`` registers the parameters.
     """
 
+    origin: torch.Tensor  # buffers: the start (see above)
+    loc_scale_tril: torch.Tensor
+    cov_factor_tril: torch.Tensor
     has_enumerated_sites = True
     has_clusters = True
 
     @property
-    def pictures(self):
+    def pictures(self) -> tuple[str, ...]:
         """What :func:`pyrovae.plots.save_all` draws besides the generic pictures: the
         components' ellipses over the data, for 2-d data."""
         return ("gmm",) if self.input_dim == 2 else ()
 
     def __init__(
-        self, num_components, input_dim, covariance="diag", reg_covar=1e-6, name="gmm"
+        self,
+        num_components: int,
+        input_dim: int,
+        covariance: str = "diag",
+        reg_covar: float = 1e-6,
+        name: str = "gmm",
     ) -> None:
         super().__init__(num_components, input_dim, covariance, reg_covar)
         self.input_dim, self.name = input_dim, name
-        origin = self._parameters.pop("locs").detach()  # μ_k = origin + L⁰ ν (see above)
+        origin = cast(
+            torch.Tensor, self._parameters.pop("locs")
+        ).detach()  # μ_k = origin + L⁰ ν (see above)
         self.register_buffer("origin", origin)
         self.loc_offsets = nn.Parameter(torch.zeros_like(origin))
         shape = origin.shape if covariance == "diag" else origin.shape + origin.shape[-1:]
@@ -121,7 +133,7 @@ class GaussianMixture(Recorded, Mixture):
         self.register_buffer("cov_factor_tril", unit.clone())
 
     @property
-    def locs(self):
+    def locs(self) -> torch.Tensor:  # type: ignore[override]  # a Parameter in Mixture
         """μ_k = c_k + L⁰_k ν_k: ``(K, D)``."""
         offsets = self.loc_offsets / math.sqrt(self.input_dim)
         if self.covariance == "diag":
@@ -129,7 +141,7 @@ class GaussianMixture(Recorded, Mixture):
         return self.origin + (self.loc_scale_tril @ offsets[..., None])[..., 0]
 
     @property
-    def cov_factor(self):
+    def cov_factor(self) -> torch.Tensor:
         """F_k with A_k = F_k F_kᵀ: ``(K, D, D)`` lower triangular (``"diag"``: its diagonal,
         ``(K, D)``)."""
         scales = self.log_scales.exp()
@@ -140,12 +152,12 @@ class GaussianMixture(Recorded, Mixture):
         return self.cov_factor_tril @ (scales[..., None] * (eye + unit))
 
     @property
-    def scales(self):
+    def scales(self) -> torch.Tensor:
         """Diagonal covariance only: σ_k = (F_k² + r)^{1/2}, ``(K, D)``."""
         return torch.hypot(self.cov_factor, self.log_scales.new_tensor(self.reg_covar).sqrt())
 
     @property
-    def scale_tril(self):
+    def scale_tril(self) -> torch.Tensor:
         """Cholesky factors of Σ_k = F_k F_kᵀ + r I, computed in float64: ``(K, D, D)``."""
         if self.covariance == "diag":
             return torch.diag_embed(self.scales)
@@ -163,7 +175,9 @@ class GaussianMixture(Recorded, Mixture):
         return tril.to(factor.dtype)
 
     @torch.no_grad()
-    def set_moments(self, weights, locs, covariances) -> None:
+    def set_moments(
+        self, weights: npt.ArrayLike, locs: npt.ArrayLike, covariances: npt.ArrayLike
+    ) -> None:
         """Make π ``(K,)``, μ ``(K, D)`` and Σ (variances ``(K, D)`` for ``"diag"``, or
         ``(K, D, D)``) the start: c_k = μ_k, L⁰_k = chol Σ_k, B⁰_k = chol A_k with
         A_k = Σ_k − r I (in float64; a singular A_k or Σ_k lifted by 10⁻⁹ of the mean variance,
@@ -189,7 +203,7 @@ class GaussianMixture(Recorded, Mixture):
         self.logits.copy_(torch.as_tensor(weights, dtype=torch.float64).log().to(like))
         self.origin.copy_(torch.as_tensor(locs).to(like))
 
-    def model(self, x=None, batch_size=None) -> None:
+    def model(self, x: torch.Tensor | None = None, batch_size: int | None = None) -> None:
         """p(x, c); ``x`` is ``(N, D)``; under enumeration c is ``(K, 1)``. Without ``x``, ``x``
         is sampled: ``batch_size`` rows (default 1).
 
@@ -207,11 +221,13 @@ class GaussianMixture(Recorded, Mixture):
                 penalty = -0.5 * self.reg_covar * resp @ self.precision_traces()
                 pyro.factor("reg_covar", penalty - penalty.detach())
 
-    def guide(self, x=None, batch_size=None) -> None:
+    def guide(self, x: torch.Tensor | None = None, batch_size: int | None = None) -> None:
         """No latent sites to guess: c is enumerated, the globals are point estimates."""
         pyro.module(self.name, self)
 
-    def initialize(self, x, seed=0, n_init=3, max_iter=100) -> None:
+    def initialize(
+        self, x: torch.Tensor, seed: int = 0, n_init: int = 3, max_iter: int = 100
+    ) -> None:
         """Start where scikit-learn's EM ends, so that SVI only refines a good optimum.
 
         Each of ``n_init`` starts (``random_state=seed``) is scikit-learn's: a k-means
@@ -241,27 +257,27 @@ class GaussianMixture(Recorded, Mixture):
         self.set_moments(em.weights_, em.means_, em.covariances_)
 
     @torch.no_grad()
-    def assign(self, x):
+    def assign(self, x: torch.Tensor) -> torch.Tensor:
         """MAP assignments argmax_k p(c_n = k | x_n) ``(N,)``, by Pyro's ``infer_discrete``."""
         serving = infer_discrete(self.model, first_available_dim=-2, temperature=0)
         return pyro.poutine.trace(serving).get_trace(x).nodes[COMPONENT_SITE]["value"]
 
-    def cluster(self, x):
+    def cluster(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(responsibilities (N, K), MAP assignments (N,))``: the clustering protocol shared
         with the mixture-prior VAE."""
         return self.responsibilities(x), self.assign(x)
 
     @torch.no_grad()
-    def sample(self, n):
+    def sample(self, n: int) -> torch.Tensor:
         """``n`` draws x ~ p(x): ``(n, D)`` (a GMM has no decoder whose mean could stand in)."""
         c = dist.Categorical(self.weights).sample((n,))
         return self.components(c).sample()
 
     @torch.no_grad()
-    def reconstruct(self, x):
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """μ of each row's MAP component: ``(N, D)``."""
         return self.locs[self.assign(x)]
 
-    def check_data(self, x) -> None:
+    def check_data(self, x: torch.Tensor) -> None:
         """Refuse data this model cannot score, with what to do about it."""
         check_matrix(x, self.input_dim)

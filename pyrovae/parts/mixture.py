@@ -8,6 +8,7 @@ mixture over the latent codes). Every model samples its mixture component at the
 
 import math
 
+import numpy.typing as npt
 import pyro
 import pyro.distributions as dist
 import torch
@@ -44,7 +45,12 @@ class Mixture(nn.Module):
     """
 
     def __init__(
-        self, num_components, dim, covariance="diag", reg_covar=0.0, init_scale=1.0
+        self,
+        num_components: int,
+        dim: int,
+        covariance: str = "diag",
+        reg_covar: float = 0.0,
+        init_scale: float = 1.0,
     ) -> None:
         super().__init__()
         positive_int("num_components", num_components)
@@ -63,17 +69,17 @@ class Mixture(nn.Module):
             self.unit_tril = nn.Parameter(torch.zeros(num_components, dim, dim))
 
     @property
-    def weights(self):
+    def weights(self) -> torch.Tensor:
         """π: ``(K,)``."""
         return self.logits.softmax(-1)
 
     @property
-    def scales(self):
+    def scales(self) -> torch.Tensor:
         """Diagonal covariance only: σ_k = (exp(2 ``log_scales``) + r)^{1/2}, ``(K, D)``."""
         return torch.hypot(self.log_scales.exp(), self.log_scales.new_tensor(self.reg_covar).sqrt())
 
     @property
-    def scale_tril(self):
+    def scale_tril(self) -> torch.Tensor:
         """Cholesky factors of Σ_k: ``(K, D, D)`` (L_k itself when r = 0)."""
         if self.covariance == "diag":
             return torch.diag_embed(self.scales)
@@ -84,21 +90,21 @@ class Mixture(nn.Module):
             return factor
         return torch.linalg.cholesky(factor @ factor.mT + self.reg_covar * eye)
 
-    def components(self, index=None):
+    def components(self, index: torch.Tensor | None = None) -> dist.TorchDistribution:
         """N(μ_k, Σ_k) for k in ``index`` (any integer tensor; all K when ``None``), event (D,)."""
-        index = slice(None) if index is None else index
+        rows = slice(None) if index is None else index
         if self.covariance == "diag":
-            return dist.Normal(self.locs[index], self.scales[index]).to_event(1)
-        return dist.MultivariateNormal(self.locs[index], scale_tril=self.scale_tril[index])
+            return dist.Normal(self.locs[rows], self.scales[rows]).to_event(1)
+        return dist.MultivariateNormal(self.locs[rows], scale_tril=self.scale_tril[rows])
 
-    def sample_component(self):
+    def sample_component(self) -> torch.Tensor:
         """Emit c ~ Categorical(π) at :data:`COMPONENT_SITE`, marked for parallel enumeration,
         inside the caller's plate; returns c (``(K, 1)`` under enumeration)."""
         return pyro.sample(
             COMPONENT_SITE, dist.Categorical(self.weights), infer={"enumerate": "parallel"}
         )
 
-    def precision_traces(self):
+    def precision_traces(self) -> torch.Tensor:
         """tr Σ_k⁻¹: ``(K,)``."""
         if self.covariance == "diag":
             return self.scales.pow(-2).sum(-1)
@@ -106,21 +112,23 @@ class Mixture(nn.Module):
         eye = torch.eye(tril.shape[-1], dtype=tril.dtype, device=tril.device)
         return torch.linalg.solve_triangular(tril, eye, upper=False).square().sum((-2, -1))
 
-    def joint_log_prob(self, v):
+    def joint_log_prob(self, v: torch.Tensor) -> torch.Tensor:
         """log π_k + log N(v_n; μ_k, Σ_k) for rows ``v`` ``(N, D)``: ``(N, K)``."""
         return self.weights.log() + self.components().log_prob(v[:, None, :])
 
-    def log_prob(self, v):
+    def log_prob(self, v: torch.Tensor) -> torch.Tensor:
         """Exact log p(v_n) = logsumexp_k of :meth:`joint_log_prob`: ``(N,)``."""
         return self.joint_log_prob(v).logsumexp(-1)
 
     @torch.no_grad()
-    def responsibilities(self, v):
+    def responsibilities(self, v: torch.Tensor) -> torch.Tensor:
         """Posterior over components p(c_n = k | v_n): ``(N, K)``, rows sum to 1."""
         return self.joint_log_prob(v).softmax(-1)
 
     @torch.no_grad()
-    def set_moments(self, weights, locs, covariances) -> None:
+    def set_moments(
+        self, weights: npt.ArrayLike, locs: npt.ArrayLike, covariances: npt.ArrayLike
+    ) -> None:
         """Set π ``(K,)``, μ ``(K, D)`` and Σ: variances ``(K, D)`` (diag) or ``(K, D, D)``.
 
         The part of Σ_k above the floor, A_k = Σ_k − r I, becomes the parameters (in float64;
@@ -145,7 +153,7 @@ class Mixture(nn.Module):
         self.locs.copy_(torch.as_tensor(locs).to(like))
 
     @torch.no_grad()
-    def set_from_clusters(self, v, labels) -> None:
+    def set_from_clusters(self, v: torch.Tensor, labels: torch.Tensor) -> None:
         """Maximum likelihood given hard clusters ``labels`` ``(N,)`` of the rows ``v`` ``(N, D)``
         (EM's M-step with 0/1 responsibilities, as scikit-learn's k-means start): π_k = n_k / N,
         μ_k = the mean of cluster k, Σ_k = its covariance + r I."""

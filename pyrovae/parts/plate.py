@@ -1,9 +1,11 @@
 """The size of a model's data plate."""
 
+import torch
+
 from ..checks import positive_int
 
 
-def batch_rows(x, batch_size=None):
+def batch_rows(x: torch.Tensor | None, batch_size: int | None = None) -> int:
     """The size of the data plate: the rows of ``x``, or ``batch_size`` (default 1) when a
     model generates ``x``."""
     if x is not None:
