@@ -11,11 +11,14 @@ point ``encode``, ``reconstruct`` and the pictures use.
 """
 
 import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import cast
 
 import pyro.distributions as dist
 import torch
 from pyro.distributions import constraints
 from pyro.distributions import transforms as T
+from pyro.distributions.conditional import ConditionalTransformModule
 from pyro.nn import ConditionalAutoRegressiveNN
 from torch import nn
 from torch.nn.functional import normalize, softplus
@@ -35,14 +38,14 @@ class NormalPosterior(nn.Module):
 
     support = constraints.real
 
-    def __init__(self, latent_dim, min_scale=1e-5) -> None:
+    def __init__(self, latent_dim: int, min_scale: float = 1e-5) -> None:
         super().__init__()
         if not min_scale >= 0:
             raise ValueError(f"min_scale must be >= 0, got {min_scale}")
         self.param_dims = {"loc": latent_dim, "scale": latent_dim}
         self.min_scale = min_scale
 
-    def forward(self, params):
+    def forward(self, params: Mapping[str, torch.Tensor]) -> dist.TorchDistribution:
         scale = softplus(params["scale"]) + self.min_scale
         return dist.Normal(params["loc"], scale).to_event(1)
 
@@ -71,7 +74,12 @@ class VonMisesFisherPosterior(nn.Module):
     links = ("exp", "softplus")
 
     def __init__(
-        self, latent_dim, concentration="learned", min_concentration=1.0, sampler="wood", link="exp"
+        self,
+        latent_dim: int,
+        concentration: str | float = "learned",
+        min_concentration: float = 1.0,
+        sampler: str = "wood",
+        link: str = "exp",
     ) -> None:
         super().__init__()
         if latent_dim < 2:
@@ -85,7 +93,7 @@ class VonMisesFisherPosterior(nn.Module):
         self.concentration, self.min_concentration = concentration, min_concentration
         self.sampler, self.link = sampler, link
 
-    def forward(self, params):
+    def forward(self, params: Mapping[str, torch.Tensor]) -> VonMisesFisher:
         loc = normalize(params["loc"], dim=-1)
         if self.concentration == "learned":
             raw = params["concentration"].squeeze(-1)
@@ -106,7 +114,7 @@ class FlowDistribution(dist.TransformedDistribution):
     exact for an identity flow."""
 
     @property
-    def mode(self):
+    def mode(self) -> torch.Tensor:
         z = self.base_dist.mode
         for transform in self.transforms:
             z = transform(z)
@@ -120,9 +128,16 @@ class _FlowPosterior(nn.Module):
     support = constraints.real
     default_flows = 2
     invertible = True  # q(z | x) can be evaluated at any z, not only at its own samples
+    # the subclass's flow number k (k, latent_dim, context_dim, hidden)
+    make_flow: Callable[[int, int, int, list[int]], ConditionalTransformModule]
 
     def __init__(
-        self, latent_dim, num_flows=None, hidden=None, context_dim=32, min_scale=1e-5
+        self,
+        latent_dim: int,
+        num_flows: int | None = None,
+        hidden: Sequence[int] | None = None,
+        context_dim: int = 32,
+        min_scale: float = 1e-5,
     ) -> None:
         super().__init__()
         num_flows = self.default_flows if num_flows is None else num_flows
@@ -135,8 +150,9 @@ class _FlowPosterior(nn.Module):
             self.make_flow(k, latent_dim, context_dim, hidden) for k in range(num_flows)
         )
 
-    def forward(self, params):
-        transforms = [flow.condition(params["context"]) for flow in self.flows]
+    def forward(self, params: Mapping[str, torch.Tensor]) -> FlowDistribution:
+        flows = cast(Iterable[ConditionalTransformModule], self.flows)
+        transforms = [flow.condition(params["context"]) for flow in flows]
         return FlowDistribution(self.base(params), transforms)
 
 
@@ -159,7 +175,9 @@ class IAFPosterior(_FlowPosterior):
     """
 
     @staticmethod
-    def make_flow(k, latent_dim, context_dim, hidden):
+    def make_flow(
+        k: int, latent_dim: int, context_dim: int, hidden: list[int]
+    ) -> ConditionalTransformModule:
         if latent_dim < 2:
             raise ValueError(
                 f"an autoregressive flow needs latent_dim >= 2, got {latent_dim}; use "
@@ -171,7 +189,13 @@ class IAFPosterior(_FlowPosterior):
             )
         order = torch.arange(latent_dim)
         order = order.flip(0) if k % 2 else order
-        net = ConditionalAutoRegressiveNN(latent_dim, context_dim, hidden, permutation=order)
+        # pyro annotates permutation as the legacy LongTensor, which an int64 tensor is
+        net = ConditionalAutoRegressiveNN(
+            latent_dim,
+            context_dim,
+            hidden,
+            permutation=order,  # type: ignore[arg-type]
+        )
         return T.ConditionalAffineAutoregressive(net, stable=True)
 
 
@@ -195,5 +219,7 @@ class PlanarPosterior(_FlowPosterior):
     invertible = False
 
     @staticmethod
-    def make_flow(k, latent_dim, context_dim, hidden):
+    def make_flow(
+        k: int, latent_dim: int, context_dim: int, hidden: list[int]
+    ) -> ConditionalTransformModule:
         return T.conditional_planar(latent_dim, context_dim, hidden)

@@ -7,7 +7,9 @@ Calling a prior emits the latent ``pyro.sample`` statement(s) and returns ``z`` 
 
 import math
 import warnings
+from typing import Any
 
+import numpy.typing as npt
 import pyro
 import pyro.distributions as dist
 import torch
@@ -19,6 +21,8 @@ from ..distributions import HypersphericalUniform
 from .mixture import Mixture
 from .registry import Registry
 
+Shape = torch.Size | list[int] | tuple[int, ...]
+
 priors = Registry("prior")
 
 
@@ -28,11 +32,13 @@ class NormalPrior(nn.Module):
 
     support = constraints.real
 
-    def __init__(self, latent_dim) -> None:
+    loc: torch.Tensor
+
+    def __init__(self, latent_dim: int) -> None:
         super().__init__()
         self.register_buffer("loc", torch.zeros(latent_dim))
 
-    def forward(self, name):
+    def forward(self, name: str) -> torch.Tensor:
         return pyro.sample(name, dist.Normal(self.loc, 1.0).to_event(1))
 
 
@@ -42,8 +48,9 @@ class HypersphericalUniformPrior(nn.Module):
     dimension, as for the von Mises–Fisher posterior; d >= 2)."""
 
     support = constraints.sphere
+    _like: torch.Tensor
 
-    def __init__(self, latent_dim) -> None:
+    def __init__(self, latent_dim: int) -> None:
         super().__init__()
         if latent_dim < 2:
             raise ValueError(
@@ -52,7 +59,7 @@ class HypersphericalUniformPrior(nn.Module):
         self.latent_dim = latent_dim
         self.register_buffer("_like", torch.zeros(()))  # carries the module's dtype and device
 
-    def forward(self, name):
+    def forward(self, name: str) -> torch.Tensor:
         return pyro.sample(name, HypersphericalUniform(self.latent_dim, like=self._like))
 
 
@@ -83,14 +90,16 @@ class MixturePrior(Mixture):
     support = constraints.real
     has_enumerated_sites = True
 
-    def __init__(self, latent_dim, num_components=10, init_scale=0.5) -> None:
+    def __init__(self, latent_dim: int, num_components: int = 10, init_scale: float = 0.5) -> None:
         super().__init__(num_components, latent_dim, "diag", init_scale=init_scale)
 
-    def forward(self, name):
+    def forward(self, name: str) -> torch.Tensor:
         c = self.sample_component()
         return pyro.sample(name, self.components(c))
 
-    def set_components(self, weights, locs, scales) -> None:
+    def set_components(
+        self, weights: npt.ArrayLike, locs: npt.ArrayLike, scales: npt.ArrayLike
+    ) -> None:
         """Deprecated: ``set_moments(weights, locs, scales ** 2)``."""
         warnings.warn(
             "MixturePrior.set_components(weights, locs, scales) is deprecated; use "
@@ -109,21 +118,26 @@ class MixtureOfPosteriors(dist.TorchDistribution):
     rows so that memory stays near ``MAX_ELEMENTS`` numbers whatever the leading shape of z.
     """
 
-    arg_constraints = {}
+    arg_constraints: dict[str, constraints.Constraint] = {}
     MAX_ELEMENTS = 2**22
 
-    def __init__(self, components, batch_shape=(), validate_args=None) -> None:
+    def __init__(
+        self,
+        components: dist.TorchDistribution,
+        batch_shape: Shape = (),
+        validate_args: bool | None = None,
+    ) -> None:
         self.components = components
         super().__init__(torch.Size(batch_shape), components.event_shape, validate_args=False)
 
     @property
-    def support(self):
+    def support(self) -> constraints.Constraint | None:
         return self.components.support
 
-    def expand(self, batch_shape, _instance=None):
+    def expand(self, batch_shape: Shape, _instance: Any = None) -> "MixtureOfPosteriors":
         return MixtureOfPosteriors(self.components, batch_shape)
 
-    def log_prob(self, z):
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         (k,), d = self.components.batch_shape, z.shape[-1]
         rows = z.reshape(-1, d)
         step = max(1, self.MAX_ELEMENTS // (k * d))
@@ -133,7 +147,7 @@ class MixtureOfPosteriors(dist.TorchDistribution):
             parts.append(lp.logsumexp(-1))
         return (torch.cat(parts) - math.log(k)).reshape(z.shape[:-1])
 
-    def sample(self, sample_shape=()):
+    def sample(self, sample_shape: Shape = ()) -> torch.Tensor:
         shape = torch.Size(sample_shape) + self.batch_shape
         (k,) = self.components.batch_shape
         draws = self.components.sample(shape)  # shape + (K, d)
@@ -166,13 +180,14 @@ class VampPrior(nn.Module):
     x, ELBO = log-likelihood); benchmarks/README.md reports it on MNIST at 8 epochs.
     """
 
-    def __init__(self, latent_dim, input_dim, num_pseudo_inputs=500) -> None:
+    def __init__(self, latent_dim: int, input_dim: int, num_pseudo_inputs: int = 500) -> None:
         super().__init__()
         positive_int("num_pseudo_inputs", num_pseudo_inputs)
         self.pseudo_inputs = nn.Parameter(torch.rand(num_pseudo_inputs, input_dim))
-        self._bound = None  # (encoder, posterior), kept out of this module's parameters
+        # (encoder, posterior), kept out of this module's parameters
+        self._bound: tuple[nn.Module, Any] | None = None
 
-    def bind(self, encoder, posterior):
+    def bind(self, encoder: nn.Module, posterior: Any) -> None:
         """Share the VAE's ``encoder`` and ``posterior`` (they stay the VAE's modules)."""
         if not getattr(posterior, "invertible", True):
             name = getattr(posterior, "registered_name", type(posterior).__name__)
@@ -184,10 +199,10 @@ class VampPrior(nn.Module):
         object.__setattr__(self, "_bound", (encoder, posterior))
 
     @property
-    def support(self):
+    def support(self) -> constraints.Constraint:
         return self._bound[1].support if self._bound else constraints.real
 
-    def distribution(self):
+    def distribution(self) -> MixtureOfPosteriors:
         """p(z) as :class:`MixtureOfPosteriors`, batch shape ``()``, event ``(latent_dim,)``."""
         if self._bound is None:
             raise ValueError(
@@ -197,5 +212,5 @@ class VampPrior(nn.Module):
         encoder, posterior = self._bound
         return MixtureOfPosteriors(posterior(encoder(self.pseudo_inputs)))
 
-    def forward(self, name):
+    def forward(self, name: str) -> torch.Tensor:
         return pyro.sample(name, self.distribution())
