@@ -1,10 +1,13 @@
 """Clustering scores against true labels: Hungarian-matched accuracy and NMI."""
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 
-def clustering_scores(pred, labels):
+def clustering_scores(
+    pred: torch.Tensor | npt.ArrayLike, labels: torch.Tensor | npt.ArrayLike
+) -> dict[str, float]:
     """Compare cluster indices ``pred`` with class ``labels`` (both ``(N,)`` integers).
 
     * ``accuracy``: max over one-to-one maps m from clusters to classes of
@@ -26,7 +29,9 @@ def clustering_scores(pred, labels):
     }
 
 
-def matched_table(pred, labels):
+def matched_table(
+    pred: torch.Tensor | npt.ArrayLike, labels: torch.Tensor | npt.ArrayLike
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The contingency table of cluster indices ``pred`` against class ``labels`` (both ``(N,)``
     integers) and its Hungarian matching.
 
@@ -54,7 +59,7 @@ def matched_table(pred, labels):
     return table, rows, cols
 
 
-def _as_int_array(a, name):
+def _as_int_array(a: torch.Tensor | npt.ArrayLike, name: str) -> np.ndarray:
     a = a.detach().cpu().numpy() if torch.is_tensor(a) else np.asarray(a)
     if a.ndim != 1 or not np.issubdtype(a.dtype, np.integer):
         raise ValueError(f"{name} must be a 1-d array of integers, got {a.dtype} {a.shape}")

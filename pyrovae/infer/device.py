@@ -13,7 +13,7 @@ import torch
 DEVICES = ("cpu", "cuda", "mps", "auto")
 
 
-def resolve(device):
+def resolve(device: str | torch.device) -> torch.device:
     """The ``torch.device`` for a name in :data:`DEVICES` (or a ``torch.device``)."""
     if isinstance(device, torch.device):
         return device

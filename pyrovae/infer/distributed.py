@@ -26,12 +26,17 @@ splits evenly.) Every rank draws its sampling noise from its own seed (:meth:`Co
 """
 
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+
+R = TypeVar("R")
+O = TypeVar("O")
 
 _RANK_SEED_STRIDE = 1_000_003  # rank r draws its noise from seed + r · stride (mod 2^32)
 
@@ -46,19 +51,19 @@ class Context:
     owns_group: bool = False
 
     @property
-    def active(self):
+    def active(self) -> bool:
         return self.world_size > 1
 
     @property
-    def is_main(self):
+    def is_main(self) -> bool:
         """Rank 0: the only process that writes files and prints."""
         return self.rank == 0
 
-    def seed(self, seed):
+    def seed(self, seed: int) -> int:
         """The seed of this rank's sampling noise; rank 0 keeps ``seed``."""
         return (seed + self.rank * _RANK_SEED_STRIDE) % 2**32
 
-    def from_main(self, fn):
+    def from_main(self, fn: Callable[[], R]) -> R:
         """``fn()`` run on rank 0 only, its result (or its exception) sent to every rank.
 
         Used for what must be read once and agreed on — the checkpoint and any error about
@@ -66,7 +71,7 @@ class Context:
         """
         if not self.active:
             return fn()
-        box = [None]
+        box: list[Any] = [None]
         if self.is_main:
             try:
                 box[0] = (True, fn())
@@ -78,15 +83,15 @@ class Context:
             raise value
         return value
 
-    def gather(self, obj):
+    def gather(self, obj: O) -> list[O]:
         """``[obj of rank 0, obj of rank 1, …]`` on every rank."""
         if not self.active:
             return [obj]
-        out = [None] * self.world_size
+        out: list[Any] = [None] * self.world_size
         dist.all_gather_object(out, obj)
         return out
 
-    def sum(self, *values):
+    def sum(self, *values: float) -> tuple[float, ...]:
         """Sums over ranks of a few floats (float64), e.g. a loss total and a row count."""
         if not self.active:
             return values
@@ -94,7 +99,7 @@ class Context:
         dist.all_reduce(t)
         return tuple(t.tolist())
 
-    def broadcast(self, tensors) -> None:
+    def broadcast(self, tensors: Iterable[torch.Tensor]) -> None:
         """Overwrite ``tensors`` in place with rank 0's values (the same start everywhere)."""
         if not self.active:
             return
@@ -102,7 +107,7 @@ class Context:
             for t in tensors:
                 dist.broadcast(t, src=0)
 
-    def average_gradients(self, params) -> None:
+    def average_gradients(self, params: Iterable[torch.Tensor]) -> None:
         """Average ``.grad`` over ranks for parameters DDP does not see (``pyro.param`` sites
         outside the model, or ELBOs that compute their own gradients)."""
         if not self.active:
@@ -113,7 +118,7 @@ class Context:
             dist.all_reduce(p.grad)
             p.grad /= self.world_size
 
-    def close(self, finished=True) -> None:
+    def close(self, finished: bool = True) -> None:
         """End the process group ``setup`` made. After a finished run the ranks first wait
         for each other: a rank that tears gloo down while its peer is still sending makes
         the peer abort at exit ("terminate called without an active exception"). After an
@@ -124,17 +129,17 @@ class Context:
             dist.destroy_process_group()
 
 
-def env_world_size():
+def env_world_size() -> int:
     """``WORLD_SIZE`` as torchrun sets it (1 outside torchrun)."""
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def env_rank():
+def env_rank() -> int:
     """``RANK`` as torchrun sets it (0 outside torchrun)."""
     return int(os.environ.get("RANK", "0"))
 
 
-def setup(distributed=None, device=None):
+def setup(distributed: bool | None = None, device: str | torch.device | None = None) -> Context:
     """The :class:`Context` of this process, joining the process group when needed.
 
     :param distributed: ``None`` detects (an initialised process group, or ``WORLD_SIZE`` > 1
@@ -173,17 +178,17 @@ class ScaledLoss(nn.Module):
     loss that still touches every parameter, so that it joins the gradient average.
     """
 
-    def __init__(self, model, loss) -> None:
+    def __init__(self, model: object, loss: Callable[[torch.Tensor], torch.Tensor]) -> None:
         super().__init__()
         self.model, self.loss = model, loss
 
-    def forward(self, x, scale):
+    def forward(self, x: torch.Tensor, scale: float) -> torch.Tensor:
         if x.shape[0] == 0:
-            return sum(p.sum() for p in self.parameters()) * 0.0
+            return sum((p.sum() for p in self.parameters()), x.new_zeros(())) * 0.0
         return self.loss(x) * scale
 
 
-def wrap(model, loss, ctx):
+def wrap(model: object, loss: Callable[[torch.Tensor], torch.Tensor], ctx: Context) -> nn.Module:
     """The loss module ``(x, scale) -> scale · loss(x)``; under DDP when training on several
     ranks and the model is an ``nn.Module`` with parameters (DDP broadcasts rank 0's initial
     parameters, then averages gradients in ``backward``)."""

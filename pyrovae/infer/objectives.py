@@ -18,11 +18,14 @@ p(x, z) = Σ_c p(x, z, c). :func:`objective_name` says what a history reports: `
 """
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import pyro
 import torch
 from pyro import poutine
 from pyro.infer import ELBO, RenyiELBO, Trace_ELBO, TraceEnum_ELBO, TraceMeanField_ELBO
+from pyro.poutine.trace_struct import Trace
 
 from .. import checks
 from ..models import contract
@@ -31,7 +34,9 @@ OBJECTIVES = ("trace", "meanfield", "iwae", "renyi")
 DEFAULT_RENYI_ALPHA = 0.5
 
 
-def make_elbo(elbo, model, num_particles=1, alpha=None):
+def make_elbo(
+    elbo: str | ELBO | None, model: object, num_particles: int = 1, alpha: float | None = None
+) -> ELBO:
     """A Pyro ELBO object for ``elbo``: one of :data:`OBJECTIVES`, ``None`` (``"trace"``) or an
     ELBO object (used as is).
 
@@ -58,12 +63,13 @@ def make_elbo(elbo, model, num_particles=1, alpha=None):
                 "mixture prior's c); use elbo 'trace', which does"
             )
         return TraceMeanField_ELBO(max_plate_nesting=1, **kwargs)
+    assert alpha is not None  # check_objective gives "iwae" and "renyi" their α
     if enumerated:
         return EnumeratedRenyiELBO(alpha=alpha, num_particles=num_particles)
     return RenyiELBO(alpha=alpha, max_plate_nesting=1, **{**kwargs, "vectorize_particles": True})
 
 
-def check_objective(name, alpha=None):
+def check_objective(name: str | None, alpha: float | None = None) -> tuple[str, float | None]:
     """``(name, alpha)`` checked: ``name`` one of :data:`OBJECTIVES` (``None``: ``"trace"``),
     ``alpha`` only for ``"renyi"`` (default 0.5; 0 for ``"iwae"``), a number >= 0 other than 1."""
     name = name or "trace"
@@ -82,7 +88,7 @@ def check_objective(name, alpha=None):
     return name, alpha
 
 
-def objective_name(elbo):
+def objective_name(elbo: object) -> str:
     """What ``elbo`` estimates, as histories name it: ``"iwae_bound"`` (Rényi with α = 0),
     ``"renyi_bound"`` (other α), else ``"elbo"``."""
     alpha = getattr(elbo, "alpha", None)
@@ -105,11 +111,13 @@ class EnumeratedRenyiELBO(ELBO):
     scaled by ``poutine.scale`` (KL warm-up) enter the weights with their scale.
     """
 
-    def __init__(self, alpha=0.0, num_particles=2) -> None:
+    def __init__(self, alpha: float = 0.0, num_particles: int = 2) -> None:
         super().__init__(num_particles=num_particles, max_plate_nesting=1)
         self.alpha = alpha
 
-    def differentiable_loss(self, model, guide, *args, **kwargs):
+    def differentiable_loss(
+        self, model: Callable[..., Any], guide: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> torch.Tensor:
         """−Σ_rows 𝓛_α: differentiable, summed over the data rows."""
         log_w = self.log_weights(model, guide, *args, **kwargs)
         k = log_w.shape[0]
@@ -120,19 +128,31 @@ class EnumeratedRenyiELBO(ELBO):
             bound = (scaled.logsumexp(0) - math.log(k)) / (1 - self.alpha)
         return -bound.sum()
 
-    def loss(self, model, guide, *args, **kwargs):
+    def loss(
+        self, model: Callable[..., Any], guide: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> float:
         with torch.no_grad():
             return self.differentiable_loss(model, guide, *args, **kwargs).item()
 
-    def loss_and_grads(self, model, guide, *args, **kwargs):
+    def loss_and_grads(
+        self, model: Callable[..., Any], guide: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> float:
         loss = self.differentiable_loss(model, guide, *args, **kwargs)
         loss.backward()
         return loss.item()
 
-    def _get_trace(self, model, guide, args, kwargs):
+    def _get_trace(
+        self,
+        model: Callable[..., Any],
+        guide: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> tuple[Trace, Trace]:
         raise NotImplementedError("the particles are drawn together in log_weights")
 
-    def log_weights(self, model, guide, *args, **kwargs):
+    def log_weights(
+        self, model: Callable[..., Any], guide: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> torch.Tensor:
         """log w ``(K, N)``: K particles for each of the N rows of the data plate."""
         with pyro.plate("particles", self.num_particles, dim=-2):
             guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
@@ -144,10 +164,10 @@ class EnumeratedRenyiELBO(ELBO):
         return log_p - _scaled_log_prob(guide_trace)
 
 
-def _scaled_log_prob(trace):
+def _scaled_log_prob(trace: Trace) -> torch.Tensor:
     """Σ over sample sites of scale × log_prob, broadcast together (event dims summed)."""
     trace.compute_log_prob()
-    total = 0.0
+    total: torch.Tensor | float = 0.0
     for site in trace.nodes.values():
         if site["type"] == "sample":
             total = total + site["scale"] * site["log_prob"]

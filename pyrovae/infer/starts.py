@@ -14,6 +14,8 @@ applies it.
 
 import math
 
+import torch
+
 from ..models import VAE, vade
 from ..models.contract import Initializes, has_clusters
 
@@ -22,7 +24,7 @@ DEFAULT_PRETRAIN_STEPS = 3000
 batches of 100 rows, unless told otherwise (8×8 digits: 250 epochs; MNIST: 5)."""
 
 
-def vade_epochs(vae, rows):
+def vade_epochs(vae: VAE, rows: int) -> int:
     """The epochs of VaDE's pretraining for ``vae`` on ``rows`` training rows (0: none)."""
     epochs = vae.pretrain_epochs
     if epochs is None and has_clusters(vae):
@@ -31,7 +33,7 @@ def vade_epochs(vae, rows):
     return epochs or 0
 
 
-def start(model, x, seed=0) -> None:
+def start(model: object, x: torch.Tensor, seed: int = 0) -> None:
     """Start ``model`` on the training rows ``x`` ``(N, D)`` (see the module docstring)."""
     if isinstance(model, Initializes):
         model.initialize(x, seed)
