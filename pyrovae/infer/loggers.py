@@ -33,13 +33,22 @@ import contextlib
 import csv
 import math
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from types import ModuleType
+from typing import IO, TYPE_CHECKING, Any
 
 import torch
 from pyro import poutine
 
 from .. import checks
 from .callbacks import Callback
+
+if TYPE_CHECKING:
+    from .train import TrainState
+
+Metrics = Mapping[str, float | None]
+"""Named numbers at one step (a ``None`` is not logged)."""
 
 
 class Logger(Callback):
@@ -49,29 +58,29 @@ class Logger(Callback):
     term_rows = 1000  # rows the per-epoch ELBO terms are estimated on
     num_samples = 64  # images in the sample grid
 
-    def log_metrics(self, metrics, step):
+    def log_metrics(self, metrics: Metrics, step: int) -> None:
         """Record ``metrics``, a dict of name → float, at global step ``step``."""
         raise NotImplementedError
 
-    def log_params(self, params) -> None:
+    def log_params(self, params: Mapping[str, Any]) -> None:
         """Record the run's parameters, a flat dict of name → str, int, float, bool or list."""
 
-    def log_image(self, name, image, step) -> None:
+    def log_image(self, name: str, image: torch.Tensor, step: int) -> None:
         """Record ``image``, a ``(C, H, W)`` float tensor in [0, 1]: RGB (C = 3; grey images
         in three equal channels) or RGBA (C = 4)."""
 
     def close(self) -> None:
         """Flush and release the backend at the end of the run."""
 
-    def on_train_start(self, state) -> None:
+    def on_train_start(self, state: "TrainState") -> None:
         if state.ctx.is_main:
             self.log_params(flatten(state.config))
 
-    def on_step_end(self, state) -> None:
+    def on_step_end(self, state: "TrainState") -> None:
         if state.ctx.is_main and state.batch_rows:
             self.log_metrics({"train/loss": state.loss / state.batch_rows}, state.global_step)
 
-    def on_epoch_end(self, state) -> None:
+    def on_epoch_end(self, state: "TrainState") -> None:
         if not state.ctx.is_main:
             return
         h, step = state.history, state.global_step
@@ -93,14 +102,14 @@ class Logger(Callback):
         if images is not None:
             self.log_image("samples", images, step)
 
-    def on_train_end(self, state) -> None:
+    def on_train_end(self, state: "TrainState") -> None:
         if state.ctx.is_main:
             test = state.history["test_elbo"][-1] if state.history["epoch"] else None
             if test is not None and state.options.score_test == "end":
                 self.log_metrics({"elbo/test": test}, state.global_step)
             self.close()
 
-    def _terms(self, state):
+    def _terms(self, state: "TrainState") -> dict[str, float]:
         if not getattr(state.model, "amortized", True):
             return {}
         split = state.data.valid if state.data.valid is not None else state.data.train
@@ -111,7 +120,7 @@ class Logger(Callback):
 
 
 @contextlib.contextmanager
-def _own_draws(state):
+def _own_draws(state: "TrainState") -> Iterator[None]:
     """The random draws of the logged terms and samples, from torch's generators seeded by
     ``(seed, epoch)`` and then put back as they were: logging leaves the run's own random
     stream alone, and every logger of a run gets the same numbers and pictures."""
@@ -122,7 +131,7 @@ def _own_draws(state):
 
 
 @torch.no_grad()
-def elbo_terms(model, x):
+def elbo_terms(model: Any, x: torch.Tensor) -> dict[str, float | None]:
     """One-sample estimates, averaged over the rows ``x``, of the ELBO and its two terms:
     ``reconstruction`` = E_q[log p(x | latents)] (``None`` when x depends on an enumerated
     site) and ``kl`` = reconstruction − ELBO = E_q[log q(latents | x) − log p(latents)]."""
@@ -151,30 +160,30 @@ class TensorBoardLogger(Logger):
     """Write the run as TensorBoard event files in ``log_dir`` (``pip install
     'pyrovae[tensorboard]'``); view them with ``tensorboard --logdir log_dir``."""
 
-    def __init__(self, log_dir) -> None:
+    def __init__(self, log_dir: str | Path) -> None:
         tensorboard = _package("torch.utils.tensorboard", "tensorboard", "TensorBoard")
         self.log_dir, self.writer = str(log_dir), None
         self._writer_class = tensorboard.SummaryWriter
 
-    def _open(self):
+    def _open(self) -> Any:
         if self.writer is None:
             self.writer = self._writer_class(self.log_dir)
         return self.writer
 
-    def log_metrics(self, metrics, step) -> None:
+    def log_metrics(self, metrics: Metrics, step: int) -> None:
         writer = self._open()
         for name, value in metrics.items():
             if value is not None:
                 writer.add_scalar(name, value, step)
 
-    def log_params(self, params) -> None:
+    def log_params(self, params: Mapping[str, Any]) -> None:
         lines = [f"| {name} | {value} |" for name, value in params.items()]
         self._open().add_text("params", "\n".join(["| name | value |", "|---|---|", *lines]))
 
-    def log_image(self, name, image, step) -> None:
+    def log_image(self, name: str, image: torch.Tensor, step: int) -> None:
         self._open().add_image(name, image, step, dataformats="CHW")
 
-    def on_epoch_end(self, state) -> None:
+    def on_epoch_end(self, state: "TrainState") -> None:
         super().on_epoch_end(state)
         if self.writer is not None:
             self.writer.flush()
@@ -197,7 +206,12 @@ class MLflowLogger(Logger):
         (and no ``tracking_uri``) the run is that active run, left open at the end.
     """
 
-    def __init__(self, experiment="pyrovae", run_name=None, tracking_uri=None) -> None:
+    def __init__(
+        self,
+        experiment: str = "pyrovae",
+        run_name: str | None = None,
+        tracking_uri: str | None = None,
+    ) -> None:
         mlflow = _package("mlflow", "mlflow", "MLflow")
         self._entities = mlflow.entities
         try:
@@ -211,9 +225,10 @@ class MLflowLogger(Logger):
             ) from None
         active = mlflow.active_run() if tracking_uri is None else None
         self.experiment, self.run_name = experiment, run_name
+        self.run_id: str | None
         self.run_id, self._own_run = (active.info.run_id, False) if active else (None, True)
 
-    def on_train_start(self, state) -> None:
+    def on_train_start(self, state: "TrainState") -> None:
         if state.ctx.is_main and self.run_id is None:
             found = self.client.get_experiment_by_name(self.experiment)
             experiment = (
@@ -222,7 +237,7 @@ class MLflowLogger(Logger):
             self.run_id = self.client.create_run(experiment, run_name=self.run_name).info.run_id
         super().on_train_start(state)
 
-    def log_metrics(self, metrics, step) -> None:
+    def log_metrics(self, metrics: Metrics, step: int) -> None:
         now = int(time.time() * 1000)
         rows = [
             self._entities.Metric(name, float(value), now, step)
@@ -231,12 +246,12 @@ class MLflowLogger(Logger):
         ]
         self.client.log_batch(self.run_id, metrics=rows)
 
-    def log_params(self, params) -> None:
+    def log_params(self, params: Mapping[str, Any]) -> None:
         rows = [self._entities.Param(name, str(value)) for name, value in params.items()]
         for start in range(0, len(rows), 100):  # MLflow takes up to 100 parameters a call
             self.client.log_batch(self.run_id, params=rows[start : start + 100])
 
-    def log_image(self, name, image, step) -> None:
+    def log_image(self, name: str, image: torch.Tensor, step: int) -> None:
         self.client.log_image(self.run_id, _hwc_bytes(image), key=name, step=step)
 
     def close(self) -> None:
@@ -256,12 +271,18 @@ class WandbLogger(Logger):
         ``wandb sync``) or ``"disabled"``; ``None``: W&B's own choice (``$WANDB_MODE``).
     """
 
-    def __init__(self, project="pyrovae", name=None, dir=None, mode=None) -> None:
+    def __init__(
+        self,
+        project: str = "pyrovae",
+        name: str | None = None,
+        dir: str | Path | None = None,
+        mode: str | None = None,
+    ) -> None:
         self._wandb = _package("wandb", "wandb", "W&B")
         self.project, self.name, self.dir, self.mode = project, name, dir, mode
-        self.run = None
+        self.run: Any = None  # a wandb Run, once the run starts
 
-    def on_train_start(self, state) -> None:
+    def on_train_start(self, state: "TrainState") -> None:
         if state.ctx.is_main and self.run is None:
             if self.dir is not None:
                 Path(self.dir).mkdir(parents=True, exist_ok=True)
@@ -274,13 +295,13 @@ class WandbLogger(Logger):
             )
         super().on_train_start(state)
 
-    def log_metrics(self, metrics, step) -> None:
+    def log_metrics(self, metrics: Metrics, step: int) -> None:
         self.run.log({k: v for k, v in metrics.items() if v is not None}, step=step)
 
-    def log_params(self, params) -> None:
+    def log_params(self, params: Mapping[str, Any]) -> None:
         self.run.config.update(params)
 
-    def log_image(self, name, image, step) -> None:
+    def log_image(self, name: str, image: torch.Tensor, step: int) -> None:
         self.run.log({name: self._wandb.Image(_hwc_bytes(image))}, step=step)
 
     def close(self) -> None:
@@ -295,10 +316,12 @@ class CSVLogger(Logger):
     ``images/NAME_STEP.png``. A resumed run appends to ``metrics.csv``; a fresh one starts it
     anew."""
 
-    def __init__(self, folder) -> None:
-        self.folder, self._file, self._rows = Path(folder), None, None
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self._file: IO[str] | None = None
+        self._rows: Any = None  # a csv.writer on _file, once the run starts
 
-    def on_train_start(self, state) -> None:
+    def on_train_start(self, state: "TrainState") -> None:
         if state.ctx.is_main and self._file is None:
             self.folder.mkdir(parents=True, exist_ok=True)
             mode = "a" if state.first_epoch else "w"
@@ -308,20 +331,20 @@ class CSVLogger(Logger):
                 self._rows.writerow(["step", "name", "value"])
         super().on_train_start(state)
 
-    def log_metrics(self, metrics, step) -> None:
+    def log_metrics(self, metrics: Metrics, step: int) -> None:
         self._rows.writerows([step, k, repr(float(v))] for k, v in metrics.items() if v is not None)
 
-    def log_params(self, params) -> None:
+    def log_params(self, params: Mapping[str, Any]) -> None:
         with open(self.folder / "params.csv", "w", newline="") as f:
             csv.writer(f).writerows([["name", "value"], *params.items()])
 
-    def log_image(self, name, image, step) -> None:
+    def log_image(self, name: str, image: torch.Tensor, step: int) -> None:
         import torchvision.utils
 
         (self.folder / "images").mkdir(exist_ok=True)
         torchvision.utils.save_image(image, self.folder / "images" / f"{name}_{step}.png")
 
-    def on_epoch_end(self, state) -> None:
+    def on_epoch_end(self, state: "TrainState") -> None:
         super().on_epoch_end(state)
         if self._file is not None:
             self._file.flush()
@@ -332,8 +355,10 @@ class CSVLogger(Logger):
             self._file = None
 
 
-def _in_run_folder(name, cls, sub):
-    def make(out):
+def _in_run_folder(
+    name: str, cls: Callable[[Path], Logger], sub: str
+) -> Callable[[str | Path | None], Logger]:
+    def make(out: str | Path | None) -> Logger:
         if out is None:
             raise ValueError(
                 f"logger {name!r} writes into the run folder: give out=FOLDER, or pass "
@@ -345,7 +370,7 @@ def _in_run_folder(name, cls, sub):
 
 
 # name → make(out): the loggers fit(logger=name) builds, ``out`` being fit's run folder
-LOGGERS = {
+LOGGERS: dict[str, Callable[[str | Path | None], Logger]] = {
     "csv": _in_run_folder("csv", CSVLogger, "csv"),
     "mlflow": lambda out: MLflowLogger(),
     "tensorboard": _in_run_folder("tensorboard", TensorBoardLogger, "tensorboard"),
@@ -353,7 +378,9 @@ LOGGERS = {
 }
 
 
-def make_loggers(spec, out=None):
+def make_loggers(
+    spec: str | Callback | Sequence[str | Callback] | None, out: str | Path | None = None
+) -> list[Callback]:
     """The loggers of ``fit(logger=spec, out=out)``: ``spec`` is ``None``, a :class:`Logger`, a
     name of :data:`LOGGERS` or a list of them. By name, CSV and TensorBoard files go to
     ``out/csv`` and ``out/tensorboard``, W&B's to ``out/wandb``, MLflow's to its tracking store."""
@@ -373,7 +400,7 @@ def make_loggers(spec, out=None):
     return loggers
 
 
-def flatten(config, prefix=""):
+def flatten(config: Mapping[str, Any] | None, prefix: str = "") -> dict[str, Any]:
     """``config`` with nested dicts spread out: ``{"prior": {"name": "vamp"}}`` becomes
     ``{"prior.name": "vamp"}``."""
     flat = {}
@@ -385,13 +412,13 @@ def flatten(config, prefix=""):
     return flat
 
 
-def _hwc_bytes(image):
+def _hwc_bytes(image: torch.Tensor) -> Any:
     """A ``(C, H, W)`` float image in [0, 1] as ``(H, W, C)`` bytes, as ``save_image`` writes
     it (round(255 v))."""
     return image.mul(255).add(0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
 
 
-def _package(module, extra, backend):
+def _package(module: str, extra: str, backend: str) -> ModuleType:
     import sys
 
     try:
