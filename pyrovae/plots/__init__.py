@@ -13,8 +13,12 @@ Modules: :mod:`.canvas` (figures, saving, image grids), :mod:`.images` (any mode
 (models that learn from labels).
 """
 
+import os
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+from ..data import Data
 from ..models import contract
 from .canvas import PAD, image_grid, image_scale, save_image_grid
 from .images import (
@@ -30,7 +34,8 @@ from .llgae import plot_components, plot_reconstructions
 from .mixture import plot_gmm, plot_mixture_samples
 
 # name → (file, draw(model, data, rows, path)); ``rows`` is the first of test/valid/train
-MODEL_PICTURES = {
+Draw = Callable[[Any, Any, Any, Path], Path]  # (model, Data, its first split, path)
+MODEL_PICTURES: dict[str, tuple[str, Draw]] = {
     "mixture_components": (
         "components.png",
         lambda model, data, rows, path: plot_mixture_samples(model, data.image_shape, path),
@@ -60,7 +65,13 @@ MODEL_PICTURES = {
 IMAGE_PICTURES = set(MODEL_PICTURES) - {"gmm"}
 
 
-def save_all(model, data, history, out, n=64):
+def save_all(
+    model: object,
+    data: Data,
+    history: Mapping[str, Sequence[Any]],
+    out: str | os.PathLike[str],
+    n: int = 64,
+) -> list[Path]:
     """Write the pictures that ``model`` offers for ``data`` into the folder ``out``.
 
     ``learning_curves.png`` always; on image data (``data.image_shape``) ``samples.png`` (``n``
@@ -84,8 +95,12 @@ def save_all(model, data, history, out, n=64):
         paths.append(sample_grid(model, n, shape, out / "samples.png"))
     if shape is not None and isinstance(model, contract.Reconstructs) and encodes:
         paths.append(reconstructions(model, rows.x[:10], shape, out / "reconstructions.png"))
-    latent_2d = isinstance(model, contract.Encodes) and model.latent_dim == 2
-    if latent_2d and encodes and rows.y is not None:
+    if (
+        isinstance(model, contract.Encodes)
+        and model.latent_dim == 2
+        and encodes
+        and rows.y is not None
+    ):
         paths.append(latent_scatter(model, rows.x, rows.y, out / "latent_scatter.png"))
         if shape is not None and contract.latent_on_reals(model):
             paths.append(latent_grid(model, shape, out / "latent_grid.png"))

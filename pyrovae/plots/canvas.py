@@ -12,23 +12,32 @@ Images are given as rows ``(N, C·H·W)`` with values in [0, 1] (likelihood mean
 :data:`GAP_VALUE`. Grids are RGB(A): a grey image is drawn in its three equal channels.
 """
 
+import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, TypeVar, overload
 
 import torch
 import torchvision.utils
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+P = TypeVar("P", bound=str | os.PathLike[str])
+"""Where a picture goes: a path, returned as given."""
+ImageShape = Sequence[int]
+"""``(H, W)`` of grey images or ``(C, H, W)`` (C = 3 or 4) of colour ones."""
 
 PAD = 1  # gap between images in a grid, in image pixels
 GAP_VALUE = 0.5  # grey of the gaps, so that black and white images stay apart
 
 
-def image_scale(image_shape):
+def image_scale(image_shape: ImageShape) -> int:
     """Screen pixels per image pixel: about 80 screen pixels per image side (3 for 28×28)."""
     return max(1, round(80 / max(image_shape[-2:])))
 
 
-def image_grid(images, image_shape, ncols):
+def image_grid(images: torch.Tensor, image_shape: ImageShape, ncols: int) -> torch.Tensor:
     """Lay rows ``(N, C·H·W)`` out row-major, ``ncols`` to a row (or N when fewer), with
     ``torchvision.utils.make_grid``: a ``(C', rows·(H+PAD)+PAD, ncols·(W+PAD)+PAD)`` tensor in
     [0, 1], C' = 3 for grey and RGB images, 4 for RGBA. Empty cells (when N is not a multiple
@@ -41,7 +50,7 @@ def image_grid(images, image_shape, ncols):
     return grid
 
 
-def save_image_grid(images, image_shape, path, ncols):
+def save_image_grid(images: torch.Tensor, image_shape: ImageShape, path: P, ncols: int) -> P:
     """Write :func:`image_grid` as an RGB(A) PNG (``torchvision.utils.save_image``: value v
     becomes the byte round(255 v)), each image pixel ``image_scale`` screen pixels wide."""
     grid = image_grid(images, image_shape, ncols)
@@ -51,7 +60,7 @@ def save_image_grid(images, image_shape, path, ncols):
     return path
 
 
-def check_images(images, image_shape):
+def check_images(images: torch.Tensor, image_shape: ImageShape | None) -> tuple[int, int, int]:
     """``(C, H, W)`` of ``image_shape`` (C = 1 for ``(H, W)``), after checking that ``images``
     are rows of that many values."""
     shape = None if image_shape is None else tuple(int(s) for s in image_shape)
@@ -70,7 +79,7 @@ def check_images(images, image_shape):
     return c, h, w
 
 
-def show_image(ax, row, image_shape, signed=False) -> None:
+def show_image(ax: Axes, row: torch.Tensor, image_shape: ImageShape, signed: bool = False) -> None:
     """Draw one row ``(C·H·W,)`` as an image on the axes ``ax``, without ticks: grey levels in
     [0, 1] (black to white) or RGB(A). With ``signed``, a direction rather than an image: grey
     levels on a red-blue scale symmetric about 0, colour channels as 0.5 + v / (2 max|v|)
@@ -79,8 +88,9 @@ def show_image(ax, row, image_shape, signed=False) -> None:
     image = row.detach().cpu().float().reshape(c, h, w)
     limit = float(image.abs().max()) or 1.0
     if c == 1:
+        grey: dict[str, Any] = {"cmap": "gray", "vmin": 0, "vmax": 1}
         style = {"cmap": "RdBu_r", "vmin": -limit, "vmax": limit} if signed else {}
-        ax.imshow(image[0].numpy(), **({"cmap": "gray", "vmin": 0, "vmax": 1} | style))
+        ax.imshow(image[0].numpy(), **(grey | style))
     else:
         image = 0.5 + image / (2 * limit) if signed else image.clamp(0, 1)
         ax.imshow(image.permute(1, 2, 0).numpy())
@@ -88,23 +98,29 @@ def show_image(ax, row, image_shape, signed=False) -> None:
     ax.set_yticks([])
 
 
-def figure(width, height, nrows=None, ncols=None):
+@overload
+def figure(width: float, height: float) -> tuple[Figure, Axes]: ...
+@overload
+def figure(width: float, height: float, nrows: int, ncols: int) -> tuple[Figure, Any]: ...
+def figure(
+    width: float, height: float, nrows: int | None = None, ncols: int | None = None
+) -> tuple[Figure, Any]:
     """A ``width × height`` inch figure on the Agg canvas and its axes: one ``Axes``, or a
     ``(nrows, ncols)`` array of them when ``nrows`` is given."""
     fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     if nrows is None:
         return fig, fig.add_subplot()
-    return fig, fig.subplots(nrows, ncols, squeeze=False)
+    return fig, fig.subplots(nrows, 1 if ncols is None else ncols, squeeze=False)
 
 
-def save(fig, path):
+def save(fig: Figure, path: P) -> P:
     """Write ``fig`` as the PNG ``path`` (its folder created) and return ``path``."""
     fig.savefig(_png(path))
     return path
 
 
-def _png(path):
+def _png(path: P) -> P:
     """Check that ``path`` names a PNG and create its folder."""
     if Path(path).suffix.lower() != ".png":
         raise ValueError(f"pictures are written as PNG; give a path ending in .png, got {path}")

@@ -6,27 +6,32 @@ colour, as ``Data.image_shape``).
 """
 
 import math
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib
 import torch
 
 from ..checks import device_dtype, positive_int
-from .canvas import figure, save, save_image_grid
+from ..models import contract
+from .canvas import ImageShape, P, figure, save, save_image_grid
 
 
-def sample_grid(model, n, image_shape, path):
+def sample_grid(model: contract.Samples, n: int, image_shape: ImageShape, path: P) -> P:
     """``n`` samples ``model.sample(n)`` (likelihood means of z ~ p(z)) in a square-ish grid."""
     positive_int("n", n)
     return save_image_grid(model.sample(n), image_shape, path, ncols=math.ceil(math.sqrt(n)))
 
 
-def reconstructions(model, x, image_shape, path):
+def reconstructions(
+    model: contract.Reconstructs, x: torch.Tensor, image_shape: ImageShape, path: P
+) -> P:
     """The rows ``x`` ``(N, C·H·W)`` in the top row, ``model.reconstruct(x)`` below each."""
     recon = model.reconstruct(x)
     return save_image_grid(torch.cat([x.to(recon), recon]), image_shape, path, ncols=len(x))
 
 
-def learning_curves(history, path):
+def learning_curves(history: Mapping[str, Sequence[Any]], path: P) -> P:
     """Train, validation and test ELBO per epoch from the history :func:`pyrovae.fit` returns.
 
     ``None`` entries (a split that does not exist) are left out. The training ELBO is the
@@ -55,7 +60,7 @@ def learning_curves(history, path):
     return save(fig, path)
 
 
-def latent_scatter(model, x, y, path):
+def latent_scatter(model: contract.Encodes, x: torch.Tensor, y: torch.Tensor, path: P) -> P:
     """Encodings ``model.encode(x)`` of a 2-d latent space, one colour per label ``y`` ``(N,)``."""
     z = model.encode(x).detach().cpu()
     if z.dim() != 2 or z.shape[1] != 2:
@@ -71,7 +76,7 @@ def latent_scatter(model, x, y, path):
     cmap = matplotlib.colormaps["tab10" if len(labels) <= 10 else "tab20"]
     for k, label in enumerate(labels):
         mask = y == label
-        ax.scatter(*z[mask].T, s=4, color=cmap(k % cmap.N), label=str(label), alpha=0.7)
+        ax.scatter(z[mask, 0], z[mask, 1], s=4, color=cmap(k % cmap.N), label=str(label), alpha=0.7)
     ax.set_xlabel("$z_1$")
     ax.set_ylabel("$z_2$")
     ax.set_aspect("equal", adjustable="datalim")
@@ -79,7 +84,7 @@ def latent_scatter(model, x, y, path):
     return save(fig, path)
 
 
-def latent_grid_points(n=15):
+def latent_grid_points(n: int = 15) -> torch.Tensor:
     """The ``(n*n, 2)`` latents of :func:`latent_grid`, row-major from the top-left cell.
 
     Cell (i, j) holds z = (q_j, q_{n-1-i}) with q = Φ⁻¹(linspace(0.05, 0.95, n)), the standard
@@ -90,7 +95,7 @@ def latent_grid_points(n=15):
     return torch.stack([z1.reshape(-1), z2.reshape(-1)], dim=-1)
 
 
-def latent_grid(model, image_shape, path, n=15):
+def latent_grid(model: Any, image_shape: ImageShape, path: P, n: int = 15) -> P:
     """``model.decode(z)`` on an ``n × n`` grid of :func:`latent_grid_points` (2-d, real z)."""
     if getattr(model, "latent_dim", 2) != 2:
         raise ValueError(

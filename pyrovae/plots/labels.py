@@ -3,10 +3,13 @@
 import pyro
 import torch
 
-from .canvas import save_image_grid
+from ..models import ConditionalVAE
+from .canvas import ImageShape, P, save_image_grid
 
 
-def samples_by_label(model, image_shape, path, per_label=8):
+def samples_by_label(
+    model: ConditionalVAE, image_shape: ImageShape, path: P, per_label: int = 8
+) -> P:
     """A grid with one column per label y = 0 … K-1: means of p(x | z, y) for ``per_label``
     draws of z ~ p(z), the same z in each row, so that a row shows one style in every class."""
     k = model.num_classes
@@ -16,7 +19,9 @@ def samples_by_label(model, image_shape, path, per_label=8):
     return save_image_grid(model.decode(z, y), image_shape, path, ncols=k)
 
 
-def reconstructions_with_labels(model, x, y, image_shape, path):
+def reconstructions_with_labels(
+    model: ConditionalVAE, x: torch.Tensor, y: torch.Tensor, image_shape: ImageShape, path: P
+) -> P:
     """The rows ``x`` on top, ``model.reconstruct(x, y)`` below each."""
     recon = model.reconstruct(x, y)
     return save_image_grid(torch.cat([x.to(recon), recon]), image_shape, path, ncols=len(x))

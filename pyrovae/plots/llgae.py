@@ -9,10 +9,17 @@
 
 import torch
 
-from .canvas import figure, save, show_image
+from ..models import MixtureOfLinearDecoders
+from .canvas import ImageShape, P, figure, save, show_image
 
 
-def plot_components(model, image_shape, path, num_directions=3, spread=2.0):
+def plot_components(
+    model: MixtureOfLinearDecoders,
+    image_shape: ImageShape,
+    path: P,
+    num_directions: int = 3,
+    spread: float = 2.0,
+) -> P:
     """Save a grid: row k = [μ_k, then for j < ``num_directions``: u_j, μ_k − c s_j u_j,
     μ_k + c s_j u_j] with c = ``spread``; returns ``path``.
 
@@ -41,7 +48,13 @@ def plot_components(model, image_shape, path, num_directions=3, spread=2.0):
     return save(fig, path)
 
 
-def plot_reconstructions(model, x, image_shape, path, per_component=4):
+def plot_reconstructions(
+    model: MixtureOfLinearDecoders,
+    x: torch.Tensor,
+    image_shape: ImageShape,
+    path: P,
+    per_component: int = 4,
+) -> P:
     """Save a grid: row k = up to ``per_component`` rows of ``x`` that the guide assigns to
     component k, each as (original, reconstruction); returns ``path``."""
     with torch.no_grad():

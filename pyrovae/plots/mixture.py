@@ -7,11 +7,12 @@ import numpy as np
 import torch
 from matplotlib.patches import Ellipse
 
-from .canvas import figure, save, show_image
+from ..models import VAE, GaussianMixture
+from .canvas import ImageShape, P, figure, save, show_image
 
 
 @torch.no_grad()
-def plot_gmm(model, x, path, num_std=2.0):
+def plot_gmm(model: GaussianMixture, x: torch.Tensor, path: P, num_std: float = 2.0) -> P:
     """2-d data ``x`` ``(N, 2)``, points coloured by MAP assignment, each component drawn as its
     ``num_std``-σ ellipse: the set {x : (x − μ_k)ᵀ Σ_k⁻¹ (x − μ_k) = num_std²}, with half-axes
     num_std √λ along the eigenvectors of Σ_k, and its centre as a cross."""
@@ -26,7 +27,8 @@ def plot_gmm(model, x, path, num_std=2.0):
     locs, weights = model.locs.cpu().numpy(), model.weights.cpu().numpy()
     fig, ax = figure(6.0, 6.0)
     colours = [f"C{k % 10}" for k in range(model.num_components)]
-    ax.scatter(*x.cpu().numpy().T, s=4, c=[colours[k] for k in labels], alpha=0.5, linewidths=0)
+    xy = x.cpu().numpy()
+    ax.scatter(xy[:, 0], xy[:, 1], s=4, c=[colours[k] for k in labels], alpha=0.5, linewidths=0)
     for k in range(model.num_components):
         eigval, eigvec = np.linalg.eigh(cov[k])
         angle = np.degrees(np.arctan2(eigvec[1, 1], eigvec[0, 1]))
@@ -42,7 +44,9 @@ def plot_gmm(model, x, path, num_std=2.0):
 
 
 @torch.no_grad()
-def plot_mixture_samples(vae, image_shape, path, per_component=10, seed=0):
+def plot_mixture_samples(
+    vae: VAE, image_shape: ImageShape | None, path: P, per_component: int = 10, seed: int = 0
+) -> P:
     """Mixture-prior VAE: row k shows decoder means of ``per_component`` draws
     z ~ N(μ_k, diag σ_k²) from component k; the row label is its weight π_k. ``image_shape``:
     ``(H, W)`` or ``(C, H, W)``, as ``Data.image_shape``."""
