@@ -13,8 +13,10 @@ attributes of :class:`sklearn.mixture.GaussianMixture` where they exist (``weigh
 
 import math
 import warnings
+from typing import Any, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 try:
@@ -31,13 +33,18 @@ from .models import GaussianMixture as PyroGaussianMixture
 from .models import MixtureOfLinearDecoders
 from .runs import fit as svi_fit
 
+E = TypeVar("E", bound="_Mixture")
+M = TypeVar("M", bound=torch.nn.Module)
+
 COVARIANCE_TYPES = ("full", "diag")
+RandomState = int | np.random.RandomState | None
+"""scikit-learn's ``random_state``: ``None``, a seed or a ``numpy.random.RandomState``."""
 DRIFT = 0.005
 """Nats per row that SVI may lose from its start (the noise of Adam at an optimum) before
 ``fit`` warns."""
 
 
-def _without_param_store_links(model):
+def _without_param_store_links(model: M) -> M:
     """``model`` with the ``unconstrained`` weak references that Pyro's parameter store puts
     on each parameter removed (they cannot be pickled; the next ``pyro.module`` puts them
     back), so that a fitted estimator pickles."""
@@ -54,22 +61,23 @@ class _Mixture(DensityMixin, ClusterMixin, BaseEstimator):
     :meth:`_log_joint` (log π_k + log p(x | k), ``(N, K)``) and ``sample(n)``.
     """
 
-    def fit(self, X, y=None):
+    def fit(self: E, X: npt.ArrayLike, y: object = None) -> E:
         """Start the model (``initialize``), then ``max_epochs`` epochs of SVI (Adam, ``lr``,
         batches of ``batch_size`` rows, all rows when ``None``). ``converged_`` says whether the
         last epoch changed the mean training log-likelihood by less than ``tol``. SVI that ends
         below its start by more than :data:`DRIFT` nats per row warns, and one that is no
         longer finite raises, naming what to change."""
-        X = validate_data(self, X, dtype=np.float64)
-        self._check_parameters(X)
+        rows = validate_data(self, X, dtype=np.float64)
+        self._check_parameters(rows)
         seed = self.random_state  # an int is the seed of the start and of SVI, as given
         if not isinstance(seed, int | np.integer):
             seed = int(check_random_state(seed).randint(2**31 - 1))
-        x = torch.tensor(X, dtype=torch.float64)
+        x = torch.tensor(rows, dtype=torch.float64)
         torch.manual_seed(seed)
         self.model_ = model = self._start(x, seed)
         start = self._mean_log_likelihood(x)
-        self.n_iter_, history = 0, {"train_elbo": []}
+        self.n_iter_ = 0
+        history: dict[str, list[Any]] = {"train_elbo": []}
         if self.max_epochs:
             batch_size = len(x) if self.batch_size is None else min(self.batch_size, len(x))
             history = svi_fit(
@@ -82,15 +90,15 @@ class _Mixture(DensityMixin, ClusterMixin, BaseEstimator):
         elbo = history["train_elbo"]
         self.converged_ = len(elbo) >= 2 and abs(elbo[-1] - elbo[-2]) < self.tol
         self._set_attributes()
-        self.lower_bound_ = float(self.score(X))
-        self.labels_ = self.predict(X)
+        self.lower_bound_ = float(self.score(rows))
+        self.labels_ = self.predict(rows)
         return self
 
-    def _mean_log_likelihood(self, x):
+    def _mean_log_likelihood(self, x: torch.Tensor) -> float:
         with torch.no_grad():
             return self._joint(x).logsumexp(-1).mean().item()
 
-    def _check_drift(self, start, end):
+    def _check_drift(self, start: float, end: float) -> None:
         """Report SVI that left its start: an error when the fit is no longer finite, a
         :class:`~sklearn.exceptions.ConvergenceWarning` when it ends more than
         :data:`DRIFT` nats per row below the start (EM's optimum for the Gaussian mixture)."""
@@ -108,7 +116,7 @@ class _Mixture(DensityMixin, ClusterMixin, BaseEstimator):
                 stacklevel=3,
             )
 
-    def _check_parameters(self, X):
+    def _check_parameters(self, X: np.ndarray) -> None:
         for name in ("n_components",):
             value = getattr(self, name)
             if not isinstance(value, int | np.integer) or value < 1:
@@ -119,33 +127,33 @@ class _Mixture(DensityMixin, ClusterMixin, BaseEstimator):
                 "lower n_components or give more rows"
             )
 
-    def _log_joint(self, X):
+    def _log_joint(self, X: npt.ArrayLike) -> np.ndarray:
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float64, reset=False)
         with torch.no_grad():
             return self._joint(torch.tensor(X, dtype=torch.float64)).numpy()
 
-    def score_samples(self, X):
+    def score_samples(self, X: npt.ArrayLike) -> np.ndarray:
         """log p(x_n) for each row: ``(N,)``, nats."""
         joint = self._log_joint(X)
         top = joint.max(1, keepdims=True)
         return (top + np.log(np.exp(joint - top).sum(1, keepdims=True)))[:, 0]
 
-    def score(self, X, y=None):
+    def score(self, X: npt.ArrayLike, y: object = None) -> float:
         """Mean log-likelihood per row (nats; higher is better)."""
         return float(self.score_samples(X).mean())
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: npt.ArrayLike) -> np.ndarray:
         """p(c_n = k | x_n): ``(N, K)``, rows sum to 1."""
         joint = self._log_joint(X)
         joint = np.exp(joint - joint.max(1, keepdims=True))
         return joint / joint.sum(1, keepdims=True)
 
-    def predict(self, X):
+    def predict(self, X: npt.ArrayLike) -> np.ndarray:
         """The most probable component of each row: ``(N,)``."""
         return self._log_joint(X).argmax(1)
 
-    def sample(self, n_samples=1):
+    def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """``(X, labels)``: ``n_samples`` draws from the fitted density and their components,
         as scikit-learn's ``GaussianMixture.sample`` (grouped by component)."""
         check_is_fitted(self)
@@ -159,15 +167,17 @@ class _Mixture(DensityMixin, ClusterMixin, BaseEstimator):
         labels = np.repeat(np.arange(self.n_components), counts)
         return np.concatenate(rows), labels
 
-    def bic(self, X):
+    def bic(self, X: npt.ArrayLike) -> float:
         """Bayesian information criterion −2 log L + p log N (lower is better)."""
-        X = validate_data(self, X, dtype=np.float64, reset=False)
-        return -2 * self.score(X) * X.shape[0] + self._n_parameters() * math.log(X.shape[0])
+        rows = validate_data(self, X, dtype=np.float64, reset=False)
+        return -2 * self.score(rows) * rows.shape[0] + self._n_parameters() * math.log(
+            rows.shape[0]
+        )
 
-    def aic(self, X):
+    def aic(self, X: npt.ArrayLike) -> float:
         """Akaike information criterion −2 log L + 2p (lower is better)."""
-        X = validate_data(self, X, dtype=np.float64, reset=False)
-        return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
+        rows = validate_data(self, X, dtype=np.float64, reset=False)
+        return -2 * self.score(rows) * rows.shape[0] + 2 * self._n_parameters()
 
 
 class GaussianMixture(_Mixture):
@@ -193,8 +203,9 @@ class GaussianMixture(_Mixture):
     """
 
     def __init__(
-        self, n_components=1, *, covariance_type="full", reg_covar=1e-6, max_iter=100,
-        n_init=1, max_epochs=100, lr=1e-3, batch_size=None, tol=1e-3, random_state=None,
+        self, n_components: int = 1, *, covariance_type: str = "full", reg_covar: float = 1e-6,
+        max_iter: int = 100, n_init: int = 1, max_epochs: int = 100, lr: float = 1e-3,
+        batch_size: int | None = None, tol: float = 1e-3, random_state: RandomState = None,
     ) -> None:  # fmt: skip
         self.n_components, self.covariance_type, self.reg_covar = (
             n_components, covariance_type, reg_covar
@@ -202,7 +213,7 @@ class GaussianMixture(_Mixture):
         self.max_iter, self.n_init, self.max_epochs, self.lr = max_iter, n_init, max_epochs, lr
         self.batch_size, self.tol, self.random_state = batch_size, tol, random_state
 
-    def _check_parameters(self, X):
+    def _check_parameters(self, X: np.ndarray) -> None:
         super()._check_parameters(X)
         if self.covariance_type not in COVARIANCE_TYPES:
             raise ValueError(
@@ -210,17 +221,17 @@ class GaussianMixture(_Mixture):
                 f"'tied' or 'spherical'), got {self.covariance_type!r}"
             )
 
-    def _start(self, x, seed):
+    def _start(self, x: torch.Tensor, seed: int) -> PyroGaussianMixture:
         model = PyroGaussianMixture(
             self.n_components, x.shape[1], self.covariance_type, self.reg_covar
         ).double()
         model.initialize(x, seed=seed, n_init=self.n_init, max_iter=self.max_iter)
         return model
 
-    def _joint(self, x):
+    def _joint(self, x: torch.Tensor) -> torch.Tensor:
         return self.model_.joint_log_prob(x)
 
-    def _component_samples(self, k, n):
+    def _component_samples(self, k: int, n: int) -> np.ndarray:
         return self.model_.components(torch.tensor([k])).sample((n,))[:, 0].numpy()
 
     def _set_attributes(self) -> None:
@@ -238,7 +249,7 @@ class GaussianMixture(_Mixture):
                 self.covariances_ = tril.diagonal(dim1=-2, dim2=-1).square().numpy()
                 self.precisions_cholesky_ = 1 / np.sqrt(self.covariances_)
 
-    def _n_parameters(self):
+    def _n_parameters(self) -> int:
         k, d = self.means_.shape
         covariance = k * d * (d + 1) / 2 if self.covariance_type == "full" else k * d
         return int(covariance + k * d + k - 1)
@@ -260,31 +271,32 @@ class MixtureOfPPCA(_Mixture):
     """
 
     def __init__(
-        self, n_components=1, *, latent_dim=1, n_init=1, max_epochs=100, lr=1e-3,
-        batch_size=None, tol=1e-3, random_state=None,
+        self, n_components: int = 1, *, latent_dim: int = 1, n_init: int = 1,
+        max_epochs: int = 100, lr: float = 1e-3, batch_size: int | None = None,
+        tol: float = 1e-3, random_state: RandomState = None,
     ) -> None:  # fmt: skip
         self.n_components, self.latent_dim, self.n_init = n_components, latent_dim, n_init
         self.max_epochs, self.lr, self.batch_size = max_epochs, lr, batch_size
         self.tol, self.random_state = tol, random_state
 
-    def _check_parameters(self, X):
+    def _check_parameters(self, X: np.ndarray) -> None:
         super()._check_parameters(X)
         if X.shape[1] <= self.latent_dim:
             raise ValueError(
                 f"latent_dim = {self.latent_dim} must be smaller than n_features = {X.shape[1]}"
             )
 
-    def _start(self, x, seed):
+    def _start(self, x: torch.Tensor, seed: int) -> MixtureOfLinearDecoders:
         model = MixtureOfLinearDecoders(
             self.n_components, x.shape[1], self.latent_dim, guide="exact"
         ).double()
         model.initialize(x, seed=seed, n_init=self.n_init)
         return model
 
-    def _joint(self, x):
+    def _joint(self, x: torch.Tensor) -> torch.Tensor:
         return self.model_.posterior(x)["log_joint"]
 
-    def _component_samples(self, k, n):
+    def _component_samples(self, k: int, n: int) -> np.ndarray:
         return self.model_.components(torch.tensor([k])).sample((n,))[:, 0].numpy()
 
     def _set_attributes(self) -> None:
@@ -300,7 +312,7 @@ class MixtureOfPPCA(_Mixture):
             + self.noise_variance_[:, None, None] * eye
         )
 
-    def _n_parameters(self):
+    def _n_parameters(self) -> int:
         k, d = self.means_.shape
         e = self.latent_dim
         return int(k - 1 + k * d + k * (d * e - e * (e - 1) / 2) + k)
