@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from pyro.distributions import constraints
 from pyro.distributions.torch_distribution import TorchDistribution
@@ -10,6 +12,7 @@ from pyro.distributions.util import broadcast_shape
 from pyrovae.ops.special import log_sphere_area
 
 _EMPTY = torch.Size()
+Shape = torch.Size | list[int] | tuple[int, ...]
 
 __all__ = ["HypersphericalUniform"]
 
@@ -34,19 +37,19 @@ class HypersphericalUniform(TorchDistribution):
         are not given, e.g. ``HypersphericalUniform(d, like=x)``.
     """
 
-    arg_constraints = {}
+    arg_constraints: dict[str, constraints.Constraint] = {}
     support = constraints.sphere
     has_rsample = True
 
     def __init__(
         self,
-        dim,
-        batch_shape=_EMPTY,
-        validate_args=None,
+        dim: int,
+        batch_shape: Shape = _EMPTY,
+        validate_args: bool | None = None,
         *,
-        device=None,
-        dtype=None,
-        like=None,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+        like: torch.Tensor | None = None,
     ) -> None:
         dim = int(dim)
         if dim < 2:
@@ -61,7 +64,7 @@ class HypersphericalUniform(TorchDistribution):
         self._proto = torch.zeros((), dtype=dtype, device=device)
         super().__init__(torch.Size(batch_shape), torch.Size([dim]), validate_args=validate_args)
 
-    def expand(self, batch_shape, _instance=None):
+    def expand(self, batch_shape: Shape, _instance: Any = None) -> HypersphericalUniform:
         new = self._get_checked_instance(HypersphericalUniform, _instance)
         new._dim = self._dim
         new._proto = self._proto
@@ -81,24 +84,24 @@ class HypersphericalUniform(TorchDistribution):
         return log_sphere_area(self._dim)
 
     @property
-    def mean(self):
+    def mean(self) -> torch.Tensor:
         return self._proto.new_zeros(self.batch_shape + self.event_shape)
 
     @property
-    def variance(self):
+    def variance(self) -> torch.Tensor:
         return self._proto.new_full(self.batch_shape + self.event_shape, 1.0 / self._dim)
 
-    def rsample(self, sample_shape=_EMPTY):
+    def rsample(self, sample_shape: Shape = _EMPTY) -> torch.Tensor:
         shape = self._extended_shape(torch.Size(sample_shape))
         x = torch.randn(shape, dtype=self._proto.dtype, device=self._proto.device)
         norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
         return x / norm.clamp(min=torch.finfo(x.dtype).tiny)
 
-    def log_prob(self, value):
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         if self._validate_args:
             self._validate_sample(value)
         shape = broadcast_shape(value.shape[:-1], self.batch_shape)
         return value.new_full(shape, -self.log_surface_area)
 
-    def entropy(self):
+    def entropy(self) -> torch.Tensor:
         return self._proto.new_full(self.batch_shape, self.log_surface_area)
