@@ -111,8 +111,7 @@ def parameters(cls: type) -> dict[str, inspect.Parameter]:
         if "__init__" not in vars(klass):
             continue
         more = False
-        for name, p in list(inspect.signature(vars(klass)["__init__"])
-.parameters.items())[1:]:
+        for name, p in list(inspect.signature(vars(klass)["__init__"]).parameters.items())[1:]:
             if p.kind is p.VAR_KEYWORD:
                 more = True
             elif p.kind is not p.VAR_POSITIONAL:
