@@ -6,6 +6,7 @@ distribution with event shape ``(input_dim,)`` whose ``.mean`` is the reconstruc
 """
 
 import math
+from collections.abc import Callable
 
 import pyro.distributions as dist
 import torch
@@ -27,14 +28,14 @@ class BernoulliLikelihood(nn.Module):
     the data (``binarize="dynamic"`` or ``"static"``) for figures comparable with papers.
     """
 
-    def __init__(self, input_dim):
+    def __init__(self, input_dim: int) -> None:
         super().__init__()
         self.output_dim = input_dim
 
-    def forward(self, logits):
+    def forward(self, logits: torch.Tensor) -> dist.Independent:
         return _BernoulliRows(dist.Bernoulli(logits=logits, validate_args=False), 1)
 
-    def check(self, x):
+    def check(self, x: torch.Tensor) -> None:
         _check_unit_interval("Bernoulli", x)
 
 
@@ -42,7 +43,7 @@ class _BernoulliRows(dist.Independent):
     """``Bernoulli(logits=…).to_event(1)`` whose ``log_prob`` negates the cross-entropy after
     summing it over the row, not the whole ``(…, D)`` array: log p(x) = −Σ_i BCE(logits_i, x_i)."""
 
-    def log_prob(self, value):
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         if self._validate_args:
             self._validate_sample(value)
         logits = self.base_dist.logits
@@ -65,14 +66,14 @@ class ContinuousBernoulliLikelihood(nn.Module):
     the mean of CB, not λ.
     """
 
-    def __init__(self, input_dim):
+    def __init__(self, input_dim: int) -> None:
         super().__init__()
         self.output_dim = input_dim
 
-    def forward(self, logits):
+    def forward(self, logits: torch.Tensor) -> dist.Independent:
         return dist.ContinuousBernoulli(logits=logits, validate_args=False).to_event(1)
 
-    def check(self, x):
+    def check(self, x: torch.Tensor) -> None:
         _check_unit_interval("continuous Bernoulli", x)
 
 
@@ -81,9 +82,17 @@ class _LocationScale(nn.Module):
     number or ``"learned"``: σ = softplus(raw), initialised at ``init_scale``, one σ shared by
     all pixels or, with ``per_pixel=True``, one σ_i per dimension (D parameters)."""
 
-    family = None
+    family: Callable[[torch.Tensor, torch.Tensor], dist.TorchDistribution]  # F(loc, scale)
+    raw_scale: nn.Parameter
+    fixed_scale: torch.Tensor
 
-    def __init__(self, input_dim, scale="learned", init_scale=0.1, per_pixel=False):
+    def __init__(
+        self,
+        input_dim: int,
+        scale: str | float = "learned",
+        init_scale: float = 0.1,
+        per_pixel: bool = False,
+    ) -> None:
         super().__init__()
         self.output_dim = input_dim
         if positive_real("scale", scale, learned=True) == "learned":
@@ -100,14 +109,14 @@ class _LocationScale(nn.Module):
             self.register_buffer("fixed_scale", torch.tensor(float(scale)))
 
     @property
-    def scale(self):
+    def scale(self) -> torch.Tensor:
         """σ: ``()`` shared, or ``(D,)`` per pixel."""
         return softplus(self.raw_scale) if hasattr(self, "raw_scale") else self.fixed_scale
 
-    def forward(self, loc):
+    def forward(self, loc: torch.Tensor) -> dist.Independent:
         return self.family(loc, self.scale.expand(loc.shape[-1:])).to_event(1)
 
-    def check(self, x):
+    def check(self, x: torch.Tensor) -> None:
         pass
 
 
@@ -129,7 +138,7 @@ class LaplaceLikelihood(_LocationScale):
     family = dist.Laplace
 
 
-def _check_unit_interval(name, x):
+def _check_unit_interval(name: str, x: torch.Tensor) -> None:
     """Refuse data outside [0, 1], the support of the (continuous) Bernoulli likelihood."""
     if x.min() < 0 or x.max() > 1:
         raise ValueError(

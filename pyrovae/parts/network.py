@@ -13,7 +13,9 @@ convolutions that restore the exact image size.
 """
 
 import math
+from collections.abc import Mapping, Sequence
 
+import torch
 from torch import nn
 
 from .. import checks
@@ -22,7 +24,7 @@ from .registry import Registry
 encoders = Registry("encoder")
 decoders = Registry("decoder")
 
-ACTIVATIONS = {
+ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "tanh": nn.Tanh,
     "elu": nn.ELU,
@@ -33,18 +35,18 @@ ACTIVATIONS = {
 }
 
 
-def _activation(name):
+def _activation(name: str) -> type[nn.Module]:
     if name not in ACTIVATIONS:
         known = ", ".join(ACTIVATIONS)
         raise ValueError(f"unknown activation {name!r}; known activations: {known}")
     return ACTIVATIONS[name]
 
 
-def mlp(sizes, activation="relu"):
+def mlp(sizes: Sequence[int], activation: str = "relu") -> nn.Sequential:
     """``Linear → activation`` for each consecutive pair of ``sizes``, no activation at the end."""
     _activation(activation)
     checks.sizes("layer sizes", list(sizes))
-    layers = []
+    layers: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=False)):
         layers.append(nn.Linear(n_in, n_out))
         if i < len(sizes) - 2:
@@ -57,7 +59,13 @@ class MLPEncoder(nn.Module):
     """``x (..., input_dim) → {name: (..., size)}``: an MLP trunk, then one linear head per
     posterior parameter."""
 
-    def __init__(self, input_dim, param_dims, hidden=(256, 128), activation="relu"):
+    def __init__(
+        self,
+        input_dim: int,
+        param_dims: Mapping[str, int],
+        hidden: Sequence[int] = (256, 128),
+        activation: str = "relu",
+    ) -> None:
         super().__init__()
         hidden = list(checks.sizes("hidden", hidden))
         self.trunk = nn.Sequential(mlp([input_dim, *hidden], activation), ACTIVATIONS[activation]())
@@ -65,7 +73,7 @@ class MLPEncoder(nn.Module):
             {name: nn.Linear(hidden[-1], size) for name, size in param_dims.items()}
         )
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         h = self.trunk(x)
         return {name: head(h) for name, head in self.heads.items()}
 
@@ -74,16 +82,22 @@ class MLPEncoder(nn.Module):
 class MLPDecoder(nn.Module):
     """``z (..., latent_dim) → (..., output_dim)``, hidden layers mirrored from the encoder."""
 
-    def __init__(self, latent_dim, output_dim, hidden=(256, 128), activation="relu"):
+    def __init__(
+        self,
+        latent_dim: int,
+        output_dim: int,
+        hidden: Sequence[int] = (256, 128),
+        activation: str = "relu",
+    ) -> None:
         super().__init__()
         hidden = checks.sizes("hidden", hidden)
         self.net = mlp([latent_dim, *reversed(list(hidden)), output_dim], activation)
 
-    def forward(self, z):
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
 
 
-def _conv_sizes(size, depth):
+def _conv_sizes(size: int, depth: int) -> list[int]:
     """Spatial sizes through ``depth`` stride-2 convolutions with odd kernel k and padding k // 2,
     each mapping n to ceil(n / 2): ``[n, ceil(n/2), …]``."""
     sizes = [size]
@@ -92,7 +106,7 @@ def _conv_sizes(size, depth):
     return sizes
 
 
-def _check_conv(shape, channels, kernel_size):
+def _check_conv(shape: Sequence[int], channels: Sequence[int], kernel_size: int) -> None:
     if len(shape) != 3 or not all(checks.is_int(s) and s >= 1 for s in shape):
         raise ValueError(
             f"a conv network needs images: input_dim=(C, H, W), got {tuple(shape)}; build the "
@@ -111,20 +125,20 @@ class ConvEncoder(nn.Module):
 
     def __init__(
         self,
-        input_shape,
-        param_dims,
-        channels=(32, 64),
-        kernel_size=3,
-        hidden=(256,),
-        activation="relu",
-    ):
+        input_shape: Sequence[int],
+        param_dims: Mapping[str, int],
+        channels: Sequence[int] = (32, 64),
+        kernel_size: int = 3,
+        hidden: Sequence[int] = (256,),
+        activation: str = "relu",
+    ) -> None:
         super().__init__()
         channels = list(checks.sizes("channels", channels))
         _check_conv(input_shape, channels, kernel_size)
         self.input_shape = tuple(input_shape)
         c, h, w = self.input_shape
         act = _activation(activation)
-        layers = []
+        layers: list[nn.Module] = []
         for c_in, c_out in zip([c, *channels[:-1]], channels, strict=True):
             layers += [nn.Conv2d(c_in, c_out, kernel_size, 2, kernel_size // 2), act()]
         hs, ws = _conv_sizes(h, len(channels)), _conv_sizes(w, len(channels))
@@ -138,7 +152,7 @@ class ConvEncoder(nn.Module):
             {name: nn.Linear(out, size) for name, size in param_dims.items()}
         )
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         batch = x.shape[:-1]
         h = self.trunk(x.reshape(-1, *self.input_shape))
         return {name: head(h).reshape(*batch, -1) for name, head in self.heads.items()}
@@ -153,14 +167,14 @@ class ConvDecoder(nn.Module):
 
     def __init__(
         self,
-        latent_dim,
-        output_shape,
-        output_dim,
-        channels=(32, 64),
-        kernel_size=3,
-        hidden=(256,),
-        activation="relu",
-    ):
+        latent_dim: int,
+        output_shape: Sequence[int],
+        output_dim: int,
+        channels: Sequence[int] = (32, 64),
+        kernel_size: int = 3,
+        hidden: Sequence[int] = (256,),
+        activation: str = "relu",
+    ) -> None:
         super().__init__()
         channels = list(checks.sizes("channels", channels))
         _check_conv(output_shape, channels, kernel_size)
@@ -181,12 +195,12 @@ class ConvDecoder(nn.Module):
         for i, (c_in, c_out) in enumerate(zip(reversed(channels), outs, strict=True)):
             n_in = (hs[-1 - i], ws[-1 - i])
             target = (hs[-2 - i], ws[-2 - i])
-            pad = tuple(t - (2 * n - 1) for t, n in zip(target, n_in, strict=True))
+            pad = (target[0] - (2 * n_in[0] - 1), target[1] - (2 * n_in[1] - 1))
             layers.append(nn.ConvTranspose2d(c_in, c_out, k, 2, p, output_padding=pad))
             if i < len(channels) - 1:
                 layers.append(act())
         self.net = nn.Sequential(*layers)
 
-    def forward(self, z):
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
         out = self.net(z.reshape(-1, z.shape[-1]))
         return out.reshape(*z.shape[:-1], -1)
