@@ -11,11 +11,24 @@ data, model and run options :mod:`pyrovae.runs.options`.
 import argparse
 import dataclasses
 import decimal
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from . import checks
 
+Check = Callable[[str, Any], Any]
+"""``check(name, value)``: raises ``ValueError`` on a bad value."""
 
-def option(default, help, check=None, parse=None, flag=True, key=True, metavar=None):  # noqa: A002
+
+def option(  # noqa: A002
+    default: Any,
+    help: str,
+    check: Check | None = None,
+    parse: Callable[[str], Any] | None = None,
+    flag: bool | str = True,
+    key: bool = True,
+    metavar: str | None = None,
+) -> Any:
     """A dataclass field for one option.
 
     :param default: the one default, in Python and on the command line.
@@ -31,14 +44,14 @@ def option(default, help, check=None, parse=None, flag=True, key=True, metavar=N
     return dataclasses.field(default=default, metadata=meta)
 
 
-def check(instance):
+def check(instance: Any) -> None:
     """Run the check of every field of the dataclass ``instance``."""
     for f in dataclasses.fields(instance):
         if f.metadata.get("check") is not None:
             f.metadata["check"](f.name, getattr(instance, f.name))
 
 
-def check_values(sections, values):
+def check_values(sections: Iterable[Any], values: Mapping[str, Any]) -> None:
     """Run the checks of the fields of ``sections`` named in the mapping ``values``."""
     for section in sections:
         for f in dataclasses.fields(section):
@@ -46,7 +59,7 @@ def check_values(sections, values):
                 f.metadata["check"](f.name, values[f.name])
 
 
-def defaults(*sections, only_keys=False):
+def defaults(*sections: Any, only_keys: bool = False) -> dict[str, Any]:
     """``{name: default}`` of the fields of ``sections`` (with ``only_keys`` those a config
     file may set)."""
     return {
@@ -57,12 +70,12 @@ def defaults(*sections, only_keys=False):
     }
 
 
-def keys(*sections):
+def keys(*sections: Any) -> tuple[str, ...]:
     """The names a config file may hold, in order."""
     return tuple(defaults(*sections, only_keys=True))
 
 
-def add_flags(parser, *sections):
+def add_flags(parser: argparse.ArgumentParser, *sections: Any) -> None:
     """One flag per field of ``sections`` that has one, its ``dest`` the field's name. A flag's
     default is ``None`` (unset: a config file or the option's own default decides); a switch's
     is the option's default."""
@@ -88,7 +101,7 @@ def add_flags(parser, *sections):
             )
 
 
-def integer(text):
+def integer(text: str) -> int:
     """An integer flag: ``100``, or exponent notation that is exactly an integer (``1e8``)."""
     try:
         return int(text)
@@ -105,7 +118,7 @@ def integer(text):
     raise argparse.ArgumentTypeError(f"invalid int value: {text!r}")
 
 
-def integers(text):
+def integers(text: str) -> list[int]:
     """A list of integers: ``256,128``."""
     try:
         return [integer(v) for v in text.split(",") if v.strip()]
@@ -113,19 +126,19 @@ def integers(text):
         raise argparse.ArgumentTypeError(f"expected integers like 256,128, got {text!r}") from None
 
 
-def optional(check_fn):
+def optional(check_fn: Check) -> Check:
     """``check_fn`` for a value that may also be ``None`` (unset)."""
 
-    def checked(name, value):
+    def checked(name: str, value: Any) -> Any:
         return value if value is None else check_fn(name, value)
 
     return checked
 
 
-def one_of(*allowed):
+def one_of(*allowed: object) -> Check:
     """A check: the value is one of ``allowed``."""
 
-    def checked(name, value):
+    def checked(name: str, value: Any) -> Any:
         return checks.one_of(name, value, allowed)
 
     return checked

@@ -16,6 +16,9 @@ parameters are read from ``model`` at call time, so a guide holds only its own p
 =============  ==========================================================================
 """
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import pyro
 import pyro.distributions as dist
 import torch
@@ -27,6 +30,12 @@ from ..parts.network import MLPEncoder
 from ..parts.posterior import NormalPosterior
 from ..parts.registry import Registry
 from .mixture import COMPONENT_SITE
+
+if TYPE_CHECKING:
+    from .linear_mixture import MixtureOfLinearDecoders
+
+Point = tuple[torch.Tensor, torch.Tensor]
+"""A guide's point estimate ``(k, z)``: ``(N,)`` and ``(N, E)``."""
 
 llgae_guides = Registry("llgae guide")
 
@@ -55,14 +64,14 @@ class AmortizedGuide(nn.Module):
 
     def __init__(
         self,
-        num_components,
-        input_dim,
-        latent_dim,
-        hidden=(256, 128),
-        activation="relu",
-        min_scale=1e-5,
-        init_steps=1000,
-    ):
+        num_components: int,
+        input_dim: int,
+        latent_dim: int,
+        hidden: Sequence[int] = (256, 128),
+        activation: str = "relu",
+        min_scale: float = 1e-5,
+        init_steps: int = 1000,
+    ) -> None:
         super().__init__()
         nonnegative_int("init_steps", init_steps)
         self.num_components, self.latent_dim = num_components, latent_dim
@@ -72,7 +81,7 @@ class AmortizedGuide(nn.Module):
         dims = {"logits": K, "loc": K * E, "scale": K * E}
         self.encoder = MLPEncoder(input_dim, dims, hidden, activation)
 
-    def params(self, x):
+    def params(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """``logits`` (N, K) and unconstrained ``loc``, ``scale`` (N, K, E)."""
         out = self.encoder(x)
         shape = (self.num_components, self.latent_dim)
@@ -82,7 +91,7 @@ class AmortizedGuide(nn.Module):
             "scale": out["scale"].unflatten(-1, shape),
         }
 
-    def forward(self, model, x):
+    def forward(self, model: "MixtureOfLinearDecoders", x: torch.Tensor) -> None:
         p = self.params(x)
         k = pyro.sample(
             COMPONENT_SITE, dist.Categorical(logits=p["logits"]), infer={"enumerate": "parallel"}
@@ -90,7 +99,14 @@ class AmortizedGuide(nn.Module):
         n = torch.arange(x.shape[0], device=x.device)
         pyro.sample("z", self.posterior({"loc": p["loc"][n, k], "scale": p["scale"][n, k]}))
 
-    def initialize(self, model, x, seed=0, batch_size=128, lr=3e-3):
+    def initialize(
+        self,
+        model: "MixtureOfLinearDecoders",
+        x: torch.Tensor,
+        seed: int = 0,
+        batch_size: int = 128,
+        lr: float = 3e-3,
+    ) -> None:
         """Fit the encoder to the exact posterior of ``model`` (whose parameters stay fixed):
         ``init_steps`` Adam steps on random batches of ``x`` minimising
 
@@ -123,7 +139,7 @@ class AmortizedGuide(nn.Module):
             loss.backward()
             optimizer.step()
 
-    def point(self, model, x):
+    def point(self, model: "MixtureOfLinearDecoders", x: torch.Tensor) -> Point:
         p = self.params(x)
         k = p["logits"].argmax(-1)
         n = torch.arange(x.shape[0], device=x.device)
@@ -155,13 +171,13 @@ class IterativeGuide(nn.Module):
 
     enumerates = False
 
-    def __init__(self, num_components, steps=5, step_size=0.01):
+    def __init__(self, num_components: int, steps: int = 5, step_size: float = 0.01) -> None:
         super().__init__()
         nonnegative_int("steps", steps)
         positive_real("step_size", step_size)
         self.num_components, self.steps, self.step_size = num_components, steps, step_size
 
-    def point(self, model, x):
+    def point(self, model: "MixtureOfLinearDecoders", x: torch.Tensor) -> Point:
         W = model.bases  # (K, D, E)
         r = x.unsqueeze(-2) - model.locs  # (N, K, D)
         a = torch.einsum("nkd,kde->nke", r, W)  # W_kᵀ (x − μ_k)
@@ -173,7 +189,7 @@ class IterativeGuide(nn.Module):
         k = residual.argmin(-1)
         return k, z[torch.arange(x.shape[0], device=x.device), k]
 
-    def forward(self, model, x):
+    def forward(self, model: "MixtureOfLinearDecoders", x: torch.Tensor) -> None:
         k, z = self.point(model, x)
         probs = one_hot(k, self.num_components).to(x.dtype)
         pyro.sample(COMPONENT_SITE, dist.Categorical(probs=probs))
@@ -190,7 +206,7 @@ class ExactGuide(nn.Module):
 
     enumerates = True
 
-    def forward(self, model, x):
+    def forward(self, model: "MixtureOfLinearDecoders", x: torch.Tensor) -> None:
         post = model.posterior(x)
         k = pyro.sample(
             COMPONENT_SITE,
@@ -203,7 +219,7 @@ class ExactGuide(nn.Module):
             dist.MultivariateNormal(post["loc"][n, k], precision_matrix=post["precision"][k]),
         )
 
-    def point(self, model, x):
+    def point(self, model: "MixtureOfLinearDecoders", x: torch.Tensor) -> Point:
         post = model.posterior(x)
         k = post["log_joint"].argmax(-1)
         return k, post["loc"][torch.arange(x.shape[0], device=x.device), k]

@@ -17,9 +17,14 @@ for a mixture prior:
    the training rows and make its π, μ, σ² the prior's.
 """
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 
+from ..data import Data
 from .mixture import GaussianMixture, kmeans_labels
+from .vae import VAE
 
 PRETRAIN_BATCH_SIZE = 100
 PRETRAIN_LR = 1e-3
@@ -27,18 +32,18 @@ PRETRAIN_LOSSES = ("likelihood", "squared_error")
 
 
 def pretrain_autoencoder(
-    vae,
-    x,
+    vae: VAE,
+    x: torch.Tensor | Data,
     *,
-    epochs=10,
-    batch_size=PRETRAIN_BATCH_SIZE,
-    lr=PRETRAIN_LR,
-    seed=0,
-    corruption=0.0,
-    loss="likelihood",
-    optimizer=None,
-    augment=None,
-):
+    epochs: int = 10,
+    batch_size: int = PRETRAIN_BATCH_SIZE,
+    lr: float = PRETRAIN_LR,
+    seed: int = 0,
+    corruption: float = 0.0,
+    loss: str = "likelihood",
+    optimizer: torch.optim.Optimizer | None = None,
+    augment: Callable[..., torch.Tensor] | None = None,
+) -> list[float]:
     """Stage 1: fit ``vae``'s encoder (posterior mode) and decoder as an auto-encoder.
 
     :param x: training rows ``(N, input_dim)`` (or a :class:`pyrovae.data.Data`: its training
@@ -65,7 +70,7 @@ def pretrain_autoencoder(
         (``benchmarks/README.md`` § VaDE).
     :returns: the mean of ``loss`` per example, per epoch.
     """
-    x = x.train.x if hasattr(x, "train") else x
+    x = x.train.x if isinstance(x, Data) else x
     if not 0 <= corruption < 1:
         raise ValueError(f"corruption must be in [0, 1), got {corruption!r}")
     if loss not in PRETRAIN_LOSSES:
@@ -101,7 +106,15 @@ def pretrain_autoencoder(
 
 
 @torch.no_grad()
-def init_mixture_prior(vae, x, *, seed=0, n_init=5, covariance="diag", fit="em"):
+def init_mixture_prior(
+    vae: VAE,
+    x: torch.Tensor,
+    *,
+    seed: int = 0,
+    n_init: int = 5,
+    covariance: str = "diag",
+    fit: str = "em",
+) -> GaussianMixture:
     """Stage 2: fit a Gaussian mixture to the codes of ``x`` (the posterior modes) and make it
     the prior: π, μ_k and σ_k² = its weights, means and variances.
 
@@ -141,13 +154,21 @@ def init_mixture_prior(vae, x, *, seed=0, n_init=5, covariance="diag", fit="em")
     return gmm
 
 
-def vade_start(vae, x, *, epochs, seed=0, corruption=0.0, **pretrain_options):
+def vade_start(
+    vae: VAE,
+    x: torch.Tensor | Data,
+    *,
+    epochs: int,
+    seed: int = 0,
+    corruption: float = 0.0,
+    **pretrain_options: Any,
+) -> tuple[list[float], GaussianMixture]:
     """Both stages: :func:`pretrain_autoencoder` for ``epochs`` on ``x``, then
     :func:`init_mixture_prior`.
 
     :returns: ``(pretraining losses per epoch, the GaussianMixture fitted to the codes)``.
     """
-    x = x.train.x if hasattr(x, "train") else x
+    x = x.train.x if isinstance(x, Data) else x
     losses = pretrain_autoencoder(
         vae, x, epochs=epochs, seed=seed, corruption=corruption, **pretrain_options
     )
