@@ -19,35 +19,44 @@ import copy
 import math
 import sys
 import warnings
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Mapping, Sequence
+from typing import IO, TYPE_CHECKING, Any, Protocol, TypeVar, cast, overload, runtime_checkable
 
 from pyro.poutine.messenger import Messenger
+from pyro.poutine.runtime import Message
 from tqdm.auto import tqdm
 
 from .. import checks
 from . import checkpoint as ckpt
 from .guard import NonFiniteError
 
+if TYPE_CHECKING:
+    from .train import TrainState
+
+F = TypeVar("F", bound=Callable[..., Any])
+History = Mapping[str, Sequence[Any]]
+"""A training history: name → one entry per epoch (``None`` where a split has none)."""
+
 
 class Callback:
     """A no-op hook set: override the hooks you need."""
 
-    def setup(self, state):
+    def setup(self, state: "TrainState") -> None:
         pass
 
-    def on_train_start(self, state):
+    def on_train_start(self, state: "TrainState") -> None:
         pass
 
-    def on_step_start(self, state):
+    def on_step_start(self, state: "TrainState") -> None:
         pass
 
-    def on_step_end(self, state):
+    def on_step_end(self, state: "TrainState") -> None:
         pass
 
-    def on_epoch_end(self, state):
+    def on_epoch_end(self, state: "TrainState") -> None:
         pass
 
-    def on_train_end(self, state):
+    def on_train_end(self, state: "TrainState") -> None:
         pass
 
 
@@ -57,9 +66,9 @@ class Stateful(Protocol):
 
     state_key: str
 
-    def state_dict(self): ...
+    def state_dict(self) -> Any: ...
 
-    def load_state_dict(self, state): ...
+    def load_state_dict(self, state: Any) -> None: ...
 
 
 class ScaleLatentsMessenger(Messenger):
@@ -69,16 +78,24 @@ class ScaleLatentsMessenger(Messenger):
     E_q[log p(x|z)] − β KL(q(z|x) ‖ p(z)) — the KL warm-up of Sønderby et al. 2016.
     """
 
-    def __init__(self, beta=1.0):
+    def __init__(self, beta: float = 1.0) -> None:
         super().__init__()
         self.beta = beta
 
-    def _process_message(self, msg):
+    def _process_message(self, msg: Message) -> None:
         if msg["type"] == "sample" and not msg["is_observed"] and self.beta != 1.0:
             msg["scale"] = msg["scale"] * self.beta
 
 
-def scale_latents(fn=None, beta=1.0):
+@overload
+def scale_latents(fn: None = None, beta: float = 1.0) -> ScaleLatentsMessenger: ...
+@overload
+def scale_latents(fn: F, beta: float = 1.0) -> F: ...
+@overload
+def scale_latents(fn: float, beta: float = 1.0) -> ScaleLatentsMessenger: ...
+def scale_latents(
+    fn: Callable[..., Any] | float | None = None, beta: float = 1.0
+) -> Callable[..., Any] | ScaleLatentsMessenger:
     """The handler of :class:`ScaleLatentsMessenger`, called like Pyro's ``poutine.scale``:
     ``scale_latents(model, beta=0.5)`` or ``with scale_latents(beta=0.5): ...``.
 
@@ -92,9 +109,9 @@ def scale_latents(fn=None, beta=1.0):
             DeprecationWarning,
             stacklevel=2,
         )
-        fn, beta = None, fn
+        return ScaleLatentsMessenger(cast(float, fn))
     messenger = ScaleLatentsMessenger(beta)
-    return messenger(fn) if fn is not None else messenger
+    return messenger(cast(Callable[..., Any], fn)) if fn is not None else messenger
 
 
 class KLWarmup(Callback):
@@ -103,13 +120,13 @@ class KLWarmup(Callback):
     t / (epochs × steps per epoch)); the epoch's last β is recorded. A handler on the stack
     costs time at every site, so it is added only when ``epochs > 0`` or ``beta != 1``."""
 
-    def __init__(self, epochs, beta=1.0):
+    def __init__(self, epochs: float, beta: float = 1.0) -> None:
         self.epochs, self.beta, self.scale = epochs, beta, ScaleLatentsMessenger()
 
-    def setup(self, state):
+    def setup(self, state: "TrainState") -> None:
         state.model_fn, state.guide_fn = self.scale(state.model_fn), self.scale(state.guide_fn)
 
-    def on_step_start(self, state):
+    def on_step_start(self, state: "TrainState") -> None:
         total = self.epochs * state.steps_per_epoch or 1
         self.scale.beta = state.beta = self.beta * min(1.0, state.global_step / total)
 
@@ -123,7 +140,7 @@ class LearningRateDecay(Callback):
         pyrovae.fit(vae, data, lr=2e-3, callbacks=[LearningRateDecay(0.9, every=10, minimum=2e-4)])
     """
 
-    def __init__(self, factor, every=1, minimum=0.0):
+    def __init__(self, factor: float, every: int = 1, minimum: float = 0.0) -> None:
         if not 0 < factor <= 1 or every < 1 or minimum < 0:
             raise ValueError(
                 "LearningRateDecay needs 0 < factor <= 1, every >= 1 and minimum >= 0, got "
@@ -131,10 +148,11 @@ class LearningRateDecay(Callback):
             )
         self.factor, self.every, self.minimum = factor, every, minimum
 
-    def on_step_start(self, state):
+    def on_step_start(self, state: "TrainState") -> None:
         if state.step != 1:  # set once an epoch (a resume starts at an epoch's first step)
             return
         lr = max(state.options.lr * self.factor ** (state.epoch // self.every), self.minimum)
+        assert state.optimizer is not None  # made before the first step
         for group in state.optimizer.param_groups:
             group["lr"] = lr
 
@@ -145,21 +163,21 @@ class EarlyStopping(Callback):
 
     state_key = "best"
 
-    def __init__(self, patience):
+    def __init__(self, patience: int) -> None:
         self.patience = patience
-        self.best = {"elbo": -math.inf, "epoch": None, "state": None, "wait": 0}
+        self.best: dict[str, Any] = {"elbo": -math.inf, "epoch": None, "state": None, "wait": 0}
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         return self.best
 
-    def load_state_dict(self, best):
+    def load_state_dict(self, best: dict[str, Any]) -> None:
         self.best = best
 
-    def on_train_start(self, state):
+    def on_train_start(self, state: "TrainState") -> None:
         if self.best["wait"] >= self.patience:  # a resumed run that had stopped early
             state.stop = True
 
-    def on_epoch_end(self, state):
+    def on_epoch_end(self, state: "TrainState") -> None:
         value = state.history["valid_elbo"][-1]
         if value > self.best["elbo"]:
             self.best.update(elbo=value, epoch=state.history["epoch"][-1], wait=0)
@@ -168,7 +186,7 @@ class EarlyStopping(Callback):
         self.best["wait"] += 1
         state.stop = self.best["wait"] >= self.patience
 
-    def on_train_end(self, state):
+    def on_train_end(self, state: "TrainState") -> None:
         if self.best["wait"] >= self.patience:
             state.stopped_because = (
                 f"early stopping: the validation ELBO did not improve for {self.patience} "
@@ -186,18 +204,18 @@ class TestScore(Callback):
 
     WHEN = ("end", "epoch", "never")
 
-    def __init__(self, when):
+    def __init__(self, when: str) -> None:
         self.when = when
 
-    def on_epoch_end(self, state):
+    def on_epoch_end(self, state: "TrainState") -> None:
         if self.when == "epoch":
             self._score(state)
 
-    def on_train_end(self, state):
+    def on_train_end(self, state: "TrainState") -> None:
         if self.when == "end" and state.history["epoch"]:
             self._score(state)
 
-    def _score(self, state):
+    def _score(self, state: "TrainState") -> None:
         value = state.score(state.data.test)
         state.history["test_elbo"][-1] = value
         check_finite(state.history, "test_elbo")
@@ -207,14 +225,15 @@ class Progress(Callback):
     """On a terminal a progress bar per epoch; a single summary line per epoch either way
     (without the bar when the output is a file or a pipe). Rank 0 only."""
 
-    def __init__(self, stream=None):
-        self.stream, self.bar, self.total, self.count = stream, None, 0.0, 0
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream, self.total, self.count = stream, 0.0, 0
+        self.bar: tqdm[Any] | None = None
 
-    def on_train_start(self, state):
+    def on_train_start(self, state: "TrainState") -> None:
         stream = self.stream or sys.stderr
         self.tty = state.ctx.is_main and hasattr(stream, "isatty") and stream.isatty()
 
-    def on_step_start(self, state):
+    def on_step_start(self, state: "TrainState") -> None:
         if state.step == 1:
             self.total, self.count = 0.0, 0
             if self.tty:
@@ -223,21 +242,21 @@ class Progress(Callback):
                     total=state.steps_per_epoch, desc=desc, leave=False, file=self.stream
                 )
 
-    def on_step_end(self, state):
+    def on_step_end(self, state: "TrainState") -> None:
         self.total += state.loss
         self.count += state.batch_rows
         if self.bar is not None:
             self.bar.set_postfix(elbo=f"{-self.total / max(self.count, 1):.3f}", refresh=False)
             self.bar.update()
 
-    def on_epoch_end(self, state):
+    def on_epoch_end(self, state: "TrainState") -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
         if state.ctx.is_main:
             self._write(summary(state.history))
 
-    def on_train_end(self, state):
+    def on_train_end(self, state: "TrainState") -> None:
         if not state.ctx.is_main:
             return
         if state.stop:  # a hook stopped it early
@@ -248,7 +267,7 @@ class Progress(Callback):
         if test is not None and state.options.score_test == "end":
             self._write(f"test elbo {test:.3f}")
 
-    def _write(self, line):
+    def _write(self, line: str) -> None:
         if self.tty:
             tqdm.write(line, file=self.stream)
         else:
@@ -261,15 +280,15 @@ class Checkpoint(Callback):
     (:func:`metrics`), handed to ``store.save(checkpoint)`` and ``store.save_metrics(metrics)``
     (:class:`pyrovae.runs.RunFolder`: written atomically). Rank 0 only saves."""
 
-    def __init__(self, store):
+    def __init__(self, store: Any) -> None:  # a RunFolder: save(checkpoint), save_metrics(m)
         self.store = store
 
-    def on_train_start(self, state):
+    def on_train_start(self, state: "TrainState") -> None:
         if state.first_epoch and state.ctx.is_main:  # a run killed between the two files
             self.store.save_metrics(metrics(state))
 
-    def on_epoch_end(self, state):
-        extra = {"world_size": state.ctx.world_size}
+    def on_epoch_end(self, state: "TrainState") -> None:
+        extra: dict[str, Any] = {"world_size": state.ctx.world_size}
         for hook in state.callbacks:
             if isinstance(hook, Stateful):
                 extra[hook.state_key] = hook.state_dict()
@@ -281,12 +300,12 @@ class Checkpoint(Callback):
             self.store.save(ckpt.state(state.model, state.optimizer, epoch, state.history, extra))
             self.store.save_metrics(metrics(state))
 
-    def on_train_end(self, state):
+    def on_train_end(self, state: "TrainState") -> None:
         if state.ctx.is_main:  # with the test ELBO scored at the end
             self.store.save_metrics(metrics(state))
 
 
-def metrics(state):
+def metrics(state: "TrainState") -> dict[str, Any]:
     """``metrics.json``: the history, and once training has ended ``stopped_because`` (why
     it stopped) and ``best_epoch`` (the epoch whose parameters ``fit`` returned)."""
     return {
@@ -296,7 +315,7 @@ def metrics(state):
     }
 
 
-def check_finite(history, key):
+def check_finite(history: History, key: str) -> None:
     """Refuse to record (and checkpoint) an epoch whose ``key`` ELBO is not finite."""
     value = history[key][-1]
     if value is not None and not math.isfinite(value):
@@ -307,7 +326,7 @@ def check_finite(history, key):
         )
 
 
-def summary(history):
+def summary(history: History) -> str:
     """One line for the last epoch: its ELBOs and duration. During a KL warm-up (β < 1) the
     training objective is the β-weighted ELBO and is labelled so, with its β."""
     train = next(k for k in history if k.startswith("train_") and history[k][-1] is not None)

@@ -12,7 +12,11 @@ published configs') since the first release; ``fit`` had 10 and 128 until both w
 Welling's and most of the VAE papers' MNIST runs).
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from typing import Any
+
+from pyro.infer import ELBO
 
 from .. import checks, schema
 from ..schema import integer, one_of, option, optional
@@ -79,7 +83,7 @@ class Options:
         None, "early stopping patience in epochs on the validation ELBO", POSITIVE, integer
     )
     num_particles: int = option(1, "samples per ELBO estimate", checks.positive_int, integer)
-    elbo: object = option(
+    elbo: str | ELBO | None = option(
         "trace", "objective: trace, meanfield, iwae, renyi (K = --num-particles)", None, str
     )
     alpha: float | None = option(None, "alpha of --elbo renyi (0.5 when unset)", None, float)
@@ -101,13 +105,13 @@ class Options:
         True, "no progress bar and no line per epoch", parse=bool, flag="--quiet", key=False
     )
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         schema.check(self)
         if self.elbo is None or isinstance(self.elbo, str):
             check_objective(self.elbo, self.alpha)
 
     @classmethod
-    def of(cls, options):
+    def of(cls, options: Mapping[str, Any]) -> "Options":
         """``Options(**options)``, refusing an unknown name with the list of known ones."""
         unknown = sorted(set(options) - {f.name for f in fields(cls)})
         if unknown:

@@ -19,17 +19,21 @@ model through :mod:`pyrovae.models.contract`.
 import contextlib
 import operator
 import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyro
 import torch
+from pyro.infer import ELBO
 
 from .. import checks, sampling
-from ..data import Data, as_split
+from ..data import Data, DatasetSplit, Split, as_split
 from ..models import contract
 from . import checkpoint as ckpt
 from . import device as devices
 from .callbacks import (
+    Callback,
     Checkpoint,
     EarlyStopping,
     KLWarmup,
@@ -50,12 +54,12 @@ from .step import adam, make_step, named_parameters, trainable_parameters
 __all__ = ["Options", "TrainState", "default_elbo", "scale_latents", "train"]
 
 
-def default_elbo(model, num_particles=1):
+def default_elbo(model: object, num_particles: int = 1) -> ELBO:
     """``TraceEnum_ELBO`` for models with enumerated sites, else ``Trace_ELBO``."""
     return make_elbo("trace", model, num_particles)
 
 
-def as_data(data):
+def as_data(data: Any) -> Data:
     """``Data`` as is; a tensor, an array or a map-style ``Dataset`` becomes training rows with
     no validation or test set."""
     if isinstance(data, Data):
@@ -77,18 +81,18 @@ def as_data(data):
 
 
 def train(
-    model,
-    data,
-    options=None,
+    model: Any,
+    data: Any,
+    options: Options | None = None,
     *,
-    store=None,
-    distributed=None,
-    device=None,
-    num_workers=0,
-    logger=None,
-    callbacks=(),
-    run_config=None,
-):
+    store: Any = None,
+    distributed: bool | None = None,
+    device: str | torch.device | None = None,
+    num_workers: int = 0,
+    logger: str | Callback | Sequence[str | Callback] | None = None,
+    callbacks: Iterable[Callback] = (),
+    run_config: Mapping[str, Any] | None = None,
+) -> dict[str, list[Any]]:
     """Train ``model`` (any object with ``model(x)`` and ``guide(x)``: a pyrovae model, a
     user's pair, an ``AutoGuide`` of a user's model) by SVI on ``data``: the loop of
     :func:`pyrovae.fit`, which adds the run folder (``out``) and takes the options by keyword.
@@ -184,9 +188,13 @@ def train(
         ctx.close(finished)
 
 
-def _callbacks(o, store, logger, extra):
+def _callbacks(
+    o: Options, store: Any, logger: list[Callback], extra: Iterable[Callback]
+) -> list[Callback]:
     """The hooks of a run, in the order they are called."""
-    hooks = [KLWarmup(o.warmup_epochs, o.beta)] if o.warmup_epochs or o.beta != 1 else []
+    hooks: list[Callback] = (
+        [KLWarmup(o.warmup_epochs, o.beta)] if o.warmup_epochs or o.beta != 1 else []
+    )
     hooks += [EarlyStopping(o.patience)] if o.patience is not None else []
     hooks += [TestScore(o.score_test), *extra]
     hooks += logger
@@ -198,14 +206,14 @@ def _callbacks(o, store, logger, extra):
 class TrainState:
     """What the loop and its hooks share: the run's objects, where it stands, its history."""
 
-    model: object
+    model: Any  # a LatentVariableModel (pyrovae.models.contract), usually an nn.Module
     data: Data
     ctx: Context
     options: Options
     elbo: object
-    callbacks: list = field(default_factory=list)
+    callbacks: list[Callback] = field(default_factory=list)
     optimizer: torch.optim.Optimizer | None = None
-    history: dict = field(default_factory=lambda: {k: [] for k in HISTORY})
+    history: dict[str, list[Any]] = field(default_factory=lambda: {k: [] for k in HISTORY})
     first_epoch: int = 0
     epoch: int = 0  # the current epoch, counted from 0
     step: int = 0  # the current step in the epoch, counted from 1
@@ -216,12 +224,12 @@ class TrainState:
     stop: bool = False  # set by a hook: end training after this epoch
     stopped_because: str | None = None  # why training ended (set when it has)
     best_epoch: int | None = None  # the epoch whose parameters training returns
-    loading: dict = field(default_factory=dict)  # Data.batches's num_workers, pin_memory
-    config: dict = field(default_factory=dict)  # the resolved config, for the loggers
+    loading: dict[str, Any] = field(default_factory=dict)  # Data.batches's num_workers, pin_memory
+    config: dict[str, Any] = field(default_factory=dict)  # the resolved config, for the loggers
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.model_fn, self.guide_fn = self.model.model, self.model.guide
-        self.labels = {"labels": True} if contract.uses_labels(self.model) else {}
+        self.labels: dict[str, Any] = {"labels": True} if contract.uses_labels(self.model) else {}
         if self.labels:  # batches carry each row's label as a last column
             mixed = labelled_per_batch(self.model, self.data, self.options)
             self.labels["labelled_per_batch"] = mixed
@@ -232,7 +240,7 @@ class TrainState:
         if self.objective != "elbo":
             self.history.setdefault(f"train_{self.objective}", [])
 
-    def batch_sizes(self):
+    def batch_sizes(self) -> list[int]:
         """Rows of each global batch of an epoch (``Data.batches``'s, all ranks together)."""
         o, split = self.options, self.data.train
         mixed = self.labels.get("labelled_per_batch", 0)
@@ -241,10 +249,10 @@ class TrainState:
         return sampling.batch_sizes(y, len(split), o.batch_size * w, mixed * w)
 
     @property
-    def global_step(self):
+    def global_step(self) -> int:
         return self.epoch * self.steps_per_epoch + self.step
 
-    def score(self, split):
+    def score(self, split: Split | DatasetSplit | None) -> float | None:
         """ELBO per example on ``split`` (``None`` without one, or for a non-amortised guide,
         which has no posterior for other rows)."""
         if split is None or not contract.amortized(self.model):
@@ -255,10 +263,12 @@ class TrainState:
         )
 
 
-HISTORY = ("epoch", "train_elbo", "valid_elbo", "test_elbo", "beta", "seconds")
+HISTORY: tuple[str, ...] = ("epoch", "train_elbo", "valid_elbo", "test_elbo", "beta", "seconds")
 
 
-def _train(state, hooks, start):
+def _train(
+    state: TrainState, hooks: list[Callback], start: dict[str, Any] | None
+) -> dict[str, list[Any]]:
     """The SVI loop of :func:`fit`, on this process's share of every global batch."""
     model, data, ctx, o = state.model, state.data, state.ctx, state.options
     state.callbacks = hooks
@@ -296,8 +306,8 @@ def _train(state, hooks, start):
                 state.loss = step_fn(x, sizes[step - 1], state.optimizer, (epoch + 1, step))
                 total, count = total + state.loss, count + len(x)
                 _call(hooks, "on_step_end", state)
-        total, count = ctx.sum(total, count)
-        _record(state, -total / count, tic)
+        summed, rows = ctx.sum(total, count)
+        _record(state, -summed / rows, tic)
         _call(hooks, "on_epoch_end", state)
     if state.history["epoch"]:
         state.best_epoch = state.history["epoch"][-1]
@@ -306,13 +316,13 @@ def _train(state, hooks, start):
     return state.history
 
 
-def _call(hooks, name, state):
+def _call(hooks: Iterable[Callback], name: str, state: TrainState) -> None:
     call = operator.methodcaller(name, state)
     for hook in hooks:
         call(hook)
 
 
-def _record(state, train_elbo, tic):
+def _record(state: TrainState, train_elbo: float, tic: float) -> None:
     """The epoch's row of the history: training and validation ELBO, β, seconds."""
     h = state.history
     h["epoch"].append(state.epoch + 1)
@@ -327,7 +337,7 @@ def _record(state, train_elbo, tic):
         check_finite(h, key)
 
 
-def _restore(state, start):
+def _restore(state: TrainState, start: dict[str, Any]) -> None:
     """Put a resumed run's numbers back: parameters, optimizer, RNG, history, hook states."""
     ckpt.restore(start, state.model, state.optimizer, state.ctx.rank)
     state.history, state.first_epoch = start["history"], start["epoch"]
@@ -337,42 +347,47 @@ def _restore(state, start):
 
 
 @contextlib.contextmanager
-def _anomaly_detection(enabled):
+def _anomaly_detection(enabled: bool) -> Iterator[None]:
     """Pyro's argument validation and autograd's anomaly detection, both on or both off for
     the training steps in the ``with`` block (off, the numerical guard reports instead)."""
     with pyro.validation_enabled(enabled), torch.autograd.set_detect_anomaly(enabled):
         yield
 
 
-def with_labels(fn):
+def with_labels(fn: Callable[..., Any]) -> Callable[[torch.Tensor], Any]:
     """``fn(x, y)`` as a function of one tensor: rows ``(B, D + 1)`` whose last column holds
     the labels (what ``Data.batches(..., labels=True)`` yields). A labelled batch thus passes
     as one tensor through the step, the guard and the distributed wrapper."""
 
-    def unpacked(xy):
+    def unpacked(xy: torch.Tensor) -> Any:
         return fn(xy[:, :-1], xy[:, -1].long())
 
     return unpacked
 
 
-def labelled_per_batch(model, data, o):
+def labelled_per_batch(model: object, data: Data, o: Options) -> int:
     """L of :meth:`pyrovae.data.Data.batches`: the ``labelled_per_batch`` option, by default
     the model's ``labelled_per_batch(batch_size)`` (the semi-supervised VAE's), else 0; 0 as
     well when the training rows are all labelled or all unlabelled (nothing to mix)."""
     chosen = o.labelled_per_batch
     if chosen is None:
-        mixes = isinstance(model, contract.MixesLabelled)
-        chosen = model.labelled_per_batch(o.batch_size) if mixes else 0
+        if isinstance(model, contract.MixesLabelled):
+            chosen = model.labelled_per_batch(o.batch_size)
+        else:
+            chosen = 0
     if chosen >= o.batch_size:
         raise ValueError(
             f"labelled_per_batch must be smaller than batch_size ({o.batch_size}) so that "
             f"every batch keeps unlabelled rows, got {chosen}"
         )
-    known = data.train.y >= 0 if chosen else None
-    return chosen if chosen and known.any() and not known.all() else 0
+    y = data.train.y
+    if not chosen or y is None:  # (a model that learns from labels has them: _check_labels)
+        return 0
+    known = y >= 0
+    return chosen if known.any() and not known.all() else 0
 
 
-def _check_labels(model, data):
+def _check_labels(model: object, data: Data) -> None:
     """Refuse data without the labels a model learns from (or is scored with)."""
     needs = {"train": contract.uses_labels(model)}
     if contract.conditions_on_labels(model):
@@ -387,17 +402,26 @@ def _check_labels(model, data):
 
 
 @torch.no_grad()
-def elbo_per_example(elbo, model, rows, batch_size=1000, ctx=None, labels=False):
+def elbo_per_example(
+    elbo: Any,
+    model: Any,
+    rows: Any,
+    batch_size: int = 1000,
+    ctx: Context | None = None,
+    labels: bool = False,
+) -> float:
     """Mean ELBO per example of ``rows`` (a tensor ``(N, D)``, a split or a ``Dataset``; one
     sample from the guide per row), given the rows' labels when ``labels``; with a distributed
     :class:`~pyrovae.infer.distributed.Context` each rank scores every W-th row and the sums
     are added up."""
     device, dtype = checks.device_dtype(model)
     ctx, split = ctx or Context(), as_split(rows)
+    if split is None:
+        raise ValueError("no rows to score: give a tensor, a split or a Dataset of rows")
     total = 0.0
     for index in torch.split(torch.arange(ctx.rank, len(split), ctx.world_size), batch_size):
         x, y = split.rows(index)
-        given = (y.to(device),) if labels else ()
+        given = (y.to(device),) if labels and y is not None else ()
         total -= elbo.loss(model.model, model.guide, x.to(device, dtype), *given)
     (total,) = ctx.sum(total)
     return total / len(split)
