@@ -6,13 +6,15 @@ a model given a part as an object, cannot be rebuilt from a file, and ``fit`` sa
 """
 
 import math
+from typing import Any
 
+from ..infer.options import Options
 from ..models import models
 from .config import options_of
 from .options import MODEL_KEYS, TRAINING_KEYS
 
 
-def model_config(model):
+def model_config(model: object) -> tuple[dict[str, Any] | None, str | None]:
     """``(config, None)``: the config keys that rebuild ``model`` (``model``, ``input_dim`` and
     its options), or ``(None, reason)`` when it cannot be rebuilt from names."""
     cls = type(model)
@@ -20,7 +22,7 @@ def model_config(model):
     options = model.__dict__.get("build_options")
     if name is None or name not in models or models[name] is not cls or options is None:
         return None, f"{cls.__name__} is not one of pyrovae's registered models"
-    config = {"model": name}
+    config: dict[str, Any] = {"model": name}
     defaults = {k: p.default for k, p in options_of(cls).items()}
     for key, value in options.items():
         if key == "input_dim":
@@ -34,7 +36,9 @@ def model_config(model):
     return config, None
 
 
-def run_config(model, options, extra=None):
+def run_config(
+    model: object, options: Options, extra: dict[str, Any] | None = None
+) -> tuple[dict[str, Any] | None, str | None]:
     """The resolved ``config.yaml`` of a run: ``extra`` (how the data were made), the model's
     config and the training ``options`` (:class:`pyrovae.infer.options.Options`), without
     ``None`` values; ``(None, reason)`` when the model cannot be rebuilt from names."""
@@ -51,7 +55,7 @@ def run_config(model, options, extra=None):
 _NOT_PLAIN = object()
 
 
-def _plain(value):
+def _plain(value: object) -> Any:
     """``value`` as YAML-safe plain data (tuples as lists), or ``_NOT_PLAIN``."""
     if value is None or isinstance(value, bool | int | str):
         return value
@@ -61,6 +65,6 @@ def _plain(value):
         items = [_plain(v) for v in value]
         return _NOT_PLAIN if any(v is _NOT_PLAIN for v in items) else items
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        items = {k: _plain(v) for k, v in value.items()}
-        return _NOT_PLAIN if any(v is _NOT_PLAIN for v in items.values()) else items
+        entries = {k: _plain(v) for k, v in value.items()}
+        return _NOT_PLAIN if any(v is _NOT_PLAIN for v in entries.values()) else entries
     return _NOT_PLAIN

@@ -1,5 +1,11 @@
 """Reading a trained run back: :func:`load_config` and :func:`load` (``pyrovae.load``)."""
 
+import os
+from typing import Any
+
+import torch
+
+from ..data import Data
 from ..infer import checkpoint as ckpt
 from ..infer.device import resolve as resolve_device
 from ..models.vae import VAE
@@ -7,20 +13,25 @@ from . import config as cfg
 from .folder import CHECKPOINT, RunFolder
 
 
-def load_config(path):
+def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The config of the run folder ``path`` (a dict, as written): the one its checkpoint
     carries, else ``config.yaml``."""
     return RunFolder(path).trained_config()
 
 
-def load(path, device=None):
+def load(path: str | os.PathLike[str], device: str | torch.device | None = None) -> Any:
     """The trained model of the run folder ``path`` (written by ``fit(out=...)`` or ``pyrovae
     train``), with the parameters of its checkpoint, on ``device`` (default: the CPU; a run
     trained on a GPU loads anywhere). Its config is :func:`load_config`."""
     return load_model(RunFolder(path), device)[1]
 
 
-def load_model(folder, device=None, config=None, data=None):
+def load_model(
+    folder: RunFolder,
+    device: str | torch.device | None = None,
+    config: dict[str, Any] | None = None,
+    data: Data | None = None,
+) -> tuple[dict[str, Any], Any]:
     """``(config, model)`` of the :class:`RunFolder` ``folder``: the model built once from the
     resolved ``config`` (default: the folder's, resolved here) and given the checkpoint's
     parameters (the checkpoint read once). Runs written before ``config.yaml`` recorded
