@@ -9,23 +9,25 @@ what the argument accepts and what it got, e.g. ``latent_dim must be a positive 
 """
 
 import math
+from collections.abc import Iterable
+from typing import Any, TypeGuard
 
 import torch
 
 SEED_BOUND = 2**32  # numpy's seed range, which pyro.set_rng_seed also seeds
 
 
-def is_int(value):
+def is_int(value: object) -> TypeGuard[int]:
     """``True`` for a Python or numpy integer, not for ``bool``."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def is_real(value):
+def is_real(value: object) -> TypeGuard[int | float]:
     """``True`` for an int or a float (``nan`` and ``inf`` included), not for ``bool``."""
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def positive_int(name, value, optional=False):
+def positive_int(name: str, value: Any, optional: bool = False) -> Any:
     """An integer ≥ 1 (or ``None`` when ``optional``)."""
     if optional and value is None:
         return value
@@ -34,21 +36,21 @@ def positive_int(name, value, optional=False):
     return value
 
 
-def int_at_least(name, value, low):
+def int_at_least(name: str, value: Any, low: int) -> Any:
     """An integer ≥ ``low``."""
     if not (is_int(value) and value >= low):
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     return value
 
 
-def nonnegative_int(name, value):
+def nonnegative_int(name: str, value: Any) -> Any:
     """An integer ≥ 0."""
     if not (is_int(value) and value >= 0):
         raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
     return value
 
 
-def positive_real(name, value, learned=False):
+def positive_real(name: str, value: Any, learned: bool = False) -> Any:
     """A finite number > 0; with ``learned``, the text ``"learned"`` is accepted as well."""
     if learned and value == "learned":
         return value
@@ -58,21 +60,21 @@ def positive_real(name, value, learned=False):
     return value
 
 
-def nonnegative_real(name, value):
+def nonnegative_real(name: str, value: Any) -> Any:
     """A finite number ≥ 0."""
     if not (is_real(value) and 0 <= value < math.inf):
         raise ValueError(f"{name} must be a number >= 0, got {value!r}")
     return value
 
 
-def seed(name, value):
+def seed(name: str, value: Any) -> Any:
     """An integer in [0, 2**32): what torch, numpy and random all accept."""
     if not (is_int(value) and 0 <= value < SEED_BOUND):
         raise ValueError(f"{name} must be an integer in [0, 2**32), got {value!r}")
     return value
 
 
-def one_of(name, value, allowed):
+def one_of(name: str, value: Any, allowed: Iterable[object]) -> Any:
     """One of ``allowed`` (``None`` in ``allowed`` means "may be unset", not listed)."""
     if value not in allowed:
         known = ", ".join(str(a) for a in allowed if a is not None)
@@ -80,7 +82,7 @@ def one_of(name, value, allowed):
     return value
 
 
-def sizes(name, value, empty=False):
+def sizes(name: str, value: Any, empty: bool = False) -> Any:
     """A list (or tuple) of positive integers, e.g. hidden layer sizes; non-empty unless
     ``empty``."""
     if not (
@@ -93,7 +95,7 @@ def sizes(name, value, empty=False):
     return value
 
 
-def device_dtype(model):
+def device_dtype(model: object) -> tuple[torch.device, torch.dtype]:
     """Device and dtype of ``model``'s first parameter: where its inputs must go. A model
     without parameters (or not a module) gets the CPU and torch's default dtype."""
     p = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
@@ -102,7 +104,7 @@ def device_dtype(model):
     return p.device, p.dtype
 
 
-def check_matrix(x, input_dim):
+def check_matrix(x: Any, input_dim: int) -> None:
     """Raise ``ValueError`` unless ``x`` is a finite floating ``(N, input_dim)`` tensor, N ≥ 1."""
     if not torch.is_tensor(x) or not x.is_floating_point():
         raise ValueError(f"data must be a floating-point tensor, got {_describe(x)}")
@@ -124,9 +126,9 @@ def check_matrix(x, input_dim):
         raise ValueError(f"data contain NaN or inf (rows {bad}...); clean or drop those rows")
 
 
-def _image_shape(x):
+def _image_shape(x: torch.Tensor) -> tuple[int, ...]:
     return (1, *x.shape[1:]) if x.dim() == 3 else tuple(x.shape[1:])
 
 
-def _describe(x):
+def _describe(x: object) -> str:
     return f"{type(x).__name__} of dtype {x.dtype}" if hasattr(x, "dtype") else type(x).__name__
