@@ -20,6 +20,8 @@ IWAE runs, 3,280 passes × 60,000 rows × 50 particles ≈ 10¹⁰, stay below i
 
 import math
 import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -29,7 +31,7 @@ MAX_EVALUATION_PAIRS = 10**10
 TRAINING_COPIES = 4  # weights, gradients, Adam's first and second moments
 
 
-def memory_bytes(device=None):
+def memory_bytes(device: str | torch.device | None = None) -> float:
     """The memory tensors can use: the GPU's for a CUDA ``device``, else the machine's RAM."""
     device = torch.device(device or "cpu")
     if device.type == "cuda":
@@ -40,11 +42,13 @@ def memory_bytes(device=None):
         return math.inf
 
 
-def _gb(nbytes):
+def _gb(nbytes: float) -> str:
     return f"{nbytes / 1e9:.3g} GB"
 
 
-def _refuse_memory(what, nbytes, fix, device=None):
+def _refuse_memory(
+    what: str, nbytes: float, fix: str, device: str | torch.device | None = None
+) -> None:
     limit = memory_bytes(device)
     if nbytes > limit:
         raise ValueError(
@@ -53,7 +57,7 @@ def _refuse_memory(what, nbytes, fix, device=None):
         )
 
 
-def check_model(build, device=None):
+def check_model(build: Callable[[], object], device: str | torch.device | None = None) -> Any:
     """Build the model with ``build()`` on the ``meta`` device and refuse it when training it
     would not fit in memory; returns the meta model (``None`` when it cannot be built there)."""
     try:
@@ -80,12 +84,12 @@ def check_model(build, device=None):
     return model
 
 
-def per_row_numbers(model, input_dim):
+def per_row_numbers(model: nn.Module, input_dim: int) -> int:
     """About how many intermediate values one data row creates in a pass through ``model``:
     inputs and outputs of every linear layer, the first two dimensions of every other parameter
     (a mixture's components × dimensions, which each row meets once) and 4 × ``input_dim`` for
     the data, the likelihood's parameters and log-densities."""
-    total, in_linear = 4 * input_dim, set()
+    total, in_linear = 4 * input_dim, set[int]()
     for module in model.modules():
         if isinstance(module, nn.Linear):
             total += module.in_features + module.out_features
@@ -96,7 +100,13 @@ def per_row_numbers(model, input_dim):
     return total
 
 
-def check_training(config, rows, input_dim, meta_model, device=None):
+def check_training(
+    config: Mapping[str, Any],
+    rows: int,
+    input_dim: int,
+    meta_model: nn.Module | None,
+    device: str | torch.device | None = None,
+) -> None:
     """Refuse a training run whose step does not fit in memory or whose (row, particle) pairs
     exceed :data:`MAX_TRAINING_PAIRS`."""
     pairs = config["epochs"] * rows * config["num_particles"]
@@ -119,7 +129,7 @@ def check_training(config, rows, input_dim, meta_model, device=None):
     )
 
 
-def check_evaluation(rows, num_samples):
+def check_evaluation(rows: int, num_samples: int) -> None:
     """Refuse an evaluation of more than :data:`MAX_EVALUATION_PAIRS` (row, sample) pairs."""
     pairs = rows * num_samples
     if pairs > MAX_EVALUATION_PAIRS:
@@ -131,7 +141,9 @@ def check_evaluation(rows, num_samples):
         )
 
 
-def check_sample_grid(n, input_dim, image_shape, scale):
+def check_sample_grid(
+    n: int, input_dim: int, image_shape: Sequence[int] | None, scale: int
+) -> None:
     """Refuse a grid of ``n`` samples whose rows and picture (float64 at ``scale`` screen pixels
     per image pixel) do not fit in memory."""
     height, width = image_shape[-2:] if image_shape is not None else (1, input_dim)

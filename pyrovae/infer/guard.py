@@ -9,16 +9,28 @@ go into one :class:`NonFiniteError` message.
 """
 
 import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from pyro import poutine
+
+NamedParams = Sequence[tuple[str, torch.Tensor]]
+"""``(name, parameter)`` pairs of everything the optimiser updates."""
+Found = tuple[str | None, str | None]
+"""``(site, cause)`` of a non-finite quantity, or ``(None, None)``."""
 
 
 class NonFiniteError(FloatingPointError):
     """The loss or a gradient became NaN or infinite during training."""
 
 
-def check_step(loss, named_params, where, replay):
+def check_step(
+    loss: torch.Tensor | float,
+    named_params: NamedParams,
+    where: str,
+    replay: Callable[[], Found],
+) -> float:
     """The loss as a float; raises :class:`NonFiniteError` unless it and every gradient are
     finite.
 
@@ -32,15 +44,18 @@ def check_step(loss, named_params, where, replay):
     are the gradients looked at one by one.
     """
     grads = [p.grad for _, p in named_params if p.grad is not None]
-    if torch.is_tensor(loss):
-        norm = torch.nn.utils.get_total_norm(grads) if grads else loss.new_zeros(())
-        loss, norm = torch.stack([loss.detach(), norm.to(loss.dtype)]).tolist()
+    value: float
+    if isinstance(loss, torch.Tensor):
+        total = torch.nn.utils.get_total_norm(grads) if grads else loss.new_zeros(())
+        value, norm = torch.stack([loss.detach(), total.to(loss.dtype)]).tolist()
     else:
+        value = loss
         norm = torch.nn.utils.get_total_norm(grads).item() if grads else 0.0
     bad_grads = [] if math.isfinite(norm) else _non_finite(named_params)
-    if not bad_grads and math.isfinite(loss):
-        return loss
-    what = "gradient" if math.isfinite(loss) else f"loss ({loss})"
+    if not bad_grads and math.isfinite(value):
+        return value
+    what = "gradient" if math.isfinite(value) else f"loss ({value})"
+
     note = ""
     try:
         site, cause = replay()
@@ -59,11 +74,16 @@ def check_step(loss, named_params, where, replay):
     raise NonFiniteError(f"non-finite {what} at {at}: {cause}")
 
 
-def _non_finite(named_params):
+def _non_finite(named_params: NamedParams) -> list[str]:
     return [n for n, p in named_params if p.grad is not None and not p.grad.isfinite().all()]
 
 
-def diagnose(model_fn, guide_fn, x, named_params):
+def diagnose(
+    model_fn: Callable[..., Any],
+    guide_fn: Callable[..., Any],
+    x: torch.Tensor,
+    named_params: NamedParams,
+) -> Found:
     """``(site, cause)`` of the first non-finite quantity met when running guide and model
     on the batch ``x`` (``site`` is ``None`` when every forward quantity is finite)."""
     if not torch.isfinite(x).all():
@@ -87,7 +107,7 @@ def diagnose(model_fn, guide_fn, x, named_params):
     return None, None
 
 
-def _check_site(site, side):
+def _check_site(site: Mapping[str, Any], side: str) -> str | None:
     fn, value = site["fn"], site["value"]
     params = distribution_parameters(fn)
     for pname, p in params.items():
@@ -113,13 +133,13 @@ def _check_site(site, side):
     return None
 
 
-def _base(fn):
+def _base(fn: Any) -> Any:
     while hasattr(fn, "base_dist"):
         fn = fn.base_dist
     return fn
 
 
-def distribution_parameters(fn):
+def distribution_parameters(fn: Any) -> dict[str, torch.Tensor]:
     """The tensors a distribution was built from (``loc``, ``logits``…), by name."""
     base = _base(fn)
     return {
