@@ -55,7 +55,6 @@ def check_step(
     if not bad_grads and math.isfinite(value):
         return value
     what = "gradient" if math.isfinite(value) else f"loss ({value})"
-
     note = ""
     try:
         site, cause = replay()
