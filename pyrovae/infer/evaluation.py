@@ -13,10 +13,12 @@ each weight: p(x, z) = Σ_c p(x, z, c). Figures are nats per example, averaged o
 """
 
 import math
+from typing import Any
 
 import pyro
 import torch
 from pyro import poutine
+from pyro.poutine.trace_struct import Trace
 
 from ..checks import device_dtype, positive_int
 from ..data import Data, as_split
@@ -27,7 +29,9 @@ from .device import resolve as resolve_device
 MAX_ROWS = 2**15  # rows (samples × data) pushed through the networks at once
 
 
-def log_weights(model, x, num_samples, *labels):
+def log_weights(
+    model: Any, x: torch.Tensor, num_samples: int, *labels: torch.Tensor
+) -> torch.Tensor:
     """``log w`` of shape ``(num_samples, N)`` for the rows ``x`` ``(N, D)`` (and their
     ``labels`` ``(N,)`` for a model that conditions on them).
 
@@ -45,7 +49,7 @@ def log_weights(model, x, num_samples, *labels):
     return log_w.expand(num_samples, x.shape[0])
 
 
-def _sum_log_prob(trace):
+def _sum_log_prob(trace: Trace) -> torch.Tensor:
     trace.compute_log_prob()
     total = torch.zeros(())
     for site in trace.nodes.values():
@@ -55,7 +59,14 @@ def _sum_log_prob(trace):
 
 
 @torch.no_grad()
-def evaluate(model, data, num_samples=1000, batch_size=100, seed=0, device=None):
+def evaluate(
+    model: Any,
+    data: Any,
+    num_samples: int = 1000,
+    batch_size: int = 100,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+) -> dict[str, float]:
     """ELBO, log-likelihood and reconstruction error of ``model`` on test rows.
 
     :param model: an object with ``model(x)`` and ``guide(x)`` (continuous latents in the guide,
@@ -91,6 +102,8 @@ def evaluate(model, data, num_samples=1000, batch_size=100, seed=0, device=None)
             "rows; read its training ELBO from fit's history, or train with guide='amortized'"
         )
     split = data.test if isinstance(data, Data) else as_split(data)
+    if split is None:
+        raise ValueError("no rows to evaluate: give data with a test split, or the rows themselves")
     if isinstance(model, contract.ChecksData):
         for x in split.chunks(batch_size):
             model.check_data(x)
@@ -100,15 +113,16 @@ def evaluate(model, data, num_samples=1000, batch_size=100, seed=0, device=None)
     conditional = contract.conditions_on_labels(model)
     if conditional and split.y is None:
         raise ValueError(f"{type(model).__name__} is scored given labels; the test rows have none")
-    per_row_ll, elbo_sum, recon_sum = [], 0.0, 0.0
+    per_row_ll: list[torch.Tensor] = []
+    elbo_sum, recon_sum = 0.0, 0.0
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for index in torch.split(torch.arange(len(split)), batch_size):
             x, y = split.rows(index)
             x = x.to(device, dtype)
-            given = (y.to(device),) if conditional else ()
+            given = (y.to(device),) if conditional and y is not None else ()
             chunk = max(1, MAX_ROWS // x.shape[0])
-            lse = []
+            lse: list[torch.Tensor] = []
             for start in range(0, num_samples, chunk):
                 lw = log_weights(model, x, min(chunk, num_samples - start), *given).double()
                 lse.append(lw.logsumexp(0))
@@ -118,7 +132,7 @@ def evaluate(model, data, num_samples=1000, batch_size=100, seed=0, device=None)
                 recon_sum += (model.reconstruct(x, *given) - x).pow(2).mean(-1).sum().item()
     ll = torch.cat(per_row_ll)
     n = len(split)
-    result = {
+    result: dict[str, float] = {
         "elbo": elbo_sum / (n * num_samples),
         "log_likelihood": ll.mean().item(),
         "log_likelihood_stderr": (ll.std() / math.sqrt(n)).item() if n > 1 else float("nan"),
@@ -127,7 +141,7 @@ def evaluate(model, data, num_samples=1000, batch_size=100, seed=0, device=None)
     }
     if isinstance(model, contract.Reconstructs):
         result["reconstruction_error"] = recon_sum / n
-    labels = data.test.y if isinstance(data, Data) else None
+    labels = split.y if isinstance(data, Data) else None
     if labels is not None and isinstance(model, contract.Classifies):
         chunks = split.chunks(batch_size)
         pred = torch.cat([model.classify(x.to(device, dtype)).cpu() for x in chunks])
