@@ -13,10 +13,13 @@ numpy's RNG state is stored as a tensor and plain numbers), so :func:`load` read
 code when unpickled) is refused before anything in it runs.
 """
 
+import os
 import pickle
 import random
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyro
@@ -26,7 +29,11 @@ FORMAT = "pyrovae-checkpoint-2"  # 2: RNG states as tensors and plain values (we
 FIELDS = ("model_class", "model", "param_store", "optimizer", "rng", "epoch", "history")
 
 
-def rng_state():
+Checkpoint = dict[str, Any]
+"""A checkpoint: tensors and plain values by field (:data:`FIELDS`)."""
+
+
+def rng_state() -> dict[str, Any]:
     """torch's, numpy's and Python's global RNG states as tensors and plain values (and the
     CUDA generators' when CUDA is in use, so that a GPU run resumes exactly on a GPU)."""
     name, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002 (users seed it)
@@ -36,7 +43,8 @@ def rng_state():
         "torch": torch.get_rng_state(),
         "numpy": {
             "name": str(name),
-            "keys": torch.from_numpy(keys.astype(np.int64)),
+            # numpy's stubs allow get_state() a dict; with legacy=True (the default) it is a tuple
+            "keys": torch.from_numpy(keys.astype(np.int64)),  # type: ignore[attr-defined]
             "pos": int(pos),
             "has_gauss": int(has_gauss),
             "cached_gaussian": float(cached),
@@ -45,7 +53,7 @@ def rng_state():
     }
 
 
-def set_rng_state(state):
+def set_rng_state(state: Mapping[str, Any]) -> None:
     """Undo :func:`rng_state`: put the global RNG states back (the CUDA ones when this machine
     has as many GPUs; a run moved to another device continues with its own CUDA noise)."""
     torch.set_rng_state(state["torch"])
@@ -58,12 +66,12 @@ def set_rng_state(state):
     random.setstate(_tuples(state["random"]))
 
 
-def _tuples(value):
+def _tuples(value: Any) -> Any:
     """``random.setstate`` wants nested tuples; a round trip may give lists."""
     return tuple(_tuples(v) for v in value) if isinstance(value, list | tuple) else value
 
 
-def param_store_state(model):
+def param_store_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """Values of ``pyro.param`` sites that are not parameters of ``model`` itself."""
     own = {id(p) for p in model.parameters()}
     store = pyro.get_param_store().named_parameters()
@@ -71,7 +79,7 @@ def param_store_state(model):
 
 
 @torch.no_grad()
-def load_param_store(values):
+def load_param_store(values: Mapping[str, torch.Tensor]) -> None:
     """Copy checkpointed ``pyro.param`` values (:func:`param_store_state`) into the sites of
     Pyro's param store that exist now (those a first call of the guide has made)."""
     store = dict(pyro.get_param_store().named_parameters())
@@ -80,7 +88,13 @@ def load_param_store(values):
             store[name].copy_(value)
 
 
-def state(model, optimizer, epoch, history, extra=None):
+def state(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    epoch: int,
+    history: Mapping[str, Any],
+    extra: Mapping[str, Any] | None = None,
+) -> Checkpoint:
     """The checkpoint of a run after ``epoch`` epochs: a dict of tensors and plain values
     (written by the run folder, :class:`pyrovae.runs.RunFolder`; read by :func:`load`)."""
     return {
@@ -96,7 +110,7 @@ def state(model, optimizer, epoch, history, extra=None):
     }
 
 
-def load(path, model=None):
+def load(path: str | os.PathLike[str], model: torch.nn.Module | None = None) -> Checkpoint:
     """Read a checkpoint with ``torch.load(weights_only=True)`` and check its fields, and, when
     ``model`` is given, that it belongs to ``model``; raise ``ValueError`` (one line) if not.
     Nothing in a refused file is executed."""
@@ -134,7 +148,7 @@ def load(path, model=None):
     return state
 
 
-def _unreadable(path, err):
+def _unreadable(path: Path, err: BaseException) -> str:
     first = str(err).strip().splitlines()[0] if str(err).strip() else ""
     return (
         f"cannot read checkpoint {path} ({type(err).__name__}: {first}); it is truncated or "
@@ -142,7 +156,7 @@ def _unreadable(path, err):
     )
 
 
-def _well_formed(state):
+def _well_formed(state: Checkpoint) -> bool:
     tensors = (state["model"], state["param_store"])
     rng = state["rng"]
     return (
@@ -157,7 +171,7 @@ def _well_formed(state):
     )
 
 
-def check_model(path, state, model):
+def check_model(path: str | os.PathLike[str], state: Checkpoint, model: torch.nn.Module) -> None:
     """Refuse (``ValueError``) a checkpoint ``state`` whose class or shapes are not ``model``'s."""
     ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     theirs = {k: tuple(v.shape) for k, v in state["model"].items()}
@@ -169,7 +183,9 @@ def check_model(path, state, model):
         )
 
 
-def restore(state, model, optimizer, rank=0):
+def restore(
+    state: Checkpoint, model: torch.nn.Module, optimizer: torch.optim.Optimizer, rank: int = 0
+) -> None:
     """Put a loaded checkpoint's numbers back in place (the optimizer keeps its tensors);
     ``rank`` picks this process's RNG state in a distributed run's checkpoint."""
     model.load_state_dict(state["model"])
