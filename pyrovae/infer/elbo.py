@@ -17,11 +17,16 @@ site (its score-function term needs the full surrogate), a ``GuideMessenger`` gu
 every step run with Pyro's validation on (its model/guide match and shape checks).
 """
 
+from collections.abc import Callable
+from typing import Any
+
+import torch
 from pyro import poutine
 from pyro.distributions.util import scale_and_mask
 from pyro.infer import Trace_ELBO
 from pyro.infer.util import is_validation_enabled
 from pyro.poutine.messenger import Messenger
+from pyro.poutine.trace_struct import Trace
 from pyro.poutine.util import site_is_subsample
 
 
@@ -30,16 +35,18 @@ class FastTrace_ELBO(Trace_ELBO):
     loss or its gradient (see the module docstring). Same constructor arguments."""
 
     @classmethod
-    def like(cls, elbo):
+    def like(cls, elbo: Trace_ELBO) -> "FastTrace_ELBO":
         """A ``FastTrace_ELBO`` with the settings (particles, plate nesting…) of ``elbo``."""
         new = cls.__new__(cls)
         new.__dict__.update(vars(elbo))
         return new
 
-    def differentiable_loss(self, model, guide, *args, **kwargs):
+    def differentiable_loss(
+        self, model: Callable[..., Any], guide: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> torch.Tensor | float:
         if is_validation_enabled() or isinstance(poutine.unwrap(guide), Messenger):
             return super().differentiable_loss(model, guide, *args, **kwargs)
-        loss = 0.0
+        loss: torch.Tensor | float = 0.0
         for model_trace, guide_trace in self._get_traces(model, guide, args, kwargs):
             guide_sites = _sample_sites(guide_trace)
             if not all(site["fn"].has_rsample for site in guide_sites):
@@ -48,7 +55,7 @@ class FastTrace_ELBO(Trace_ELBO):
                 )
                 loss = loss + (particle + (surrogate - surrogate.detach())) / self.num_particles
                 continue
-            elbo = 0.0
+            elbo: torch.Tensor | float = 0.0
             for site in _sample_sites(model_trace):
                 elbo = elbo + _log_prob_sum(site)
             for site in guide_sites:
@@ -56,7 +63,13 @@ class FastTrace_ELBO(Trace_ELBO):
             loss = loss - elbo / self.num_particles
         return loss
 
-    def _get_trace(self, model, guide, args, kwargs):
+    def _get_trace(
+        self,
+        model: Callable[..., Any],
+        guide: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> tuple[Trace, Trace]:
         if is_validation_enabled() or isinstance(poutine.unwrap(guide), Messenger):
             return super()._get_trace(model, guide, args, kwargs)
         guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
@@ -66,7 +79,7 @@ class FastTrace_ELBO(Trace_ELBO):
         return model_trace, guide_trace
 
 
-def _sample_sites(trace):
+def _sample_sites(trace: Trace) -> list[Any]:
     return [
         site
         for site in trace.nodes.values()
@@ -74,12 +87,12 @@ def _sample_sites(trace):
     ]
 
 
-def _log_prob_sum(site):
+def _log_prob_sum(site: Any) -> torch.Tensor:
     log_p = site["fn"].log_prob(site["value"], *site["args"], **site["kwargs"])
     return scale_and_mask(log_p, site["scale"], site["mask"]).sum()
 
 
-def _scored(model_trace, guide_trace):
+def _scored(model_trace: Trace, guide_trace: Trace) -> tuple[Trace, Trace]:
     """The traces as ``Trace_ELBO`` scores them: subsample sites dropped, log-densities and
     score parts computed."""
     model_trace, guide_trace = (

@@ -26,21 +26,36 @@ What a step does not repeat (each measured in ``benchmarks/overhead.py``):
 * The loss stays on the device until the guard's single transfer.
 """
 
+from collections.abc import Callable, Iterable
+from typing import Any
+
 import pyro
 import torch
 from pyro import poutine
 from pyro.infer import Trace_ELBO, TraceEnum_ELBO, TraceMeanField_ELBO
 from pyro.poutine.messenger import Messenger
+from pyro.poutine.runtime import Message
 
 from . import guard
 from .distributed import Context, wrap
 from .elbo import FastTrace_ELBO
+from .guard import NamedParams
+
+Step = Callable[[torch.Tensor, int, torch.optim.Optimizer, tuple[int, int]], float]
+"""``step(x, rows, optimizer, (epoch, step))`` → this rank's summed negative ELBO."""
 
 # ELBOs whose loss reads only sample sites, so that param messages may be answered early
 _PARAM_FREE_LOSS = (Trace_ELBO, FastTrace_ELBO, TraceEnum_ELBO, TraceMeanField_ELBO)
 
 
-def make_step(elbo, model, model_fn, guide_fn, named_params, ctx=None):
+def make_step(
+    elbo: Any,
+    model: object,
+    model_fn: Callable[..., Any],
+    guide_fn: Callable[..., Any],
+    named_params: NamedParams,
+    ctx: Context | None = None,
+) -> Step:
     """``step(x, rows, optimizer, (epoch, step))``: one optimiser step on this rank's batch
     ``x``, part of a global batch of ``rows`` rows; returns the rank's summed negative ELBO.
 
@@ -64,17 +79,21 @@ def make_step(elbo, model, model_fn, guide_fn, named_params, ctx=None):
         if type(elbo) in _PARAM_FREE_LOSS:
             registered = RegisteredParams(params)
             model_fn, guide_fn = registered(model_fn), registered(guide_fn)
-        if ctx.active:
-            loss_module = wrap(model, elbo(model_fn, guide_fn), ctx)
+        module = wrap(model, elbo(model_fn, guide_fn), ctx) if ctx.active else None
+        loss_module: Callable[[torch.Tensor, float], torch.Tensor]
+        if module is not None:
+            loss_module = module
         else:  # the same without two module calls
 
-            def loss_module(x, scale):
+            def plain_loss(x: torch.Tensor, scale: float) -> torch.Tensor:
                 return elbo.differentiable_loss(model_fn, guide_fn, x) * scale
 
-        in_module = {id(p) for p in loss_module.parameters()} if ctx.active else set()
+            loss_module = plain_loss
+
+        in_module = {id(p) for p in module.parameters()} if module is not None else set()
         others = [p for p in params if id(p) not in in_module]
 
-        def gradients(x, scale):
+        def gradients(x: torch.Tensor, scale: float) -> torch.Tensor | float:
             loss = loss_module(x, scale)
             loss.backward()  # DDP averages the module's gradients over ranks
             ctx.average_gradients(others)
@@ -82,7 +101,7 @@ def make_step(elbo, model, model_fn, guide_fn, named_params, ctx=None):
 
     else:  # RenyiELBO, TraceGraph_ELBO: they set the gradients themselves
 
-        def gradients(x, scale):
+        def gradients(x: torch.Tensor, scale: float) -> torch.Tensor | float:
             loss = elbo.loss_and_grads(model_fn, guide_fn, x) if len(x) else 0.0
             for p in params:
                 if p.grad is not None:
@@ -90,13 +109,15 @@ def make_step(elbo, model, model_fn, guide_fn, named_params, ctx=None):
             ctx.average_gradients(params)
             return loss * scale
 
-    def step(x, rows, optimizer, epoch_step):
+    def step(
+        x: torch.Tensor, rows: int, optimizer: torch.optim.Optimizer, epoch_step: tuple[int, int]
+    ) -> float:
         rng = torch.get_rng_state()
         optimizer.zero_grad()
         scale = ctx.world_size / rows
         loss = gradients(x, scale)
 
-        def replay():
+        def replay() -> tuple[str | None, str | None]:
             torch.set_rng_state(rng)  # the same noise as the step
             return guard.diagnose(model_fn, guide_fn, x, named_params)
 
@@ -124,7 +145,7 @@ class RegisteredParams(Messenger):
         :func:`trainable_parameters`).
     """
 
-    def __init__(self, params):
+    def __init__(self, params: Iterable[torch.Tensor]) -> None:
         super().__init__()
         ids = {id(p) for p in params}
         store = pyro.get_param_store()
@@ -134,13 +155,13 @@ class RegisteredParams(Messenger):
             if id(p) in ids and store[name] is p  # unconstrained: the store returns p itself
         }
 
-    def _pyro_param(self, msg):
-        p = self.by_name.get(msg["name"])
+    def _pyro_param(self, msg: Message) -> None:
+        p = self.by_name.get(msg["name"])  # type: ignore[arg-type]  # a param site has a name
         if p is not None and len(msg["args"]) > 1 and msg["args"][1] is p:
             msg["value"], msg["done"], msg["stop"] = p, True, True
 
 
-def adam(params, lr):
+def adam(params: Iterable[torch.Tensor], lr: float) -> torch.optim.Adam:
     """``torch.optim.Adam(params, lr)``, fused (one kernel for all parameters) where PyTorch
     has the fused kernels for the parameters' device and dtype (CPU, CUDA, MPS, XPU with
     floating parameters), else with ``foreach`` (multi-tensor) updates. The same update rule
@@ -152,7 +173,13 @@ def adam(params, lr):
         return torch.optim.Adam(params, lr=lr, foreach=True)
 
 
-def trainable_parameters(model, elbo, model_fn, guide_fn, x):
+def trainable_parameters(
+    model: object,
+    elbo: Any,
+    model_fn: Callable[..., Any],
+    guide_fn: Callable[..., Any],
+    x: torch.Tensor,
+) -> list[torch.Tensor]:
     """The model's parameters and those of any ``pyro.param`` site, found by one traced loss
     on the rows ``x`` (two rows suffice).
 
@@ -167,10 +194,12 @@ def trainable_parameters(model, elbo, model_fn, guide_fn, x):
             del store[name]
     with poutine.trace(param_only=True) as tr:
         elbo.loss(model_fn, guide_fn, x)
-    params = list(model.parameters()) if isinstance(model, torch.nn.Module) else []
+    params: list[torch.Tensor] = (
+        list(model.parameters()) if isinstance(model, torch.nn.Module) else []
+    )
     seen = {id(p) for p in params}
     for site in tr.trace.nodes.values():
-        p = site["value"].unconstrained()
+        p = site["value"].unconstrained()  # type: ignore[union-attr]  # a param site's value
         if id(p) not in seen:
             params.append(p)
             seen.add(id(p))
@@ -179,7 +208,9 @@ def trainable_parameters(model, elbo, model_fn, guide_fn, x):
     return params
 
 
-def named_parameters(model, params):
+def named_parameters(
+    model: object, params: Iterable[torch.Tensor]
+) -> list[tuple[str, torch.Tensor]]:
     """``(name, parameter)`` pairs for messages: module names, else ``pyro.param`` names."""
     names = {}
     for name, p in pyro.get_param_store().named_parameters():
