@@ -296,6 +296,7 @@ class Checkpoint(Callback):
         if state.ctx.active:
             extra["rng_by_rank"] = rngs
         if state.ctx.is_main:
+            assert state.optimizer is not None  # made before the first step
             epoch = state.history["epoch"][-1]
             self.store.save(ckpt.state(state.model, state.optimizer, epoch, state.history, extra))
             self.store.save_metrics(metrics(state))
