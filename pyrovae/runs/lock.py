@@ -12,8 +12,12 @@ This module imports nothing of pyrovae, so that a test can load it alone in anot
 import json
 import os
 import socket
+from collections.abc import Iterable
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
+fcntl: ModuleType | None
 try:
     import fcntl
 except ImportError:  # pragma: no cover (Windows)
@@ -28,14 +32,16 @@ class Lock:
     the lock leaves no trace. Taking it again while held is a no-op.
     """
 
-    def __init__(self, folder, name=".lock"):
-        self.folder, self.name, self.fd, self.created = Path(folder), name, None, []
+    def __init__(self, folder: str | os.PathLike[str], name: str = ".lock") -> None:
+        self.folder, self.name = Path(folder), name
+        self.fd: int | None = None
+        self.created: list[Path] = []
 
     @property
-    def held(self):
+    def held(self) -> bool:
         return self.fd is not None
 
-    def acquire(self):
+    def acquire(self) -> "Lock":
         """:raises ValueError: when another live process (or another ``Lock``) owns it."""
         if self.held:
             return self
@@ -48,27 +54,27 @@ class Lock:
             raise
         return self
 
-    def release(self):
-        if not self.held:
+    def release(self) -> None:
+        if self.fd is None:
             return
         (self.folder / self.name).unlink(missing_ok=True)
         os.close(self.fd)
         self.fd = None
         _remove_empty(self.created)
 
-    def __enter__(self):
+    def __enter__(self) -> "Lock":
         return self.acquire()
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.release()
 
 
-def owned(folder):
+def owned(folder: str | os.PathLike[str]) -> Lock:
     """``with owned(folder):`` own ``folder`` for the block (a :class:`Lock`)."""
     return Lock(folder)
 
 
-def _acquire(path):
+def _acquire(path: Path) -> int:
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         if not _lock(fd, path):
@@ -92,7 +98,7 @@ def _acquire(path):
     return fd
 
 
-def _lock(fd, path):
+def _lock(fd: int, path: Path) -> bool:
     """Take the lock on the open lock file ``fd``; ``False`` when a live process holds it."""
     if fcntl is not None:
         try:
@@ -104,7 +110,7 @@ def _lock(fd, path):
     return not (record and record.get("pid") != os.getpid() and _alive(record["pid"]))
 
 
-def _record(fd):
+def _record(fd: int) -> dict[str, Any]:
     os.lseek(fd, 0, os.SEEK_SET)
     try:
         record = json.loads(os.read(fd, 4096) or b"{}")
@@ -113,14 +119,14 @@ def _record(fd):
     return record if isinstance(record, dict) else {}
 
 
-def _owner(fd):
+def _owner(fd: int) -> str:
     record = _record(fd)
     if "pid" not in record:
         return "another process"
     return f"process {record['pid']} on {record.get('host', 'this machine')}"
 
 
-def _alive(pid):  # pragma: no cover (used without fcntl only)
+def _alive(pid: int) -> bool:  # pragma: no cover (used without fcntl only)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -130,7 +136,7 @@ def _alive(pid):  # pragma: no cover (used without fcntl only)
     return True
 
 
-def _remove_empty(folders):
+def _remove_empty(folders: Iterable[Path]) -> None:
     for folder in folders:  # deepest first
         try:
             folder.rmdir()

@@ -1,8 +1,10 @@
 """Config files: YAML read safely, with exponent numbers and without repeated keys."""
 
+import os
 import re
 from collections.abc import Hashable
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -18,7 +20,7 @@ class Loader(yaml.SafeLoader):
 
 
 class DuplicateKeyError(yaml.YAMLError):
-    def __init__(self, key, first, second):
+    def __init__(self, key: object, first: int, second: int) -> None:
         super().__init__(f"key {key!r} appears twice (lines {first} and {second}); keep one")
 
 
@@ -26,9 +28,9 @@ _EXPONENT = re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"
 Loader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT, list("-+0123456789."))
 
 
-def _mapping(loader, node, deep=False):
+def _mapping(loader: Loader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     loader.flatten_mapping(node)
-    lines = {}
+    lines: dict[Any, int] = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, Hashable):
@@ -42,7 +44,7 @@ def _mapping(loader, node, deep=False):
 Loader.add_constructor("tag:yaml.org,2002:map", _mapping)
 
 
-def load_yaml(text, what):
+def load_yaml(text: str, what: str) -> Any:
     """The value in YAML ``text`` (read by :class:`Loader`); ``ValueError`` naming ``what`` (e.g.
     ``config file run.yaml``) and the line when it is not valid YAML or repeats a key."""
     try:
@@ -55,7 +57,7 @@ def load_yaml(text, what):
         raise ValueError(f"{what} is not valid YAML{at}") from None
 
 
-def read_file(path):
+def read_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The mapping in a YAML (or JSON) config file; ``-`` in keys becomes ``_``."""
     path = Path(path)
     if not path.is_file():
