@@ -18,7 +18,9 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 import yaml
@@ -30,7 +32,7 @@ CONFIG, CHECKPOINT, METRICS, LOCK = "config.yaml", "checkpoint.pt", "metrics.jso
 _UNREAD = object()
 
 
-def write_atomically(path, data):
+def write_atomically(path: str | os.PathLike[str], data: str | bytes) -> None:
     """Write ``data`` (text or bytes) to ``path`` so that a reader, or the disk after a power
     cut, sees the old content or the new, never a part: a temporary file with a unique name in
     the same folder, flushed and fsynced, renamed over ``path`` (``os.replace``), then the
@@ -49,7 +51,7 @@ def write_atomically(path, data):
     _fsync_folder(path.parent)
 
 
-def _fsync_folder(folder):
+def _fsync_folder(folder: Path) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:  # folders cannot be opened on some platforms (Windows)
@@ -62,7 +64,7 @@ def _fsync_folder(folder):
         os.close(fd)
 
 
-def config_text(config):
+def config_text(config: Mapping[str, Any]) -> str:
     return yaml.safe_dump(config, sort_keys=False)
 
 
@@ -77,44 +79,48 @@ class RunFolder:
     the first step), :meth:`save` (each epoch), :meth:`save_metrics` and :meth:`release`.
     """
 
-    def __init__(self, path, resume=False, overwrite=False):
+    def __init__(
+        self, path: str | os.PathLike[str], resume: bool = False, overwrite: bool = False
+    ) -> None:
         if resume and overwrite:
             raise ValueError("give --resume or --overwrite, not both")
         self.path, self.resume, self.overwrite = Path(path), resume, overwrite
         if self.path.exists() and not self.path.is_dir():
             raise ValueError(f"--out {self.path} is a file; give a folder")
         self.lock, self.holds = Lock(self.path, LOCK), 0
-        self.describes = None  # the config that checkpoints saved from now on carry
-        self._checkpoint = self._written_config = _UNREAD
+        # the config that checkpoints saved from now on carry
+        self.describes: dict[str, Any] | None = None
+        self._checkpoint: Any = _UNREAD  # read once: the checkpoint, None, or _UNREAD
+        self._written_config: Any = _UNREAD
 
     # ownership
-    def acquire(self):
+    def acquire(self) -> "RunFolder":
         """Own the folder (created if missing) until as many :meth:`release` calls."""
         self.lock.acquire()
         self.holds += 1
         return self
 
-    def release(self):
+    def release(self) -> None:
         self.holds -= 1
         if self.holds <= 0:
             self.holds = 0
             self.lock.release()
 
-    def __enter__(self):
+    def __enter__(self) -> "RunFolder":
         return self.acquire()
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.release()
 
     # reading, each file once
-    def checkpoint(self):
+    def checkpoint(self) -> dict[str, Any] | None:
         """The checkpoint (:func:`pyrovae.infer.checkpoint.load`'s dict), ``None`` without one."""
         if self._checkpoint is _UNREAD:
             path = self.path / CHECKPOINT
             self._checkpoint = ckpt.load(path) if path.is_file() else None
         return self._checkpoint
 
-    def config(self):
+    def config(self) -> dict[str, Any] | None:
         """The run's config as written: the one its checkpoint carries, else ``config.yaml``
         (``None`` without either)."""
         state = self.checkpoint()
@@ -129,7 +135,7 @@ class RunFolder:
                 self._written_config = read_file(path)
         return self._written_config
 
-    def trained_config(self):
+    def trained_config(self) -> dict[str, Any]:
         """:meth:`config`, refusing a folder that holds no run pyrovae can rebuild."""
         config = self.config()
         if config is not None and self.checkpoint() is not None:
@@ -146,14 +152,14 @@ class RunFolder:
         )
 
     # the store of infer.train
-    def start(self, model, world_size=1):
+    def start(self, model: Any, world_size: int = 1) -> dict[str, Any] | None:
         """Own the folder (until :meth:`release`) and return the checkpoint to resume
         (``None``: a fresh start), after checking that it may be used; removes the temporary
         files a killed save left behind."""
         self.acquire()
         return self.resumed(model, world_size)
 
-    def resumed(self, model, world_size=1):
+    def resumed(self, model: Any, world_size: int = 1) -> dict[str, Any] | None:
         """The checks of :meth:`start` in an owned folder, without taking it again."""
         state = self.checkpoint()
         if state is not None:
@@ -183,7 +189,7 @@ class RunFolder:
             tmp.unlink(missing_ok=True)
         return state
 
-    def save(self, state):
+    def save(self, state: Mapping[str, Any]) -> None:
         """Write the checkpoint ``state`` (with :attr:`describes` as its ``config``), then
         ``config.yaml``."""
         config = self.describes
@@ -196,14 +202,14 @@ class RunFolder:
         if config is not None and path.is_file() and path.read_text() != text:
             path.unlink()  # it would not describe the checkpoint about to be renamed
         write_atomically(self.path / CHECKPOINT, buffer.getvalue())
-        if config is not None:
+        if text is not None:
             self.write_config(text)
 
-    def write_config(self, text):
+    def write_config(self, text: str) -> None:
         """``config.yaml``, after the checkpoint it describes (unless it holds ``text``)."""
         path = self.path / CONFIG
         if not (path.is_file() and path.read_text() == text):
             write_atomically(path, text)
 
-    def save_metrics(self, metrics):
+    def save_metrics(self, metrics: Mapping[str, Any]) -> None:
         write_atomically(self.path / METRICS, json.dumps(metrics, indent=1))
