@@ -6,6 +6,7 @@ a model given a part as an object, cannot be rebuilt from a file, and ``fit`` sa
 """
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from ..infer.options import Options
@@ -37,7 +38,7 @@ def model_config(model: object) -> tuple[dict[str, Any] | None, str | None]:
 
 
 def run_config(
-    model: object, options: Options, extra: dict[str, Any] | None = None
+    model: object, options: Options, extra: Mapping[str, Any] | None = None
 ) -> tuple[dict[str, Any] | None, str | None]:
     """The resolved ``config.yaml`` of a run: ``extra`` (how the data were made), the model's
     config and the training ``options`` (:class:`pyrovae.infer.options.Options`), without

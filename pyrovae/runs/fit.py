@@ -1,8 +1,14 @@
 """``pyrovae.fit``: the trainer (:func:`pyrovae.infer.train.train`) with its options by
 keyword and, with ``out``, a run folder (:class:`~pyrovae.runs.folder.RunFolder`)."""
 
+import os
 import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
+import torch
+
+from ..infer.callbacks import Callback
 from ..infer.loggers import make_loggers
 from ..infer.options import Options
 from ..infer.train import train
@@ -12,20 +18,20 @@ from .options import TRAINING_KEYS
 
 
 def fit(
-    model,
-    data,
+    model: Any,
+    data: Any,
     *,
-    out=None,
-    resume=False,
-    overwrite=False,
-    distributed=None,
-    device=None,
-    num_workers=0,
-    logger=None,
-    callbacks=(),
-    config=None,
-    **options,
-):
+    out: str | os.PathLike[str] | RunFolder | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    distributed: bool | None = None,
+    device: str | torch.device | None = None,
+    num_workers: int = 0,
+    logger: str | Callback | Sequence[str | Callback] | None = None,
+    callbacks: Iterable[Callback] = (),
+    config: Mapping[str, Any] | None = None,
+    **options: Any,
+) -> dict[str, list[Any]]:
     """Train ``model`` (any object with ``model(x)`` and ``guide(x)``: a pyrovae model, a
     user's pair, an ``AutoGuide`` of a user's model; see :mod:`pyrovae.models.contract`) by SVI
     on ``data``, and return the history (:func:`pyrovae.infer.train.train`, which documents
@@ -53,9 +59,7 @@ def fit(
         ``labelled_per_batch``, ``detect_anomaly``, ``progress``).
     """
     o = Options.of(options)
-    folder = out
-    if out is not None and not isinstance(out, RunFolder):
-        folder = RunFolder(out, resume, overwrite)
+    folder = out if out is None or isinstance(out, RunFolder) else RunFolder(out, resume, overwrite)
     described = None
     if folder is not None:
         described = folder.describes = describe(model, o, config, folder)
@@ -73,7 +77,9 @@ def fit(
     )
 
 
-def logged_config(model, options, extra):
+def logged_config(
+    model: object, options: Options, extra: Mapping[str, Any] | None
+) -> dict[str, Any]:
     """What the loggers get as parameters: the run's ``config.yaml`` (:func:`run_config`), or,
     for a model it cannot rebuild, ``extra``, the model's class name and the training options
     that are plain values."""
@@ -85,7 +91,9 @@ def logged_config(model, options, extra):
     return config
 
 
-def describe(model, options, extra, folder):
+def describe(
+    model: object, options: Options, extra: Mapping[str, Any] | None, folder: RunFolder
+) -> dict[str, Any] | None:
     """The config that the checkpoints of ``folder`` carry (and ``config.yaml`` holds), or
     ``None`` with a warning for a model that cannot be rebuilt from names."""
     config, reason = run_config(model, options, extra)

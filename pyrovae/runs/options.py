@@ -12,7 +12,9 @@ the loop as ``state.options``; a model option is passed to the model's construct
 """
 
 import argparse
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from .. import checks
 from .. import data as data_module
@@ -27,7 +29,7 @@ DEFAULT_LATENT_DIM = 2
 ``sphere_dim`` (the models themselves have none: ``VAE(input_dim, latent_dim)``)."""
 
 
-def part(text):
+def part(text: str) -> str | dict[str, Any]:
     """A part on the command line: a name, or an inline YAML mapping ``{name: x, opt: 1}``."""
     if not text.lstrip().startswith("{"):
         return text
@@ -40,7 +42,7 @@ def part(text):
     return value
 
 
-def number_or_learned(text):
+def number_or_learned(text: str) -> str | float:
     """``learned`` or a number (checked by the model: a fixed noise scale must be > 0)."""
     if text == "learned":
         return text
@@ -50,24 +52,24 @@ def number_or_learned(text):
         raise argparse.ArgumentTypeError(f"expected a number or 'learned', got {text!r}") from None
 
 
-def device(text):
+def device(text: str) -> str:
     if text not in DEVICES:
         raise argparse.ArgumentTypeError(f"expected one of {', '.join(DEVICES)}, got {text!r}")
     return text
 
 
-def text(name, value):
+def text(name: str, value: Any) -> Any:
     """A name or path: non-empty text."""
     if not (isinstance(value, str) and value.strip()) and not hasattr(value, "__fspath__"):
         raise ValueError(f"{name} must be a name or path (text), got {value!r}")
     return value
 
 
-def sizes(name, value):
+def sizes(name: str, value: Any) -> Any:
     return checks.sizes(name, value if isinstance(value, list | tuple) else [value])
 
 
-def dataset(name, value):
+def dataset(name: str, value: Any) -> Any:
     if value not in data_module.DATASETS:
         raise ValueError(
             f"unknown {name} {value!r}; known datasets: {', '.join(data_module.DATASETS)}"
@@ -202,11 +204,11 @@ model's and the training's (the others are resolved into those: ``condition_on``
 model, ``input_dim`` from the model)."""
 
 
-def training_options(config, flags):
+def training_options(config: Mapping[str, Any], flags: Mapping[str, Any]) -> dict[str, Any]:
     """The keyword options of :func:`pyrovae.fit` for a resolved ``config``: every training
     option that is a config key from it, every other one that has a flag from ``flags`` (the
     parsed command line)."""
-    options = {}
+    options: dict[str, Any] = {}
     for name, f in Options.__dataclass_fields__.items():
         if f.metadata.get("key", True):
             options[name] = config[name]
