@@ -8,6 +8,8 @@ objects. A part (``prior``, ``posterior``, ``likelihood``, ``guide``…) is a na
 """
 
 import math
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .. import budget, checks, schema
 from .. import data as data_module
@@ -15,6 +17,7 @@ from ..infer.objectives import OBJECTIVES
 from ..infer.options import Options
 from ..models import models
 from ..parts import decoders, encoders, likelihoods, posteriors, priors
+from ..parts.registry import Registry
 from ..parts.registry import parameters as options_of
 from .options import DEFAULT_LATENT_DIM, MODEL_KEYS, SECTIONS, DataOptions, ModelOptions, RunOptions
 from .yaml import load_yaml, read_file  # noqa: F401 (read_file: the config file reader)
@@ -31,7 +34,14 @@ PART_REGISTRIES = {
 }
 
 
-def resolve(file_values=None, flag_values=None):
+Config = dict[str, Any]
+"""A resolved config: every key of :data:`DEFAULTS` with its value."""
+InputDim = int | Sequence[int] | None
+
+
+def resolve(
+    file_values: Mapping[str, Any] | None = None, flag_values: Mapping[str, Any] | None = None
+) -> Config:
     """Defaults < config file < flags (``None`` flags are unset); every key and value checked.
 
     :raises ValueError: naming the first key whose value is unknown, of the wrong type or out of
@@ -66,7 +76,12 @@ count and where the data and the run are found. Any other change would make the 
 from that of an uninterrupted run."""
 
 
-def resume(stored, file_values=None, flag_values=None, epochs_done=0):
+def resume(
+    stored: Mapping[str, Any],
+    file_values: Mapping[str, Any] | None = None,
+    flag_values: Mapping[str, Any] | None = None,
+    epochs_done: int = 0,
+) -> Config:
     """The config of a resumed run: the run's ``stored`` config < config file < flags.
 
     Without ``epochs`` among the new values the run continues to its own target.
@@ -92,7 +107,7 @@ def resume(stored, file_values=None, flag_values=None, epochs_done=0):
     return config
 
 
-def _labels(config):
+def _labels(config: Config) -> None:
     """``condition_on: label`` turns the VAE into the conditional VAE; ``num_labels`` is for
     the semi-supervised VAE only."""
     if config["condition_on"] is not None:
@@ -112,11 +127,11 @@ def _labels(config):
         )
 
 
-def _part_name(spec):
+def _part_name(spec: object) -> Any:
     return spec.get("name") if isinstance(spec, dict) else spec
 
 
-def _check(config):
+def _check(config: Config) -> None:
     """Every value's own check (:mod:`pyrovae.runs.options`), then what ties values together."""
     schema.check_values((Options,), config)
     if not isinstance(config["elbo"], str):
@@ -147,7 +162,7 @@ def _check(config):
         )
 
 
-def _check_part(key, spec, registry):
+def _check_part(key: str, spec: object, registry: Registry | None) -> None:
     """A part is a registered name or a mapping with a ``name`` (options are checked when the
     model is built)."""
     if spec is None:
@@ -161,21 +176,21 @@ def _check_part(key, spec, registry):
         registry[name]  # raises with the known names
 
 
-def load_data(config):
+def load_data(config: Mapping[str, Any]) -> data_module.Data:
     data = data_module.load(config["dataset"], config["data_root"], config["binarize"])
     if config["num_labels"] is not None:
         data = data_module.keep_labels(data, config["num_labels"], config["seed"])
     return data
 
 
-def size_model(config, input_dim):
+def size_model(config: Mapping[str, Any], input_dim: InputDim) -> Any:
     """:func:`build_model` on PyTorch's ``meta`` device (no memory, no random numbers), refused
     when training it would not fit in memory (:func:`pyrovae.budget.check_model`); the meta
     model, or ``None`` when it cannot be built there."""
     return budget.check_model(lambda: build_model(config, input_dim, sized=True))
 
 
-def build_model(config, input_dim, sized=False):
+def build_model(config: Mapping[str, Any], input_dim: InputDim, sized: bool = False) -> Any:
     """The model named by ``config["model"]`` with the model options that are set, after
     :func:`size_model` unless ``sized`` (the caller has sized it).
 
