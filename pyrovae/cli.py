@@ -10,12 +10,15 @@ import argparse
 import contextlib
 import json
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any, NoReturn
 
 import pyro
 import torch
 
 from . import budget, schema
+from .data import Data
 from .infer.distributed import env_rank, env_world_size
 from .infer.evaluation import evaluate
 from .runs import config as cfg
@@ -28,26 +31,26 @@ from .runs.options import RECORDED_DATA_KEYS, SECTIONS, device, training_options
 class Parser(argparse.ArgumentParser):
     """``argparse`` with one-line errors: ``pyrovae train: error: ... (see --help)``."""
 
-    def error(self, message):
+    def error(self, message: str) -> NoReturn:
         message = " ".join(message.split())  # one line, whatever the user's text holds
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _positive_int(text):
+def _positive_int(text: str) -> int:
     value = schema.integer(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
 
 
-def _seed(text):
+def _seed(text: str) -> int:
     value = schema.integer(text)
     if not 0 <= value < 2**32:
         raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**32), got {text!r}")
     return value
 
 
-def _train_parser(sub):
+def _train_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "train",
         help="train a model and write OUT/config.yaml, metrics.json, checkpoint.pt, pictures",
@@ -58,7 +61,7 @@ def _train_parser(sub):
     return p
 
 
-def train(args):
+def train(args: argparse.Namespace) -> None:
     """Every check (options, data, model, out folder, checkpoint) passes before rank 0 writes
     anything; rank 0 owns the out folder while it trains (:class:`~pyrovae.runs.RunFolder`),
     and ``config.yaml`` is written with the first checkpoint. Under torchrun only rank 0 writes
@@ -71,8 +74,9 @@ def train(args):
     is_main = env_rank() == 0
     with folder if is_main else contextlib.nullcontext():
         state = folder.checkpoint() if args.resume else None
-        if state is not None and folder.config() is not None:
-            config = cfg.resume(folder.config(), file_values, flags, state["epoch"])
+        stored = folder.config() if state is not None else None
+        if state is not None and stored is not None:
+            config = cfg.resume(stored, file_values, flags, state["epoch"])
         data = cfg.load_data(config)
         _check_input_dim(config, data)
         meta = cfg.size_model(config, data.input_shape)
@@ -103,7 +107,7 @@ def train(args):
             print(json.dumps({"out": str(folder.path), "test_elbo": history["test_elbo"][-1]}))
 
 
-def _check_input_dim(config, data):
+def _check_input_dim(config: Mapping[str, Any], data: Data) -> None:
     given = config["input_dim"]
     if given is not None and list(given if isinstance(given, list) else [given]) not in (
         [data.input_dim],
@@ -115,7 +119,7 @@ def _check_input_dim(config, data):
         )
 
 
-def load_run(out, device=None):
+def load_run(out: str, device: str | None = None) -> tuple[dict[str, Any], Data, Any]:
     """Config, data and trained model of the run in folder ``out``, each read or built once."""
     folder = RunFolder(out)
     written = folder.trained_config()
@@ -129,17 +133,17 @@ def load_run(out, device=None):
     return config, data, load_model(folder, device, config, data)[1]
 
 
-def evaluate_run(args):
+def evaluate_run(args: argparse.Namespace) -> None:
     config, data, model = load_run(args.out, args.device)
     num_samples = args.num_samples or config["num_samples"]
-    budget.check_evaluation(len(data.test), num_samples)
+    budget.check_evaluation(len(data.test) if data.test is not None else 0, num_samples)
     result = evaluate(
         model, data, num_samples=num_samples, batch_size=args.batch_size, seed=args.seed
     )
     print(json.dumps({"model": config["model"], "dataset": config["dataset"], **result}, indent=1))
 
 
-def sample(args):
+def sample(args: argparse.Namespace) -> None:
     from .plots import sample_grid
     from .plots.canvas import image_scale
 
@@ -147,13 +151,15 @@ def sample(args):
         raise FileNotFoundError(f"the folder of -o {args.o} does not exist; create it first")
     config, data, model = load_run(args.out)
     shape = data.image_shape
-    budget.check_sample_grid(args.n, data.input_dim, shape, image_scale(shape) if shape else 1)
+    if shape is None:
+        raise ValueError(f"{config['dataset']} rows are not images: there is no grid to draw")
+    budget.check_sample_grid(args.n, data.input_dim, shape, image_scale(shape))
     torch.manual_seed(args.seed)
-    sample_grid(model, args.n, data.image_shape, args.o)
+    sample_grid(model, args.n, shape, args.o)
     print(args.o)
 
 
-def parser():
+def parser() -> Parser:
     p = Parser(prog="pyrovae", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     _train_parser(sub).set_defaults(run=train)
@@ -173,7 +179,7 @@ def parser():
     return p
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Exit codes: 0 done; 2 bad input (options, files, data: one line on stderr, nothing
     written); 1 training stopped by a non-finite loss or gradient (the last good checkpoint is
     kept); 130 interrupted (Ctrl-C; the last checkpoint is kept)."""
@@ -196,5 +202,5 @@ def main(argv=None):
     return 0
 
 
-def _one_line(err):
+def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split())
