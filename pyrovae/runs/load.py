@@ -42,6 +42,8 @@ def load_model(
         input_dim = (data if data is not None else cfg.load_data(config)).input_shape
     model = cfg.build_model(config, input_dim)
     state = folder.checkpoint()
+    if state is None:
+        raise FileNotFoundError(f"{folder.path} holds no {CHECKPOINT}: train into it first")
     ckpt.check_model(folder.path / CHECKPOINT, state, model)
     model.load_state_dict(state["model"])
     if isinstance(model, VAE) and not model.amortized:  # an autoguide: remake its parameters
