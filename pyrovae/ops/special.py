@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
+from typing import Any
 
 import torch
 
@@ -137,7 +138,9 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.float32 if x.device.type == "mps" else torch.float64
 
 
-def _bessel_core(v: torch.Tensor, x: torch.Tensor, num_steps: int = _STEPS):
+def _bessel_core(
+    v: torch.Tensor, x: torch.Tensor, num_steps: int = _STEPS
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Return (log I_v(x), R_{v+1}(x)) for v >= 0, x > 0, in the (promoted) dtype of x.
 
     ``num_steps``: recurrence steps; Debye's expansion is used at order v + num_steps, which
@@ -183,7 +186,7 @@ def _bessel_core(v: torch.Tensor, x: torch.Tensor, num_steps: int = _STEPS):
     return log_iv, ratio
 
 
-def _prepare(v, x):
+def _prepare(v: Any, x: Any) -> tuple[torch.Tensor, torch.Tensor, torch.dtype]:
     x = torch.as_tensor(x)
     if not x.is_floating_point():
         x = x.to(torch.get_default_dtype())
@@ -196,7 +199,7 @@ def _prepare(v, x):
 
 class _LogBesselIv(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, v, x):
+    def forward(ctx: Any, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         v64, x64, out_dtype = _prepare(v.detach(), x.detach())
         log_iv, ratio_next = _bessel_core(v64, x64)
         ctx.save_for_backward(v64, x64, ratio_next)
@@ -205,7 +208,7 @@ class _LogBesselIv(torch.autograd.Function):
         return log_iv.to(out_dtype)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, torch.Tensor]:
         v, x, ratio_next = ctx.saved_tensors
         dlog = (ratio_next + v / x).to(grad.dtype)
         grad_x = (grad * dlog).sum_to_size(ctx.x_shape).to(ctx.x_dtype)
@@ -214,7 +217,7 @@ class _LogBesselIv(torch.autograd.Function):
 
 class _BesselIvRatio(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, v, x):
+    def forward(ctx: Any, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         v64, x64, out_dtype = _prepare(v.detach(), x.detach())
         _, ratio_next = _bessel_core(v64, x64)
         ratio = torch.reciprocal(2.0 * v64 / x64 + ratio_next)
@@ -224,7 +227,7 @@ class _BesselIvRatio(torch.autograd.Function):
         return ratio.to(out_dtype)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, torch.Tensor]:
         v, x, ratio = ctx.saved_tensors
         # d/dx [I_v / I_{v-1}] = 1 - R^2 - (2v - 1) R / x  (from I_v' = I_{v-1} - v I_v / x and
         # I_{v-1}' = I_v + (v - 1) I_{v-1} / x).
@@ -233,7 +236,7 @@ class _BesselIvRatio(torch.autograd.Function):
         return None, grad_x
 
 
-def _as_tensors(v, x):
+def _as_tensors(v: Any, x: Any) -> tuple[torch.Tensor, torch.Tensor]:
     if not isinstance(x, torch.Tensor):
         x = torch.as_tensor(x, dtype=torch.get_default_dtype())
     if not isinstance(v, torch.Tensor):
@@ -245,7 +248,9 @@ def _as_tensors(v, x):
     return v, x
 
 
-def log_bessel_iv_and_ratio(v, x) -> tuple[torch.Tensor, torch.Tensor]:
+def log_bessel_iv_and_ratio(
+    v: torch.Tensor | float, x: torch.Tensor | float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(log I_v(x), I_{v+1}(x) / I_v(x))`` from one evaluation, as values (no gradient).
 
     Both come out of the same pass (see the module docstring), so this costs what one
@@ -265,7 +270,7 @@ def log_sphere_area(d: int) -> float:
     return math.log(2.0) + 0.5 * d * math.log(math.pi) - math.lgamma(0.5 * d)
 
 
-def log_bessel_iv(v, x) -> torch.Tensor:
+def log_bessel_iv(v: torch.Tensor | float, x: torch.Tensor | float) -> torch.Tensor:
     """``log I_v(x)``, the log of the modified Bessel function of the first kind.
 
     :param v: order(s) ``>= 0`` (tensor or number; treated as a constant).
@@ -279,7 +284,7 @@ def log_bessel_iv(v, x) -> torch.Tensor:
     return _LogBesselIv.apply(v, x)
 
 
-def bessel_iv_ratio(v, x) -> torch.Tensor:
+def bessel_iv_ratio(v: torch.Tensor | float, x: torch.Tensor | float) -> torch.Tensor:
     """``I_v(x) / I_{v-1}(x)`` for ``v >= 0`` (``v = 0`` gives ``I_0 / I_1``), ``x > 0``.
 
     With ``v = d/2`` it is the mean resultant length ``A_d(kappa)`` of a von Mises-Fisher
