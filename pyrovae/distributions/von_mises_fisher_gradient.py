@@ -7,6 +7,7 @@ evaluated by quadrature in the angle (:func:`dtheta_dkappa`).
 
 import functools
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,11 +22,16 @@ _CHUNK = 8192
 
 
 @functools.cache
-def _quadrature(dtype, device):
+def _quadrature(
+    dtype: torch.dtype, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gauss-Legendre nodes and weights on [-1, 1] and the panel edges, made once per
     (dtype, device)."""
     edges = 2.0 ** torch.arange(_NUM_PANELS + 1, dtype=dtype) - 1.0
-    return tuple(a.to(dtype=dtype, device=device) for a in (_GL_NODES, _GL_WEIGHTS, edges))
+    nodes, weights, edges = (
+        a.to(dtype=dtype, device=device) for a in (_GL_NODES, _GL_WEIGHTS, edges)
+    )
+    return nodes, weights, edges
 
 
 def dtheta_dkappa(
@@ -83,7 +89,7 @@ def dtheta_dkappa(
 
 
 def dt_dkappa(
-    t: torch.Tensor, kappa: torch.Tensor, d: int, mean_resultant_length=None
+    t: torch.Tensor, kappa: torch.Tensor, d: int, mean_resultant_length: torch.Tensor | None = None
 ) -> torch.Tensor:
     """d t / d kappa for t = 1 - mu^T x at fixed CDF value; kappa broadcasts to t (float64).
 
@@ -94,10 +100,10 @@ def dt_dkappa(
     one_minus_a = 1.0 - a
     kappa, one_minus_a = kappa.expand(t.shape), one_minus_a.expand(t.shape)
     theta = 2.0 * torch.asin(torch.sqrt(0.5 * t).clamp(max=1.0))
-    flat = [a.reshape(-1) for a in (theta, kappa, one_minus_a)]
+    theta_f, kappa_f, one_f = (a.reshape(-1) for a in (theta, kappa, one_minus_a))
     out = [
-        dtheta_dkappa(*(a[i : i + _CHUNK] for a in flat), d)
-        for i in range(0, flat[0].numel(), _CHUNK)
+        dtheta_dkappa(theta_f[i : i + _CHUNK], kappa_f[i : i + _CHUNK], one_f[i : i + _CHUNK], d)
+        for i in range(0, theta_f.numel(), _CHUNK)
     ]
     dtheta = torch.cat(out).reshape(t.shape) if out else torch.zeros_like(t)
     return torch.sin(theta) * dtheta  # t = 1 - cos(theta)
@@ -112,13 +118,15 @@ class ImplicitT(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, t, kappa, a, d):
+    def forward(
+        ctx: Any, t: torch.Tensor, kappa: torch.Tensor, a: torch.Tensor, d: int
+    ) -> torch.Tensor:
         ctx.save_for_backward(t, kappa, a)
         ctx.d = d
         return t.clone()
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, torch.Tensor, None, None]:
         t, kappa, a = ctx.saved_tensors
         work = a.dtype
         dt = dt_dkappa(t.detach().to(work), kappa.detach().to(work), ctx.d, a)

@@ -58,7 +58,7 @@ def sample_t_wood(kappa: torch.Tensor, d: int, fixed_rounds: bool | None = None)
         -1,
     )
 
-    def propose(idx, k):
+    def propose(idx: torch.Tensor | None, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         # k candidates per entry; keep the first accepted one.
         cs = consts if idx is None else consts[idx]
         b_, kap, r, c1 = cs.unsqueeze(-1).unbind(-2)
@@ -108,18 +108,22 @@ def sample_t_wood(kappa: torch.Tensor, d: int, fixed_rounds: bool | None = None)
 
 
 _TABLE_SIZE = 2049
-_TABLE_CACHE: OrderedDict = OrderedDict()
+_TABLE_CACHE: OrderedDict[tuple[object, ...], tuple[torch.Tensor, ...]] = OrderedDict()
 _TABLE_CACHE_SIZE = 16
 
 
-def _psi(theta, kappa, d):
+def _psi(theta: torch.Tensor, kappa: torch.Tensor, d: int) -> torch.Tensor:
     out = kappa * torch.cos(theta)
     if d > 2:
         out = out + (d - 2) * torch.log(torch.sin(theta))
     return out
 
 
-def _build_table(kappa: torch.Tensor, d: int):
+Table = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+"""``(lo, step, density, cdf)`` of :func:`_build_table`."""
+
+
+def _build_table(kappa: torch.Tensor, d: int) -> Table:
     """CDF of theta on a grid covering the mass of each kappa (rows), in float64."""
     m = float(d - 2)
     c_star = 2.0 * kappa / (m + torch.sqrt(m * m + 4.0 * kappa * kappa))
@@ -152,7 +156,7 @@ def _build_table(kappa: torch.Tensor, d: int):
     return lo, step, p / total, cdf / total
 
 
-def _get_table(kappa: torch.Tensor, d: int):
+def _get_table(kappa: torch.Tensor, d: int) -> tuple[torch.Tensor, ...]:
     """Tables for the distinct values of kappa, and the row of each batch element."""
     key = (d, kappa.dtype, str(kappa.device), tuple(kappa.shape), kappa.cpu().numpy().tobytes())
     table = _TABLE_CACHE.get(key)
