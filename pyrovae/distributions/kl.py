@@ -19,7 +19,7 @@ from pyrovae.distributions.hyperspherical_uniform import HypersphericalUniform
 from pyrovae.distributions.von_mises_fisher import VonMisesFisher
 
 
-def _check_dims(p, q):
+def _check_dims(p: VonMisesFisher, q: VonMisesFisher | HypersphericalUniform) -> None:
     if p.event_shape != q.event_shape:
         raise ValueError(
             f"KL between distributions on different spheres: {p.event_shape} vs {q.event_shape}"
@@ -27,7 +27,7 @@ def _check_dims(p, q):
 
 
 @register_kl(VonMisesFisher, HypersphericalUniform)
-def _kl_vmf_uniform(p, q):
+def _kl_vmf_uniform(p: VonMisesFisher, q: HypersphericalUniform) -> torch.Tensor:
     _check_dims(p, q)
     kappa = p._kappa_work()
     kl = p._log_normalizer_rel() + kappa * p._mean_resultant_length()
@@ -35,7 +35,7 @@ def _kl_vmf_uniform(p, q):
 
 
 @register_kl(VonMisesFisher, VonMisesFisher)
-def _kl_vmf_vmf(p, q):
+def _kl_vmf_vmf(p: VonMisesFisher, q: VonMisesFisher) -> torch.Tensor:
     _check_dims(p, q)
     kp, kq = p._kappa_work(), q._kappa_work()
     a = p._mean_resultant_length()

@@ -7,6 +7,7 @@ The samplers live in :mod:`.von_mises_fisher_sampling`, the implicit gradient in
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from pyro.distributions import constraints
@@ -19,6 +20,7 @@ from .von_mises_fisher_gradient import ImplicitT
 from .von_mises_fisher_sampling import sample_t_d3, sample_t_inverse_cdf, sample_t_wood, work_dtype
 
 _EMPTY = torch.Size()
+Shape = torch.Size | list[int] | tuple[int, ...]
 
 __all__ = ["VonMisesFisher", "log_sphere_area"]
 
@@ -54,13 +56,15 @@ class _LogNormalizerRel(torch.autograd.Function):
     ``value`` and ``a`` = A_d(kappa) were computed once, detached."""
 
     @staticmethod
-    def forward(ctx, kappa, value, a, plus_kappa):
+    def forward(
+        ctx: Any, kappa: torch.Tensor, value: torch.Tensor, a: torch.Tensor, plus_kappa: bool
+    ) -> torch.Tensor:
         ctx.save_for_backward(a)
         ctx.plus_kappa = plus_kappa
         return value + kappa.detach() if plus_kappa else value.clone()
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
         (a,) = ctx.saved_tensors
         return grad * ((1.0 - a) if ctx.plus_kappa else -a), None, None, None
 
@@ -70,13 +74,13 @@ class _MeanResultantLength(torch.autograd.Function):
     dA_d/dkappa = 1 - A_d^2 - (d - 1) A_d / kappa."""
 
     @staticmethod
-    def forward(ctx, kappa, a, d):
+    def forward(ctx: Any, kappa: torch.Tensor, a: torch.Tensor, d: int) -> torch.Tensor:
         ctx.save_for_backward(kappa, a)
         ctx.d = d
         return a.clone()
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         kappa, a = ctx.saved_tensors
         return grad * (1.0 - a * a - (ctx.d - 1) * a / kappa.detach()), None, None
 
@@ -136,12 +140,21 @@ class VonMisesFisher(TorchDistribution):
     :param str sampler: ``"wood"`` or ``"inverse_cdf"``.
     """
 
-    arg_constraints = {"loc": constraints.sphere, "concentration": constraints.positive}
+    arg_constraints: dict[str, constraints.Constraint] = {
+        "loc": constraints.sphere,
+        "concentration": constraints.positive,
+    }
     support = constraints.sphere
     has_rsample = True
     samplers = ("wood", "inverse_cdf")
 
-    def __init__(self, loc, concentration, validate_args=None, sampler="wood"):
+    def __init__(
+        self,
+        loc: torch.Tensor,
+        concentration: torch.Tensor | float,
+        validate_args: bool | None = None,
+        sampler: str = "wood",
+    ) -> None:
         if sampler not in self.samplers:
             raise ValueError(f"sampler must be one of {self.samplers}, got {sampler!r}")
         if not isinstance(loc, torch.Tensor) or loc.dim() < 1:
@@ -155,7 +168,7 @@ class VonMisesFisher(TorchDistribution):
         self.sampler = sampler
         super().__init__(batch_shape, loc.shape[-1:], validate_args=validate_args)
 
-    def expand(self, batch_shape, _instance=None):
+    def expand(self, batch_shape: Shape, _instance: Any = None) -> VonMisesFisher:
         new = self._get_checked_instance(VonMisesFisher, _instance)
         batch_shape = torch.Size(batch_shape)
         new.loc = self.loc.expand(batch_shape + self.event_shape)
@@ -170,11 +183,11 @@ class VonMisesFisher(TorchDistribution):
         """Ambient dimension d (the sphere is S^{d-1})."""
         return self.event_shape[0]
 
-    def _kappa_work(self):
+    def _kappa_work(self) -> torch.Tensor:
         return self.concentration.to(work_dtype(self.concentration))
 
     @lazy_property
-    def _bessel(self):
+    def _bessel(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(log_normalizer_rel, A_d(kappa))``, values in the work dtype (float64), from one
         Bessel evaluation per distribution: log_prob, entropy, the KL divergences, the
         normaliser's backward and the implicit gradient in kappa all reuse them."""
@@ -182,39 +195,39 @@ class VonMisesFisher(TorchDistribution):
         log_iv, a = log_bessel_iv_and_ratio(0.5 * self.dim - 1.0, kappa)
         return _log_normalizer_rel_value(kappa, log_iv, self.dim), a
 
-    def _log_normalizer_rel(self, plus_kappa=False):
+    def _log_normalizer_rel(self, plus_kappa: bool = False) -> torch.Tensor:
         """log C_d(kappa) + log|S^{d-1}| (+ kappa) in the work dtype, differentiable in kappa."""
         value, a = self._bessel
         return _LogNormalizerRel.apply(self._kappa_work(), value, a, plus_kappa)
 
-    def _mean_resultant_length(self):
+    def _mean_resultant_length(self) -> torch.Tensor:
         """A_d(kappa) = I_{d/2}(kappa) / I_{d/2-1}(kappa) = E[mu^T x] in the work dtype,
         differentiable in kappa."""
         return _MeanResultantLength.apply(self._kappa_work(), self._bessel[1], self.dim)
 
     @property
-    def mean(self):
+    def mean(self) -> torch.Tensor:
         a = self._mean_resultant_length().to(self.loc.dtype)
         return a.unsqueeze(-1) * self.loc
 
     @property
-    def mode(self):
+    def mode(self) -> torch.Tensor:
         return self.loc
 
     @property
-    def variance(self):
+    def variance(self) -> torch.Tensor:
         d, kappa = self.dim, self._kappa_work()
         a = self._mean_resultant_length()
         a_over_k = (a / kappa).to(self.loc.dtype).unsqueeze(-1)
         rest = (1.0 - d * a / kappa - a * a).to(self.loc.dtype).unsqueeze(-1)
         return a_over_k + rest * self.loc**2
 
-    def _log_normalizer(self):
+    def _log_normalizer(self) -> torch.Tensor:
         """log C_d(kappa)."""
         out = self._log_normalizer_rel() - log_sphere_area(self.dim)
         return out.to(self.concentration.dtype)
 
-    def log_prob(self, value):
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         if self._validate_args:
             self._validate_sample(value)
         # log C + kappa mu^T x = (log C + kappa) - kappa |x - mu|^2 / 2 on the sphere: both
@@ -225,14 +238,14 @@ class VonMisesFisher(TorchDistribution):
         out = shifted - 0.5 * kappa * dist2
         return out.to(torch.promote_types(value.dtype, self.concentration.dtype))
 
-    def entropy(self):
+    def entropy(self) -> torch.Tensor:
         # H = -log C - kappa A = log area - (log C + log area + kappa) + kappa (1 - A)
         kappa, d = self._kappa_work(), self.dim
         a = self._mean_resultant_length()
         out = log_sphere_area(d) - self._log_normalizer_rel(plus_kappa=True) + kappa * (1 - a)
         return out.to(self.concentration.dtype)
 
-    def _sample_t(self, sample_shape):
+    def _sample_t(self, sample_shape: torch.Size) -> torch.Tensor:
         d = self.dim
         kappa = self.concentration.expand(sample_shape + self.batch_shape)
         if d == 3:
@@ -246,7 +259,7 @@ class VonMisesFisher(TorchDistribution):
             t = ImplicitT.apply(t, self.concentration, self._bessel[1], d)
         return t
 
-    def rsample(self, sample_shape=_EMPTY):
+    def rsample(self, sample_shape: Shape = _EMPTY) -> torch.Tensor:
         sample_shape = torch.Size(sample_shape)
         shape = self._extended_shape(sample_shape)
         t = self._sample_t(sample_shape).unsqueeze(-1)  # 1 - w
