@@ -16,7 +16,7 @@ FEW_STEPS = {
     "clustering": ["-n", "3", "--pretrain-epochs", "3"],
     "custom_model": ["-n", "10"],
     "cvae": ["-n", "20"],
-    "gaussian_vae": ["-n", "150"],
+    "gaussian_vae": ["-n", "1500"],
     "gmm": ["-n", "100"],
     "larger_than_memory": ["-n", "1", "--rows", "2300"],
     "llgae": ["-n", "5"],
