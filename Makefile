@@ -42,7 +42,8 @@ docs: $(VENV)/docs-installed
 	@echo "documentation in docs/_build/html/index.html"
 
 # tools/figures.py: every figure README.md states, rerun over seeds 0-2 (about 15 minutes on
-# a 2-core VM), results in tools/figures.json; figures-quick is the part CI runs
+# a 2-core VM), results in tools/figures.json; figures-quick is seed 0 of the fast ones, which
+# CI runs as tests/test_figures.py (slow)
 figures: $(VENV)/installed
 	OMP_NUM_THREADS=1 $(BIN)/python tools/figures.py
 

@@ -1,7 +1,7 @@
 """Rerun the figures that README.md states, over their seeds, and check each stays in its range.
 
     python tools/figures.py              # every figure, seeds 0-2 (about 15 min, 2-core VM)
-    python tools/figures.py --quick      # the fast part that CI runs (about a minute)
+    python tools/figures.py --quick      # seed 0 of the fast figures (tests/test_figures.py)
     python tools/figures.py --only gmm_full demo
 
 Each figure runs its command once per seed (one torch thread, in a temporary folder) and is
