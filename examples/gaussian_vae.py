@@ -15,6 +15,8 @@ documentation was built; a few hundred steps are not enough: every sample is the
 blur.
 """
 
+# sphinx_gallery_multi_image = "single"
+
 import argparse
 from pathlib import Path
 
