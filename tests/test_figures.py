@@ -22,7 +22,7 @@ def test_summary_is_the_mean_and_sample_sd():
     assert (s["n"], s["min"], s["max"]) == (3, 1.0, 4.5)
 
 
-def test_a_seed_outside_its_range_fails_its_figure(monkeypatch, capsys):
+def test_a_seed_outside_its_range_fails_its_figure(monkeypatch, capsys, tmp_path):
     values = {0: 1.0, 1: 5.0}
     fake = ("fake", lambda seed, work: {"v": values[seed]}, (0, 1), {"v": (0.0, 2.0)}, True)
     monkeypatch.setitem(figures.FIGURES, "fake", fake)
@@ -30,7 +30,7 @@ def test_a_seed_outside_its_range_fails_its_figure(monkeypatch, capsys):
     assert result["failures"] == ["fake.v: [5.0] outside (0.0, 2.0)"]
     assert result["summary"]["v"]["mean"] == 3.0
     monkeypatch.setattr(figures, "CLUSTERING_JSON", ROOT / "no such file")
-    assert figures.main(["--only", "fake"]) == 1
+    assert figures.main(["--only", "fake", "--out", str(tmp_path / "figures.json")]) == 1
     assert "fake.v: [5.0] outside" in capsys.readouterr().err
 
 
