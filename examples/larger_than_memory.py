@@ -17,8 +17,9 @@ Run it with::
     python examples/larger_than_memory.py -n 1 --rows 4400000 --limit-mb 1000 --batch-size 1000
 
 (a 1,074 MB file; measured once, on earlier code: private memory 447 MB after the epoch, as
-with 23,000 rows, 447 to 448 MB for each of seeds 0-2; README.md § Data sets larger than memory.) A cap
-much below 1,000 MB stops torch itself, whose private address space is about that size.
+with 23,000 rows, 447 to 448 MB for each of seeds 0-2; README.md § Data sets larger than
+memory.) A cap much below 1,000 MB stops torch itself, whose private address space is about
+that size.
 """
 
 import argparse
