@@ -12,10 +12,14 @@ limit is real: ``resource.setrlimit(RLIMIT_DATA)`` caps the process's private me
 the private (``RssAnon``) and file-backed (``RssFile``, page cache the kernel may drop)
 resident memory after each epoch.
 
+Run it with::
+
     python examples/larger_than_memory.py -n 1 --rows 4400000 --limit-mb 1000 --batch-size 1000
 
-(a 1,074 MB file; measured: private memory 447 MB after the epoch, as with 23,000 rows.) A cap
-much below 1,000 MB stops torch itself, whose private address space is about that size.
+(a 1,074 MB file; measured once, on earlier code: private memory 447 MB after the epoch, as
+with 23,000 rows, 447 to 448 MB for each of seeds 0-2; README.md § Data sets larger than
+memory.) A cap much below 1,000 MB stops torch itself, whose private address space is about
+that size.
 """
 
 import argparse
