@@ -31,6 +31,14 @@ def vade_epochs(vae, rows):
     return epochs or 0
 
 
+def needed(model, rows):
+    """Whether ``model`` has a start to run on ``rows`` training rows, so that a fresh run reads
+    its training rows (all of them, which may be larger than memory) only when it does."""
+    return isinstance(model, Initializes) or (
+        isinstance(model, VAE) and vade_epochs(model, rows) > 0
+    )
+
+
 def start(model, x, seed=0):
     """Start ``model`` on the training rows ``x`` ``(N, D)`` (see the module docstring)."""
     if isinstance(model, Initializes):

@@ -29,6 +29,7 @@ from ..data import Data, as_split
 from ..models import contract
 from . import checkpoint as ckpt
 from . import device as devices
+from . import starts
 from .callbacks import (
     Checkpoint,
     EarlyStopping,
@@ -44,7 +45,6 @@ from .distributed import setup as distributed_setup
 from .loggers import make_loggers
 from .objectives import make_elbo, objective_name
 from .options import Options
-from .starts import start as start_model
 from .step import adam, make_step, named_parameters, trainable_parameters
 
 __all__ = ["Options", "TrainState", "default_elbo", "scale_latents", "train"]
@@ -264,8 +264,8 @@ def _train(state, hooks, start):
     state.callbacks = hooks
     pyro.set_rng_seed(o.seed)
     _call(hooks, "setup", state)
-    if o.initialize and start is None:  # e.g. the GMM's EM start, VaDE's (.starts)
-        start_model(model, data.train.x.to(state.device, state.dtype), o.seed)
+    if o.initialize and start is None and starts.needed(model, len(data.train)):
+        starts.start(model, data.train.x.to(state.device, state.dtype), o.seed)  # .starts
     first = next(data.batches(o.batch_size, 0, o.seed, ctx.rank, ctx.world_size, **state.labels))
     params = trainable_parameters(
         model, state.elbo, state.model_fn, state.guide_fn, first.to(state.device, state.dtype)
