@@ -40,13 +40,13 @@ def _log_normalizer_shifted(kappa: torch.Tensor, log_ive: torch.Tensor, d: int) 
     d the bracket is e^{-kappa} (1 + sum_k (kappa^2/4)^k Gamma(d/2) / (k! Gamma(d/2 + k))),
     summed directly (the general formula would cancel two large logs). On the CPU the series is
     skipped when no kappa needs it; on an accelerator it is always summed (asking would wait
-    for the device).
+    for the device), and under ``torch.jit.trace`` (which would record one call's answer).
     """
     nu = 0.5 * d - 1.0
     general = nu * torch.log(kappa) - log_ive - nu * math.log(2.0) - math.lgamma(nu + 1.0)
     q = 0.25 * kappa * kappa
     small = q < 0.1 * (nu + 1.0)
-    if kappa.device.type == "cpu" and not small.any():
+    if kappa.device.type == "cpu" and not torch.jit.is_tracing() and not small.any():
         return general
     term = torch.ones_like(kappa)
     series = torch.zeros_like(kappa)
@@ -187,8 +187,9 @@ class VonMisesFisher(TorchDistribution):
 
     @property
     def dim(self) -> int:
-        """Ambient dimension d (the sphere is S^{d-1})."""
-        return self.event_shape[0]
+        """Ambient dimension d (the sphere is S^{d-1}), a Python int (under ``torch.jit.trace``
+        a shape's entries are tensors, and d enters the float64 arithmetic as a number)."""
+        return int(self.event_shape[0])
 
     def _kappa_work(self):
         return self.concentration.to(work_dtype(self.concentration))

@@ -29,24 +29,44 @@ What a step does not repeat (each measured in ``benchmarks/overhead.py``):
 import pyro
 import torch
 from pyro import poutine
-from pyro.infer import Trace_ELBO, TraceEnum_ELBO, TraceMeanField_ELBO
+from pyro.infer import (
+    JitTrace_ELBO,
+    JitTraceEnum_ELBO,
+    JitTraceMeanField_ELBO,
+    Trace_ELBO,
+    TraceEnum_ELBO,
+    TraceMeanField_ELBO,
+)
 from pyro.poutine.messenger import Messenger
 
 from . import guard
 from .distributed import Context, wrap
-from .elbo import FastTrace_ELBO
+from .elbo import FastTrace_ELBO, TracedLoss
 
 # ELBOs whose loss reads only sample sites, so that param messages may be answered early
 _PARAM_FREE_LOSS = (Trace_ELBO, FastTrace_ELBO, TraceEnum_ELBO, TraceMeanField_ELBO)
+# Pyro's own traced ELBOs: used as they are
+_PYRO_JIT = (JitTrace_ELBO, JitTraceEnum_ELBO, JitTraceMeanField_ELBO)
 
 
-def make_step(elbo, model, model_fn, guide_fn, named_params, ctx=None):
+def make_step(elbo, model, model_fn, guide_fn, named_params, ctx=None, jit=False):
     """``step(x, rows, optimizer, (epoch, step))``: one optimiser step on this rank's batch
     ``x``, part of a global batch of ``rows`` rows; returns the rank's summed negative ELBO.
 
     The gradient is that of the global batch's per-example loss (see
     :mod:`pyrovae.infer.distributed`); it is checked by :func:`guard.check_step` before the
     parameters move.
+
+    With ``jit=True`` the loss is traced (:class:`~pyrovae.infer.elbo.TracedLoss`): guide,
+    model and ELBO run once per batch shape under ``torch.jit.trace``, with the parameters as
+    the trace's inputs, and later steps replay the recorded graph — no Pyro handler, no Python
+    — with fresh random numbers at every call: the same loss and gradients as the eager step,
+    to float rounding. Any ELBO with a ``differentiable_loss`` is traced this way (trace,
+    meanfield, enumerated, and the enumerated IWAE/Rényi bounds); one that computes its own
+    gradients (``RenyiELBO``) is refused, and Pyro's ``JitTrace*_ELBO`` run as they are. What
+    is read as a Python number at tracing time stays fixed: KL warm-up's changing β, or
+    control flow on values, which is why the samplers take their fixed-round paths under
+    tracing (:func:`torch.jit.is_tracing`).
 
     :param elbo: a Pyro ELBO object.
     :param model: the model object (its parameters are what DDP averages).
@@ -58,18 +78,32 @@ def make_step(elbo, model, model_fn, guide_fn, named_params, ctx=None):
     """
     ctx = ctx or Context()
     params = [p for _, p in named_params]
+    if jit and (isinstance(elbo, _PYRO_JIT) or not hasattr(elbo, "differentiable_loss")):
+        if not isinstance(elbo, _PYRO_JIT):
+            raise ValueError(
+                f"jit=True traces an objective's differentiable loss; {type(elbo).__name__} "
+                "(elbo 'iwae'/'renyi' of a model without enumerated sites, TraceGraph_ELBO) "
+                "computes its gradients itself and has no traced form: use jit=False"
+            )
+        jit = False  # already traced by Pyro
     if hasattr(elbo, "differentiable_loss"):
         if type(elbo) is Trace_ELBO:
             elbo = FastTrace_ELBO.like(elbo)
         if type(elbo) in _PARAM_FREE_LOSS:
             registered = RegisteredParams(params)
             model_fn, guide_fn = registered(model_fn), registered(guide_fn)
+
+        def loss(x):
+            return elbo.differentiable_loss(model_fn, guide_fn, x)
+
+        if jit:
+            loss = TracedLoss(loss, params)
         if ctx.active:
-            loss_module = wrap(model, elbo(model_fn, guide_fn), ctx)
+            loss_module = wrap(model, loss, ctx)
         else:  # the same without two module calls
 
             def loss_module(x, scale):
-                return elbo.differentiable_loss(model_fn, guide_fn, x) * scale
+                return loss(x) * scale
 
         in_module = {id(p) for p in loss_module.parameters()} if ctx.active else set()
         others = [p for p in params if id(p) not in in_module]

@@ -175,9 +175,10 @@ def _bessel_core(v: torch.Tensor, x: torch.Tensor, num_steps: int = _STEPS, scal
         ratios.append(ratio)
     log_iv = log_iu - torch.log(torch.stack(ratios, -1)).sum(-1)
     # x <= 1e-40: the leading terms of the power series are exact in float64. (On the CPU,
-    # where asking costs no device round trip, only when some x is that small.)
+    # where asking costs no device round trip, only when some x is that small; always under
+    # torch.jit.trace, which would record the answer of one call for all.)
     tiny = x <= _TINY_X
-    if x.device.type == "cpu" and not tiny.any():
+    if x.device.type == "cpu" and not torch.jit.is_tracing() and not tiny.any():
         return log_iv, ratio
     log_tiny = v * torch.log(0.5 * x) - torch.lgamma(v + 1.0) + 0.25 * x * x / (v + 1.0)
     if scaled:
