@@ -11,12 +11,11 @@
 
 from __future__ import annotations
 
-import torch
 from pyro.distributions.util import broadcast_shape
 from torch.distributions.kl import register_kl
 
 from pyrovae.distributions.hyperspherical_uniform import HypersphericalUniform
-from pyrovae.distributions.von_mises_fisher import VonMisesFisher
+from pyrovae.distributions.von_mises_fisher import VonMisesFisher, _out_dtype
 
 
 def _check_dims(p, q):
@@ -32,7 +31,8 @@ def _kl_vmf_uniform(p, q):
     kappa = p._kappa_work()
     # log C + log area + kappa A = (log C + log area + kappa) - kappa (1 - A)
     kl = p._log_normalizer_rel(plus_kappa=True) - kappa * p._mean_resultant_length(True)
-    return kl.to(p.concentration.dtype).expand(broadcast_shape(p.batch_shape, q.batch_shape))
+    dtype = _out_dtype(p.concentration.dtype)
+    return kl.to(dtype).expand(broadcast_shape(p.batch_shape, q.batch_shape))
 
 
 @register_kl(VonMisesFisher, VonMisesFisher)
@@ -47,4 +47,4 @@ def _kl_vmf_vmf(p, q):
     #     parts cancel exactly
     log_c_diff = p._log_normalizer_rel(plus_kappa=True) - q._log_normalizer_rel(plus_kappa=True)
     kl = log_c_diff - kp * one_minus_a + kq * (one_minus_a + a * one_minus_cos)
-    return kl.to(torch.promote_types(p.concentration.dtype, q.concentration.dtype))
+    return kl.to(_out_dtype(p.concentration.dtype, q.concentration.dtype))

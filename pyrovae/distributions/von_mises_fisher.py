@@ -237,7 +237,7 @@ class VonMisesFisher(TorchDistribution):
     def _log_normalizer(self):
         """log C_d(kappa)."""
         out = self._log_normalizer_rel() - log_sphere_area(self.dim)
-        return out.to(self.concentration.dtype)
+        return out.to(_out_dtype(self.concentration.dtype))
 
     def log_prob(self, value):
         if self._validate_args:
@@ -248,14 +248,14 @@ class VonMisesFisher(TorchDistribution):
         dist2 = (value - self.loc).pow(2).sum(-1).to(kappa.dtype)
         shifted = self._log_normalizer_rel(plus_kappa=True) - log_sphere_area(self.dim)
         out = shifted - 0.5 * kappa * dist2
-        return out.to(torch.promote_types(value.dtype, self.concentration.dtype))
+        return out.to(_out_dtype(value.dtype, self.concentration.dtype))
 
     def entropy(self):
         # H = -log C - kappa A = log area - (log C + log area + kappa) + kappa (1 - A)
         kappa, d = self._kappa_work(), self.dim
         one_minus_a = self._mean_resultant_length(complement=True)
         out = log_sphere_area(d) - self._log_normalizer_rel(plus_kappa=True) + kappa * one_minus_a
-        return out.to(self.concentration.dtype)
+        return out.to(_out_dtype(self.concentration.dtype))
 
     def _sample_t(self, sample_shape):
         d = self.dim
@@ -285,6 +285,15 @@ class VonMisesFisher(TorchDistribution):
             [1.0 - t, v * (radial / torch.linalg.vector_norm(v, dim=-1, keepdim=True))], -1
         )
         return _householder(self.loc, y)
+
+
+def _out_dtype(*dtypes: torch.dtype) -> torch.dtype:
+    """The dtype of a log-density: the parameters' (and value's), at least float32 (a bf16 or
+    float16 network output under autocast gets its density in float32, as it was computed)."""
+    out = torch.float32
+    for dtype in dtypes:
+        out = torch.promote_types(out, dtype)
+    return out
 
 
 def _householder(loc: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -123,7 +123,11 @@ def _sample_sites(trace):
 
 
 def _log_prob_sum(site):
+    """The site's scaled, masked log-density summed in float32 at least (a bf16/fp16 site under
+    autocast is widened before the sum)."""
     log_p = site["fn"].log_prob(site["value"], *site["args"], **site["kwargs"])
+    if log_p.dtype in (torch.float16, torch.bfloat16):
+        log_p = log_p.float()
     return scale_and_mask(log_p, site["scale"], site["mask"]).sum()
 
 

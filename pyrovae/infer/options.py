@@ -4,6 +4,7 @@ from dataclasses import dataclass, fields
 
 from .. import checks
 from .callbacks import TestScore
+from .step import PRECISIONS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,6 +50,12 @@ class Options:
     :param bool detect_anomaly: train with Pyro's argument validation and ``torch.autograd``'s
         anomaly detection (slow; to find the operation behind a NaN).
     :param bool progress: a progress bar (on a terminal) and a line per epoch (rank 0 only).
+    :param bool jit: trace the loss once per batch shape and replay it
+        (:func:`pyrovae.infer.step.make_step`); for objectives with a differentiable loss
+        (not ``"iwae"``/``"renyi"`` of a model without enumerated sites), and not with a KL
+        warm-up, whose β the trace would fix.
+    :param str precision: ``"32"``, ``"bf16"`` or ``"16"``: the networks under
+        ``torch.autocast`` (:class:`pyrovae.infer.step.MixedPrecision`).
     """
 
     epochs: int = 10
@@ -66,9 +73,19 @@ class Options:
     labelled_per_batch: int | None = None
     detect_anomaly: bool = False
     progress: bool = True
+    jit: bool = False
+    precision: str = "32"
 
     def __post_init__(self):
         checks.training_options(vars(self))
+        if self.jit and self.warmup_epochs:
+            raise ValueError(
+                "jit would fix the KL warm-up's β at its first value: drop jit or warmup_epochs"
+            )
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
         if self.score_test not in TestScore.WHEN:
             raise ValueError(
                 f"score_test must be one of {', '.join(TestScore.WHEN)}, got {self.score_test!r}"

@@ -138,6 +138,13 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
 
 
 def _bessel_core(v: torch.Tensor, x: torch.Tensor, num_steps: int = _STEPS, scaled=False):
+    """:func:`_bessel_pass` with autocast off: its matrix product (the Debye sums) must stay in
+    float64 under ``torch.autocast``."""
+    with torch.autocast(x.device.type, enabled=False):
+        return _bessel_pass(v, x, num_steps, scaled)
+
+
+def _bessel_pass(v: torch.Tensor, x: torch.Tensor, num_steps: int = _STEPS, scaled=False):
     """Return (log I_v(x), R_{v+1}(x)) for v >= 0, x > 0, in the (promoted) dtype of x; with
     ``scaled``, log I_v(x) - x instead (formed without cancellation: r_u - x = u²/(r_u + x)).
 
