@@ -101,6 +101,24 @@ class _MeanResultantLength(torch.autograd.Function):
         return grad * (-da if ctx.complement else da), None, None, None, None
 
 
+class _Drawn(torch.autograd.Function):
+    """``apply(sampler, *args)``: ``sampler(*args)``, a draw of t with no gradient, as one
+    opaque operation: ``torch.jit.trace`` records it as a call back into Python, so a traced
+    step runs the rejection sampler's loop afresh at every replay (as many rounds as that
+    draw needs, with the same random numbers as an eager step) instead of the rounds of the
+    tracing run."""
+
+    @staticmethod
+    def forward(ctx, sampler, *args):
+        t = sampler(*args)
+        ctx.mark_non_differentiable(t)
+        return t
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (None,) * (1 + len(ctx.needs_input_grad))
+
+
 class VonMisesFisher(TorchDistribution):
     r"""von Mises-Fisher distribution on the unit sphere :math:`S^{d-1} \subset \mathbb{R}^d`.
 
@@ -262,11 +280,10 @@ class VonMisesFisher(TorchDistribution):
         kappa = self.concentration.expand(sample_shape + self.batch_shape)
         if d == 3:
             return sample_t_d3(kappa)
-        with torch.no_grad():
-            if self.sampler == "wood":
-                t = sample_t_wood(kappa, d)
-            else:
-                t = sample_t_inverse_cdf(self.concentration, sample_shape, d)
+        if self.sampler == "wood":
+            t = _Drawn.apply(sample_t_wood, kappa, d)
+        else:
+            t = _Drawn.apply(sample_t_inverse_cdf, self.concentration, sample_shape, d)
         if self.concentration.requires_grad:
             t = ImplicitT.apply(t, self.concentration, self._bessel[1], d)
         return t

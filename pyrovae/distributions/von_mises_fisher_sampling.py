@@ -88,11 +88,12 @@ def sample_t_wood(kappa: torch.Tensor, d: int, fixed_rounds: bool | None = None)
     number of rounds.
 
     :param fixed_rounds: draw a fixed number of rounds for every entry instead of looking up
-        the rejected ones (which waits for the device, and which ``torch.jit.trace`` would
-        record as one call's number of rounds); ``None``: off the CPU and under tracing.
+        the rejected ones (which waits for the device); ``None``: off the CPU only. (Under
+        ``torch.jit.trace`` the distribution calls this through an opaque operation, so the
+        loop is not recorded; see ``VonMisesFisher``.)
     """
     if fixed_rounds is None:
-        fixed_rounds = kappa.device.type != "cpu" or torch.jit.is_tracing()
+        fixed_rounds = kappa.device.type != "cpu"
     out_dtype, shape = kappa.dtype, kappa.shape
     kappa = kappa.detach().reshape(-1).to(work_dtype(kappa))
     big = large_kappa(kappa, d)
