@@ -186,3 +186,20 @@ def test_svae_at_a_huge_learning_rate_stops_with_the_guard():
     with pytest.raises(NonFiniteError, match="non-finite"):
         fit(vae, x, epochs=5, batch_size=16, lr=1e20, progress=False)
     assert time.thread_time() - tic < 30.0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cuda_huge_kappa_samples(dtype):
+    """On a GPU (fixed rounds, no host lookups): finite unit-norm samples and t kappa of mean
+    (d-1)/2 at kappa = 1e30, and NaN for a NaN kappa."""
+    kappa = torch.full((N,), 1e30, dtype=dtype, device="cuda")
+    loc = torch.eye(10, dtype=dtype, device="cuda")[0].expand(N, 10)
+    torch.manual_seed(4)
+    x = VonMisesFisher(loc, kappa).sample()
+    assert torch.isfinite(x).all() and ((x.norm(dim=-1) - 1).abs() < 1e-6).all()
+    kt = (0.5 * (x.double() - loc.double()).pow(2).sum(-1) * 1e30).cpu().numpy()
+    assert abs(kt.mean() - 4.5) < 6 * kt.std() / math.sqrt(N)
+    bad = VonMisesFisher(loc[:2], torch.tensor([float("nan"), 1.0], dtype=dtype, device="cuda"),
+                         validate_args=False).sample()  # fmt: skip
+    assert torch.isnan(bad[0]).all() and torch.isfinite(bad[1]).all()

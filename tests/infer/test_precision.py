@@ -106,3 +106,17 @@ def test_float16_refused_for_objectives_that_run_their_own_backward(digits):
     with pytest.raises(ValueError, match="precision '16' scales the loss"):
         make_step(elbo, vae, vae.model, vae.guide, named_parameters(vae, params), precision="16")
     adam(params, 1e-3)  # the same parameters still make an optimiser: nothing was changed
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("parts", [{}, SPHERE], ids=["vae", "svae"])
+@pytest.mark.parametrize("precision", ["32", "bf16", "16"])
+def test_cuda_traced_and_mixed_precision_fit(parts, precision, digits):
+    """On a GPU: the traced step at every precision trains to a finite, improving ELBO."""
+    torch.manual_seed(0)
+    vae = pyrovae.VAE(64, 5, hidden=(32,), **parts)
+    history = pyrovae.fit(
+        vae, digits, epochs=3, device="cuda", jit=True, precision=precision, progress=False
+    )
+    assert next(vae.parameters()).is_cuda
+    assert history["train_elbo"][-1] > history["train_elbo"][0]
