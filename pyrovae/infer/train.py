@@ -116,7 +116,8 @@ def fit(
         the model; for a model it cannot rebuild from names (a user's class) it warns instead.
     :param options: the training options, by keyword: ``epochs``, ``batch_size``, ``lr``,
         ``seed``, ``elbo``, ``num_particles``, ``warmup_epochs``, ``patience``, ``score_test``,
-        ``initialize``, ``labelled_per_batch``, ``detect_anomaly``, ``progress`` (see
+        ``initialize``, ``labelled_per_batch``, ``detect_anomaly``, ``progress``, ``jit``,
+        ``precision`` (see
         :class:`Options`). The optimiser
         is ``torch.optim.Adam(fused=True)`` where PyTorch has fused kernels for the model's
         device and dtype (CPU, CUDA, MPS, XPU), else ``Adam(foreach=True)``.
