@@ -15,8 +15,14 @@ guide's trace) and sums the scaled, masked log-densities once, on the device; th
 same tensor. Anything else takes ``Trace_ELBO``'s own path: a guide with a non-reparameterised
 site (its score-function term needs the full surrogate), a ``GuideMessenger`` guide, and
 every step run with Pyro's validation on (its model/guide match and shape checks).
+
+:class:`TracedLoss` records any such loss once per batch shape with ``torch.jit.trace`` and
+replays the graph at later steps (``make_step(..., jit=True)``).
 """
 
+import warnings
+
+import torch
 from pyro import poutine
 from pyro.distributions.util import scale_and_mask
 from pyro.infer import Trace_ELBO
@@ -66,6 +72,48 @@ class FastTrace_ELBO(Trace_ELBO):
         return model_trace, guide_trace
 
 
+class TracedLoss:
+    """``loss(x)`` traced with ``torch.jit.trace`` once per shape, dtype and device of ``x``,
+    then replayed.
+
+    The parameters are the trace's inputs: the model reads them as it always does (module
+    attributes, Pyro's param store), and tracing records those reads as uses of the inputs, so
+    the replayed graph computes the loss of the current parameters and its gradient flows into
+    them. Random draws are recorded as operations and draw afresh at every replay. Each shape
+    gets its own trace, so a last batch of another size is not run through a graph with the
+    first batch's plate size baked in. The tracing run itself is made under
+    :func:`torch.random.fork_rng`, so the replay that follows draws the same numbers as an
+    eager call would. Python numbers read during the run (a KL warm-up's β, branches on
+    values) are fixed in the trace.
+
+    :param loss: a function of the batch returning a scalar tensor.
+    :param params: the tensors the loss reads that must stay live inputs (all that are
+        trained).
+    """
+
+    def __init__(self, loss, params):
+        self.loss, self.params, self.traces = loss, list(params), {}
+
+    def __call__(self, x):
+        key = (tuple(x.shape), x.dtype, x.device)
+        traced = self.traces.get(key)
+        if traced is None:
+            traced = self.traces[key] = self._trace(x)
+        return traced(x, *self.params)
+
+    def _trace(self, x):
+        loss = self.loss
+
+        def run(x, *params):
+            return loss(x)
+
+        devices = [x.device] if x.device.type == "cuda" else []
+        with torch.random.fork_rng(devices), warnings.catch_warnings():
+            # TracerWarnings (Python values read once) and torch.jit.trace's deprecation
+            warnings.simplefilter("ignore")
+            return torch.jit.trace(run, (x, *self.params), check_trace=False)
+
+
 def _sample_sites(trace):
     return [
         site
@@ -75,7 +123,11 @@ def _sample_sites(trace):
 
 
 def _log_prob_sum(site):
+    """The site's scaled, masked log-density summed in float32 at least (a bf16/fp16 site under
+    autocast is widened before the sum)."""
     log_p = site["fn"].log_prob(site["value"], *site["args"], **site["kwargs"])
+    if log_p.dtype in (torch.float16, torch.bfloat16):
+        log_p = log_p.float()
     return scale_and_mask(log_p, site["scale"], site["mask"]).sum()
 
 

@@ -272,7 +272,9 @@ def _train(state, hooks, start):
     )
     ctx.broadcast(params)
     named = named_parameters(model, params)
-    step_fn = make_step(state.elbo, model, state.model_fn, state.guide_fn, named, ctx)
+    step_fn = make_step(
+        state.elbo, model, state.model_fn, state.guide_fn, named, ctx, o.jit, o.precision
+    )
     state.optimizer = adam(params, o.lr)
     pyro.set_rng_seed(ctx.seed(o.seed))  # each rank its own sampling noise
     if start is not None:

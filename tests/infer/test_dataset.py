@@ -101,6 +101,6 @@ def test_a_vae_with_nothing_to_start_never_reads_all_training_rows():
     rows = torch.rand(20_001, 6).round()
     dataset = _NoWholeRead(rows)
     with pytest.raises(AssertionError, match="more than a batch"):
-        Data(pyrovae.data.as_split(dataset)).train.x  # the whole read that fit must not do
+        _ = Data(pyrovae.data.as_split(dataset)).train.x  # the whole read fit must not do
     history = pyrovae.fit(pyrovae.VAE(6, 2, hidden=(8,)), dataset, epochs=1, batch_size=5000)
     assert len(history["epoch"]) == 1
