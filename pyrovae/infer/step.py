@@ -105,6 +105,7 @@ def make_step(elbo, model, model_fn, guide_fn, named_params, ctx=None):
             where += f" (rank {ctx.rank} of {ctx.world_size})"
         loss = guard.check_step(loss, named_params, where, replay)
         optimizer.step()
+        guard.check_update(named_params, where, optimizer)
         return loss / scale
 
     return step
