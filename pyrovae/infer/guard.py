@@ -68,18 +68,22 @@ def check_update(named_params, where, optimizer=None):
     :param str where: ``"epoch e, step s"`` for the message.
     :param optimizer: the optimiser that made the step (its learning rates go into the message).
 
-    One fused reduction, the largest ``|θ|`` over all parameters (a max cannot overflow, and NaN
-    propagates through it), and one transfer to the host; only on failure are the parameters
-    looked at one by one.
+    One sum per tensor, stacked into one total, and one transfer to the host: a NaN or inf in
+    any parameter makes the total NaN or inf, so a finite total clears them all. Only when it
+    is not are
+    the parameters looked at one by one, which also tells a sum that merely overflowed (finite
+    weights near the float's largest value) from a real failure. A sum reads each number once,
+    several times faster on CPU than a largest-``|θ|`` reduction.
     """
-    params = [p.detach() for _, p in named_params]
-    if not params:
+    if not named_params:
         return
     with torch.no_grad():
-        largest = torch.nn.utils.get_total_norm(params, norm_type=math.inf).item()
-    if math.isfinite(largest):
+        total = torch.stack([p.detach().sum().float() for _, p in named_params]).sum().item()
+    if math.isfinite(total):
         return
     bad = [n for n, p in named_params if not torch.isfinite(p).all()]
+    if not bad:
+        return
     lrs = sorted({g["lr"] for g in optimizer.param_groups}) if optimizer is not None else []
     lr = f" (lr {', '.join(f'{v:g}' for v in lrs)})" if lrs else ""
     raise NonFiniteError(
