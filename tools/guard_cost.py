@@ -15,7 +15,8 @@ import time
 import torch
 
 import pyrovae
-from pyrovae.infer import guard, step as step_module
+from pyrovae.infer import guard
+from pyrovae.infer import step as step_module
 from pyrovae.infer.elbo import FastTrace_ELBO
 
 ROUNDS, STEPS = 20, 30
@@ -45,7 +46,7 @@ def measure(input_dim, latent_dim, hidden, batch):
             guard.check_update = real if enabled else (lambda *a, **k: None)
             (on if enabled else off).append(arm(step, x, optimizer, STEPS))
     guard.check_update = real
-    diffs = [a - b for a, b in zip(on, off)]
+    diffs = [a - b for a, b in zip(on, off, strict=True)]
     n_params = sum(p.numel() for p in params)
     alone = math.inf
     for _ in range(5):
