@@ -40,6 +40,7 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
+PROGRAM = [sys.executable, "-m", "pyrovae"]  # what each run starts, then its arguments
 HUGE_REALS = ["1e-45", "1e-30", "1e-15", "1e-3", "1", "1e5", "1e20", "3e38", "1e39", "1e300"]
 PART_SPECS = {
     "--prior": [
@@ -366,7 +367,7 @@ def run_one(argv, cwd, env, timeout):
     tic = time.perf_counter()
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "pyrovae", *argv],
+            [*PROGRAM, *argv],
             cwd=cwd,
             env=env,
             capture_output=True,
