@@ -17,7 +17,8 @@ interpreter crashes (a negative exit code, or 134), and writes outside the out f
 victim file's content and mtime, the job folder outside ``out`` (and outside a symlinked
 ``out``'s target), and a snapshot of the whole ``ROOT`` (the temp dir's parent: HOME points
 into it) minus the job folders. The JSON summary holds the command, the counts, and every
-failing run with its command line, grouped by the last line of its error.
+failing run with its command line, grouped by the last line of its error; each case's record
+is also written, as it ends, to the summary's name with ``.jsonl``.
 
     python tools/fuzz.py --jobs 2 --limit 30 --summary fuzz.json   # a quick sample
     python tools/fuzz.py --cli 1000 --folders 200 --jobs 8          # the issue's Done-when
@@ -508,10 +509,13 @@ def main(argv=None):
     watched = [root / "jobs", root / "cache", root / "tmp", root / "bases"]
     root_before = snapshot(root, watched)
     done = []
-    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+    log = args.summary.with_suffix(".jsonl").open("w")  # each case as it ends
+    with log, concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         futures = [pool.submit(run_case, c, root, bases, args.timeout) for c in cases]
         for k, future in enumerate(concurrent.futures.as_completed(futures), 1):
             done.append(future.result())
+            log.write(json.dumps(done[-1], default=str) + "\n")
+            log.flush()
             bad = any(r["traceback"] or r["hang"] or r["crash"] for r in done[-1]["results"])
             print(f"{k}/{len(cases)} {done[-1]['name']} {'FAIL' if bad else 'ok'}", flush=True)
     root_after = snapshot(root, watched)
