@@ -11,7 +11,7 @@ overheads):
 * a training step: measured, not assumed. :func:`step_bytes` runs the model's own loss
   (model, guide and ELBO) forward on 2 and on 6 rows and counts the bytes of every tensor
   autograd saves for the backward pass, which gives a fixed part and a part per row; the step
-  needs :data:`STEP_PEAK` times that for ``batch_size`` rows, times ``num_particles``. The
+  needs :data:`STEP_PEAK` times that for ``batch_size × num_particles`` rows. The
   forward runs on the ``meta`` device (no memory, no time) where every operation has a meta
   kernel; where one does not (a rejection sampler's loop, a mask chosen by the data), it runs
   for real on a copy of the model with random weights;
@@ -204,7 +204,8 @@ def _materialize(model):
 def check_training(config, rows, input_dim, meta_model, device=None):
     """Refuse a training run whose step does not fit in memory or whose (row, particle) pairs
     exceed :data:`MAX_TRAINING_PAIRS`. The step's memory is :func:`step_bytes`'s measure:
-    :data:`STEP_PEAK` × (the fixed part + ``batch_size`` × the part per row) × ``num_particles``.
+    :data:`STEP_PEAK` × (the fixed part + ``batch_size`` × ``num_particles`` × the part per row):
+    the particles are vectorised, a batch of ``batch_size × num_particles`` rows.
     """
     pairs = config["epochs"] * rows * config["num_particles"]
     if pairs > MAX_TRAINING_PAIRS:
@@ -220,7 +221,7 @@ def check_training(config, rows, input_dim, meta_model, device=None):
     batch, particles = min(config["batch_size"], rows), config["num_particles"]
     _refuse_memory(
         f"a training step ({batch} rows × {particles} particles, ~{per_row:.3g} bytes each)",
-        STEP_PEAK * particles * (fixed + batch * per_row),
+        STEP_PEAK * (fixed + batch * particles * per_row),
         "lower batch_size or num_particles",
         device,
     )

@@ -477,7 +477,7 @@ CLI = {
         train("--num-particles", "20000"),
         None,
         r"a training step \(100 rows × 20000 particles, ~7.5e\+03 bytes each\) would need "
-        r"about 43.2 GB, more than the 16 GB of memory here; lower batch_size or num_particles",
+        r"about 30 GB, more than the 16 GB of memory here; lower batch_size or num_particles",
         None,
     ),
     "epochs-bound": (
