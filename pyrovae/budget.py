@@ -44,9 +44,9 @@ MAX_EVALUATION_PAIRS = 10**10
 TRAINING_COPIES = 4  # weights, gradients, Adam's first and second moments
 SMALL = 4096  # numbers: a tensor a constructor makes that is at most this big is made for real
 CALIBRATION_ROWS = (2, 6)  # the two batch sizes whose saved bytes give the fixed and per-row parts
-# a step's peak over the bytes autograd saves: 0.66-1.76 measured (peak resident memory over
-# that before one step of a VAE, an IAF VAE, the LLGAE and a full-covariance GMM on 784-d rows,
-# tests/test_budget.py), so 2 bounds it
+# a step's peak over the bytes autograd saves: 0.66-1.45 measured (the peak of resident
+# anonymous memory during one step of a VAE, an IAF VAE, the LLGAE and a full-covariance GMM on
+# 784-d rows over that before it, tests/test_budget.py), so 2 bounds it
 STEP_PEAK = 2
 
 

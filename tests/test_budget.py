@@ -114,7 +114,7 @@ def test_the_step_estimate_is_at_most_4_times_the_measured_peak_and_not_below(na
         capture_output=True, text=True, env={**os.environ, **RSS_ENV}, check=True,
     )  # fmt: skip
     ratio = float(run.stdout.split()[-1])
-    assert 0.25 <= ratio <= 1.0, ratio  # measured here: 0.33 (IAF) to 0.88 (GMM)
+    assert 0.25 <= ratio <= 1.0, ratio  # measured here: 0.33 (GMM) to 0.72 (LLGAE)
 
 
 def test_fixed_bounds_on_work_let_the_papers_protocols_through():
