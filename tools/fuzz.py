@@ -12,7 +12,8 @@ its own folder ``ROOT/jobs/<kind>-<i>`` (the working directory, with ``--out`` i
   truncated files, ``config: 5``, ``history: {}``, malformed RNG state), then ``evaluate``,
   ``sample`` and ``train --resume`` on it.
 
-Counted per run: tracebacks (stderr holds ``Traceback``), hangs (past ``--timeout``),
+Counted per run: tracebacks (stderr holds ``Traceback``), hangs (past ``--timeout`` seconds of
+CPU time, or 10 × that of wall-clock time: a loaded machine slows a run without hanging it),
 interpreter crashes (a negative exit code, or 134), and writes outside the out folder: a
 victim file's content and mtime, the job folder outside ``out`` (and outside a symlinked
 ``out``'s target), and a snapshot of the whole ``ROOT`` (the temp dir's parent: HOME points
@@ -32,8 +33,10 @@ import concurrent.futures
 import json
 import os
 import random
+import resource
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -364,7 +367,19 @@ def environment(root):
     return env
 
 
+WALL_FACTOR = 10  # wall-clock limit = this × the CPU-time limit (a run that waits, not computes)
+
+
+def _cpu_limit(seconds):
+    def limit():
+        resource.setrlimit(resource.RLIMIT_CPU, (int(seconds), int(seconds) + 5))
+
+    return limit
+
+
 def run_one(argv, cwd, env, timeout):
+    """One run; a hang is ``timeout`` seconds of CPU time (SIGXCPU), or ``WALL_FACTOR`` ×
+    that of wall-clock time, so that a run slowed by a loaded machine is not called hung."""
     tic = time.perf_counter()
     try:
         proc = subprocess.run(
@@ -373,10 +388,12 @@ def run_one(argv, cwd, env, timeout):
             env=env,
             capture_output=True,
             text=True,
-            timeout=timeout,
+            timeout=WALL_FACTOR * timeout,
             stdin=subprocess.DEVNULL,
+            preexec_fn=_cpu_limit(timeout),
         )
-        rc, err, hung = proc.returncode, proc.stderr, False
+        rc, err = proc.returncode, proc.stderr
+        hung = rc == -signal.SIGXCPU
     except subprocess.TimeoutExpired as exc:
         err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else ""
         rc, hung = None, True
@@ -386,7 +403,7 @@ def run_one(argv, cwd, env, timeout):
         "seconds": round(time.perf_counter() - tic, 2),
         "hang": hung,
         "traceback": "Traceback" in (err or ""),
-        "crash": rc is not None and (rc < 0 or rc == 134),
+        "crash": rc is not None and not hung and (rc < 0 or rc == 134),
         "stderr_tail": (err or "")[-600:],
     }
 
@@ -488,7 +505,7 @@ def main(argv=None):
     p.add_argument("--folders", type=int, default=200, help="damaged run folders (default 200)")
     p.add_argument("--limit", type=int, help="at most N cases of each kind (a quick run)")
     p.add_argument("--jobs", type=int, default=1, help="cases run at once (default 1)")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds per run (default 60)")
+    p.add_argument("--timeout", type=float, default=60.0, help="CPU seconds per run (default 60)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--root", type=Path, help="work folder (default: a new temp folder)")
     p.add_argument("--summary", type=Path, default=Path("fuzz-summary.json"))
