@@ -138,7 +138,8 @@ def step_bytes(model, input_dim, elbo="trace", alpha=None):
     On the ``meta`` device when the model is there (see :class:`MetaBuild`) and every operation
     of the loss has a meta kernel; otherwise on the CPU, with a copy of the model whose
     ``meta`` tensors are made real (random weights, zero buffers). Labels, for a model that
-    ``uses_labels``, are 0 (labelled rows).
+    ``uses_labels``, are 0 (labelled rows). ``None`` when neither run works (a loss that
+    needs more than rows and labels): no estimate, as :func:`check_model` without a meta build.
     """
     loss = make_elbo(elbo, model, 1, alpha)
     if type(loss) is Trace_ELBO:  # as the training step does: no .item() inside the loss
@@ -146,7 +147,11 @@ def step_bytes(model, input_dim, elbo="trace", alpha=None):
     try:
         return _saved_bytes(model, input_dim, loss, meta=True)
     except Exception:  # an operation with no meta kernel or one that reads the data
+        pass
+    try:
         return _saved_bytes(_materialize(model), input_dim, loss, meta=False)
+    except Exception:  # a loss that needs more than rows (and labels): training will tell
+        return None
 
 
 def _saved_bytes(model, input_dim, loss, meta):
@@ -217,7 +222,10 @@ def check_training(config, rows, input_dim, meta_model, device=None):
         )
     if meta_model is None:
         return
-    fixed, per_row = step_bytes(meta_model, input_dim, config.get("elbo"), config.get("alpha"))
+    measured = step_bytes(meta_model, input_dim, config.get("elbo"), config.get("alpha"))
+    if measured is None:
+        return
+    fixed, per_row = measured
     batch, particles = min(config["batch_size"], rows), config["num_particles"]
     _refuse_memory(
         f"a training step ({batch} rows × {particles} particles, ~{per_row:.3g} bytes each)",
