@@ -21,7 +21,7 @@ import torch
 
 import pyrovae
 from pyrovae import cli
-from pyrovae import config as cfg
+from pyrovae.runs import config as cfg
 
 ROOT = Path(__file__).parents[1]
 README = ROOT / "README.md"

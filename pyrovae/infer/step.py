@@ -156,6 +156,7 @@ def make_step(elbo, model, model_fn, guide_fn, named_params, ctx=None, jit=False
             optimizer.step()
         else:
             loss = amp.check_and_step(loss, optimizer, named_params, where, replay)
+        guard.check_update(named_params, where, optimizer)
         return loss / scale
 
     return step

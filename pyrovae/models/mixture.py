@@ -241,6 +241,8 @@ class GaussianMixture(Recorded, Mixture):
     @torch.no_grad()
     def assign(self, x):
         """MAP assignments argmax_k p(c_n = k | x_n) ``(N,)``, by Pyro's ``infer_discrete``."""
+        if self.weights.shape[-1] == 1:  # Pyro would enumerate nothing, warn and give (1, 1)
+            return torch.zeros(len(x), dtype=torch.long, device=x.device)
         serving = infer_discrete(self.model, first_available_dim=-2, temperature=0)
         return pyro.poutine.trace(serving).get_trace(x).nodes[COMPONENT_SITE]["value"]
 
