@@ -102,9 +102,9 @@ class AmortizedGuide(nn.Module):
             posts = [model.posterior(chunk) for chunk in torch.split(x, 1000)]
             target = torch.cat([p["log_joint"].log_softmax(-1) for p in posts])  # (N, K)
             loc = torch.cat([p["loc"] for p in posts])  # (N, K, E)
-            chol = torch.linalg.cholesky(posts[0]["precision"])  # (K, E, E)
-            var = torch.cholesky_inverse(chol).diagonal(dim1=-2, dim2=-1)  # (K, E)
-            logdet = -2 * chol.diagonal(dim1=-2, dim2=-1).log().sum(-1)  # log |σ² M⁻¹|
+            tril = posts[0]["scale_tril"]  # (K, E, E), T T^T = σ² M⁻¹
+            var = tril.pow(2).sum(-1)  # (K, E), the diagonal of T Tᵀ
+            logdet = 2 * tril.diagonal(dim1=-2, dim2=-1).log().sum(-1)  # log |σ² M⁻¹|
         gen = torch.Generator().manual_seed(seed)
         optimizer = torch.optim.Adam(self.parameters(), lr=lr)
         for _ in range(self.init_steps):
@@ -200,7 +200,7 @@ class ExactGuide(nn.Module):
         n = torch.arange(x.shape[0], device=x.device)
         pyro.sample(
             "z",
-            dist.MultivariateNormal(post["loc"][n, k], precision_matrix=post["precision"][k]),
+            dist.MultivariateNormal(post["loc"][n, k], scale_tril=post["scale_tril"][k]),
         )
 
     def point(self, model, x):

@@ -1,7 +1,11 @@
 """Tests of the mixture of linear decoders (LLGAE / mixture of PPCA) and its three guides."""
 
+import argparse
 import json
 import math
+import re
+import runpy
+from pathlib import Path
 
 import pyro
 import pytest
@@ -63,6 +67,38 @@ def test_exact_guide_gradient_is_the_log_likelihood_gradient():
     model.zero_grad()
     (-model.posterior(x)["log_joint"].logsumexp(-1).sum()).backward()
     assert torch.allclose(elbo_grad, model.bases.grad, atol=1e-6)
+
+
+def test_posterior_scale_tril_factors_the_posterior_covariance():
+    """T_k T_kᵀ = σ_k² M_k⁻¹ with M_k = W_kᵀ W_k + σ_k² I, against a dense inverse."""
+    model = random_model(K=3, D=7, E=4)
+    with torch.no_grad():
+        tril = model.posterior(torch.randn(2, 7, dtype=torch.float64))["scale_tril"]
+        W, s2 = model.bases, model.noise_scales**2
+        M = W.mT @ W + s2[:, None, None] * torch.eye(4, dtype=torch.float64)
+        expected = s2[:, None, None] * torch.linalg.inv(M)
+    assert torch.equal(tril, tril.tril()) and (tril.diagonal(dim1=-2, dim2=-1) > 0).all()
+    assert torch.allclose(tril @ tril.mT, expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_exact_guide_passes_validation_whatever_the_rounding(dtype):
+    """Issue 29: the exact guide's Normal was built from the precision matrix M_k / σ_k², whose
+    product W_kᵀ W_k rounds asymmetrically (by more than torch's 10⁻⁶) for large bases; the
+    argument check then failed for some seeds. Over 50 seeds of digit-sized models with large
+    bases, with validation on, the ELBO is built and equals log p(x)."""
+    K, D, E, N = 4, 64, 5, 16
+    tol = 1e-3 if dtype == torch.float32 else 1e-9
+    with pyro.validation_enabled(True):
+        for seed in range(50):
+            torch.manual_seed(seed)
+            model = MixtureOfLinearDecoders(K, D, E, guide="exact").to(dtype)
+            with torch.no_grad():
+                model.bases.mul_(30.0)  # W_kᵀ W_k ~ 10³: rounding of order 10⁻⁴ in float32
+            x = torch.rand(N, D, dtype=dtype)
+            loss = TraceEnum_ELBO(max_plate_nesting=1).loss(model.model, model.guide, x)
+            exact = model.log_likelihood_exact(x).sum().item()
+            assert abs(-loss - exact) <= tol * abs(exact), seed
 
 
 def test_iterative_guide_objective_is_log_joint_at_point_estimate():
@@ -231,3 +267,28 @@ def test_the_old_llgae_name_warns():
 
     with pytest.warns(DeprecationWarning, match="use pyrovae.models.MixtureOfLinearDecoders"):
         assert pyrovae.models.LLGAE is MixtureOfLinearDecoders
+
+
+def test_fixed_noise_out_of_float32_range_is_refused_by_name():
+    for noise in (1e30, 1e-30):
+        with pytest.raises(ValueError, match=r"noise must be 'learned' or a number in \[1e-15"):
+            MixtureOfLinearDecoders(2, 64, 3, noise=noise)
+    model = MixtureOfLinearDecoders(2, 64, 3, noise=1e15, guide="exact")  # the largest accepted
+    x = pyrovae.data.load("digits").test.x
+    model.initialize(x)
+    assert torch.isfinite(model.log_likelihood_exact(x)).all()
+
+
+@pytest.mark.slow
+def test_llgae_example_runs_for_seeds_0_to_49(tmp_path, capsys):
+    """The example (2 epochs, in process) for 50 seeds with validation on: the exact guide's
+    Normal is always valid and its ELBO prints as the exact log-likelihood (issue 29)."""
+    main = runpy.run_path(str(Path(__file__).parents[2] / "examples" / "llgae.py"))["main"]
+    options = dict(num_epochs=2, num_components=10, latent_dim=5, steps=5, step_size=0.01)
+    with pyro.validation_enabled(True):
+        for seed in range(50):
+            main(argparse.Namespace(**options, seed=seed, out=str(tmp_path)))
+            out = capsys.readouterr().out
+            exact = re.search(r"log p\(x\): (-?[\d.]+) nats", out).group(1)
+            elbo = re.search(r"ELBO with the exact guide (-?[\d.]+) =", out).group(1)
+            assert abs(float(elbo) - float(exact)) <= 0.011, (seed, out)
