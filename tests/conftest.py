@@ -31,7 +31,7 @@ def digits():
 
 @pytest.fixture(autouse=True, scope="session")
 def _threads():
-    """torch's threads: ``OMP_NUM_THREADS`` when set (so that the suite can be run with 2), else 1."""
+    """torch's threads: ``OMP_NUM_THREADS`` when set (the suite can run with 2), else 1."""
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
 
 
