@@ -17,9 +17,14 @@ for a mixture prior:
    the training rows and make its π, μ, σ² the prior's.
 """
 
+import logging
+import time
+
 import torch
 
 from .mixture import GaussianMixture, kmeans_labels
+
+log = logging.getLogger(__name__)  # progress of the long start, at INFO (the CLI shows it)
 
 PRETRAIN_BATCH_SIZE = 100
 PRETRAIN_LR = 1e-3
@@ -74,9 +79,14 @@ def pretrain_autoencoder(
     params = [p for part in (vae.encoder, vae.decoder, vae.likelihood) for p in part.parameters()]
     optimizer = optimizer or torch.optim.Adam(params, lr=lr)
     device = next(vae.parameters()).device
-    losses = []
+    losses, start, every = [], time.perf_counter(), max(1, epochs // 10)
+    log.info(
+        "VaDE start: pretraining the auto-encoder, %d epochs of %d batches",
+        epochs,
+        -(-len(x) // batch_size),
+    )
     with torch.enable_grad():
-        for _ in range(epochs):
+        for epoch in range(epochs):
             total = 0.0
             for index in torch.randperm(len(x), generator=gen).split(batch_size):
                 rows = x[index].to(device)
@@ -97,6 +107,10 @@ def pretrain_autoencoder(
                 optimizer.step()
                 total += value.item() * len(rows)
             losses.append(total / len(x))
+            if (epoch + 1) % every == 0 or epoch + 1 == epochs:
+                elapsed = time.perf_counter() - start
+                log.info("auto-encoder epoch %d/%d: loss %.3f (%.0f s)", epoch + 1, epochs,
+                         losses[-1], elapsed)  # fmt: skip
     return losses
 
 
