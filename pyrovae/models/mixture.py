@@ -6,6 +6,7 @@
 Every model samples its mixture component at the site :data:`COMPONENT_SITE`.
 """
 
+import logging
 import math
 import warnings
 
@@ -20,6 +21,8 @@ from ..checks import check_matrix, nonnegative_real, positive_int, positive_real
 COVARIANCES = ("diag", "full")
 COMPONENT_SITE = "assignment"
 """The name of the enumerated component index c_n in every mixture model of pyrovae."""
+
+log = logging.getLogger(__name__)  # the EM start's progress, at INFO (the CLI shows it)
 
 
 def enough_rows(x, k):
@@ -286,6 +289,7 @@ class GaussianMixture(Mixture):
         rows = x.detach().cpu().double().numpy()
         em = EM(self.num_components, covariance_type=self.covariance, reg_covar=self.reg_covar,
                 max_iter=max_iter, n_init=n_init, random_state=seed)  # fmt: skip
+        log.info("GMM start: scikit-learn's EM, %d starts of up to %d steps", n_init, max_iter)
         with warnings.catch_warnings():  # not converged within max_iter: SVI goes on from there
             warnings.simplefilter("ignore", ConvergenceWarning)
             em.fit(rows)

@@ -144,12 +144,16 @@ def init_mixture_prior(vae, x, *, seed=0, n_init=5, covariance="diag", fit="em")
         raise ValueError(f"fit must be 'em' or 'kmeans', got {fit!r}")
     codes = torch.cat([vae.encode(chunk) for chunk in torch.split(x, 1000)])
     k = vae.prior.num_components
+    start = time.perf_counter()
+    log.info("VaDE start: a %d-component Gaussian mixture on the codes of %d rows (%s, %d starts)",
+             k, len(codes), "EM" if fit == "em" else "k-means", n_init)  # fmt: skip
     gmm = GaussianMixture(k, codes.shape[1], covariance, reg_covar=1e-6, name="vade_init")
     gmm = gmm.to(codes)
     if fit == "em":
         gmm.initialize(codes, seed=seed, n_init=n_init)  # scikit-learn's EM
     else:
         gmm.set_from_clusters(codes, kmeans_labels(codes, k, seed=seed, n_init=n_init))
+    log.info("VaDE start: mixture fitted (%.1f s)", time.perf_counter() - start)
     variances = gmm.scale_tril.square().sum(-1)  # diag(L Lᵀ)_i = Σ_j L_ij², (K, D)
     vae.prior.set_moments(gmm.weights.cpu(), gmm.locs.cpu(), variances.cpu())
     return gmm

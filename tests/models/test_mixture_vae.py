@@ -173,6 +173,25 @@ def test_pretraining_lowers_the_reconstruction_loss_and_is_seeded():
         vade.pretrain_autoencoder(vae, x, epochs=1, corruption=1.0)
 
 
+def test_the_start_logs_its_progress_at_info(caplog):
+    """The long silent phases say what they do, through the ``pyrovae`` logger (not print)."""
+    torch.manual_seed(0)
+    x = torch.rand(200, 6).round()
+    vae = VAE(6, 2, prior=MIXTURE, hidden=(16,))
+    with caplog.at_level("INFO", logger="pyrovae"):
+        vade.pretrain_autoencoder(vae, x, epochs=20, batch_size=100, seed=1)
+        vade.init_mixture_prior(vae, x, seed=1)
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("pyrovae.")]
+    assert messages[0] == "VaDE start: pretraining the auto-encoder, 20 epochs of 2 batches"
+    epochs = [m.split(":")[0] for m in messages if m.startswith("auto-encoder epoch")]
+    assert epochs == [f"auto-encoder epoch {e}/20" for e in range(2, 21, 2)]
+    assert messages[-3:-1] == [
+        "VaDE start: a 3-component Gaussian mixture on the codes of 200 rows (EM, 5 starts)",
+        "GMM start: scikit-learn's EM, 5 starts of up to 100 steps",
+    ]
+    assert messages[-1].startswith("VaDE start: mixture fitted")
+
+
 def test_pretraining_on_the_squared_error_scores_the_bernoulli_mean():
     torch.manual_seed(0)
     x = torch.rand(200, 6)
