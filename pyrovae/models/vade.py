@@ -22,6 +22,7 @@ import time
 
 import torch
 
+from ..data import random_affine
 from .mixture import GaussianMixture, kmeans_labels
 
 log = logging.getLogger(__name__)  # progress of the long start, at INFO (the CLI shows it)
@@ -42,7 +43,7 @@ def pretrain_autoencoder(
     corruption=0.0,
     loss="likelihood",
     optimizer=None,
-    augment=None,
+    augment="images",
 ):
     """Stage 1: fit ``vae``'s encoder (posterior mode) and decoder as an auto-encoder.
 
@@ -54,7 +55,10 @@ def pretrain_autoencoder(
     :param augment: ``augment(rows, generator=...)`` → rows of the same shape, applied to each
         batch before the corruption; the loss then scores the augmented rows, which become the
         batch (DEC-DA's pretraining with :func:`pyrovae.data.random_affine`). ``None``: the rows
-        as they are.
+        as they are. ``"images"`` (the default): :func:`~pyrovae.data.random_affine` when the
+        VAE's input is one grey square image (``input_shape`` (1, s, s), e.g. built with
+        ``data.input_shape`` as the command line does), else ``None``. On the 8×8 digits it
+        is what makes the start, and so the clusters, robust to the seed (see below).
     :param str loss: per row, ``"likelihood"``: −log p(x | decoder(z)); ``"squared_error"``:
         Σ_i (x_i − E[x_i | z])², with E[x | z] the likelihood's mean (for the Bernoulli
         likelihood the sigmoid of the decoder's logits), the loss DEC's and IDEC's
@@ -71,6 +75,11 @@ def pretrain_autoencoder(
     :returns: the mean of ``loss`` per example, per epoch.
     """
     x = x.train.x if hasattr(x, "train") else x
+    if augment == "images":
+        shape = tuple(vae.input_shape)
+        augment = (
+            random_affine if len(shape) == 3 and shape[0] == 1 and shape[1] == shape[2] else None
+        )
     if not 0 <= corruption < 1:
         raise ValueError(f"corruption must be in [0, 1), got {corruption!r}")
     if loss not in PRETRAIN_LOSSES:
@@ -115,7 +124,7 @@ def pretrain_autoencoder(
 
 
 @torch.no_grad()
-def init_mixture_prior(vae, x, *, seed=0, n_init=5, covariance="diag", fit="em"):
+def init_mixture_prior(vae, x, *, seed=0, n_init=5, covariance="full", fit="em"):
     """Stage 2: fit a Gaussian mixture to the codes of ``x`` (the posterior modes) and make it
     the prior: π, μ_k and σ_k² = its weights, means and variances.
 
@@ -149,10 +158,13 @@ def init_mixture_prior(vae, x, *, seed=0, n_init=5, covariance="diag", fit="em")
              k, len(codes), "EM" if fit == "em" else "k-means", n_init)  # fmt: skip
     gmm = GaussianMixture(k, codes.shape[1], covariance, reg_covar=1e-6, name="vade_init")
     gmm = gmm.to(codes)
-    if fit == "em":
-        gmm.initialize(codes, seed=seed, n_init=n_init)  # scikit-learn's EM
-    else:
-        gmm.set_from_clusters(codes, kmeans_labels(codes, k, seed=seed, n_init=n_init))
+    from threadpoolctl import threadpool_limits  # scikit-learn's; loaded only when fitting
+
+    with threadpool_limits(limits=1):  # the same sums, so the same fit, whatever the threads
+        if fit == "em":
+            gmm.initialize(codes, seed=seed, n_init=n_init)  # scikit-learn's EM
+        else:
+            gmm.set_from_clusters(codes, kmeans_labels(codes, k, seed=seed, n_init=n_init))
     log.info("VaDE start: mixture fitted (%.1f s)", time.perf_counter() - start)
     variances = gmm.scale_tril.square().sum(-1)  # diag(L Lᵀ)_i = Σ_j L_ij², (K, D)
     vae.prior.set_moments(gmm.weights.cpu(), gmm.locs.cpu(), variances.cpu())
