@@ -208,6 +208,16 @@ class GaussianMixture(Mixture):
     scikit-learn, r is added to the fitted covariances: training converges where EM with the
     same ``reg_covar`` does (see :meth:`model`).
 
+    Held-out log-likelihoods then have a long lower tail: with full covariances, a component
+    fitted to about 100 of the 1,150 training digits (64 pixels) has a covariance that is
+    singular but for r along about 20 directions, and a held-out image that departs from its
+    training images along them pays (departure)² / r nats there. On the digits (K = 10, full,
+    EM start, seed 0) one validation "4" scores −22,482 nats, 99 % of it from the 19
+    directions at the floor, so that the validation mean is 21.8 nats beside a median of 110.3
+    (100.2 without that image; test: mean 86.7, median 113.9). The mean is the honest
+    log-likelihood of the model; the median says how typical images fare. A larger
+    ``reg_covar`` shortens the tail at a cost in training likelihood.
+
     Maximum likelihood by gradient steps gets stuck when started badly (everything in one
     component); call :meth:`initialize` first — :func:`pyrovae.fit` does so itself.
 
