@@ -76,11 +76,14 @@ def main(args):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = write_rows(out / "rows.f32", digits.train.x.numpy(), args.rows)
-    size_mb = path.stat().st_size // 2**20
+    size_mb = path.stat().st_size / 2**20
     if args.limit_mb:
         limit = args.limit_mb * 2**20
         resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
-    print(f"{args.rows} rows, {size_mb} MB on disk; private memory limit {args.limit_mb or '-'} MB")
+        cap = f"private memory capped at {args.limit_mb} MB"
+    else:
+        cap = "private memory not capped (--limit-mb caps it)"
+    print(f"{args.rows:,} rows, {size_mb:.1f} MB on disk; {cap}")
     train = MemmapRows(path, args.rows, digits.input_dim)
     rows = data.Data(train, digits.valid.x, digits.test.x, image_shape=(8, 8))
     vae = pyrovae.VAE(digits.input_dim, 2, hidden=(128,))
