@@ -17,7 +17,6 @@ module and add its line to ``BENCHMARKS``.
 # name: the module that implements it (the name is also its results folder)
 BENCHMARKS = {
     "davidson_table": "benchmarks.davidson_table",
-    "davidson_estimators": "benchmarks.davidson_estimators",
     "davidson_sampler": "benchmarks.davidson_sampler",
     "vmf_sampling": "benchmarks.vmf_sampling",
     "vmf_concentration": "benchmarks.vmf_concentration",

@@ -34,7 +34,6 @@ reuses pyrovae's torch and pyro (the commands are in benchmarks/README.md, § Pe
     python benchmarks/peers.py --data-root ../shared/data --paper-d 10 --epochs 10
 """
 
-import argparse
 import copy
 import itertools
 import json
@@ -477,7 +476,7 @@ def differences(entries):
     return "\n".join(lines)
 
 
-def main(args):
+def main(args, session):
     torch.set_num_threads(1)
     if args.table:
         entries = json.loads(RESULTS.read_text())["entries"]
@@ -492,8 +491,7 @@ def main(args):
         print(json.dumps(row), flush=True)
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(parser):
     parser.add_argument(
         "--runs",
         nargs="+",
@@ -519,4 +517,3 @@ if __name__ == "__main__":
         help="print the summary over seeds and the paired differences of the results",
     )  # fmt: skip
     parser.add_argument("--rows", action="store_true", help="with --table: every row as well")
-    main(parser.parse_args())

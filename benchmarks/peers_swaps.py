@@ -31,7 +31,6 @@ Run in the peers' environment (benchmarks/README.md, § Peers):
     python benchmarks/peers_swaps.py --data-root ../shared/data --seeds 0 1 2 3 4
 """
 
-import argparse
 import json
 import os
 import sys
@@ -170,7 +169,7 @@ def table(entries):
     return "\n".join(lines)
 
 
-def main(args):
+def main(args, session):
     torch.set_num_threads(1)
     if args.table:
         print(table(json.loads(RESULTS.read_text())["entries"]))
@@ -183,8 +182,7 @@ def main(args):
             print(json.dumps(row), flush=True)
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(parser):
     parser.add_argument("--arms", nargs="+", default=ARMS, choices=ARMS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--epochs", type=int, default=10)
@@ -192,4 +190,3 @@ if __name__ == "__main__":
     parser.add_argument("--test-rows", type=int, default=2000)
     parser.add_argument("--data-root", default=os.environ.get("PYROVAE_DATA"))
     parser.add_argument("--table", action="store_true", help="print the table of the results")
-    main(parser.parse_args())

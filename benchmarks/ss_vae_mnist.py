@@ -22,7 +22,6 @@ Results are rewritten after every epoch. The full benchmark:
         --data-root /work/shared/data --num-labels 100 600 1000 3000 --epochs 100
 """
 
-import argparse
 import json
 import os
 import platform
@@ -125,7 +124,7 @@ def run(args, num_labels, data, record):
         yield
 
 
-def main(args):
+def main(args, session):
     torch.set_num_threads(args.threads)
     data = pyrovae.data.load("mnist", root=args.data_root, binarize="dynamic")
     out = Path(args.out)
@@ -145,8 +144,7 @@ def main(args):
             out.write_text(json.dumps(result, indent=1))
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def arguments(parser):
     parser.add_argument("--data-root", default=os.environ.get("PYROVAE_DATA"))
     parser.add_argument("--num-labels", type=int, nargs="+", default=[100, 600, 1000, 3000])
     parser.add_argument("--epochs", type=int, default=100)
@@ -167,4 +165,3 @@ if __name__ == "__main__":
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--runs", default="~/pyrovae-runs/ss_vae")
     parser.add_argument("--out", default="benchmarks/results/ss_vae_mnist.json")
-    main(parser.parse_args())

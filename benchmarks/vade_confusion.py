@@ -31,7 +31,7 @@ def table(model, x, y):
     return counts[rows[np.argsort(cols)]]
 
 
-def main(args):
+def main(args, session):
     torch.set_num_threads(1)
     model = build(argparse.Namespace(seed=0))
     state = load(Path(args.run_dir).expanduser() / "vade" / "checkpoint.pt", model)
@@ -49,9 +49,7 @@ def main(args):
         )  # fmt: skip
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def arguments(parser):
     parser.add_argument("run_dir", help="a vade_mnist.py --run-dir")
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--out", default=None, help="JSON: the table and the epochs run")
-    main(parser.parse_args())

@@ -31,7 +31,6 @@ extends a run, provided the VaDE stage has not started yet for the former.
     OMP_NUM_THREADS=1 nice -n 5 python benchmarks/vade_mnist.py --data-root /work/shared/data
 """
 
-import argparse
 import json
 import os
 import platform
@@ -181,7 +180,7 @@ def component_samples(model, path, n=10):
     plt.imsave(path, grid.numpy(), cmap="gray_r", vmin=0, vmax=1)
 
 
-def main(args):
+def main(args, session):
     torch.set_num_threads(args.threads)
     run = Path(args.run_dir).expanduser()
     run.mkdir(parents=True, exist_ok=True)
@@ -245,8 +244,7 @@ def main(args):
     )  # fmt: skip
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def arguments(parser):
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--run-dir", default="~/pyrovae-runs/vade")
     parser.add_argument(
@@ -297,4 +295,3 @@ if __name__ == "__main__":
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="benchmarks/results/vade_mnist.json")
     parser.add_argument("--picture", default="benchmarks/results/vade_mnist_components.png")
-    main(parser.parse_args())

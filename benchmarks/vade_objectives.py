@@ -32,7 +32,6 @@ release they start as fresh ones. ``--optimizer sgd`` trains the stage with the 
 pretrained the auto-encoder instead of VaDE's Adam.
 """
 
-import argparse
 import json
 import math
 import os
@@ -127,7 +126,7 @@ def run(arm, train, x, y, args):
     return curve
 
 
-def main(args):
+def main(args, session):
     torch.set_num_threads(1)
     mnist = pyrovae.data.load("mnist", root=args.data_root)
     train = torch.cat([mnist.train.x, mnist.valid.x])  # the 60,000 training images
@@ -143,8 +142,7 @@ def main(args):
     Path(args.out).write_text(json.dumps(result, indent=1))
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def arguments(parser):
     parser.add_argument("--data-root", default=os.environ.get("PYROVAE_DATA"))
     parser.add_argument("--pretrained", required=True, help="a vade_mnist.py run's pretrain.pt")
     parser.add_argument("--start-covariance", choices=("diag", "full"), default="full")
@@ -180,4 +178,3 @@ if __name__ == "__main__":
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/results/vade_objectives.json")
-    main(parser.parse_args())
