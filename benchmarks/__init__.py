@@ -25,7 +25,6 @@ BENCHMARKS = {
     "gmm_vs_sklearn": "benchmarks.gmm_vs_sklearn",
     "vade_mnist": "benchmarks.vade_mnist",
     "vade_objectives": "benchmarks.vade_objectives",
-    "vade_confusion": "benchmarks.vade_confusion",
     "ss_vae_mnist": "benchmarks.ss_vae_mnist",
     "llgae": "benchmarks.llgae",
     "peers": "benchmarks.peers",
