@@ -26,9 +26,9 @@ At every scored stage the result also holds the component × digit table on all 
 
 Every pretraining epoch and every VaDE epoch is checkpointed in the run folder the runner names
 (``<runs>/vade_mnist/<protocol tag>/s<seed>``): the same command run again continues where it
-stopped, and the result equals that of an uninterrupted run (the VaDE stage by :func:`pyrovae.fit`'s exact resume; the
-pretraining saves its model, optimizer and epoch, and draws each epoch's batches and
-corruption from ``(seed, epoch)`` alone). Raising ``--pretrain-epochs`` or ``--epochs`` later
+stopped, and the result equals that of an uninterrupted run (the VaDE stage by
+:func:`pyrovae.fit`'s exact resume; the pretraining saves its model, optimizer and epoch,
+and draws each epoch's batches and corruption from ``(seed, epoch)`` alone). Raising ``--pretrain-epochs`` or ``--epochs`` later
 extends a run, provided the VaDE stage has not started yet for the former. Results:
 ``results/vade_mnist/<protocol tag>_s<seed>.json`` and the components' picture beside it.
 
