@@ -28,9 +28,10 @@ Every pretraining epoch and every VaDE epoch is checkpointed in the run folder t
 (``<runs>/vade_mnist/<protocol tag>/s<seed>``): the same command run again continues where it
 stopped, and the result equals that of an uninterrupted run (the VaDE stage by
 :func:`pyrovae.fit`'s exact resume; the pretraining saves its model, optimizer and epoch,
-and draws each epoch's batches and corruption from ``(seed, epoch)`` alone). Raising ``--pretrain-epochs`` or ``--epochs`` later
-extends a run, provided the VaDE stage has not started yet for the former. Results:
-``results/vade_mnist/<protocol tag>_s<seed>.json`` and the components' picture beside it.
+and draws each epoch's batches and corruption from ``(seed, epoch)`` alone). Raising
+``--pretrain-epochs`` or ``--epochs`` later extends a run, provided the VaDE stage has not
+started yet for the former. Results: ``results/vade_mnist/<protocol tag>_s<seed>.json`` and
+the components' picture beside it.
 
 The full form is the headline protocol: DEC-keras's SGD auto-encoder on VaDE's likelihood
 (``--pretrain-optimizer sgd --pretrain-lr 0.0012755 --corruption 0``), 100 epochs, the mixture
