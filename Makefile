@@ -2,12 +2,13 @@
 #   make demo   train the Gaussian VAE on the offline digits data, write pictures and metrics
 #   make test   lint (ruff) and run the whole test suite
 #   make docs   build the documentation site (runs every example briefly) into docs/_build/html
+#   make bench  run every benchmark's quick form (the digits or generated data; minutes)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO := runs/demo
 
-.PHONY: demo test lint docs
+.PHONY: demo test lint docs bench
 
 $(VENV)/installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,3 +38,12 @@ $(VENV)/docs-installed: $(VENV)/installed
 docs: $(VENV)/docs-installed
 	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 	@echo "documentation in docs/_build/html/index.html"
+
+$(VENV)/bench-installed: $(VENV)/installed
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $@
+
+# every benchmark's quick form; results go under the run folders, never into benchmarks/results
+bench: $(VENV)/bench-installed
+	rm -rf runs/bench
+	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks all --quick --runs $(CURDIR)/runs/bench
