@@ -44,8 +44,10 @@ def run_one(name, form, seeds, rest, common):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split(";")[0])
-    p.add_argument("name", help="a benchmark (see 'list'), 'all', 'list' or 'page'")
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.split(";")[0], add_help=False
+    )  # -h after a benchmark's name is that benchmark's help
+    p.add_argument("name", nargs="?", help="a benchmark (see 'list'), 'all', 'list' or 'page'")
     form = p.add_mutually_exclusive_group()
     form.add_argument("--quick", dest="form", action="store_const", const="quick")
     form.add_argument("--full", dest="form", action="store_const", const="full")
@@ -54,6 +56,11 @@ def main(argv=None):
     p.add_argument("--data-root", help="the folder holding MNIST/raw (default: $PYROVAE_DATA)")
     p.add_argument("--check", action="store_true", help="page: fail if the page is out of date")
     common, rest = p.parse_known_args(argv)
+    if common.name is None or (
+        common.name in ("all", "list", "page") and {"-h", "--help"} & set(rest)
+    ):
+        p.print_help()
+        return
     torch.set_num_threads(1)
     if common.name == "list":
         for name in [*BENCHMARKS, *SCRIPTS]:
