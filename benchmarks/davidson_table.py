@@ -33,6 +33,7 @@ none --batch-size 64 --warmup-epochs 0 --epochs 500`` (pythae's reproduction bud
 step`` (the split and warm-up of the results recorded before the runner).
 """
 
+import json
 import time
 
 import pyro
@@ -110,7 +111,9 @@ def arguments(parser):
         help="initial parameters: PyTorch's default (the follow-up code's) or tf.layers.dense's",
     )
     parser.add_argument("--seed", type=int, default=0, help="set by the runner's --seeds")
-    # fmt: skip
+    parser.add_argument(
+        "--rescore", action="store_true", help="score rows already in the results file again"
+    )
 
 
 def tag(args):
@@ -220,9 +223,15 @@ def run(family, paper_d, data, args, session):
 
 
 def main(args, session):
+    path = session.results / f"{tag(args)}.json"
+    done = json.loads(path.read_text())["entries"] if path.exists() else []
+    done = {(e["family"], e["paper_d"], e["seed"]) for e in done}
     data = data_for(args, session)
     for family in args.families:
         for d in args.dims:
+            if (family, d, args.seed) in done and not args.rescore:
+                print(f"{family} d={d} seed {args.seed}: in {path.name} already (--rescore)")
+                continue
             row = run(family, d, data, args, session)
             session.merge(f"{tag(args)}.json", row, ("family", "paper_d", "seed"))
             print(
