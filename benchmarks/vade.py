@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from pyrovae.data import Split
+from pyrovae.infer import Callback
 from pyrovae.infer.clustering import clustering_scores, matched_table
 from pyrovae.models import VAE
 from pyrovae.models.vade import init_mixture_prior
@@ -69,3 +70,15 @@ def table(model, x, y):
         pred = torch.cat([model.cluster(b)[1] for b in torch.split(x, 2000)]).numpy()
     counts, rows, cols = matched_table(pred, y)
     return counts[rows[np.argsort(cols)]]
+
+
+class AdamEpsilon(Callback):
+    """Adam's ε set to ``eps`` in every parameter group once the optimizer exists (VaDE's code
+    uses 1e-4; PyTorch's default, and ``fit``'s, is 1e-8)."""
+
+    def __init__(self, eps):
+        self.eps = eps
+
+    def on_train_start(self, state):
+        for group in state.optimizer.param_groups:
+            group["eps"] = self.eps

@@ -38,7 +38,8 @@ The full form is the headline protocol: DEC-keras's SGD auto-encoder on VaDE's l
 of its k-means clusters as the start, the VaDE stage at VaDE's floor rate 2e-4 (``--lr 2e-4``,
 not VaDE's decaying schedule) for 50 epochs, all 70,000 images, with
 DEC-DA's augmentation (``--augment``; without it, the same command less ``--augment``), seeds
-0–4. VaDE's Adam uses ε = 1e-8 (PyTorch's) where VaDE's code has 1e-4.
+0–4. The stage's Adam has PyTorch's ε = 1e-8, as the recorded runs; VaDE's code has 1e-4
+(``--adam-eps 1e-4``).
 """
 
 import json
@@ -52,7 +53,7 @@ from pyrovae.data import Data, Split, random_affine
 from pyrovae.infer import Callback, LearningRateDecay
 from pyrovae.models.vade import pretrain_autoencoder
 
-from .vade import build, everything, kmeans_on_codes, scores, start_prior, table
+from .vade import AdamEpsilon, build, everything, kmeans_on_codes, scores, start_prior, table
 
 FULL = [
     "--train-on", "all", "--pretrain-optimizer", "sgd", "--pretrain-lr", "0.0012755",
@@ -73,6 +74,7 @@ def tag(args):
         args.train_on, args.pretrain_loss, f"{args.pretrain_optimizer}{args.pretrain_lr:g}",
         f"corrupt{args.corruption:g}", "augment" if args.augment else "plain",
         f"{args.start_fit}-{args.start_covariance}", f"lr{args.lr:g}",
+        *([f"eps{args.adam_eps:g}"] if args.adam_eps else []),
     ])  # fmt: skip
 
 
@@ -225,6 +227,7 @@ def main(args, session):
         callbacks=[
             LearningRateDecay(args.lr_decay, every=args.lr_decay_every, minimum=args.lr_min),
             StageScores(stages, images, args.score_every, args.epochs, report, test_rows),
+            *([AdamEpsilon(args.adam_eps)] if args.adam_eps else []),
         ],
     )  # fmt: skip
 
@@ -274,5 +277,10 @@ def arguments(parser):
     parser.add_argument("--lr-min", type=float, default=2e-4, help="... not below 2e-4")
     parser.add_argument("--score-every", type=int, default=25, help="a stages line every N epochs")
     parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument(
+        "--adam-eps", type=float,
+        help="Adam's ε in the VaDE stage (VaDE's code: 1e-4); default: PyTorch's 1e-8, as the "
+        "recorded runs",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="set by the runner's --seeds")
     parser.add_argument("--threads", type=int, default=1)
