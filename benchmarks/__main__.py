@@ -23,13 +23,14 @@ def parser_of(module, name):
 
 
 def run_one(name, form, seeds, rest, common):
-    """Every seed of one benchmark in one form; returns the wall-clock seconds it took."""
+    """Every seed of one benchmark in one form; returns the wall-clock seconds it took (None:
+    the benchmark has no such form)."""
     tic = time.perf_counter()
     if name in SCRIPTS:
         words = SCRIPTS[name][form]
         if words is None:
             print(f"{name}: no {form} form (its script writes into benchmarks/results/)")
-            return 0.0
+            return None
         subprocess.run([sys.executable, SCRIPTS[name]["path"], *words, *rest], check=True)
         return time.perf_counter() - tic
     module = importlib.import_module(BENCHMARKS[name])
@@ -71,7 +72,8 @@ def main(argv=None):
     if common.name == "all":
         for name in [*BENCHMARKS, *SCRIPTS]:
             seconds = run_one(name, common.form or "quick", common.seeds, rest, common)
-            print(f"benchmark {name}: {common.form or 'quick'} form passed, {seconds:.0f} s")
+            if seconds is not None:
+                print(f"benchmark {name}: {common.form or 'quick'} form passed, {seconds:.0f} s")
         return
     if common.name not in BENCHMARKS and common.name not in SCRIPTS:
         p.error(f"unknown benchmark {common.name!r}; 'python -m benchmarks list' names them")
