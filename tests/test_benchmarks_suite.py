@@ -110,3 +110,22 @@ def test_random_split_redraws_the_validation_rows_and_keeps_the_test_rows():
         assert set(split.valid.x.unique().tolist()) == {0.0, 1.0}  # binarised once
     assert not torch.equal(a.train.x, b.train.x)
     assert torch.equal(random_split(grey, n, seed=1).valid.x, a.valid.x)
+
+
+def test_the_page_reads_the_results_file_the_full_form_writes():
+    from benchmarks import davidson_table, page
+
+    parser = argparse.ArgumentParser()
+    davidson_table.arguments(parser)
+    assert davidson_table.tag(parser.parse_args(davidson_table.FULL)) == page.AUTHORS_TAG
+
+
+def test_merge_replaces_the_row_with_the_same_key_and_keeps_the_others(tmp_path):
+    session = harness.Session("example", quick=True, runs=tmp_path)
+    assert tmp_path in session.results.parents  # the quick form writes outside the tree
+    session.merge("r.json", {"row": "a", "seed": 0, "x": 1.0}, ("row", "seed"))
+    session.merge("r.json", {"row": "a", "seed": 1, "x": 2.0}, ("row", "seed"))
+    rows = session.merge("r.json", {"row": "a", "seed": 0, "x": 3.0}, ("row", "seed"))
+    assert [(r["seed"], r["x"]) for r in rows] == [(0, 3.0), (1, 2.0)]
+    assert all(r["meta"]["command"].startswith("python -m benchmarks") for r in rows)
+    assert session.folder("tag", "row-s0") == tmp_path / "example-quick" / "tag" / "row-s0"
