@@ -15,10 +15,11 @@ sampling with 500 samples (the paper's text; the code's default is 100) and, fro
 draws, by the estimate of the authors' TensorFlow example (``benchmarks.davidson``): every row
 gets both columns. Seeds 0, 1, 2 per row.
 
-Known differences from the authors' code: their validation rows are binarised afresh at every
-epoch (ours once); their MNIST loader feeds raw 0–255 pixels to the binarisation, so their
-"dynamic" binarisation is in effect the threshold x > 0 (``load_data.py`` keeps ``.data``
-unscaled); they restart a run that produced NaN from its last checkpoint (``max_restarts``).
+Known differences from that code: its validation rows are binarised afresh at every epoch
+(ours once); its MNIST loader (``load_non_static_mnist``) hands raw 0–255 pixels to the
+binarisation ``x > U(0, 1)``, so its "dynamic" binarisation is in effect the threshold x > 0
+(ours, like s-vae-tf's example of the paper's time, draws Bernoulli(x) on grey levels in
+[0, 1]); it restarts a run that produced NaN from its last checkpoint (``max_restarts``).
 
 Each row and seed trains in the run folder the runner names, ``<runs>/davidson_table/<protocol
 tag>/<family>-d<d>-s<seed>``, with pyrovae's exact resume: the same command continues a run that
