@@ -37,11 +37,12 @@ The full form is the headline protocol: DEC-keras's SGD auto-encoder on VaDE's l
 (``--pretrain-optimizer sgd --pretrain-lr 0.0012755 --corruption 0``), 100 epochs, the mixture
 of its k-means clusters as the start, the VaDE stage at VaDE's floor rate 2e-4 (``--lr 2e-4``,
 not VaDE's decaying schedule) for 50 epochs, all 70,000 images, with
-DEC-DA's augmentation (``--augment``; without it, the same command less ``--augment``), seeds
+DEC-DA's augmentation (``--augment``; without it, ``--no-augment``), seeds
 0–4. The stage's Adam has PyTorch's ε = 1e-8, as the recorded runs; VaDE's code has 1e-4
 (``--adam-eps 1e-4``).
 """
 
+import argparse
 import json
 import os
 import time
@@ -249,9 +250,10 @@ def arguments(parser):
     parser.add_argument("--pretrain-batch-size", type=int, default=256, help="as DEC")
     parser.add_argument("--corruption", type=float, default=0.2, help="denoising: pixel drop rate")
     parser.add_argument(
-        "--augment", action="store_true",
+        "--augment", action=argparse.BooleanOptionalAction, default=False,
         help="DEC-DA's pretraining: every batch turned by up to 10 degrees and moved by up to "
-        "10 %% of the side (pyrovae.data.random_affine), the loss on the moved images",
+        "10 %% of the side (pyrovae.data.random_affine), the loss on the moved images "
+        "(--no-augment: the full form without it)",
     )  # fmt: skip
     parser.add_argument(
         "--pretrain-loss", choices=("likelihood", "squared_error"), default="likelihood",

@@ -120,6 +120,19 @@ def test_the_page_reads_the_results_file_the_full_form_writes():
     assert davidson_table.tag(parser.parse_args(davidson_table.FULL)) == page.AUTHORS_TAG
 
 
+def test_the_page_reads_the_files_vade_mnists_full_form_writes():
+    from benchmarks import page, vade_mnist
+
+    parser = argparse.ArgumentParser()
+    vade_mnist.arguments(parser)
+    full = parser.parse_args(vade_mnist.FULL)
+    plain = parser.parse_args([*vade_mnist.FULL, "--no-augment"])
+    assert (vade_mnist.tag(full), vade_mnist.tag(plain)) == (
+        page.VADE_TAGS["augment"],
+        page.VADE_TAGS["plain"],
+    )
+
+
 def test_merge_replaces_the_row_with_the_same_key_and_keeps_the_others(tmp_path):
     session = harness.Session("example", quick=True, runs=tmp_path)
     assert tmp_path in session.results.parents  # the quick form writes outside the tree
