@@ -124,14 +124,14 @@ def digits64(covariance, seed, factor=1.0):
 
 
 def main(args, session):
-    name = f"gmm_vs_sklearn_s{args.seed}.json"
-    out = session.results / name
+    filename = f"gmm_vs_sklearn_s{args.seed}.json"
+    out = session.results / filename
     previous = json.loads(out.read_text()) if out.exists() else {}
     previous.pop("meta", None)
     factor = args.epochs_factor
     if args.only == "digits64":  # keep part 1 as it is
         rows_64 = [row for cov in ("full", "diag") for row in digits64(cov, args.seed, factor)]
-        session.write(name, {**previous, "digits64": rows_64})
+        session.write(filename, {**previous, "digits64": rows_64})
         return
     rows = []
     for name, x in datasets().items():
@@ -143,7 +143,7 @@ def main(args, session):
                 rows.append(row)
     rows_64 = [row for cov in ("full", "diag") for row in digits64(cov, args.seed, factor)]
     setup = {"args": vars(args), "sklearn": sklearn.__version__}
-    session.write(name, {**setup, "rows": rows, "digits64": rows_64})
+    session.write(filename, {**setup, "rows": rows, "digits64": rows_64})
 
 
 def arguments(parser):
