@@ -50,9 +50,11 @@ def commit():
 
 
 def provenance(seed):
-    """The metadata block of one result: commit, versions, machine, command, seed, time."""
+    """The metadata block of one result: commit, versions, machine, command, seed, time. The
+    commit is the one this process started from (read when the harness was imported), so a
+    long run that finishes after later commits names the code it ran."""
     return {
-        **commit(),
+        **STARTED_AT,
         "versions": {
             "python": platform.python_version(),
             "torch": torch.__version__,
@@ -70,6 +72,9 @@ def provenance(seed):
         "seed": seed,
         "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
+
+
+STARTED_AT = commit()
 
 
 class Session:
