@@ -3,12 +3,13 @@
 #   make test   lint (ruff) and run the whole test suite
 #   make docs   build the documentation site (runs every example briefly) into docs/_build/html
 #   make figures  rerun the README's figures over their seeds; fail when one leaves its range
+#   make bench  run every benchmark's quick form (the digits or generated data; minutes)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO := runs/demo
 
-.PHONY: demo test lint docs figures figures-quick
+.PHONY: demo test lint docs figures figures-quick bench
 
 $(VENV)/installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,7 +30,7 @@ lint: $(VENV)/installed
 	$(BIN)/lint-imports
 
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 $(VENV)/docs-installed: $(VENV)/installed
 	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
@@ -50,3 +51,12 @@ figures: $(VENV)/installed
 
 figures-quick: $(VENV)/installed
 	OMP_NUM_THREADS=1 $(BIN)/python tools/figures.py --quick
+
+$(VENV)/bench-installed: $(VENV)/installed
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $@
+
+# every benchmark's quick form; results go under the run folders, never into benchmarks/results
+bench: $(VENV)/bench-installed
+	rm -rf runs/bench
+	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks all --quick --runs $(CURDIR)/runs/bench
