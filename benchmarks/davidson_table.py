@@ -1,311 +1,243 @@
-"""Davidson et al. 2018, Table 1, on the authors' terms: N-VAE and S-VAE on dynamically
-binarized MNIST at d = 2, 5, 10, 20, 40.
+"""Davidson et al. 2018, Table 1, on the authors' protocol: N-VAE and S-VAE on dynamically
+binarized MNIST at d = 2, 5, 10, 20, 40 (the S-VAE's z on S^d ⊂ R^(d+1): ``benchmarks.davidson``).
 
-**Dimension convention.** The paper's d is the dimension of the latent *manifold*: the N-VAE
-has z ∈ R^d, the S-VAE has z ∈ S^d ⊂ R^{d+1} (``z_dim = flags.z + 1`` for the vMF in the
-authors' ``trdavidson/increasing-expressivity-s-vae``, ``run_models.py``). pyrovae's
-``latent_dim`` is the ambient dimension, so the S-VAE row for paper d is ``latent_dim = d + 1``.
-
-Protocol, from the authors' code (``run_models.py`` defaults and ``utils/training_utils.py``):
+Protocol (the full form), read from the authors' code (``trdavidson/increasing-expressivity-
+s-vae``: ``run_models.py`` defaults, ``utils/training_utils.py``, ``utils/load_data.py``):
 encoder 784-256-128 and mirrored decoder 128-256-784, ReLU; Bernoulli likelihood on
-dynamically binarized pixels; Adam, lr 1e-3, batch 100; at most 200 epochs; KL warm-up linear
-over the first 100 epochs; the best model on the validation ELBO is kept and training stops
-after 50 epochs without improvement (theirs only records the best after a burn-in of 100
-epochs, which changes nothing when the best epoch is past 100: ``best_epoch`` is recorded);
-analytic KL (``elbo="meanfield"``: the registered Normal–Normal and vMF–uniform KLs);
-κ = softplus(raw) + 1; log-likelihood by importance sampling with 500 samples on
-the 10,000 test images (test set binarized once with a fixed seed). Every row gets the same
-budget.
+dynamically binarized pixels; a random 10,000 of the 60,000 training images for validation
+(seeded by the run's seed; binarised once); Adam, lr 1e-3, batch 100; at most 200 epochs; KL
+warm-up linear over 100 epochs, stepped once per epoch (β = min(e, 100)/100, e from 0); early
+stopping as theirs: after a burn-in of 100 epochs, a validation ELBO better than the best by
+more than 1e-2 becomes the best, training stops 50 epochs after the best, the best epoch is
+scored; analytic KL; κ = softplus(raw) + 1; pyrovae's exact vMF sampler; PyTorch's default
+initial parameters. Scored on the 10,000 test images (binarized once, fixed seed) by importance
+sampling with 500 samples (the paper's text; the code's default is 100) and, from the same
+draws, by the estimate of the authors' TensorFlow example (``benchmarks.davidson``): every row
+gets both columns. Seeds 0, 1, 2 per row.
 
-``--sampler authors-2018`` (or ``authors``) trains the S-VAE rows with the authors' vMF
-sampler as the paper ran it (or as released since June 2018) instead of pyrovae's
-(``davidson_sampler.py``); every row is scored with pyrovae's exact sampler, and such a row
-also by the authors' estimator (their sampler as the importance proposal).
+Known differences from that code: its validation rows are binarised afresh at every epoch
+(ours once); its MNIST loader (``load_non_static_mnist``) hands raw 0–255 pixels to the
+binarisation ``x > U(0, 1)``, so its "dynamic" binarisation is in effect the threshold x > 0
+(ours, like s-vae-tf's example of the paper's time, draws Bernoulli(x) on grey levels in
+[0, 1]); it restarts a run that produced NaN from its last checkpoint (``max_restarts``).
 
-``--init tensorflow`` starts every layer as the paper-time code did: s-vae-tf's MNIST example
-builds its networks with ``tf.layers.dense``, whose defaults are Glorot-uniform weights and zero
-biases; the protocol above (the follow-up code, PyTorch) has PyTorch's default (``--init
-pytorch``: weights and biases uniform in ±1/√fan_in).
+Each row and seed trains in the run folder the runner names, ``<runs>/davidson_table/<protocol
+tag>/<family>-d<d>-s<seed>``, with pyrovae's exact resume: the same command continues a run that
+was cut off and only scores a finished one. Rows merge into ``results/davidson_table/<protocol
+tag>.json`` (one file per protocol), keyed by family, d and seed.
 
-``--train-on all --batch-size 64 --warmup-epochs 0 --epochs 500`` is the training budget of
-pythae's reproduction of the S^10 row (``clementchadebec/benchmark_VAE``,
-``examples/scripts/reproducibility/svae.py``): all 60,000 training images and no validation
-split, so no early stopping and the last epoch is scored; batch 64, 500 epochs, no warm-up;
-everything else as above. It is not the authors' protocol, and such a run gets its own results
-file.
-
-Each (family, d) trains in its own folder ``--runs/{family}-d{d}`` with pyrovae's exact
-resume: the same command run again continues a run that was cut off, and a finished run is
-only evaluated. Rows are merged into ``benchmarks/results/davidson_table.json``.
-
-    python benchmarks/davidson_table.py --data-root ../shared/data --family sphere --dims 2 5
+Options beyond the protocol: ``--sampler authors-2018|authors`` (the S-VAE trained with the
+authors' vMF sampler, scored by ours and by theirs), ``--init tensorflow`` (Glorot-uniform
+weights and zero biases, ``tf.layers.dense``'s defaults, as s-vae-tf's example), ``--split
+none --batch-size 64 --warmup-epochs 0 --epochs 500`` (pythae's reproduction budget: all
+60,000 images, no early stopping, the last epoch scored), ``--split last`` and ``--warmup
+step`` (the split and warm-up of the results recorded before the runner).
 """
 
-import argparse
-import copy
 import json
-import os
-import platform
-import sys
 import time
-from pathlib import Path
 
 import pyro
 import torch
-from davidson_sampler import DavidsonVonMisesFisherPosterior
-from results_file import merge_row
 
 import pyrovae
 
-# paper d: (N-VAE LL, N-VAE ELBO, S-VAE LL, S-VAE ELBO), Davidson et al. 2018, Table 1
-PUBLISHED = {
-    2: (-135.73, -137.08, -132.50, -133.72),
-    5: (-110.21, -112.98, -108.43, -111.19),
-    10: (-93.84, -98.36, -93.16, -97.70),
-    20: (-88.90, -94.79, -89.02, -96.15),
-    40: (-88.93, -94.91, -90.87, -101.26),
-}
-PARTS = {
-    "normal": {"prior": "normal", "posterior": "normal"},
-    "sphere": {
-        "prior": "hyperspherical_uniform",
-        "posterior": {"name": "von_mises_fisher", "link": "softplus"},
-    },
-}
-RESULTS = Path(__file__).parent / "results" / "davidson_table.json"
+from .davidson import (
+    PUBLISHED,
+    AuthorsEarlyStopping,
+    EpochWarmup,
+    build,
+    estimates,
+    random_split,
+    tensorflow_init,
+)
+
+FULL = []
+QUICK = [
+    "--dims", "2", "--families", "normal", "sphere", "--epochs", "4", "--warmup-epochs", "2",
+    "--burn-in", "1", "--patience", "1", "--num-valid", "288", "--num-samples", "20",
+]  # fmt: skip
+SEEDS = (0, 1, 2)
 
 
-def build(family, paper_d, sampler="exact"):
-    """The row's VAE; ``sampler``: the S-VAE's posterior draws by pyrovae's exact sampler
-    (``"exact"``), the authors' as the paper ran it (``"authors-2018"``: the gradient through
-    the proposal) or as released since June 2018 (``"authors"``: also the Taylor switch of b
-    above κ = 10); see ``davidson_sampler.py``."""
-    latent_dim = paper_d + 1 if family == "sphere" else paper_d
-    parts = PARTS[family]
-    if family == "sphere" and sampler != "exact":
-        name = DavidsonVonMisesFisherPosterior.registered_name
-        posterior = {**parts["posterior"], "name": name, "taylor_switch": sampler == "authors"}
-        parts = {**parts, "posterior": posterior}
-    return pyrovae.VAE(784, latent_dim, hidden=(256, 128), activation="relu", **parts)
+def arguments(parser):
+    parser.add_argument(
+        "--families", nargs="+", choices=("normal", "sphere"), default=["normal", "sphere"]
+    )
+    parser.add_argument("--dims", type=int, nargs="+", default=sorted(PUBLISHED))
+    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--warmup-epochs", type=int, default=100)
+    parser.add_argument(
+        "--warmup",
+        choices=("epoch", "step"),
+        default="epoch",
+        help="the KL warm-up's β stepped once per epoch (the authors') or at every step",
+    )
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=50,
+        help="epochs after the best before stopping (the authors' look_ahead)",
+    )
+    parser.add_argument(
+        "--min-delta",
+        type=float,
+        default=1e-2,
+        help="the improvement of the validation ELBO that makes a new best",
+    )
+    parser.add_argument("--burn-in", type=int, default=100, help="epochs before a best is recorded")
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument(
+        "--split",
+        choices=("random", "last", "none"),
+        default="random",
+        help="validation rows: a random --num-valid of the 60,000 training images seeded by "
+        "the run's seed (the authors' split), the last 10,000 (pyrovae.data.load's split, not "
+        "the authors'), or none: all 60,000 train, no early stopping, the last epoch is scored",
+    )
+    parser.add_argument("--num-valid", type=int, default=10_000)
+    parser.add_argument("--num-samples", type=int, default=500)
+    parser.add_argument(
+        "--sampler",
+        choices=("exact", "authors-2018", "authors"),
+        default="exact",
+        help="the S-VAE's training draws: pyrovae's exact vMF sampler, the authors' as the "
+        "paper ran it, or as released since June 2018 (benchmarks.davidson); the LL is then also "
+        "reported by their estimator",
+    )
+    parser.add_argument(
+        "--init",
+        choices=("pytorch", "tensorflow"),
+        default="pytorch",
+        help="initial parameters: PyTorch's default (the follow-up code's) or tf.layers.dense's",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="set by the runner's --seeds")
+    parser.add_argument(
+        "--rescore", action="store_true", help="score rows already in the results file again"
+    )
 
 
-def tensorflow_init(model):
-    """Glorot-uniform weights and zero biases in every linear layer of ``model``, the defaults of
-    ``tf.layers.dense``: W ~ U(±√(6 / (fan_in + fan_out)))."""
-    for layer in model.modules():
-        if isinstance(layer, torch.nn.Linear):
-            torch.nn.init.xavier_uniform_(layer.weight)
-            torch.nn.init.zeros_(layer.bias)
+def tag(args):
+    """The protocol's name: the run folders' parent and the results file's stem."""
+    stopping = f"es{args.patience}-md{args.min_delta:g}-bi{args.burn_in}"
+    return "_".join([
+        f"split-{args.split}" + (f"{args.num_valid}" if args.split == "random" else ""),
+        f"warmup-{args.warmup}{args.warmup_epochs}",
+        stopping if args.split != "none" else "no-es",
+        f"e{args.epochs}", f"bs{args.batch_size}", f"init-{args.init}", f"sampler-{args.sampler}",
+    ])  # fmt: skip
 
 
-def run(family, paper_d, data, args):
-    folder = Path(args.runs).expanduser() / f"{family}-d{paper_d}"
+def data_for(args, session):
+    """The protocol's splits (grey levels read once, binarised as the protocol says)."""
+    grey = session.load("mnist")
+    if args.split == "random":
+        return random_split(grey, args.num_valid, args.seed)
+    binary = session.load("mnist", binarize="dynamic")
+    if args.split == "last":
+        return binary
+    rows = torch.cat([grey.train.x, grey.valid.x])
+    return pyrovae.data.Data(rows, None, binary.test, "dynamic", grey.image_shape, grey.name)
+
+
+def train(family, paper_d, data, folder, args):
+    """Train (or resume, or only reload) one row; returns the model at its scored epoch, the
+    history and that epoch."""
     pyro.clear_param_store()
     torch.manual_seed(args.seed)  # the initial parameters (a resumed run takes its checkpoint's)
-    model = build(family, paper_d, args.sampler)
+    model = build(family, paper_d, args.sampler, data.input_dim)
     if args.init == "tensorflow":
         tensorflow_init(model)
-    train = copy.copy(data)
-    train.test = None  # the test split is scored once, at the end
-    tic = time.process_time()
+    hooks = [EpochWarmup(args.warmup_epochs)] if args.warmup == "epoch" else []
+    stopping = AuthorsEarlyStopping(args.patience, args.min_delta, args.burn_in)
+    hooks += [stopping] if data.valid is not None else []
     history = pyrovae.fit(
         model,
-        train,
+        pyrovae.data.Data(data.train, data.valid, None, data.binarize, data.image_shape),
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=1e-3,
         elbo="meanfield",  # the KL in closed form, as the authors compute it
         seed=args.seed,
-        warmup_epochs=args.warmup_epochs,
-        patience=args.patience if data.valid is not None else None,
+        warmup_epochs=args.warmup_epochs if args.warmup == "step" else 0,
+        patience=None,
+        callbacks=hooks,
         out=folder,
         resume=True,
         progress=False,
     )
-    train_seconds = time.process_time() - tic  # of this invocation only (it may have resumed)
+    scored = stopping.best["epoch"] if data.valid is not None else history["epoch"][-1]
+    return model, history, scored
+
+
+def score(model, test, args):
+    """Both estimates (means and standard errors over the test rows) from the same draws."""
+    per_row = {}
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(args.seed)
+        for x in test.chunks(100):
+            for k, v in estimates(model.eval(), x, args.num_samples).items():
+                per_row.setdefault(k, []).append(v)
+    figures = {}
+    for k, v in per_row.items():
+        v = torch.cat(v)
+        figures[k], figures[f"{k}_stderr"] = v.mean().item(), (v.std() / len(v) ** 0.5).item()
+    return figures
+
+
+def run(family, paper_d, data, args, session):
+    folder = session.folder(tag(args), f"{family}-d{paper_d}-s{args.seed}")
     tic = time.process_time()
-    scored, theirs = model, None
-    if family == "sphere" and args.sampler != "exact":  # scored by the authors' estimator, and
+    model, history, scored_epoch = train(family, paper_d, data, folder, args)
+    train_seconds = time.process_time() - tic
+    tic = time.process_time()
+    theirs = {}
+    if family == "sphere" and args.sampler != "exact":  # their estimator: their sampler as q
         theirs = pyrovae.evaluate(model, data, num_samples=args.num_samples, seed=args.seed)
-        scored = build(family, paper_d)  # by ours: the same parameters, the exact sampler
-        scored.load_state_dict(model.state_dict())
-    metrics = pyrovae.evaluate(scored, data, num_samples=args.num_samples, seed=args.seed)
-    valid = history["valid_elbo"]
-    # without a validation split (--train-on all) the last epoch is the one scored
-    best = len(valid) - 1 if data.valid is None else max(range(len(valid)), key=valid.__getitem__)
+        theirs = {"authors_sampler": {k: theirs[k] for k in ("log_likelihood", "elbo")}}
+        exact = build(family, paper_d, "exact", data.input_dim)
+        exact.load_state_dict(model.state_dict())
+        model = exact
+    figures = score(model, data.test, args)
     pub = PUBLISHED[paper_d][0:2] if family == "normal" else PUBLISHED[paper_d][2:4]
     return {
         "family": family,
         "paper_d": paper_d,
+        "seed": args.seed,
         "latent_dim": model.latent_dim,
-        "log_likelihood": metrics["log_likelihood"],
-        "log_likelihood_stderr": metrics["log_likelihood_stderr"],
-        "elbo": metrics["elbo"],
-        "sampler": args.sampler,
-        "init": args.init,
-        "num_samples": metrics["num_samples"],
-        "num_examples": metrics["num_examples"],
-        "epochs_run": len(valid),
-        "best_epoch": history["epoch"][best],
-        "best_valid_elbo": valid[best],
-        "valid_elbo_curve": valid,
+        **figures,
+        "num_samples": args.num_samples,
+        "num_test_rows": len(data.test),
+        "epochs_run": history["epoch"][-1],
+        "scored_epoch": scored_epoch,
+        "valid_elbo_curve": history["valid_elbo"],
         "train_elbo_curve": history["train_elbo"],
-        "batch_size": args.batch_size,
-        "train_on": args.train_on,
-        "warmup_epochs": args.warmup_epochs,
+        "beta_curve": history["beta"],
         "published_log_likelihood": pub[0],
         "published_elbo": pub[1],
+        "protocol": tag(args),
+        "run_folder": str(folder),
         "train_cpu_seconds_last_invocation": train_seconds,
         "eval_cpu_seconds": time.process_time() - tic,
-        "command": "python " + " ".join(sys.argv),
-    } | ({"authors_sampler": {k: theirs[k] for k in ("log_likelihood", "elbo")}} if theirs else {})
+        **theirs,
+    }
 
 
-def merge(row, results):
-    """Add ``row`` to the results file, in place of an earlier run of the same row."""
-    merge_row(
-        results,
-        row,
-        ("family", "paper_d"),
-        protocol=__doc__.split("Protocol, ")[1].split("\n\n")[0].replace("\n", " "),
-        torch=torch.__version__,
-        pyro=pyro.__version__,
-        machine=f"{platform.machine()}, {os.cpu_count()} cores, 1 thread per run",
-    )
-    report = json.loads(results.read_text())
-    report["entries"].sort(key=lambda e: (e["paper_d"], e["family"]))
-    results.write_text(json.dumps(report, indent=1))
-
-
-def table(entries):
-    """The markdown table of ``entries`` beside the published rows."""
-    lines = [
-        "| paper d | family | latent | our LL | ± | our ELBO | paper LL | paper ELBO | epochs "
-        "(best) |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for e in entries:
-        name = "N-VAE, z ∈ R^d" if e["family"] == "normal" else "S-VAE, z ∈ S^d ⊂ R^(d+1)"
-        lines.append(
-            f"| {e['paper_d']} | {name} | {e['latent_dim']} | {e['log_likelihood']:.2f} | "
-            f"{e['log_likelihood_stderr']:.2f} | {e['elbo']:.2f} | "
-            f"{e['published_log_likelihood']:.2f} | {e['published_elbo']:.2f} | "
-            f"{e['epochs_run']} ({e['best_epoch']}) |"
-        )
-    return "\n".join(lines)
-
-
-def against(entries, baseline):
-    """The markdown table of ``entries`` beside the rows of ``baseline`` (another results file's
-    entries, e.g. pyrovae's sampler against the authors', or PyTorch's initial parameters
-    against TensorFlow's): LL, ELBO, epochs and the mean (and largest) difference of the
-    validation ELBO over epochs 101–200."""
-    base = {(e["family"], e["paper_d"]): e for e in baseline}
-    lines = [
-        "| row | sampler | init | LL | ELBO | epochs (best) | validation ELBO − baseline's, "
-        "epochs 101–200: mean (largest gap) | paper LL |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for e in entries:
-        d, b = e["paper_d"], base[e["family"], e["paper_d"]]
-        diffs = [
-            v - w
-            for v, w in zip(
-                e["valid_elbo_curve"][100:200], b["valid_elbo_curve"][100:200], strict=False
+def main(args, session):
+    path = session.results / f"{tag(args)}.json"
+    done = json.loads(path.read_text())["entries"] if path.exists() else []
+    done = {(e["family"], e["paper_d"], e["seed"]) for e in done}
+    data = data_for(args, session)
+    for family in args.families:
+        for d in args.dims:
+            if (family, d, args.seed) in done and not args.rescore:
+                print(f"{family} d={d} seed {args.seed}: in {path.name} already (--rescore)")
+                continue
+            row = run(family, d, data, args, session)
+            session.merge(f"{tag(args)}.json", row, ("family", "paper_d", "seed"))
+            print(
+                f"{family} d={d} seed {args.seed}: LL {row['log_likelihood']:.2f} (IS, "
+                f"{args.num_samples}), {row['log_likelihood_svae_tf']:.2f} (s-vae-tf), ELBO "
+                f"{row['elbo']:.2f}, {row['epochs_run']} epochs, scored {row['scored_epoch']}",
+                flush=True,
             )
-        ]
-        gap = f"{sum(diffs) / len(diffs):+.2f} ({max(diffs, key=abs):+.2f})"
-        for row, column in ((b, ""), (e, gap)):
-            name = f"S^{d}" if row["family"] == "sphere" else f"N-VAE d = {d}"
-            lines.append(
-                f"| {name} | {row.get('sampler', 'exact')} | {row.get('init', 'pytorch')} | "
-                f"{row['log_likelihood']:.2f} ± {row['log_likelihood_stderr']:.2f} | "
-                f"{row['elbo']:.2f} | {row['epochs_run']} ({row['best_epoch']}) | {column} | "
-                f"{row['published_log_likelihood']:.2f} |"
-            )
-    return "\n".join(lines)
-
-
-def status(runs):
-    """Progress of every run folder under ``runs`` from its ``metrics.json``: the table rows of a
-    benchmark still training (no log-likelihood before a run ends)."""
-    header = "| family | paper d | epochs run | best valid ELBO (epoch) | β now |"
-    lines = [header, "|---" * 5 + "|"]
-    for folder in sorted(Path(runs).expanduser().glob("*-d*")):
-        metrics = folder / "metrics.json"
-        if metrics.exists():
-            h = json.loads(metrics.read_text())
-            family, d = folder.name.split("-d")
-            if h["valid_elbo"][-1] is None:  # --train-on all: no validation split
-                best = f"none; train ELBO {h['train_elbo'][-1]:.2f}"
-            else:
-                i = max(range(len(h["valid_elbo"])), key=h["valid_elbo"].__getitem__)
-                best = f"{h['valid_elbo'][i]:.2f} ({h['epoch'][i]})"
-            lines.append(f"| {family} | {d} | {h['epoch'][-1]} | {best} | {h['beta'][-1]:.2f} |")
-    return "\n".join(lines)
-
-
-def main(args):
-    torch.set_num_threads(1)
-    results = Path(args.results)
-    if args.table:
-        entries = json.loads(results.read_text())["entries"]
-        if args.against:
-            print(against(entries, json.loads(Path(args.against).read_text())["entries"]))
-        else:
-            print(table(entries))
-        return
-    if args.status:
-        print(status(args.runs))
-        return
-    data = pyrovae.data.load("mnist", root=args.data_root, binarize="dynamic")
-    if args.train_on == "all":  # the grey validation rows join the training rows; the test
-        grey = pyrovae.data.load("mnist", root=args.data_root)  # rows stay as binarised above
-        rows = torch.cat([grey.train.x, grey.valid.x])
-        data = pyrovae.data.Data(rows, None, data.test, "dynamic", data.image_shape, "mnist")
-    for d in args.dims:
-        row = run(args.family, d, data, args)
-        merge(row, results)
-        print(json.dumps({k: v for k, v in row.items() if k != "valid_elbo_curve"}), flush=True)
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--family", choices=sorted(PARTS), default="sphere")
-    parser.add_argument("--dims", type=int, nargs="+", default=sorted(PUBLISHED))
-    parser.add_argument("--epochs", type=int, default=200)
-    parser.add_argument("--warmup-epochs", type=float, default=100)
-    parser.add_argument("--patience", type=int, default=50)
-    parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument(
-        "--train-on", choices=("train", "all"), default="train",
-        help="'train': the first 50,000 training images, the last 10,000 for validation (the "
-        "authors' split); 'all': all 60,000, no validation split, so no early stopping and the "
-        "last epoch is scored",
-    )  # fmt: skip
-    parser.add_argument("--num-samples", type=int, default=500)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-root", default=os.environ.get("PYROVAE_DATA"))
-    parser.add_argument("--runs", default="~/pyrovae-runs/davidson")
-    parser.add_argument(
-        "--results", default=str(RESULTS),
-        help="the results file (a run beyond the authors' protocol gets its own)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--sampler", choices=("exact", "authors-2018", "authors"), default="exact",
-        help="the S-VAE's training draws: pyrovae's exact vMF sampler, the authors' as the paper "
-        "ran it (gradient through the proposal), or as released since June 2018 (also a Taylor "
-        "switch of b above kappa = 10); see davidson_sampler.py. LL is then also reported by "
-        "their estimator",
-    )  # fmt: skip
-    parser.add_argument(
-        "--init", choices=("pytorch", "tensorflow"), default="pytorch",
-        help="the layers' initial parameters: PyTorch's default (the follow-up code's) or "
-        "tf.layers.dense's, Glorot-uniform weights and zero biases (s-vae-tf's, the paper's time)",
-    )  # fmt: skip
-    parser.add_argument("--table", action="store_true", help="print the table of the results")
-    parser.add_argument(
-        "--against", help="with --table: another results file whose rows to set beside them"
-    )
-    parser.add_argument("--status", action="store_true", help="print the progress of the runs")
-    main(parser.parse_args())

@@ -9,23 +9,22 @@ run starts from the same parameters and sees the same batches; only the sampling
 guide differs between process counts (and the order of float additions), so the parameters after
 the same number of global steps differ by Monte Carlo noise: the script reports that difference
 next to the one between two single-process runs with different seeds. Writes
-``benchmarks/results/distributed.json``.
-
-    python benchmarks/distributed.py --data-root /work/shared/data --procs 1 2
+``benchmarks/results/distributed/distributed.json``. The worker processes run this module
+(``python -m benchmarks.distributed``, under ``torchrun`` for W > 1).
 """
 
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results" / "distributed.json"
+QUICK = ["--global-batch", "20", "--steps", "5"]
+FULL = []
+SEEDS = (0,)
 
 
 def worker(args):
@@ -38,11 +37,11 @@ def worker(args):
 
     torch.set_num_threads(1)
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    mnist = pyrovae.data.load("mnist", root=args.data_root)
+    mnist = pyrovae.data.load(args.dataset, root=args.data_root)
     rows = mnist.train.x[: args.global_batch * args.steps]
     data = Data(Split(rows), binarize="dynamic")  # training rows only: the timing is the steps
     pyro.set_rng_seed(0)  # the same initial parameters in every run
-    model = pyrovae.VAE(784, 20, hidden=(256, 128))
+    model = pyrovae.VAE(data.input_dim, 20, hidden=(256, 128))
     history = pyrovae.fit(
         model,
         data,
@@ -56,32 +55,30 @@ def worker(args):
         torch.save({"params": params, "history": history}, args.save)
 
 
-def run(procs, seed, args, folder):
+def run(procs, seed, args, folder, session):
     """Start one training with ``procs`` processes; rank 0's saved results."""
     import torch
 
     save = folder / f"p{procs}_s{seed}.pt"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[1]), env.get("PYTHONPATH", "")])
-    own = [__file__, "--worker", "--save", str(save), "--seed", str(seed)]
-    own += ["--data-root", args.data_root, "--global-batch", str(args.global_batch)]
-    own += ["--steps", str(args.steps)]
+    own = ["-m", "benchmarks.distributed", "--save", str(save), "--seed", str(seed)]
+    own += ["--dataset", "digits" if session.quick else "mnist"]
+    own += ["--data-root", session.data_root] if session.data_root else []
+    own += ["--global-batch", str(args.global_batch), "--steps", str(args.steps)]
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     command += ["--nproc-per-node", str(procs), *own]  # --standalone: a free port of its own
     subprocess.run(command if procs > 1 else [sys.executable, *own], env=env, check=True)
     return torch.load(save, weights_only=True)
 
 
-def main(args):
-    if args.worker:
-        return worker(args)
-    import torch
+def main(args, session):
 
     folder = Path(tempfile.mkdtemp(prefix="pyrovae-bench-"))
     rows = args.global_batch * args.steps
-    results, reference = [], run(1, 0, args, folder)
+    results, reference = [], run(1, 0, args, folder, session)
     for procs in args.procs:
-        out = reference if procs == 1 else run(procs, 0, args, folder)
+        out = reference if procs == 1 else run(procs, 0, args, folder, session)
         seconds = out["history"]["seconds"]
         diff = (out["params"] - reference["params"]).norm() / reference["params"].norm()
         results.append(
@@ -98,11 +95,9 @@ def main(args):
             }
         )
         print(json.dumps(results[-1]))
-    noise = run(1, 1, args, folder)
+    noise = run(1, 1, args, folder, session)
     noise_diff = (noise["params"] - reference["params"]).norm() / reference["params"].norm()
     report = {
-        "benchmark": "distributed",
-        "command": "python " + " ".join(sys.argv),
         "model": "VAE 784-256-128-20, Bernoulli, dynamic binarisation, Adam 1e-3",
         "global_batch": args.global_batch,
         "global_steps": 2 * args.steps,
@@ -110,35 +105,28 @@ def main(args):
         "backend": "gloo",
         "relative_parameter_difference_between_seeds_1_process": noise_diff.item(),
         "results": results,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "processor": platform.processor() or platform.machine(),
-            "load_average_at_end": os.getloadavg(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-        },
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load_average_at_end": os.getloadavg(),
     }
     shutil.rmtree(folder)
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=1))
-    print(f"wrote {RESULTS}")
+    print("wrote", session.write("distributed.json", report))
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-root", default=os.environ.get("PYROVAE_DATA"), help="holds MNIST/raw")
+def arguments(p):
     p.add_argument("--procs", type=int, nargs="+", default=[1, 2], help="process counts")
     p.add_argument("--global-batch", type=int, default=200, help="rows per global step")
     p.add_argument("--steps", type=int, default=100, help="global steps per epoch (2 epochs)")
-    p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
-    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--save", help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    if not args.data_root:
-        p.error("give --data-root (the folder holding MNIST/raw) or set $PYROVAE_DATA")
-    return args
+    p.add_argument("--seed", type=int, default=0, help="set by the runner's --seeds")
 
 
-if __name__ == "__main__":
-    main(parse_args())
+def worker_arguments():
+    """The options of one worker process (``python -m benchmarks.distributed``)."""
+    p = argparse.ArgumentParser(description="one process of a distributed benchmark run")
+    arguments(p)
+    p.add_argument("--dataset", default="mnist")
+    p.add_argument("--data-root")
+    p.add_argument("--save", required=True)
+    return p.parse_args()
+
+
+if __name__ == "__main__":  # a worker process, started by main()
+    worker(worker_arguments())

@@ -1,6 +1,6 @@
 """Per-step cost of pyrovae's training step against Pyro's SVI and hand-written PyTorch.
 
-Group ``vae-B`` (B = batch size, default 32, 128, 512): the VAE 784-256-128 → d = 20 (Gaussian
+Group ``vae-B`` (B = batch size, default 128, 512): the VAE 784-256-128 → d = 20 (Gaussian
 posterior, softplus scale), mirrored decoder, ReLU, Bernoulli likelihood, Adam 1e-3, the
 single-sample estimator log p(x|z) + log p(z) − log q(z|x) at one reparameterised z, with
 
@@ -10,10 +10,12 @@ single-sample estimator log p(x|z) + log p(z) − log q(z|x) at one reparameteri
 * ``svi``: ``pyro.infer.SVI(vae.model, vae.guide, pyro.optim.Adam, Trace_ELBO()).step`` with
   the same Adam settings (one fused ``torch.optim.Adam`` per parameter, as ``pyro.optim``
   does), Pyro's validation off as in ``fit``'s steps;
-* ``fit-step``: the step ``fit`` runs (:func:`pyrovae.infer.step.make_step`, validation off).
+* ``fit-step``: the step ``fit`` runs (:func:`pyrovae.infer.step.make_step`, validation off);
+* ``fit-step-jit``: the same step traced (``fit(jit=True)``).
 
-Group ``sphere``: ``fit``'s step of the S-VAE (vMF posterior, uniform prior on S^10 ⊂ R^11)
-against that of the N-VAE (z in R^10), batch 100, same network; ratio = S-VAE / N-VAE.
+Groups ``sphere`` and ``sphere-jit``: ``fit``'s step of the S-VAE (vMF posterior, uniform prior
+on S^10 ⊂ R^11) against that of the N-VAE (z in R^10), batch 100, same network, eager and
+traced; ratio = S-VAE / N-VAE (``sphere`` also has the hand-written N-VAE step).
 
 Group ``parts`` (``--parts``): the components of the remaining gap, each timed alone on the
 same inputs: the networks' forward; the ELBO's forward in Pyro (``FastTrace_ELBO`` on model and
@@ -23,18 +25,21 @@ Bessel evaluation, Wood's sampler and the implicit κ-gradient.
 
 Everything runs interleaved in one process on one thread: ``--rounds`` rounds, in each of which
 every variant runs ``--steps`` steps (in a rotating order). Time is the thread's CPU time
-(``time.thread_time``), which other processes on a loaded machine do not inflate. Reported:
-each variant's median time per step over rounds and the median over rounds of its time divided
-by its group's reference in the same round. Writes ``benchmarks/results/overhead.json``.
+(``time.thread_time``), which other processes on a loaded machine do not inflate. Reported for
+each variant: its time per step and its time divided by its group's reference in the same
+round, each as the median over rounds with the interquartile range and min–max. Writes
+``benchmarks/results/overhead/overhead.json`` (with the commit, versions, machine, command).
 
-    nice -n 5 env OMP_NUM_THREADS=1 python benchmarks/overhead.py --rounds 30 --steps 20 --parts
+    nice -n 10 env OMP_NUM_THREADS=1 python benchmarks/overhead.py --rounds 30 --steps 20 --parts
 """
 
 import argparse
 import json
 import math
+import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -59,7 +64,7 @@ from pyrovae.infer.step import (
 )
 from pyrovae.ops.special import log_bessel_iv_and_ratio
 
-RESULTS = Path(__file__).parent / "results" / "overhead.json"
+RESULTS = Path(__file__).parent / "results" / "overhead" / "overhead.json"
 HIDDEN, LATENT, LR = (256, 128), 20, 1e-3
 LOG_2PI = math.log(2 * math.pi)
 
@@ -114,12 +119,14 @@ def svi_step(name):
     return step
 
 
-def fit_step(name, x, **vae_options):
-    """The step of ``pyrovae.fit`` with its defaults (Trace_ELBO, no warm-up)."""
+def fit_step(name, x, jit=False, **vae_options):
+    """The step of ``pyrovae.fit`` with its defaults (Trace_ELBO, no warm-up); ``jit``: the
+    traced step (``fit(jit=True)``)."""
     vae = pyrovae.VAE(784, hidden=HIDDEN, name=name, **{"latent_dim": LATENT, **vae_options})
     elbo = pyro.infer.Trace_ELBO()
     params = trainable_parameters(vae, elbo, vae.model, vae.guide, x[:2])
-    step = make_step(elbo, vae, vae.model, vae.guide, named_parameters(vae, params))
+    named = named_parameters(vae, params)
+    step = make_step(elbo, vae, vae.model, vae.guide, named, jit=jit)
     optimizer = adam(params, LR)
 
     def run(x):
@@ -183,15 +190,17 @@ def variants(batches, with_parts):
             "torch": torch_step(),
             "svi": svi_step(f"svi{b}"),
             "fit-step": fit_step(f"fit{b}", xs[0]),
+            "fit-step-jit": fit_step(f"jit{b}", xs[0], jit=True),
         }
     xs = [torch.bernoulli(torch.full((100, 784), 0.13)) for _ in range(4)]
-    data["sphere"] = xs
     sphere = {"prior": "hyperspherical_uniform", "posterior": "von_mises_fisher"}
-    groups["sphere"] = {
-        "nvae-fit-step": fit_step("nvae", xs[0], latent_dim=10),
-        "svae-fit-step": fit_step("svae", xs[0], latent_dim=11, **sphere),
-        "nvae-torch": torch_step(latent=10),
-    }
+    for mode, jit in (("", False), ("-jit", True)):
+        data[f"sphere{mode}"] = xs
+        groups[f"sphere{mode}"] = {
+            f"nvae-fit-step{mode}": fit_step(f"nvae{mode}", xs[0], jit, latent_dim=10),
+            f"svae-fit-step{mode}": fit_step(f"svae{mode}", xs[0], jit, latent_dim=11, **sphere),
+        }
+    groups["sphere"]["nvae-torch"] = torch_step(latent=10)
     if with_parts:
         data["parts"] = [data.get("vae-128", xs)[0]]
         components = parts(data["parts"][0])
@@ -219,12 +228,17 @@ def main(args):
             for i in range(args.steps):
                 step(xs[i % len(xs)])
             per_round[g, v].append((time.thread_time() - tic) / args.steps)
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent
+    ).stdout.strip()
     report = {
         "command": "python " + " ".join(sys.argv),
+        "commit": commit,
         "torch": torch.__version__,
         "pyro": pyro.__version__,
         "python": platform.python_version(),
-        "machine": f"{platform.machine()}, 1 thread, thread CPU time",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, 1 thread, thread CPU time",
+        "load_average_at_end": os.getloadavg(),
         "rounds": args.rounds,
         "steps_per_round": args.steps,
         "groups": {},
@@ -233,21 +247,35 @@ def main(args):
         reference = next(iter(steps))
         report["groups"][g] = {"reference": reference, "variants": {}}
         for v in steps:
+            ms = [1e3 * t for t in per_round[g, v]]
             ratios = [a / b for a, b in zip(per_round[g, v], per_round[g, reference], strict=True)]
-            entry = {
-                "median_step_ms": 1e3 * statistics.median(per_round[g, v]),
-                "ratio": statistics.median(ratios),
-            }
+            entry = {"step_ms": _spread(ms), "ratio": _spread(ratios)}
             report["groups"][g]["variants"][v] = entry
-            print(f"{g:>8} {v:>28}: {entry['median_step_ms']:8.3f} ms  ratio {entry['ratio']:.3f}")
-    RESULTS.parent.mkdir(exist_ok=True)
+            r = entry["ratio"]
+            print(
+                f"{g:>10} {v:>24}: {entry['step_ms']['median']:8.3f} ms  ratio {r['median']:.3f}"
+                f" (IQR {r['iqr'][0]:.3f}-{r['iqr'][1]:.3f}, min-max {r['min']:.3f}-{r['max']:.3f})"
+            )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=1))
+
+
+def _spread(values):
+    """Median, interquartile range and min–max of a list of per-round values."""
+    q1, _, q3 = statistics.quantiles(values, n=4)
+    return {
+        "median": statistics.median(values),
+        "iqr": [q1, q3],
+        "min": min(values),
+        "max": max(values),
+        "n": len(values),
+    }
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--batches", type=int, nargs="+", default=[32, 128, 512])
+    parser.add_argument("--batches", type=int, nargs="+", default=[128, 512])
     parser.add_argument("--parts", action="store_true", help="also time the components")
     main(parser.parse_args())

@@ -28,83 +28,36 @@ pythae's ``get_nll`` (importance sampling), pyroVED's ``SVItrainer.evaluate`` (o
 negative ELBO; it has no log-likelihood estimator). Wall-clock and CPU seconds per epoch are of
 the training call alone.
 
-The peers are not dependencies of pyrovae: install them in an environment of their own that
-reuses pyrovae's torch and pyro (the commands are in benchmarks/README.md, § Peers), then
-
-    python benchmarks/peers.py --data-root ../shared/data --paper-d 10 --epochs 10
+The peers are the ``bench`` extra (``pip install '.[bench]'``). Rows are merged into
+``results/peers/peers.json``, keyed by library, family, d and seed.
 """
 
-import argparse
-import copy
 import itertools
 import json
-import math
 import os
-import platform
 import statistics
-import sys
 import tempfile
 import time
 from importlib.metadata import version
-from pathlib import Path
 
 import pyro
 import pyro.distributions as dist
 import torch
-from results_file import merge_row
-from torch import nn
 from torch.nn.functional import normalize, softplus
 
 import pyrovae
 from pyrovae.distributions import VonMisesFisher
-from pyrovae.parts import BernoulliLikelihood, HypersphericalUniformPrior, NormalPrior
+from pyrovae.parts import HypersphericalUniformPrior, NormalPrior
 from pyrovae.parts.network import MLPDecoder, MLPEncoder
 
-RESULTS = Path(__file__).parent / "results" / "peers.json"
-HIDDEN = (256, 128)
+from .peer_parts import HIDDEN, Batches, Wrapped, train_only
+
+FULL = []
+QUICK = ["--paper-d", "2", "--epochs", "1", "--num-samples", "10", "--own-rows", "50",
+         "--check-rows", "50"]  # fmt: skip
+SEEDS = (0, 1, 2)
+
 RUNS = ["pyrovae:normal", "pythae:normal", "pyroved:normal", "pyrovae:sphere", "pythae:sphere"]
-
-
-class Wrapped(nn.Module):
-    """A trained encoder/decoder as the model/guide pair :func:`pyrovae.evaluate` scores.
-
-    ``model``: z ~ ``prior``, x ~ Π_i Bernoulli(sigmoid(``logits(z)``_i)); ``guide``: z ~
-    ``posterior(x)``, a distribution with batch shape ``(N,)`` and event shape ``(latent,)``.
-    ``nets`` are the modules behind both (for the device and dtype).
-    """
-
-    def __init__(self, prior, posterior, logits, nets):
-        super().__init__()
-        self.prior, self.nets = prior, nn.ModuleList(nets)
-        self.likelihood = BernoulliLikelihood(784)
-        self._posterior, self._logits = posterior, logits
-
-    def model(self, x):
-        with pyro.plate("data", x.shape[0]):
-            z = self.prior("z")
-            pyro.sample("x", self.likelihood(self._logits(z)), obs=x)
-
-    def guide(self, x):
-        with pyro.plate("data", x.shape[0]):
-            pyro.sample("z", self._posterior(x))
-
-
-class Batches:
-    """``data.batches`` as a re-iterable loader: the k-th pass yields epoch k's batches, the
-    same shuffle and Bernoulli draws that ``pyrovae.fit`` takes at epoch k; ``wrap`` shapes each
-    batch ``(B, 784)`` as the peer's trainer wants it."""
-
-    def __init__(self, data, seed, wrap, batch_size=100):
-        self.data, self.seed, self.wrap, self.batch_size = data, seed, wrap, batch_size
-        self.dataset, self.epoch = data.train.x, 0
-
-    def __len__(self):
-        return math.ceil(len(self.dataset) / self.batch_size)
-
-    def __iter__(self):
-        for x in self.data.batches(self.batch_size, self.epoch, self.seed):
-            yield self.wrap(x)
-        self.epoch += 1
 
 
 def latent_dim(family, d):
@@ -117,13 +70,6 @@ def prior(family, d):
     return NormalPrior(d) if family == "normal" else HypersphericalUniformPrior(d + 1)
 
 
-def train_only(data):
-    """``data`` without its validation and test splits, so training does nothing but train."""
-    train = copy.copy(data)
-    train.valid = train.test = None
-    return train
-
-
 def train_pyrovae(family, d, data, args):
     """pyrovae's VAE trained by ``pyrovae.fit``: (model/guide, loss curve, own estimate)."""
     torch.manual_seed(args.seed)
@@ -134,11 +80,13 @@ def train_pyrovae(family, d, data, args):
             "posterior": {"name": "von_mises_fisher", "link": "softplus"},
         }
         if args.authors_sampler:  # the paper's sampler and gradient, as pythae's SVAE has them
-            from davidson_sampler import DavidsonVonMisesFisherPosterior
+            from .davidson import DavidsonVonMisesFisherPosterior
 
             name = DavidsonVonMisesFisherPosterior.registered_name
             parts["posterior"] = {"name": name, "link": "softplus"}
-    model = pyrovae.VAE(784, latent_dim(family, d), hidden=HIDDEN, activation="relu", **parts)
+    model = pyrovae.VAE(
+        data.input_dim, latent_dim(family, d), hidden=HIDDEN, activation="relu", **parts
+    )
     history = timed(
         pyrovae.fit,
         model,
@@ -151,7 +99,11 @@ def train_pyrovae(family, d, data, args):
         progress=False,
     )
     wrapped = Wrapped(
-        model.prior, lambda x: model.posterior(model.encoder(x)), model.decoder, [model]
+        model.prior,
+        lambda x: model.posterior(model.encoder(x)),
+        model.decoder,
+        [model],
+        data.input_dim,
     )
     rows = data.test.x[: args.check_rows]
     check = {  # the wrapper must score pyrovae's own VAE exactly as pyrovae.evaluate does
@@ -178,7 +130,7 @@ def train_pythae(family, d, data, args):
     class Encoder(BaseEncoder):
         def __init__(self):
             super().__init__()
-            self.net = MLPEncoder(784, {"embedding": latent, **spread}, HIDDEN, "relu")
+            self.net = MLPEncoder(data.input_dim, {"embedding": latent, **spread}, HIDDEN, "relu")
 
         def forward(self, x):
             return ModelOutput(**self.net(x))
@@ -186,7 +138,7 @@ def train_pythae(family, d, data, args):
     class Decoder(BaseDecoder):
         def __init__(self):
             super().__init__()
-            self.net = MLPDecoder(latent, 784, HIDDEN, "relu")
+            self.net = MLPDecoder(latent, data.input_dim, HIDDEN, "relu")
 
         def forward(self, z):
             return ModelOutput(reconstruction=torch.sigmoid(self.net(z)))
@@ -197,7 +149,7 @@ def train_pythae(family, d, data, args):
 
     torch.manual_seed(args.seed)
     config, cls = (VAEConfig, VAE) if family == "normal" else (SVAEConfig, SVAE)
-    config = config(input_dim=(784,), latent_dim=latent, reconstruction_loss="bce")
+    config = config(input_dim=(data.input_dim,), latent_dim=latent, reconstruction_loss="bce")
     model = cls(config, encoder=Encoder(), decoder=Decoder())
     history = TrainHistoryCallback()
     with tempfile.TemporaryDirectory() as out:
@@ -222,7 +174,7 @@ def train_pythae(family, d, data, args):
         kappa = softplus(out.log_concentration).squeeze(-1) + 1
         return VonMisesFisher(normalize(out.embedding, dim=-1), kappa)
 
-    wrapped = Wrapped(prior(family, d), posterior, model.decoder.net, [model])
+    wrapped = Wrapped(prior(family, d), posterior, model.decoder.net, [model], data.input_dim)
     rows = data.test.x[: args.own_rows]
     tic = time.process_time()
     with torch.random.fork_rng(devices=[]), torch.no_grad():
@@ -249,7 +201,7 @@ def train_pyroved(family, d, data, args):
     from pyroved.trainers import SVItrainer
 
     model = iVAE(
-        (784,),
+        (data.input_dim,),
         latent_dim=d,
         invariances=None,
         hidden_dim_e=list(HIDDEN),
@@ -268,9 +220,8 @@ def train_pyroved(family, d, data, args):
         loc, scale = model.encoder_z(x)
         return dist.Normal(loc, scale).to_event(1)
 
-    wrapped = Wrapped(
-        prior(family, d), posterior, lambda z: decoder.out(decoder.fc_layers(z)), [model]
-    )
+    logits = lambda z: decoder.out(decoder.fc_layers(z))  # noqa: E731
+    wrapped = Wrapped(prior(family, d), posterior, logits, [model], data.input_dim)
 
     def own():  # pyroVED's evaluate runs svi.step, which moves the parameters: it comes last
         rows = data.test.x[: args.check_rows]
@@ -299,9 +250,9 @@ OBJECTIVE = {
     "pyrovae": "pyrovae.fit: Pyro Trace_ELBO, Monte Carlo KL",
     "pyrovae, analytic KL": "pyrovae.fit(elbo=TraceMeanField_ELBO()): analytic KL",
     "pyrovae, authors' sampler": "pyrovae.fit: Pyro Trace_ELBO, Monte Carlo KL; the vMF drawn by "
-    "the paper's sampler, gradient through the proposal (davidson_sampler.py)",
+    "the paper's sampler, gradient through the proposal (benchmarks.davidson)",
     "pyrovae, analytic KL, authors' sampler": "pyrovae.fit(elbo=TraceMeanField_ELBO()): "
-    "analytic KL; the vMF drawn by the paper's sampler (davidson_sampler.py): pythae's objective",
+    "analytic KL; the vMF drawn by the paper's sampler (benchmarks.davidson): pythae's objective",
     "pythae": "pythae BaseTrainer: analytic KL, BCE on sigmoid outputs",
     "pyroved": "pyroVED SVItrainer: Pyro Trace_ELBO, Monte Carlo KL",
 }
@@ -348,22 +299,8 @@ def run(library, family, data, args):
         "train_wall_seconds_per_epoch": clock["wall"] / args.epochs,
         "train_cpu_seconds_per_epoch": clock["cpu"] / args.epochs,
         "eval_cpu_seconds": eval_cpu,
-        "command": "python " + " ".join(sys.argv),
+        "load_average": os.getloadavg()[0],
     }
-
-
-def merge(row):
-    cpu = next((ln for ln in open("/proc/cpuinfo") if ln.startswith("model name")), ":?")
-    merge_row(
-        RESULTS,
-        row,
-        ("library", "family", "paper_d", "seed"),
-        protocol=__doc__.split("\n\n")[1].replace("\n", " "),
-        torch=torch.__version__,
-        pyro=pyro.__version__,
-        machine=f"{cpu.split(':')[1].strip()}, {os.cpu_count()} cores ({platform.machine()}), "
-        f"1 torch thread, load average {os.getloadavg()[0]:.1f} at the end of the last row",
-    )
 
 
 def _order(e):
@@ -477,23 +414,21 @@ def differences(entries):
     return "\n".join(lines)
 
 
-def main(args):
-    torch.set_num_threads(1)
+def main(args, session):
     if args.table:
-        entries = json.loads(RESULTS.read_text())["entries"]
+        entries = json.loads((session.results / "peers.json").read_text())["entries"]
         tables = (table(entries),) if args.rows else ()
         print(*tables, seed_summary(entries), differences(entries), sep="\n\n")
         return
-    data = pyrovae.data.load("mnist", root=args.data_root, binarize="dynamic")
+    data = session.load("mnist", binarize="dynamic")
     for spec in args.runs:
         library, family = spec.split(":")
         row = run(library, family, data, args)
-        merge(row)
+        session.merge("peers.json", row, ("library", "family", "paper_d", "seed"))
         print(json.dumps(row), flush=True)
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(parser):
     parser.add_argument(
         "--runs",
         nargs="+",
@@ -505,18 +440,16 @@ if __name__ == "__main__":
     parser.add_argument("--num-samples", type=int, default=500)
     parser.add_argument("--own-rows", type=int, default=10_000, help="test rows for get_nll")
     parser.add_argument("--check-rows", type=int, default=500, help="rows for the wrapper check")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="set by the runner's --seeds")
     parser.add_argument(
         "--analytic-kl", action="store_true", help="pyrovae runs: TraceMeanField_ELBO"
     )
     parser.add_argument(
         "--authors-sampler", action="store_true",
-        help="pyrovae S-VAE runs: the paper's vMF sampler and gradient (davidson_sampler.py)",
+        help="pyrovae S-VAE runs: the paper's vMF sampler and gradient (benchmarks.davidson)",
     )  # fmt: skip
-    parser.add_argument("--data-root", default=os.environ.get("PYROVAE_DATA"))
     parser.add_argument(
         "--table", action="store_true",
         help="print the summary over seeds and the paired differences of the results",
     )  # fmt: skip
     parser.add_argument("--rows", action="store_true", help="with --table: every row as well")
-    main(parser.parse_args())

@@ -26,28 +26,26 @@ Each row: the training loss per epoch, a screening LL (importance sampling with
 estimator), the ELBO there, and the active latent dimensions (Burda et al. 2016: dimension k
 is active when Var_x(E_q[z_k | x]) > 0.01, over all 10,000 test images).
 
-Run in the peers' environment (benchmarks/README.md, § Peers):
-
-    python benchmarks/peers_swaps.py --data-root ../shared/data --seeds 0 1 2 3 4
+Needs the ``bench`` extra (the peers). Rows merge into ``results/peers_swaps/peers_swaps.json``,
+keyed by arm and seed; the full form runs seeds 0–4.
 """
 
-import argparse
 import json
-import os
-import sys
 import time
-from pathlib import Path
 
 import pyro.distributions as dist
 import torch
-from peers import HIDDEN, Batches, Wrapped, train_only
-from results_file import merge_row
 
 import pyrovae
 from pyrovae.parts import NormalPrior
 from pyrovae.parts.posterior import NormalPosterior
 
-RESULTS = Path(__file__).parent / "results" / "peers_swaps.json"
+from .peer_parts import HIDDEN, Batches, Wrapped, train_only
+
+FULL = []
+QUICK = ["--epochs", "1", "--num-samples", "10", "--test-rows", "50"]
+SEEDS = (0, 1, 2, 3, 4)
+
 PARTS = {  # arm: (model and its initial weights, trainer)
     "pyrovae": ("pyrovae.VAE", "pyrovae.fit"),
     "pyroved": ("pyroVED iVAE", "pyroVED SVItrainer"),
@@ -60,12 +58,12 @@ ARMS = list(PARTS)
 UNALIASED = 10_000  # the pyrovae_unaliased arm draws its initial weights under seed + this
 
 
-def pyroved_vae(seed):
+def pyroved_vae(seed, input_dim):
     """pyroVED's plain VAE with peers.py's layers; it seeds torch with ``seed`` itself."""
     from pyroved.models import iVAE
 
     return iVAE(
-        (784,),
+        (input_dim,),
         latent_dim=10,
         invariances=None,
         hidden_dim_e=list(HIDDEN),
@@ -85,12 +83,12 @@ class ExpScaleNormal(NormalPosterior):
         return dist.Normal(params["loc"], (0.5 * params["scale"]).exp()).to_event(1)
 
 
-def pyrovae_vae(seed, posterior="normal"):
+def pyrovae_vae(seed, input_dim, posterior="normal"):
     torch.manual_seed(seed)
-    return pyrovae.VAE(784, 10, hidden=HIDDEN, activation="relu", posterior=posterior)
+    return pyrovae.VAE(input_dim, 10, hidden=HIDDEN, activation="relu", posterior=posterior)
 
 
-def scored(vae):
+def scored(vae, input_dim):
     """The trained VAE as (model/guide pair for ``pyrovae.evaluate``, x ↦ E_q[z | x])."""
     if isinstance(vae, pyrovae.VAE):
         posterior = lambda x: vae.posterior(vae.encoder(x))  # noqa: E731
@@ -98,17 +96,19 @@ def scored(vae):
     else:  # pyroVED: the decoder's logits, before its sigmoid
         posterior = lambda x: dist.Normal(*vae.encoder_z(x)).to_event(1)  # noqa: E731
         logits = lambda z: vae.decoder.out(vae.decoder.fc_layers(z))  # noqa: E731
-    return Wrapped(NormalPrior(10), posterior, logits, [vae]), lambda x: posterior(x).mean
+    return Wrapped(
+        NormalPrior(10), posterior, logits, [vae], input_dim
+    ), lambda x: posterior(x).mean
 
 
 def train(arm, data, args, seed):
     """The arm's VAE after ``args.epochs`` epochs, and its training loss per epoch."""
     if arm.startswith("pyroved"):
-        vae = pyroved_vae(seed)
+        vae = pyroved_vae(seed, data.input_dim)
     else:
         exp = arm == "pyrovae_exp_scale"
         init = seed + UNALIASED if arm == "pyrovae_unaliased" else seed
-        vae = pyrovae_vae(init, ExpScaleNormal(10) if exp else "normal")
+        vae = pyrovae_vae(init, data.input_dim, ExpScaleNormal(10) if exp else "normal")
     if PARTS[arm][1] == "pyrovae.fit":
         options = {"epochs": args.epochs, "batch_size": 100, "lr": 1e-3, "progress": False}
         history = pyrovae.fit(vae, train_only(data), seed=seed, **options)
@@ -126,7 +126,7 @@ def run(arm, data, args, seed):
     tic = time.process_time()
     vae, curve = train(arm, data, args, seed)
     cpu = time.process_time() - tic
-    wrapped, mean = scored(vae)
+    wrapped, mean = scored(vae, data.input_dim)
     with torch.no_grad():
         active = int((mean(data.test.x).var(0) > 0.01).sum())
     rows = data.test.x[: args.test_rows]
@@ -143,7 +143,6 @@ def run(arm, data, args, seed):
         "test_rows": len(rows),
         "active_dims": active,
         "train_cpu_seconds": cpu,
-        "command": "python " + " ".join(sys.argv),
     }
 
 
@@ -170,26 +169,21 @@ def table(entries):
     return "\n".join(lines)
 
 
-def main(args):
-    torch.set_num_threads(1)
+def main(args, session):
     if args.table:
-        print(table(json.loads(RESULTS.read_text())["entries"]))
+        print(table(json.loads((session.results / "peers_swaps.json").read_text())["entries"]))
         return
-    data = pyrovae.data.load("mnist", root=args.data_root, binarize="dynamic")
-    for seed in args.seeds:
-        for arm in args.arms:
-            row = run(arm, data, args, seed)
-            merge_row(RESULTS, row, ("arm", "seed"), protocol=__doc__.split("\n\n")[1])
-            print(json.dumps(row), flush=True)
+    data = session.load("mnist", binarize="dynamic")
+    for arm in args.arms:
+        row = run(arm, data, args, args.seed)
+        session.merge("peers_swaps.json", row, ("arm", "seed"))
+        print(json.dumps(row), flush=True)
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(parser):
     parser.add_argument("--arms", nargs="+", default=ARMS, choices=ARMS)
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--seed", type=int, default=0, help="set by the runner's --seeds")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--num-samples", type=int, default=100)
     parser.add_argument("--test-rows", type=int, default=2000)
-    parser.add_argument("--data-root", default=os.environ.get("PYROVAE_DATA"))
     parser.add_argument("--table", action="store_true", help="print the table of the results")
-    main(parser.parse_args())

@@ -12,22 +12,18 @@ binarized; the kept labels are balanced per class and fixed by the seed
 beside that of the same classifier network trained on the labelled rows alone
 (``labelled_only_accuracy``).
 
-Each setting trains in ``--runs/labels_N`` with a checkpoint after every epoch: rerunning the
-same command resumes where it stopped (``--epochs`` may be raised to train on), and
-``--max-cpu-minutes`` stops a setting after the epoch that crosses that budget of this
-process's CPU time.
-Results are rewritten after every epoch. The full benchmark:
-
-    nice -n 5 env OMP_NUM_THREADS=1 python benchmarks/ss_vae_mnist.py \\
-        --data-root /work/shared/data --num-labels 100 600 1000 3000 --epochs 100
+The seed draws the kept labels (and the initial parameters): n seeds are n label draws. Each
+setting trains in the run folder the runner names (``<runs>/ss_vae_mnist/<protocol
+tag>/labels<N>-s<seed>``) with a checkpoint after every epoch: rerunning the same command
+resumes where it stopped (``--epochs`` may be raised to train on), and ``--max-cpu-minutes``
+stops a setting after the epoch that crosses that budget of this process's CPU time. Rows
+(keyed by the number of labels and the seed) are merged into
+``results/ss_vae_mnist/ss_vae_mnist.json`` after every epoch. The full form: 100 labels, 90
+epochs, seeds 0, 1, 2.
 """
 
-import argparse
 import json
-import os
-import platform
 import time
-from pathlib import Path
 
 import torch
 
@@ -36,6 +32,13 @@ from pyrovae.data import Data, keep_labels
 from pyrovae.models import SemiSupervisedVAE
 from pyrovae.parts.network import mlp
 from pyrovae.runs import CHECKPOINT, METRICS
+
+FULL = ["--num-labels", "100", "--epochs", "90"]
+QUICK = [
+    "--num-labels", "100", "--epochs", "1", "--latent-dim", "4", "--hidden", "32",
+    "--baseline-steps", "50",
+]  # fmt: skip
+SEEDS = (0, 1, 2)
 
 PUBLISHED = {
     "kingma_2014_table_1": {
@@ -58,16 +61,16 @@ def accuracy(model, split):
     return (pred == split.y).double().mean().item()
 
 
-def labelled_only(args, kept, steps=2000):
+def labelled_only(args, kept):
     """Test accuracy of M2's classifier network trained on the labelled rows alone (cross
     entropy, Adam with the same learning rate, every labelled row in every step, dynamically
     binarized): the baseline that the unlabelled rows should beat."""
     torch.manual_seed(args.seed)
-    net = mlp([784, *args.hidden, 10], "softplus")
+    net = mlp([kept.input_dim, *args.hidden, 10], "softplus")
     optimizer = torch.optim.Adam(net.parameters(), args.lr)
     known = kept.train.y >= 0
     x, y = kept.train.x[known], kept.train.y[known]
-    for _ in range(steps):
+    for _ in range(args.baseline_steps):
         loss = torch.nn.functional.cross_entropy(net(torch.bernoulli(x)), y)
         optimizer.zero_grad()
         loss.backward()
@@ -76,15 +79,17 @@ def labelled_only(args, kept, steps=2000):
         return (net(kept.test.x).argmax(-1) == kept.test.y).double().mean().item()
 
 
-def run(args, num_labels, data, record):
+def run(args, num_labels, data, record, session):
     """Train (or resume) the model for ``num_labels`` epoch by epoch, updating ``record``."""
-    out = Path(args.runs).expanduser() / f"labels_{num_labels}"
+    hidden = "-".join(map(str, args.hidden))
+    tag = f"z{args.latent_dim}-h{hidden}-bs{args.batch_size}-lr{args.lr:g}"
+    out = session.folder(tag, f"labels{num_labels}-s{args.seed}")
     kept = keep_labels(data, num_labels, seed=args.seed)
     train_only = Data(kept.train, binarize=kept.binarize)  # no per-epoch validation ELBO
     torch.manual_seed(args.seed)
     alpha = args.aux_loss_multiplier or 0.1 * len(data.train) / num_labels
     model = SemiSupervisedVAE(
-        784, args.latent_dim, aux_loss_multiplier=alpha, hidden=tuple(args.hidden)
+        data.input_dim, args.latent_dim, aux_loss_multiplier=alpha, hidden=tuple(args.hidden)
     )
     if "labelled_only_accuracy" not in record:
         record["labelled_only_accuracy"] = labelled_only(args, kept)
@@ -124,29 +129,21 @@ def run(args, num_labels, data, record):
         yield
 
 
-def main(args):
+def main(args, session):
     torch.set_num_threads(args.threads)
-    data = pyrovae.data.load("mnist", root=args.data_root, binarize="dynamic")
-    out = Path(args.out)
-    result = json.loads(out.read_text()) if out.exists() else {}
-    result.update(
-        args={k: v for k, v in vars(args).items() if k != "data_root"},
-        machine=f"{platform.machine()}, {os.cpu_count()} cores, {args.threads} thread(s)",
-        published=PUBLISHED,
-        binarization="dynamic",
-    )
-    entries = {e["num_labels"]: e for e in result.get("entries", [])}
+    data = session.load("mnist", binarize="dynamic")
+    path = session.results / "ss_vae_mnist.json"
+    entries = json.loads(path.read_text())["entries"] if path.exists() else []
+    setup = {"args": vars(args), "published": PUBLISHED, "binarization": "dynamic"}
     for num_labels in args.num_labels:
-        record = entries.setdefault(num_labels, {"num_labels": num_labels})
-        for _ in run(args, num_labels, data, record):
-            result["entries"] = [entries[k] for k in sorted(entries)]
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(result, indent=1))
+        same = [e for e in entries if (e["num_labels"], e.get("seed")) == (num_labels, args.seed)]
+        record = {**(same[0] if same else {}), "num_labels": num_labels, "seed": args.seed}
+        record.pop("meta", None)
+        for _ in run(args, num_labels, data, record, session):
+            session.merge("ss_vae_mnist.json", {**record, **setup}, ("num_labels", "seed"))
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-root", default=os.environ.get("PYROVAE_DATA"))
+def arguments(parser):
     parser.add_argument("--num-labels", type=int, nargs="+", default=[100, 600, 1000, 3000])
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--max-cpu-minutes", type=float, default=float("inf"))
@@ -162,8 +159,11 @@ if __name__ == "__main__":
         type=int,
         help="labelled rows in every batch; default: the model's (a tenth of the batch)",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--baseline-steps",
+        type=int,
+        default=2000,
+        help="Adam steps of the classifier trained on the labelled rows alone",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="set by the runner's --seeds")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--runs", default="~/pyrovae-runs/ss_vae")
-    parser.add_argument("--out", default="benchmarks/results/ss_vae_mnist.json")
-    main(parser.parse_args())

@@ -21,83 +21,62 @@ accuracy with Hungarian matching and NMI, on all 70,000 images (as VaDE reports)
 and the components' picture are rewritten at each, so a run stopped at any point has its
 results up to its last scored epoch.
 
-Every pretraining epoch and every VaDE epoch is checkpointed under ``--run-dir`` (default
-``~/pyrovae-runs/vade``): the same command run again continues where it stopped, and the result
-equals that of an uninterrupted run (the VaDE stage by :func:`pyrovae.fit`'s exact resume; the
-pretraining saves its model, optimizer and epoch, and draws each epoch's batches and
-corruption from ``(seed, epoch)`` alone). Raising ``--pretrain-epochs`` or ``--epochs`` later
-extends a run, provided the VaDE stage has not started yet for the former.
+At every scored stage the result also holds the component × digit table on all images
+(``confusion``: row d the component the Hungarian matching gives digit d).
 
-    OMP_NUM_THREADS=1 nice -n 5 python benchmarks/vade_mnist.py --data-root /work/shared/data
+Every pretraining epoch and every VaDE epoch is checkpointed in the run folder the runner names
+(``<runs>/vade_mnist/<protocol tag>/s<seed>``): the same command run again continues where it
+stopped, and the result equals that of an uninterrupted run (the VaDE stage by
+:func:`pyrovae.fit`'s exact resume; the pretraining saves its model, optimizer and epoch,
+and draws each epoch's batches and corruption from ``(seed, epoch)`` alone). Raising
+``--pretrain-epochs`` or ``--epochs`` later extends a run, provided the VaDE stage has not
+started yet for the former. Results: ``results/vade_mnist/<protocol tag>_s<seed>.json`` and
+the components' picture beside it.
+
+The full form is the headline protocol: DEC-keras's SGD auto-encoder on VaDE's likelihood
+(``--pretrain-optimizer sgd --pretrain-lr 0.0012755 --corruption 0``), 100 epochs, the mixture
+of its k-means clusters as the start, the VaDE stage at VaDE's floor rate 2e-4 (``--lr 2e-4``,
+not VaDE's decaying schedule) for 50 epochs, all 70,000 images, with
+DEC-DA's augmentation (``--augment``; without it, ``--no-augment``), seeds
+0–4. The stage's Adam has PyTorch's ε = 1e-8, as the recorded runs; VaDE's code has 1e-4
+(``--adam-eps 1e-4``).
 """
 
 import argparse
 import json
 import os
-import platform
-import sys
 import time
-from pathlib import Path
 
 import torch
 
 import pyrovae
 from pyrovae.data import Data, Split, random_affine
 from pyrovae.infer import Callback, LearningRateDecay
-from pyrovae.infer.clustering import clustering_scores
-from pyrovae.models import VAE
-from pyrovae.models.vade import init_mixture_prior, pretrain_autoencoder
+from pyrovae.models.vade import pretrain_autoencoder
+
+from .vade import AdamEpsilon, build, everything, kmeans_on_codes, scores, start_prior, table
+
+FULL = [
+    "--train-on", "all", "--pretrain-optimizer", "sgd", "--pretrain-lr", "0.0012755",
+    "--corruption", "0", "--start-fit", "kmeans", "--augment", "--epochs", "50",
+    "--score-every", "5", "--score-pretrain-every", "25", "--lr", "2e-4",
+]  # fmt: skip
+QUICK = [
+    "--pretrain-epochs", "2", "--epochs", "2", "--score-every", "1", "--score-pretrain-every",
+    "0", "--augment",
+]  # fmt: skip
+SEEDS = (0, 1, 2, 3, 4)
 
 
-def build(args):
-    torch.manual_seed(args.seed)
-    return VAE(
-        784,
-        10,
-        prior={"name": "mixture", "num_components": 10},
-        hidden=(500, 500, 2000),
-        pretrain_epochs=0,  # this program runs (and checkpoints) the start itself
-    )
-
-
-def start_prior(model, x, args):
-    """Stage 2 on the codes of ``x``: the prior's start as ``--start-fit`` and
-    ``--start-covariance`` say (k-means with DEC's 20 starts, EM with 5)."""
-    init_mixture_prior(
-        model, x, seed=args.seed, covariance=args.start_covariance, fit=args.start_fit,
-        n_init=20 if args.start_fit == "kmeans" else 5,
-    )  # fmt: skip
-
-
-def scores(model, images, assign=None):
-    """Clustering scores on all 70,000 ``images`` (:func:`everything`) and on their last
-    10,000, the test images; ``assign(codes)`` labels the codes instead of the prior (default:
-    argmax_c p(c | z) at the posterior mode)."""
-    pred = torch.cat(
-        [
-            model.cluster(x)[1] if assign is None else assign(model.encode(x))
-            for x in torch.split(images.x, 2000)
-        ]
-    )
-    y, test = images.y, slice(-10_000, None)
-    return {"all": clustering_scores(pred, y), "test": clustering_scores(pred[test], y[test])}
-
-
-def everything(mnist):
-    """All 70,000 images and labels as one :class:`Split`: training, validation, then the
-    10,000 test rows."""
-    splits = (mnist.train, mnist.valid, mnist.test)
-    return Split(torch.cat([s.x for s in splits]), torch.cat([s.y for s in splits]))
-
-
-def kmeans_on_codes(model, x, seed):
-    """k-means (scikit-learn, 20 starts, as DEC's and DEC-keras's AE + k-means figures) on the
-    codes of the training images ``x``; returns its nearest-centre labelling of codes."""
-    from sklearn.cluster import KMeans
-
-    codes = torch.cat([model.encode(x) for x in torch.split(x, 2000)])
-    fit = KMeans(model.prior.num_components, n_init=20, random_state=seed).fit(codes.numpy())
-    return lambda z: torch.as_tensor(fit.predict(z.numpy()))
+def tag(args):
+    """The protocol's name (the run folder's parent, the results file's stem); the epochs are
+    not in it: raising them extends a run."""
+    return "_".join([
+        args.train_on, args.pretrain_loss, f"{args.pretrain_optimizer}{args.pretrain_lr:g}",
+        f"corrupt{args.corruption:g}", "augment" if args.augment else "plain",
+        f"{args.start_fit}-{args.start_covariance}", f"lr{args.lr:g}",
+        *([f"eps{args.adam_eps:g}"] if args.adam_eps else []),
+    ])  # fmt: skip
 
 
 class StageScores(Callback):
@@ -105,8 +84,9 @@ class StageScores(Callback):
     as a line of the stages table, and reports it (``report(model)``: the results so far, so
     that a run stopped at any point has them up to its last scored epoch)."""
 
-    def __init__(self, stages, images, every, epochs, report):
+    def __init__(self, stages, images, every, epochs, report, test_rows):
         self.stages, self.images, self.report = stages, images, report
+        self.test_rows = test_rows
         self.every, self.epochs = every, epochs
 
     def on_epoch_end(self, state):
@@ -120,7 +100,7 @@ class StageScores(Callback):
             "lr": state.optimizer.param_groups[0]["lr"],
             "train_elbo": state.history["train_elbo"][-1],
             "wall_seconds_per_epoch": state.history["seconds"][-1],
-            **scores(state.model, self.images),
+            **scores(state.model, self.images, test_rows=self.test_rows),
         })  # fmt: skip
         self.report(state.model)
 
@@ -165,7 +145,7 @@ def pretrain(model, data, args, run, score):
     return state
 
 
-def component_samples(model, path, n=10):
+def component_samples(model, path, shape, n=10):
     """One row per component: decoded means of n draws z ~ N(μ_k, σ_k²)."""
     import matplotlib
 
@@ -176,44 +156,49 @@ def component_samples(model, path, n=10):
     with torch.no_grad():
         torch.manual_seed(0)
         k = torch.arange(prior.num_components).repeat_interleave(n)
-        images = model.decode(prior.components(k).sample()).reshape(-1, n, 28, 28)
-    grid = images.permute(0, 2, 1, 3).reshape(prior.num_components * 28, n * 28)
+        images = model.decode(prior.components(k).sample()).reshape(-1, n, *shape)
+    h, w = shape
+    grid = images.permute(0, 2, 1, 3).reshape(prior.num_components * h, n * w)
     plt.imsave(path, grid.numpy(), cmap="gray_r", vmin=0, vmax=1)
 
 
-def main(args):
+def main(args, session):
     torch.set_num_threads(args.threads)
-    run = Path(args.run_dir).expanduser()
+    run = session.folder(tag(args), f"s{args.seed}")
     run.mkdir(parents=True, exist_ok=True)
-    mnist = pyrovae.data.load("mnist", root=args.data_root)
+    mnist = session.load("mnist")
+    test_rows, shape = len(mnist.test), mnist.image_shape
     images = everything(mnist)  # what every stages line scores
-    train = images if args.train_on == "all" else Split(images.x[:-10_000], images.y[:-10_000])
-    data = Data(train, None, mnist.test, name="mnist")
-    model = build(args)
+    train = (
+        images if args.train_on == "all" else Split(images.x[:-test_rows], images.y[:-test_rows])
+    )
+    data = Data(train, None, mnist.test, name=mnist.name)
+    model = build(args, mnist.input_dim)
+    name = f"{tag(args)}_s{args.seed}"
+    picture = session.results / f"{name}.png"
+
     vade_dir = run / "vade"
     started = (vade_dir / "checkpoint.pt").exists()
     stages_path = run / "stages.json"
     stages = json.loads(stages_path.read_text()) if stages_path.exists() else []
 
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, torch threads {args.threads}"
-
     def report(model):
         """stages.json, the result file and the components' picture, as they stand now."""
         stages_path.write_text(json.dumps(stages, indent=1))
         print(stages[-1]["stage"], stages[-1]["all"], stages[-1]["test"], flush=True)
+        picture.parent.mkdir(parents=True, exist_ok=True)
         if len(stages) > 1:
-            component_samples(model, args.picture)
+            component_samples(model, picture, shape)
         result = {
             "all": stages[-1]["all"],
             "test": stages[-1]["test"],
             "stages": stages,
-            "command": "python " + " ".join(sys.argv),
+            "confusion": table(model, images.x, images.y).tolist(),
+            "protocol": tag(args),
             "args": vars(args),
-            "machine": machine,
-            "picture": args.picture,
+            "picture": picture.name,
         }  # fmt: skip
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=1))
+        session.write(f"{name}.json", result)
 
     def score_start(state):
         """A stages line: the prior's start (``--start-fit``) on the codes of the auto-encoder
@@ -228,8 +213,10 @@ def main(args):
             "pretrain_epochs": state["epoch"],
             "pretrain_loss": state["losses"][-1],
             "cpu_seconds": state["seconds"],
-            **scores(model, images),
-            "kmeans": scores(model, images, kmeans_on_codes(model, data.train.x, args.seed)),
+            **scores(model, images, test_rows=test_rows),
+            "kmeans": scores(
+                model, images, kmeans_on_codes(model, data.train.x, args.seed), test_rows
+            ),
         })  # fmt: skip
         report(model)
 
@@ -240,15 +227,13 @@ def main(args):
         seed=args.seed, out=vade_dir, resume=True, initialize=False, progress=False,
         callbacks=[
             LearningRateDecay(args.lr_decay, every=args.lr_decay_every, minimum=args.lr_min),
-            StageScores(stages, images, args.score_every, args.epochs, report),
+            StageScores(stages, images, args.score_every, args.epochs, report, test_rows),
+            *([AdamEpsilon(args.adam_eps)] if args.adam_eps else []),
         ],
     )  # fmt: skip
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-root", default=None)
-    parser.add_argument("--run-dir", default="~/pyrovae-runs/vade")
+def arguments(parser):
     parser.add_argument(
         "--train-on", choices=("train", "all"), default="train",
         help="the rows every stage trains on: the 60,000 training images, or all 70,000 as "
@@ -265,9 +250,10 @@ if __name__ == "__main__":
     parser.add_argument("--pretrain-batch-size", type=int, default=256, help="as DEC")
     parser.add_argument("--corruption", type=float, default=0.2, help="denoising: pixel drop rate")
     parser.add_argument(
-        "--augment", action="store_true",
+        "--augment", action=argparse.BooleanOptionalAction, default=False,
         help="DEC-DA's pretraining: every batch turned by up to 10 degrees and moved by up to "
-        "10 %% of the side (pyrovae.data.random_affine), the loss on the moved images",
+        "10 %% of the side (pyrovae.data.random_affine), the loss on the moved images "
+        "(--no-augment: the full form without it)",
     )  # fmt: skip
     parser.add_argument(
         "--pretrain-loss", choices=("likelihood", "squared_error"), default="likelihood",
@@ -293,8 +279,10 @@ if __name__ == "__main__":
     parser.add_argument("--lr-min", type=float, default=2e-4, help="... not below 2e-4")
     parser.add_argument("--score-every", type=int, default=25, help="a stages line every N epochs")
     parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--adam-eps", type=float,
+        help="Adam's ε in the VaDE stage (VaDE's code: 1e-4); default: PyTorch's 1e-8, as the "
+        "recorded runs",
+    )  # fmt: skip
+    parser.add_argument("--seed", type=int, default=0, help="set by the runner's --seeds")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", default="benchmarks/results/vade_mnist.json")
-    parser.add_argument("--picture", default="benchmarks/results/vade_mnist_components.png")
-    main(parser.parse_args())

@@ -1,7 +1,8 @@
 """VaDE's stage from one start under two objectives: is pyrovae's the reason it climbs slowly?
 
-Both arms start from the same point: the pretrained auto-encoder of a ``vade_mnist.py`` run
-(its ``pretrain.pt``) and the same GMM fitted to its codes. Each then trains the same way
+Both arms start from the same point: the pretrained auto-encoder of a ``vade_mnist`` run
+(its ``pretrain.pt``, ``--pretrained``; without it, an auto-encoder pretrained here for
+``--pretrain-epochs``) and the same GMM fitted to its codes. Each then trains the same way
 (Adam at 2e-3, batch 100, the same batches, the 60,000 training images) on one objective:
 
 * ``pyrovae``: the negative ELBO that :func:`pyrovae.fit` minimises for a mixture prior,
@@ -20,8 +21,8 @@ After every epoch (and after each of ``--score-steps`` steps of the first): the 
 loss and the clustering accuracy (Hungarian) and NMI on all 70,000 images, clusters
 argmax_c p(c | z) at the posterior mode as in ``vade_mnist.py``.
 
-    OMP_NUM_THREADS=1 python benchmarks/vade_objectives.py --data-root ../shared/data \\
-        --pretrained ~/pyrovae-runs/vade-full/pretrain.pt --start-covariance full --epochs 4
+    python -m benchmarks vade_objectives --full --start-covariance full --epochs 4 \\
+        --pretrained ~/pyrovae-runs/benchmarks/vade_mnist/<protocol tag>/s0/pretrain.pt
 
 The same program measures the first steps from another start under pyrovae's objective at a
 given learning rate (``--arms pyrovae --lr 2e-4 --score-steps 50 200``), optionally reached by
@@ -32,21 +33,20 @@ release they start as fresh ones. ``--optimizer sgd`` trains the stage with the 
 pretrained the auto-encoder instead of VaDE's Adam.
 """
 
-import argparse
-import json
 import math
-import os
-import platform
-import sys
 import time
-from pathlib import Path
 
 import pyro
 import torch
-from vade_mnist import build, start_prior
 
-import pyrovae
 from pyrovae.infer.clustering import clustering_scores
+from pyrovae.models.vade import pretrain_autoencoder
+
+from .vade import build, start_prior
+
+QUICK = ["--pretrain-epochs", "1", "--epochs", "1", "--score-steps", "3"]
+FULL = []
+SEEDS = (0,)
 
 
 def vade_loss(vae, x):
@@ -73,12 +73,12 @@ def accuracy(vae, x, y):
     return clustering_scores(pred, y)
 
 
-def run(arm, train, x, y, args):
+def run(arm, train, x, y, args, start):
     """One arm from the start: the accuracy at the start and after every epoch."""
     pyro.clear_param_store()  # pyro.module would otherwise hand this arm the last one's values
     torch.manual_seed(args.seed)
-    vae = build(args)
-    vae.load_state_dict(torch.load(args.pretrained, weights_only=True)["model"])
+    vae = build(args, train.shape[1])
+    vae.load_state_dict(start)
     start_prior(vae, train, args)
     elbo = pyro.infer.TraceEnum_ELBO(max_plate_nesting=1)
     objective = {
@@ -127,26 +127,29 @@ def run(arm, train, x, y, args):
     return curve
 
 
-def main(args):
-    torch.set_num_threads(1)
-    mnist = pyrovae.data.load("mnist", root=args.data_root)
+def main(args, session):
+    mnist = session.load("mnist")
     train = torch.cat([mnist.train.x, mnist.valid.x])  # the 60,000 training images
     x = torch.cat([train, mnist.test.x])
     y = torch.cat([mnist.train.y, mnist.valid.y, mnist.test.y])
-    result = {
-        "arms": {arm: run(arm, train, x, y, args) for arm in args.arms},
-        "command": "python " + " ".join(sys.argv),
-        "args": vars(args),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, 1 torch thread",
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1))
+    if args.pretrained:
+        start = torch.load(args.pretrained, weights_only=True)["model"]
+    else:  # a start of our own: the denoising auto-encoder of pyrovae's VaDE
+        vae = build(args, train.shape[1])
+        pretrain_autoencoder(vae, train, epochs=args.pretrain_epochs, seed=args.seed)
+        start = vae.state_dict()
+    arms = {arm: run(arm, train, x, y, args, start) for arm in args.arms}
+    session.write(args.out, {"arms": arms, "args": vars(args)})
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-root", default=os.environ.get("PYROVAE_DATA"))
-    parser.add_argument("--pretrained", required=True, help="a vade_mnist.py run's pretrain.pt")
+def arguments(parser):
+    parser.add_argument("--pretrained", help="a vade_mnist run's pretrain.pt")
+    parser.add_argument(
+        "--pretrain-epochs",
+        type=int,
+        default=100,
+        help="without --pretrained: pretrain an auto-encoder for this many epochs",
+    )
     parser.add_argument("--start-covariance", choices=("diag", "full"), default="full")
     parser.add_argument(
         "--start-fit", choices=("em", "kmeans"), default="em",
@@ -178,6 +181,5 @@ if __name__ == "__main__":
         help="release the frozen parameters after this many steps (default: never)",
     )  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="benchmarks/results/vade_objectives.json")
-    main(parser.parse_args())
+    parser.add_argument("--seed", type=int, default=0, help="set by the runner's --seeds")
+    parser.add_argument("--out", default="vade_objectives.json", help="the results file's name")

@@ -4,25 +4,19 @@ The S-VAE of Davidson et al. 2018 (784-256-128 encoder, mirrored decoder, hypers
 on the first 20,000 dynamically binarized MNIST training images for a few epochs, once with our
 default κ = 1 + exp(raw) and once with the paper's κ = softplus(raw) + 1. Prints the validation
 ELBO per epoch and the median κ on 500 validation images; writes
-benchmarks/results/vmf_concentration.json.
-
-    python benchmarks/vmf_concentration.py --data-root ../shared/data --dim 10 --epochs 6
+benchmarks/results/vmf_concentration/vmf_concentration.json.
 """
 
-import argparse
-import json
-import os
-from pathlib import Path
-
 import pyro
-import torch
 from torch.nn.functional import normalize, softplus
 
 import pyrovae
 from pyrovae.distributions import VonMisesFisher
 from pyrovae.parts import VonMisesFisherPosterior
 
-RESULTS = Path(__file__).parent / "results" / "vmf_concentration.json"
+QUICK = ["--dim", "3", "--epochs", "2", "--rows", "500"]
+FULL = []
+SEEDS = (0,)
 
 
 class SoftplusConcentration(VonMisesFisherPosterior):
@@ -37,7 +31,9 @@ class SoftplusConcentration(VonMisesFisherPosterior):
 def run(posterior, data, args):
     pyro.clear_param_store()
     pyro.set_rng_seed(args.seed)
-    model = pyrovae.VAE(784, args.dim, prior="hyperspherical_uniform", posterior=posterior)
+    model = pyrovae.VAE(
+        data.input_dim, args.dim, prior="hyperspherical_uniform", posterior=posterior
+    )
     history = pyrovae.fit(
         model,
         data,
@@ -51,9 +47,8 @@ def run(posterior, data, args):
     return {"valid_elbo": history["valid_elbo"], "median_kappa": q.concentration.median().item()}
 
 
-def main(args):
-    torch.set_num_threads(1)
-    mnist = pyrovae.data.load("mnist", root=args.data_root, binarize="dynamic")
+def main(args, session):
+    mnist = session.load("mnist", binarize="dynamic")
     train = pyrovae.data.Split(mnist.train.x[: args.rows])
     data = pyrovae.data.Data(train, mnist.valid, None, binarize="dynamic")
     results = {
@@ -62,15 +57,11 @@ def main(args):
     }
     for name, r in results.items():
         print(name, [round(v, 1) for v in r["valid_elbo"]], f"median κ {r['median_kappa']:.0f}")
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps({"args": vars(args), "results": results}, indent=1))
+    session.write("vmf_concentration.json", {"args": vars(args), "results": results})
 
 
-if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-root", default=os.environ.get("PYROVAE_DATA"))
+def arguments(p):
     p.add_argument("--dim", type=int, default=10)
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--rows", type=int, default=20_000)
     p.add_argument("--seed", type=int, default=0)
-    main(p.parse_args())

@@ -16,21 +16,15 @@ sample per batch entry of a float32 distribution) for
 Methods are interleaved within each repeat and the median over repeats is reported, on one
 thread. Times are process CPU time (``time.process_time``), which is robust to other jobs on a
 shared machine; wall-clock medians are stored in the JSON too. Results go to
-``benchmarks/results/vmf_sampling.json`` and a markdown table to stdout.
-
-    python benchmarks/vmf_sampling.py [--repeats 21] [--batch 1024]
+``benchmarks/results/vmf_sampling/vmf_sampling.json`` and a markdown table to stdout.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import power_spherical
@@ -38,8 +32,11 @@ import scipy
 import scipy.stats
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pyrovae.distributions import VonMisesFisher  # noqa: E402
+from pyrovae.distributions import VonMisesFisher
+
+QUICK = ["--dims", "3", "16", "--kappas", "1", "100", "--batch", "64", "--repeats", "3"]
+FULL = []
+SEEDS = (0,)
 
 METHODS = ["wood", "inverse_cdf", "power_spherical", "scipy", "wood_grad", "power_spherical_grad"]
 
@@ -125,7 +122,7 @@ def markdown(rows):
     return head + "\n".join(lines)
 
 
-def main(args):
+def main(args, session):
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     rows = []
@@ -139,37 +136,21 @@ def main(args):
                 file=sys.stderr,
                 flush=True,
             )
-    meta = {
-        "command": "python " + " ".join(sys.argv),
-        "torch": torch.__version__,
+    setup = {
         "scipy": scipy.__version__,
         "power_spherical": getattr(power_spherical, "__version__", "unknown"),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "processor": platform.processor(),
-        "cpu_count": os.cpu_count(),
-        "threads": torch.get_num_threads(),
         "dtype": "float32 (scipy: float64)",
         "timer": "time.process_time (CPU time of this process), median over repeats",
         "repeats": args.repeats,
-        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "load_average_at_end": os.getloadavg(),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
+    session.write("vmf_sampling.json", {"setup": setup, "results": rows})
     print(markdown(rows))
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(parser):
     parser.add_argument("--dims", type=int, nargs="+", default=[3, 16, 64, 256, 1024])
     parser.add_argument("--kappas", type=float, nargs="+", default=[1, 10, 100, 1e3, 1e4])
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=21)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--out",
-        default=str(Path(__file__).resolve().parent / "results" / "vmf_sampling.json"),
-    )
-    main(parser.parse_args())
+    parser.add_argument("--seed", type=int, default=0, help="set by the runner's --seeds")

@@ -14,6 +14,7 @@ copyright = "pyrovae developers"
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",  # MathJax copied into _static: the maths renders offline
     "sphinx.ext.viewcode",
     "myst_parser",
     "sphinx_gallery.gen_gallery",
@@ -26,6 +27,9 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "none"
 html_theme = "alabaster"
 html_theme_options = {"description": "Variational latent-variable models as Pyro model/guide pairs"}
+html_static_path = ["_static"]
+html_css_files = ["code.css"]  # long code lines scroll instead of being cut off
+smartquotes = False  # keep "--flag" as typed: "–flag" (en-dash) breaks copy-paste
 
 sphinx_gallery_conf = {
     "examples_dirs": "../examples",

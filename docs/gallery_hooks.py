@@ -16,7 +16,7 @@ FEW_STEPS = {
     "clustering": ["-n", "3", "--pretrain-epochs", "3"],
     "custom_model": ["-n", "10"],
     "cvae": ["-n", "20"],
-    "gaussian_vae": ["-n", "150"],
+    "gaussian_vae": ["-n", "1500"],
     "gmm": ["-n", "100"],
     "larger_than_memory": ["-n", "1", "--rows", "2300"],
     "llgae": ["-n", "5"],
@@ -39,7 +39,9 @@ def reset_argv(gallery_conf, script_vars):
 
 
 def png_scraper(block, block_vars, gallery_conf, **kwargs):
-    """The PNG files the example wrote, copied to the gallery's image paths, as reST."""
+    """The PNG files the example wrote, copied to the gallery's image paths, as reST: side by
+    side, or one below the other at full width when the example says
+    ``# sphinx_gallery_multi_image = "single"``."""
     out = _out(gallery_conf, block_vars["src_file"])
     images = []
     for png, target in zip(
@@ -47,4 +49,6 @@ def png_scraper(block, block_vars, gallery_conf, **kwargs):
     ):
         shutil.copyfile(png, target)
         images.append(target)
+    if block_vars.get("file_conf", {}).get("multi_image") == "single":
+        return "".join(figure_rst([image], gallery_conf["src_dir"]) for image in images)
     return figure_rst(images, gallery_conf["src_dir"])

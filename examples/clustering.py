@@ -5,17 +5,20 @@ Clustering with a mixture-prior VAE (VaDE)
 A VAE whose prior is a Gaussian mixture, p(z) = Σ_c π_c N(z; μ_c, diag σ_c²), with the
 component c an explicit latent summed out by enumeration (``TraceEnum_ELBO``). Trained from
 scratch its components rarely line up with the classes, so it starts as VaDE does (Jiang et
-al. 2017): the encoder and decoder are first trained as an auto-encoder, then a diagonal
-Gaussian mixture fitted to the codes becomes the prior (the VAE's ``pretrain_epochs``; ``fit``
-runs this start itself, here it is run first to score it), then the whole VAE is trained by
-``pyrovae.fit``. Each test
-digit's cluster is the most probable c given its code; ``evaluate`` scores the clusters by
-accuracy (after Hungarian matching to the labels) and NMI. The picture decodes samples of each
-component, one row per component.
+al. 2017): the encoder and decoder are first trained as an auto-encoder (on randomly turned
+and moved copies of the images, DEC-DA's augmentation), then a Gaussian mixture fitted to the
+codes (full covariances, their diagonals kept) becomes the prior (the VAE's
+``pretrain_epochs``; ``fit`` runs this start itself, here it is run first to score it), then
+the whole VAE is trained by ``pyrovae.fit``. Each test digit's cluster is the most probable c
+given its code; ``evaluate`` scores the clusters by accuracy (after Hungarian matching to the
+labels) and NMI. The picture decodes samples of each component, one row per component.
 
 Run it with::
 
     python examples/clustering.py --num-epochs 100 --out runs/clustering
+
+(20 epochs of pretraining by default, to stay quick; the command line's default, about 3,000
+batches, is ``--pretrain-epochs 250`` here.)
 """
 
 import argparse
@@ -32,7 +35,7 @@ def main(args):
     torch.manual_seed(args.seed)
     data = pyrovae.data.load("digits")  # grey levels in [0, 1], Bernoulli likelihood as in VaDE
     vae = pyrovae.VAE(
-        data.input_dim,
+        data.input_shape,  # (1, 8, 8) images: the pretraining sees randomly turned, moved copies
         args.latent_dim,
         prior={"name": "mixture", "num_components": 10},
         hidden=(256, 128),

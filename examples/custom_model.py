@@ -12,6 +12,8 @@ The guide sees only the image, so after training the encoder's mean classifies u
 Training uses the same path as ``pyrovae.fit``: ``Trace_ELBO()(model, guide)`` is a torch
 module whose forward is the loss, minimised with a plain ``torch.optim`` optimizer.
 
+Run it with::
+
     python examples/custom_model.py --num-epochs 200 --out runs/custom_model
 """
 

@@ -12,10 +12,14 @@ limit is real: ``resource.setrlimit(RLIMIT_DATA)`` caps the process's private me
 the private (``RssAnon``) and file-backed (``RssFile``, page cache the kernel may drop)
 resident memory after each epoch.
 
+Run it with::
+
     python examples/larger_than_memory.py -n 1 --rows 4400000 --limit-mb 1000 --batch-size 1000
 
-(a 1,074 MB file; measured: private memory 447 MB after the epoch, as with 23,000 rows.) A cap
-much below 1,000 MB stops torch itself, whose private address space is about that size.
+(a 1,074 MB file; measured once, on earlier code: private memory 447 MB after the epoch, as
+with 23,000 rows, 447 to 448 MB for each of seeds 0-2; README.md § Data sets larger than
+memory.) A cap much below 1,000 MB stops torch itself, whose private address space is about
+that size.
 """
 
 import argparse
@@ -72,11 +76,14 @@ def main(args):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = write_rows(out / "rows.f32", digits.train.x.numpy(), args.rows)
-    size_mb = path.stat().st_size // 2**20
+    size_mb = path.stat().st_size / 2**20
     if args.limit_mb:
         limit = args.limit_mb * 2**20
         resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
-    print(f"{args.rows} rows, {size_mb} MB on disk; private memory limit {args.limit_mb or '-'} MB")
+        cap = f"private memory capped at {args.limit_mb} MB"
+    else:
+        cap = "private memory not capped (--limit-mb caps it)"
+    print(f"{args.rows:,} rows, {size_mb:.1f} MB on disk; {cap}")
     train = MemmapRows(path, args.rows, digits.input_dim)
     rows = data.Data(train, digits.valid.x, digits.test.x, image_shape=(8, 8))
     vae = pyrovae.VAE(digits.input_dim, 2, hidden=(128,))

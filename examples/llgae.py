@@ -11,6 +11,16 @@ known in closed form (Tipping & Bishop 1999): the same trained model is then giv
 ``"exact"`` guide, and the two inferences are compared side by side — reconstruction error and
 the picture (top: test digits; middle: iterative; bottom: exact posterior mean).
 
+The exact log-likelihood *falls* as the iterative guide trains, and the bases grow. This is
+not a defect of the steps: the objective they train is log p(x, k̂, ẑ) at point estimates, not
+log p(x). Their fixed point (W_kᵀW_k + I)⁻¹ W_kᵀ(x − μ_k) is the posterior mode only for
+σ_k = 1 and shrinks z far more for the digits' σ_k ≈ 0.12, which larger bases make up for; and
+even at the mode the objective exceeds log p(x, k) by −½ log |2π σ_k² M_k⁻¹|, a gap that grows
+with the bases (see :class:`pyrovae.models.linear_mixture_guides.IterativeGuide`). Seed 1
+(``--seed 1``): log p(x) falls from 33.74 nats per training digit at the start to 30.72 after 10
+epochs and 22.97 after 50 while the mean largest singular value of W_k grows from 0.74 to 1.17
+and 3.3; the ``"exact"`` guide, trained by maximum likelihood, raises it instead.
+
 Run it with::
 
     python examples/llgae.py --num-epochs 50 --out runs/llgae
@@ -27,6 +37,11 @@ from pyrovae.models import MixtureOfLinearDecoders
 from pyrovae.plots import save_image_grid
 
 
+def top_singular_value(model):
+    """The mean over k of W_k's largest singular value."""
+    return torch.linalg.matrix_norm(model.bases.detach(), ord=2).mean().item()
+
+
 def main(args):
     data = pyrovae.data.load("digits")  # grey levels in [0, 1]
     model = MixtureOfLinearDecoders(
@@ -35,7 +50,17 @@ def main(args):
         args.latent_dim,
         guide={"name": "iterative", "steps": args.steps, "step_size": args.step_size},
     )
-    pyrovae.fit(model, data, epochs=args.num_epochs, seed=args.seed, progress=False)
+    model.initialize(data.train.x, seed=args.seed)  # k-means + PCA in each cluster
+    start = model.log_likelihood_exact(data.train.x).mean().item(), top_singular_value(model)
+    pyrovae.fit(
+        model, data, epochs=args.num_epochs, seed=args.seed, initialize=False, progress=False
+    )
+    end = model.log_likelihood_exact(data.train.x).mean().item(), top_singular_value(model)
+    print(
+        f"training log p(x) {start[0]:.2f} -> {end[0]:.2f} nats per digit, mean largest "
+        f"singular value of W_k {start[1]:.2f} -> {end[1]:.2f} (the iterative objective is not "
+        "log p(x): it rewards larger bases)"
+    )
     x = data.test.x
     exact_ll = model.log_likelihood_exact(x).mean().item()
     print(f"exact test log-likelihood log p(x): {exact_ll:.2f} nats per digit")

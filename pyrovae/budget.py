@@ -4,11 +4,17 @@ cannot hold, or that would not end, is refused with the estimate.
 Memory estimates (bytes; all "about": they count the tensors a run must hold, not allocator
 overheads):
 
-* a model: its parameters, counted by building it on PyTorch's ``meta`` device (no memory,
-  no random numbers drawn), × 4 while training: weights, gradients and Adam's two moments;
-* a training step: ``batch_size × num_particles`` rows, each holding about ``per_row_numbers``
-  intermediate values twice (the forward pass keeps them for the backward pass, which makes
-  as many gradients);
+* a model: its parameters, counted by building it on PyTorch's ``meta`` device (no memory;
+  :class:`MetaBuild` keeps the few small bookkeeping tensors that constructors read back, such
+  as Pyro's MADE masks' slices, real), × 4 while training: weights, gradients and Adam's two
+  moments;
+* a training step: measured, not assumed. :func:`step_bytes` runs the model's own loss
+  (model, guide and ELBO) forward on 2 and on 6 rows and counts the bytes of every tensor
+  autograd saves for the backward pass, which gives a fixed part and a part per row; the step
+  needs :data:`STEP_PEAK` times that for ``batch_size × num_particles`` rows. The
+  forward runs on the ``meta`` device (no memory, no time) where every operation has a meta
+  kernel; where one does not (a rejection sampler's loop, a mask chosen by the data), it runs
+  for real on a copy of the model with random weights;
 * a grid of ``n`` samples: the decoded rows and the picture in float64 at its screen scale.
 
 Counts with fixed bounds (they do not depend on memory but on time): the (row, particle) pairs
@@ -18,17 +24,66 @@ IWAE runs, 3,280 passes × 60,000 rows × 50 particles ≈ 10¹⁰, stay below i
 10,000 MNIST test rows, the papers' protocol, are 5 × 10⁷).
 """
 
+import copy
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
+import pyro
 import torch
+from pyro.infer import Trace_ELBO
 from torch import nn
+from torch.overrides import TorchFunctionMode
+from torch.utils._device import _device_constructors
+from torch.utils._pytree import tree_leaves, tree_map
+
+from .infer.elbo import FastTrace_ELBO
+from .infer.objectives import make_elbo
 
 MAX_TRAINING_PAIRS = 10**12
 MAX_EVALUATION_PAIRS = 10**10
 TRAINING_COPIES = 4  # weights, gradients, Adam's first and second moments
+SMALL = 4096  # numbers: a tensor a constructor makes that is at most this big is made for real
+CALIBRATION_ROWS = (2, 6)  # the two batch sizes whose saved bytes give the fixed and per-row parts
+# a step's peak over the bytes autograd saves: 0.66-1.45 measured (the peak of resident
+# anonymous memory during one step of a VAE, an IAF VAE, the LLGAE and a full-covariance GMM on
+# 784-d rows over that before it, tests/test_budget.py), so 2 bounds it
+STEP_PEAK = 2
+
+
+class MetaBuild(TorchFunctionMode):
+    """Build (and run) a model with its large tensors on the ``meta`` device.
+
+    A tensor a constructor function makes (``torch.empty``, ``zeros``, ``tensor``, ``arange``…)
+    with at most :data:`SMALL` numbers is made on the CPU, so that constructors which read
+    their bookkeeping back (``.item()`` on a cumulative sum of sizes, as Pyro's ``DenseNN`` and
+    ``AutoRegressiveNN`` do) work; larger ones are made on ``meta`` (shape and dtype, no
+    memory). An operation that mixes the two moves its CPU tensors to ``meta``.
+    """
+
+    def __torch_function__(
+        self,
+        func: Callable[..., Any],
+        types: Sequence[type],
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        kwargs = kwargs or {}
+        if func in _device_constructors() and kwargs.get("device") is None:
+            out = func(*args, **{**kwargs, "device": "meta"})
+            if isinstance(out, torch.Tensor) and out.numel() <= SMALL:
+                return func(*args, **{**kwargs, "device": "cpu"})
+            return out
+        tensors = [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+        devices = {t.device.type for t in tensors}
+        if "meta" in devices and len(devices) > 1:
+            args, kwargs = tree_map(_to_meta, (args, kwargs))
+        return func(*args, **kwargs)
+
+
+def _to_meta(t: Any) -> Any:
+    return t.to("meta") if isinstance(t, torch.Tensor) and t.device.type != "meta" else t
 
 
 def memory_bytes(device: str | torch.device | None = None) -> float:
@@ -61,7 +116,7 @@ def check_model(build: Callable[[], object], device: str | torch.device | None =
     """Build the model with ``build()`` on the ``meta`` device and refuse it when training it
     would not fit in memory; returns the meta model (``None`` when it cannot be built there)."""
     try:
-        with torch.device("meta"):
+        with torch.random.fork_rng(devices=[]), MetaBuild():
             model = build()
     except ValueError:
         raise
@@ -84,20 +139,83 @@ def check_model(build: Callable[[], object], device: str | torch.device | None =
     return model
 
 
-def per_row_numbers(model: nn.Module, input_dim: int) -> int:
-    """About how many intermediate values one data row creates in a pass through ``model``:
-    inputs and outputs of every linear layer, the first two dimensions of every other parameter
-    (a mixture's components × dimensions, which each row meets once) and 4 × ``input_dim`` for
-    the data, the likelihood's parameters and log-densities."""
-    total, in_linear = 4 * input_dim, set[int]()
+def step_bytes(
+    model: Any, input_dim: int, elbo: str | None = "trace", alpha: float | None = None
+) -> tuple[float, float] | None:
+    """``(fixed, per_row)``: the bytes of the tensors that autograd saves for the backward pass
+    when ``model``'s loss (its ``model`` and ``guide`` under the ELBO ``elbo``, one particle)
+    runs forward on a batch, split into a part that does not grow with the batch and a part
+    per row, from :data:`CALIBRATION_ROWS` batch sizes.
+
+    On the ``meta`` device when the model is there (see :class:`MetaBuild`) and every operation
+    of the loss has a meta kernel; otherwise on the CPU, with a copy of the model whose
+    ``meta`` tensors are made real (random weights, zero buffers). Labels, for a model that
+    ``uses_labels``, are 0 (labelled rows). ``None`` when neither run works (a loss that
+    needs more than rows and labels): no estimate, as :func:`check_model` without a meta build.
+    """
+    loss = make_elbo(elbo, model, 1, alpha)
+    if type(loss) is Trace_ELBO:  # as the training step does: no .item() inside the loss
+        loss = FastTrace_ELBO.like(loss)
+    try:
+        return _saved_bytes(model, input_dim, loss, meta=True)
+    except Exception:  # an operation with no meta kernel or one that reads the data
+        pass
+    try:
+        return _saved_bytes(_materialize(model), input_dim, loss, meta=False)
+    except Exception:  # a loss that needs more than rows (and labels): training will tell
+        return None
+
+
+def _saved_bytes(model: Any, input_dim: int, loss: Any, meta: bool) -> tuple[float, float]:
+    labels = getattr(model, "uses_labels", False)
+    sizes = []
+    for rows in CALIBRATION_ROWS:
+        total = 0
+
+        def pack(t: torch.Tensor) -> torch.Tensor:
+            nonlocal total
+            total += t.numel() * t.element_size()
+            return t
+
+        x = torch.rand(rows, input_dim, device="meta" if meta else "cpu")
+        args = (x, torch.zeros(rows, dtype=torch.long)) if labels else (x,)
+        mode = MetaBuild() if meta else _Nothing()
+        with (
+            torch.random.fork_rng(devices=[]),
+            pyro.validation_enabled(False),
+            pyro.get_param_store().scope(),
+            torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t),
+            mode,
+        ):
+            loss.differentiable_loss(model.model, model.guide, *args)
+        sizes.append(total)
+    (r1, r2), (s1, s2) = CALIBRATION_ROWS, sizes
+    per_row = max(s2 - s1, 0) / (r2 - r1)
+    return max(s1 - r1 * per_row, 0.0), per_row
+
+
+class _Nothing:
+    def __enter__(self) -> "_Nothing":
+        return self
+
+    def __exit__(self, *exc: object) -> Literal[False]:
+        return False
+
+
+def _materialize(model: Any) -> Any:
+    """A copy of ``model`` whose ``meta`` parameters are real N(0, 0.01²) numbers and whose
+    ``meta`` buffers are real zeros (the CPU ones are kept)."""
+    model = copy.deepcopy(model)
+    gen = torch.Generator().manual_seed(0)
     for module in model.modules():
-        if isinstance(module, nn.Linear):
-            total += module.in_features + module.out_features
-            in_linear.update(id(p) for p in module.parameters())
-    for p in model.parameters():
-        if id(p) not in in_linear:
-            total += math.prod(p.shape[:2])
-    return total
+        for name, p in module._parameters.items():
+            if p is not None and p.device.type == "meta":
+                real = torch.empty(p.shape, dtype=p.dtype).normal_(0, 0.01, generator=gen)
+                module._parameters[name] = nn.Parameter(real, p.requires_grad)
+        for name, b in module._buffers.items():
+            if b is not None and b.device.type == "meta":
+                module._buffers[name] = torch.zeros(b.shape, dtype=b.dtype)
+    return model
 
 
 def check_training(
@@ -108,7 +226,10 @@ def check_training(
     device: str | torch.device | None = None,
 ) -> None:
     """Refuse a training run whose step does not fit in memory or whose (row, particle) pairs
-    exceed :data:`MAX_TRAINING_PAIRS`."""
+    exceed :data:`MAX_TRAINING_PAIRS`. The step's memory is :func:`step_bytes`'s measure:
+    :data:`STEP_PEAK` × (the fixed part + ``batch_size`` × ``num_particles`` × the part per row):
+    the particles are vectorised, a batch of ``batch_size × num_particles`` rows.
+    """
     pairs = config["epochs"] * rows * config["num_particles"]
     if pairs > MAX_TRAINING_PAIRS:
         raise ValueError(
@@ -119,11 +240,14 @@ def check_training(
         )
     if meta_model is None:
         return
-    per_row = per_row_numbers(meta_model, input_dim)
+    measured = step_bytes(meta_model, input_dim, config.get("elbo"), config.get("alpha"))
+    if measured is None:
+        return
+    fixed, per_row = measured
     batch, particles = min(config["batch_size"], rows), config["num_particles"]
     _refuse_memory(
-        f"a training step ({batch} rows × {particles} particles, ~{per_row:.3g} numbers each)",
-        2 * batch * particles * per_row * 4,
+        f"a training step ({batch} rows × {particles} particles, ~{per_row:.3g} bytes each)",
+        STEP_PEAK * (fixed + batch * particles * per_row),
         "lower batch_size or num_particles",
         device,
     )

@@ -132,3 +132,56 @@ def _image_shape(x: torch.Tensor) -> tuple[int, ...]:
 
 def _describe(x: object) -> str:
     return f"{type(x).__name__} of dtype {x.dtype}" if hasattr(x, "dtype") else type(x).__name__
+
+
+MAX_NESTING = 32  # levels of lists and maps in a config value (a part spec needs 3 or 4)
+MAX_ITEMS = 10_000  # entries of one list or map
+MAX_LAYERS = 1_000  # entries of a ``hidden`` or ``channels`` list: layers of one network
+MAX_ENTRIES = 1_000_000  # entries in all, a YAML alias counted each time it is used
+LAYER_LISTS = ("hidden", "channels")
+
+
+def config_shape(name: str, value: Any) -> Any:
+    """``value`` (what a YAML or JSON reader made of a config entry) when its lists and maps are
+    nested at most :data:`MAX_NESTING` deep and each holds at most :data:`MAX_ITEMS` entries,
+    and each ``hidden`` or ``channels`` list (at any depth) at most :data:`MAX_LAYERS`, with
+    at most :data:`MAX_ENTRIES` entries in all; otherwise ``ValueError`` naming where
+    (``name.key[index]…``).
+
+    Walks the value with an explicit stack, so a value nested too deep for Python's recursion
+    (or a YAML alias that contains itself) is refused, not a ``RecursionError`` or a hang, and
+    counts the entries it visits, so aliases of aliases (the "billion laughs") stop at
+    :data:`MAX_ENTRIES`: the work is bounded by the limits, not by the value.
+    """
+    stack, seen = [(name, value, 0)], 0
+    while stack:
+        where, item, depth = stack.pop()
+        seen += 1
+        if seen > MAX_ENTRIES:
+            raise ValueError(
+                f"{name} holds more than {MAX_ENTRIES} entries in all (YAML aliases counted each "
+                "time they are used); write it out smaller"
+            )
+        if not isinstance(item, list | tuple | dict):
+            continue
+        if depth >= MAX_NESTING:
+            raise ValueError(
+                f"{name} is nested more than {MAX_NESTING} levels deep (at {where}); a part "
+                "spec needs 3 or 4: flatten it"
+            )
+        key = where.rsplit(".", 1)[-1]
+        if key in LAYER_LISTS and isinstance(item, list | tuple) and len(item) > MAX_LAYERS:
+            raise ValueError(
+                f"{where} lists {len(item)} layers, more than {MAX_LAYERS}; give the sizes of "
+                f"at most {MAX_LAYERS} layers"
+            )
+        if len(item) > MAX_ITEMS:
+            raise ValueError(
+                f"{where} has {len(item)} entries, more than the {MAX_ITEMS} a config list or "
+                "map may hold"
+            )
+        pairs = item.items() if isinstance(item, dict) else enumerate(item)
+        for k, v in pairs:
+            child = f"{where}.{k}" if isinstance(item, dict) else f"{where}[{k}]"
+            stack.append((child, v, depth + 1))
+    return value

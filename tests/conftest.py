@@ -8,6 +8,7 @@ from pathlib import Path
 import pyro
 import pytest
 import torch
+from pyro.infer.util import is_validation_enabled
 
 ROOT = Path(__file__).parents[1]
 
@@ -29,8 +30,27 @@ def digits():
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _single_thread():
-    torch.set_num_threads(1)
+def _threads():
+    """torch's threads: ``OMP_NUM_THREADS`` when set (the suite can run with 2), else 1."""
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+
+
+@pytest.fixture(autouse=True)
+def _restore_process_state():
+    """No test leaks process-wide state into the next, whatever the order: the working
+    directory, the environment, torch's default dtype, threads and grad mode and Pyro's
+    validation flag are put back after each test."""
+    cwd, env = os.getcwd(), dict(os.environ)
+    dtype, threads = torch.get_default_dtype(), torch.get_num_threads()
+    validation = is_validation_enabled()
+    yield
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
+    torch.set_default_dtype(dtype)
+    torch.set_num_threads(threads)
+    torch.set_grad_enabled(True)
+    pyro.enable_validation(validation)
 
 
 @pytest.fixture

@@ -111,3 +111,48 @@ def test_check_matrix_still_importable_from_the_vae_module():
     from pyrovae.models.vae import check_matrix
 
     assert check_matrix is checks.check_matrix
+
+
+def nested(depth, leaf=1):
+    value = leaf
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_config_shape_takes_the_limits_and_refuses_one_beyond():
+    assert checks.config_shape("prior", nested(checks.MAX_NESTING)) == nested(checks.MAX_NESTING)
+    with pytest.raises(ValueError, match=r"^prior is nested more than 32 levels deep \(at prior"):
+        checks.config_shape("prior", nested(checks.MAX_NESTING + 1))
+    spec = {"name": "vamp", "options": {"sizes": list(range(checks.MAX_ITEMS))}}
+    assert checks.config_shape("prior", spec) is spec
+    spec["options"]["sizes"].append(0)
+    with pytest.raises(ValueError, match=r"^prior.options.sizes has 10001 entries, more than"):
+        checks.config_shape("prior", spec)
+
+
+def test_config_shape_bounds_the_layers_of_hidden_and_channels_at_any_depth():
+    checks.config_shape("hidden", [8] * checks.MAX_LAYERS)
+    with pytest.raises(ValueError, match=r"^hidden lists 1001 layers, more than 1000"):
+        checks.config_shape("hidden", [8] * (checks.MAX_LAYERS + 1))
+    with pytest.raises(ValueError, match=r"^encoder.channels lists 200001 layers"):
+        checks.config_shape("encoder", {"name": "conv", "channels": [1] * 200_001})
+
+
+def test_config_shape_refuses_what_would_overflow_the_stack_or_never_end():
+    import yaml
+
+    deep = yaml.safe_load("[" * 300 + "]" * 300)  # within PyYAML's reach, beyond the limit
+    with pytest.raises(ValueError, match="nested more than 32 levels"):
+        checks.config_shape("config", deep)
+    with pytest.raises(ValueError, match="nested more than 32 levels"):
+        checks.config_shape("config", nested(100_000))  # Python's recursion would fail here
+    loop = yaml.safe_load("&a [*a]")  # a list that holds itself
+    assert loop[0] is loop
+    with pytest.raises(ValueError, match="nested more than 32 levels"):
+        checks.config_shape("config", loop)
+    laughs = "a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
+        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 9)
+    )  # 10⁹ entries when expanded
+    with pytest.raises(ValueError, match=r"more than 1000000 entries in all \(YAML aliases"):
+        checks.config_shape("config", yaml.safe_load(laughs))

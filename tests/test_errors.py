@@ -476,8 +476,8 @@ CLI = {
     "step-memory": (
         train("--num-particles", "20000"),
         None,
-        r"a training step \(100 rows × 20000 particles, ~2.05e\+03 numbers each\) would need "
-        r"about 32.9 GB, more than the 16 GB of memory here; lower batch_size or num_particles",
+        r"a training step \(100 rows × 20000 particles, ~7.5e\+03 bytes each\) would need "
+        r"about 30 GB, more than the 16 GB of memory here; lower batch_size or num_particles",
         None,
     ),
     "epochs-bound": (

@@ -16,7 +16,7 @@ from pyro.distributions.util import broadcast_shape
 from torch.distributions.kl import register_kl
 
 from pyrovae.distributions.hyperspherical_uniform import HypersphericalUniform
-from pyrovae.distributions.von_mises_fisher import VonMisesFisher
+from pyrovae.distributions.von_mises_fisher import VonMisesFisher, _out_dtype
 
 
 def _check_dims(p: VonMisesFisher, q: VonMisesFisher | HypersphericalUniform) -> None:
@@ -30,18 +30,22 @@ def _check_dims(p: VonMisesFisher, q: VonMisesFisher | HypersphericalUniform) ->
 def _kl_vmf_uniform(p: VonMisesFisher, q: HypersphericalUniform) -> torch.Tensor:
     _check_dims(p, q)
     kappa = p._kappa_work()
-    kl = p._log_normalizer_rel() + kappa * p._mean_resultant_length()
-    return kl.to(p.concentration.dtype).expand(broadcast_shape(p.batch_shape, q.batch_shape))
+    # log C + log area + kappa A = (log C + log area + kappa) - kappa (1 - A)
+    kl = p._log_normalizer_rel(plus_kappa=True) - kappa * p._mean_resultant_length(True)
+    dtype = _out_dtype(p.concentration.dtype)
+    return kl.to(dtype).expand(broadcast_shape(p.batch_shape, q.batch_shape))
 
 
 @register_kl(VonMisesFisher, VonMisesFisher)
 def _kl_vmf_vmf(p: VonMisesFisher, q: VonMisesFisher) -> torch.Tensor:
     _check_dims(p, q)
     kp, kq = p._kappa_work(), q._kappa_work()
-    a = p._mean_resultant_length()
-    cos = (p.loc.to(kp.dtype) * q.loc.to(kp.dtype)).sum(-1)
+    a, one_minus_a = p._mean_resultant_length(), p._mean_resultant_length(complement=True)
+    # 1 - cos = |mu_p - mu_q|^2 / 2 for unit vectors, without cancellation near mu_p = mu_q
+    one_minus_cos = 0.5 * (p.loc.to(kp.dtype) - q.loc.to(kp.dtype)).pow(2).sum(-1)
     # log C(kp) - log C(kq) + A (kp - kq cos) = [rel(kp) + kp] - [rel(kq) + kq]
-    #     + kq (1 - cos A) ... written to keep the O(kappa) parts cancelling exactly:
+    #     - kp (1 - A) + kq (1 - A cos), with 1 - A cos = (1 - A) + A (1 - cos): the O(kappa)
+    #     parts cancel exactly
     log_c_diff = p._log_normalizer_rel(plus_kappa=True) - q._log_normalizer_rel(plus_kappa=True)
-    kl = log_c_diff - kp * (1.0 - a) + kq * (1.0 - a * cos)
-    return kl.to(torch.promote_types(p.concentration.dtype, q.concentration.dtype))
+    kl = log_c_diff - kp * one_minus_a + kq * (one_minus_a + a * one_minus_cos)
+    return kl.to(_out_dtype(p.concentration.dtype, q.concentration.dtype))

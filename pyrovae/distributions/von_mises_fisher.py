@@ -7,6 +7,7 @@ The samplers live in :mod:`.von_mises_fisher_sampling`, the implicit gradient in
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -17,7 +18,13 @@ from torch.distributions.utils import lazy_property
 
 from ..ops.special import log_bessel_iv_and_ratio, log_sphere_area
 from .von_mises_fisher_gradient import ImplicitT
-from .von_mises_fisher_sampling import sample_t_d3, sample_t_inverse_cdf, sample_t_wood, work_dtype
+from .von_mises_fisher_sampling import (
+    large_kappa,
+    sample_t_d3,
+    sample_t_inverse_cdf,
+    sample_t_wood,
+    work_dtype,
+)
 
 _EMPTY = torch.Size()
 Shape = torch.Size | list[int] | tuple[int, ...]
@@ -26,63 +33,106 @@ __all__ = ["VonMisesFisher", "log_sphere_area"]
 
 
 # ---------------------------------------------------------------------------------------------
-# log C_d(kappa) + log |S^{d-1}|  (<= 0; -> 0 as kappa -> 0), with d/dkappa = -A_d(kappa).
+# log C_d(kappa) + log |S^{d-1}| + kappa, with d/dkappa = 1 - A_d(kappa).
 # ---------------------------------------------------------------------------------------------
-def _log_normalizer_rel_value(kappa: torch.Tensor, log_iv: torch.Tensor, d: int) -> torch.Tensor:
-    """log C_d(kappa) + log area from ``log_iv`` = log I_{d/2-1}(kappa), in kappa's (float64)
-    dtype.
+def _log_normalizer_shifted(kappa: torch.Tensor, log_ive: torch.Tensor, d: int) -> torch.Tensor:
+    """log C_d(kappa) + log area + kappa from ``log_ive`` = log I_{d/2-1}(kappa) - kappa, in
+    kappa's (float64) dtype: O(d log kappa), so it keeps its digits up to kappa = 1e38.
 
-    = -log[Gamma(d/2) (2/kappa)^{d/2-1} I_{d/2-1}(kappa)]. For kappa^2 small against d the
-    bracket is 1 + sum_k (kappa^2/4)^k Gamma(d/2) / (k! Gamma(d/2 + k)), summed directly (the
-    general formula would cancel two large logs). On the CPU the series is skipped when no
-    kappa needs it; on an accelerator it is always summed (asking would wait for the device).
+    = -log[Gamma(d/2) (2/kappa)^{d/2-1} I_{d/2-1}(kappa) e^{-kappa}]. For kappa^2 small against
+    d the bracket is e^{-kappa} (1 + sum_k (kappa^2/4)^k Gamma(d/2) / (k! Gamma(d/2 + k))),
+    summed directly (the general formula would cancel two large logs). On the CPU the series is
+    skipped when no kappa needs it; on an accelerator it is always summed (asking would wait
+    for the device), and under ``torch.jit.trace`` (which would record one call's answer).
     """
     nu = 0.5 * d - 1.0
-    general = nu * torch.log(kappa) - log_iv - nu * math.log(2.0) - math.lgamma(nu + 1.0)
+    general = nu * torch.log(kappa) - log_ive - nu * math.log(2.0) - math.lgamma(nu + 1.0)
     q = 0.25 * kappa * kappa
     small = q < 0.1 * (nu + 1.0)
-    if kappa.device.type == "cpu" and not small.any():
+    if kappa.device.type == "cpu" and not torch.jit.is_tracing() and not small.any():
         return general
     term = torch.ones_like(kappa)
     series = torch.zeros_like(kappa)
     for j in range(1, 17):  # ratio of terms < 0.1 / j: 16 terms leave < 1e-20
         term = term * q / (j * (nu + j))
         series = series + term
-    return torch.where(small, -torch.log1p(series), general)
+    return torch.where(small, kappa - torch.log1p(series), general)
+
+
+def _one_minus_a(kappa: torch.Tensor, a: torch.Tensor, d: int) -> torch.Tensor:
+    """1 - A_d(kappa): ``1 - a``, and past the large-kappa threshold (where 1 - a has lost its
+    digits: 1 - A ~ (d-1)/(2 kappa)) its expansion (d-1)/(2 kappa) - (d-1)(d-3)/(8 kappa^2)
+    (from the Riccati equation A' = 1 - A^2 - (d-1) A / kappa), whose next term is
+    O(d^2/kappa^2) relative: below float64 precision there."""
+    m = float(d - 1)
+    tail = (0.5 * m - 0.125 * m * (d - 3) / kappa) / kappa
+    return torch.where(large_kappa(kappa, d), tail, 1.0 - a)
 
 
 class _LogNormalizerRel(torch.autograd.Function):
-    """``apply(kappa, value, a, plus_kappa)``: ``value`` (+ kappa), with d/dkappa = -A (+ 1);
-    ``value`` and ``a`` = A_d(kappa) were computed once, detached."""
+    """``apply(kappa, shifted, one_minus_a, plus_kappa)``: log C + log area (+ kappa) from
+    ``shifted`` = log C + log area + kappa, with d/dkappa = -A (1 - A); ``shifted`` and
+    ``one_minus_a`` = 1 - A_d(kappa) were computed once, detached."""
 
     @staticmethod
     def forward(
-        ctx: Any, kappa: torch.Tensor, value: torch.Tensor, a: torch.Tensor, plus_kappa: bool
+        ctx: Any,
+        kappa: torch.Tensor,
+        shifted: torch.Tensor,
+        one_minus_a: torch.Tensor,
+        plus_kappa: bool,
     ) -> torch.Tensor:
-        ctx.save_for_backward(a)
+        ctx.save_for_backward(one_minus_a)
         ctx.plus_kappa = plus_kappa
-        return value + kappa.detach() if plus_kappa else value.clone()
+        return shifted.clone() if plus_kappa else shifted - kappa.detach()
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
-        (a,) = ctx.saved_tensors
-        return grad * ((1.0 - a) if ctx.plus_kappa else -a), None, None, None
+        (one_minus_a,) = ctx.saved_tensors
+        return grad * (one_minus_a if ctx.plus_kappa else one_minus_a - 1.0), None, None, None
 
 
 class _MeanResultantLength(torch.autograd.Function):
-    """``apply(kappa, a, d)``: A_d(kappa) = ``a`` (computed once, detached), with
-    dA_d/dkappa = 1 - A_d^2 - (d - 1) A_d / kappa."""
+    """``apply(kappa, value, a, d, complement)``: ``value`` = A_d(kappa) (or 1 - A_d with
+    ``complement``; computed once, detached), with dA_d/dkappa = 1 - A_d^2 - (d - 1) A_d / kappa
+    (negated for 1 - A_d)."""
 
     @staticmethod
-    def forward(ctx: Any, kappa: torch.Tensor, a: torch.Tensor, d: int) -> torch.Tensor:
+    def forward(
+        ctx: Any,
+        kappa: torch.Tensor,
+        value: torch.Tensor,
+        a: torch.Tensor,
+        d: int,
+        complement: bool,
+    ) -> torch.Tensor:
         ctx.save_for_backward(kappa, a)
-        ctx.d = d
-        return a.clone()
+        ctx.d, ctx.complement = d, complement
+        return value.clone()
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None, None, None]:
         kappa, a = ctx.saved_tensors
-        return grad * (1.0 - a * a - (ctx.d - 1) * a / kappa.detach()), None, None
+        da = 1.0 - a * a - (ctx.d - 1) * a / kappa.detach()
+        return grad * (-da if ctx.complement else da), None, None, None, None
+
+
+class _Drawn(torch.autograd.Function):
+    """``apply(sampler, *args)``: ``sampler(*args)``, a draw of t with no gradient, as one
+    opaque operation: ``torch.jit.trace`` records it as a call back into Python, so a traced
+    step runs the rejection sampler's loop afresh at every replay (as many rounds as that
+    draw needs, with the same random numbers as an eager step) instead of the rounds of the
+    tracing run."""
+
+    @staticmethod
+    def forward(ctx: Any, sampler: Callable[..., torch.Tensor], *args: Any) -> torch.Tensor:
+        t = sampler(*args)
+        ctx.mark_non_differentiable(t)
+        return t
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, ...]:
+        return (None,) * (1 + len(ctx.needs_input_grad))
 
 
 class VonMisesFisher(TorchDistribution):
@@ -180,30 +230,35 @@ class VonMisesFisher(TorchDistribution):
 
     @property
     def dim(self) -> int:
-        """Ambient dimension d (the sphere is S^{d-1})."""
-        return self.event_shape[0]
+        """Ambient dimension d (the sphere is S^{d-1}), a Python int (under ``torch.jit.trace``
+        a shape's entries are tensors, and d enters the float64 arithmetic as a number)."""
+        return int(self.event_shape[0])
 
     def _kappa_work(self) -> torch.Tensor:
         return self.concentration.to(work_dtype(self.concentration))
 
     @lazy_property
-    def _bessel(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(log_normalizer_rel, A_d(kappa))``, values in the work dtype (float64), from one
-        Bessel evaluation per distribution: log_prob, entropy, the KL divergences, the
-        normaliser's backward and the implicit gradient in kappa all reuse them."""
+    def _bessel(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(log_normalizer_shifted, A_d(kappa), 1 - A_d(kappa))``, values in the work dtype
+        (float64), from one Bessel evaluation per distribution: log_prob, entropy, the KL
+        divergences, the normaliser's backward and the implicit gradient in kappa all reuse
+        them."""
         kappa = self._kappa_work().detach()
-        log_iv, a = log_bessel_iv_and_ratio(0.5 * self.dim - 1.0, kappa)
-        return _log_normalizer_rel_value(kappa, log_iv, self.dim), a
+        log_ive, a = log_bessel_iv_and_ratio(0.5 * self.dim - 1.0, kappa, scaled=True)
+        shifted = _log_normalizer_shifted(kappa, log_ive, self.dim)
+        return shifted, a, _one_minus_a(kappa, a, self.dim)
 
     def _log_normalizer_rel(self, plus_kappa: bool = False) -> torch.Tensor:
         """log C_d(kappa) + log|S^{d-1}| (+ kappa) in the work dtype, differentiable in kappa."""
-        value, a = self._bessel
-        return _LogNormalizerRel.apply(self._kappa_work(), value, a, plus_kappa)
+        shifted, _, one_minus_a = self._bessel
+        return _LogNormalizerRel.apply(self._kappa_work(), shifted, one_minus_a, plus_kappa)
 
-    def _mean_resultant_length(self) -> torch.Tensor:
-        """A_d(kappa) = I_{d/2}(kappa) / I_{d/2-1}(kappa) = E[mu^T x] in the work dtype,
-        differentiable in kappa."""
-        return _MeanResultantLength.apply(self._kappa_work(), self._bessel[1], self.dim)
+    def _mean_resultant_length(self, complement: bool = False) -> torch.Tensor:
+        """A_d(kappa) = I_{d/2}(kappa) / I_{d/2-1}(kappa) = E[mu^T x] (or 1 - A_d, to full
+        relative precision, with ``complement``) in the work dtype, differentiable in kappa."""
+        _, a, one_minus_a = self._bessel
+        value = one_minus_a if complement else a
+        return _MeanResultantLength.apply(self._kappa_work(), value, a, self.dim, complement)
 
     @property
     def mean(self) -> torch.Tensor:
@@ -225,7 +280,7 @@ class VonMisesFisher(TorchDistribution):
     def _log_normalizer(self) -> torch.Tensor:
         """log C_d(kappa)."""
         out = self._log_normalizer_rel() - log_sphere_area(self.dim)
-        return out.to(self.concentration.dtype)
+        return out.to(_out_dtype(self.concentration.dtype))
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         if self._validate_args:
@@ -236,25 +291,24 @@ class VonMisesFisher(TorchDistribution):
         dist2 = (value - self.loc).pow(2).sum(-1).to(kappa.dtype)
         shifted = self._log_normalizer_rel(plus_kappa=True) - log_sphere_area(self.dim)
         out = shifted - 0.5 * kappa * dist2
-        return out.to(torch.promote_types(value.dtype, self.concentration.dtype))
+        return out.to(_out_dtype(value.dtype, self.concentration.dtype))
 
     def entropy(self) -> torch.Tensor:
         # H = -log C - kappa A = log area - (log C + log area + kappa) + kappa (1 - A)
         kappa, d = self._kappa_work(), self.dim
-        a = self._mean_resultant_length()
-        out = log_sphere_area(d) - self._log_normalizer_rel(plus_kappa=True) + kappa * (1 - a)
-        return out.to(self.concentration.dtype)
+        one_minus_a = self._mean_resultant_length(complement=True)
+        out = log_sphere_area(d) - self._log_normalizer_rel(plus_kappa=True) + kappa * one_minus_a
+        return out.to(_out_dtype(self.concentration.dtype))
 
     def _sample_t(self, sample_shape: torch.Size) -> torch.Tensor:
         d = self.dim
         kappa = self.concentration.expand(sample_shape + self.batch_shape)
         if d == 3:
             return sample_t_d3(kappa)
-        with torch.no_grad():
-            if self.sampler == "wood":
-                t = sample_t_wood(kappa, d)
-            else:
-                t = sample_t_inverse_cdf(self.concentration, sample_shape, d)
+        if self.sampler == "wood":
+            t = _Drawn.apply(sample_t_wood, kappa, d)
+        else:
+            t = _Drawn.apply(sample_t_inverse_cdf, self.concentration, sample_shape, d)
         if self.concentration.requires_grad:
             t = ImplicitT.apply(t, self.concentration, self._bessel[1], d)
         return t
@@ -264,12 +318,24 @@ class VonMisesFisher(TorchDistribution):
         shape = self._extended_shape(sample_shape)
         t = self._sample_t(sample_shape).unsqueeze(-1)  # 1 - w
         v = torch.randn(shape[:-1] + (self.dim - 1,), dtype=self.loc.dtype, device=self.loc.device)
-        # |tangent part| = sqrt(1 - w^2) = sqrt(t (2 - t)); v / |v| is uniform on S^{d-2}
-        radial = (t * (2.0 - t)).clamp(min=torch.finfo(t.dtype).tiny).sqrt()
+        # |tangent part| = sqrt(1 - w^2) = sqrt(t (2 - t)); v / |v| is uniform on S^{d-2}. The
+        # floor, the smallest subnormal, keeps sqrt's derivative finite at t = 0 and leaves
+        # t ~ 1/kappa subnormal (float32 at kappa ~ 1e38) as it is.
+        info = torch.finfo(t.dtype)
+        radial = (t * (2.0 - t)).clamp(min=info.tiny * info.eps).sqrt()
         y = torch.cat(
             [1.0 - t, v * (radial / torch.linalg.vector_norm(v, dim=-1, keepdim=True))], -1
         )
         return _householder(self.loc, y)
+
+
+def _out_dtype(*dtypes: torch.dtype) -> torch.dtype:
+    """The dtype of a log-density: the parameters' (and value's), at least float32 (a bf16 or
+    float16 network output under autocast gets its density in float32, as it was computed)."""
+    out = torch.float32
+    for dtype in dtypes:
+        out = torch.promote_types(out, dtype)
+    return out
 
 
 def _householder(loc: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..ops.special import bessel_iv_ratio
+from .von_mises_fisher_sampling import large_kappa
 
 __all__ = ["ImplicitT", "dt_dkappa", "dtheta_dkappa"]
 
@@ -93,12 +94,18 @@ def dt_dkappa(
 ) -> torch.Tensor:
     """d t / d kappa for t = 1 - mu^T x at fixed CDF value; kappa broadcasts to t (float64).
 
+    Past :func:`~.von_mises_fisher_sampling.large_kappa_threshold`, where t's law is
+    Gamma((d-1)/2, rate kappa + (d-3)/4) to float64 precision, it is that law's
+    d t / d kappa = -t / (kappa + (d-3)/4) (the quadrature's kappa (cos s - cos theta) and
+    1 - A lose all their digits there).
+
     :param mean_resultant_length: A_d(kappa) if already known (same shape as kappa); else it
         is computed here.
     """
     a = bessel_iv_ratio(0.5 * d, kappa) if mean_resultant_length is None else mean_resultant_length
     one_minus_a = 1.0 - a
     kappa, one_minus_a = kappa.expand(t.shape), one_minus_a.expand(t.shape)
+    big = large_kappa(kappa, d)
     theta = 2.0 * torch.asin(torch.sqrt(0.5 * t).clamp(max=1.0))
     theta_f, kappa_f, one_f = (a.reshape(-1) for a in (theta, kappa, one_minus_a))
     out = [
@@ -106,7 +113,8 @@ def dt_dkappa(
         for i in range(0, theta_f.numel(), _CHUNK)
     ]
     dtheta = torch.cat(out).reshape(t.shape) if out else torch.zeros_like(t)
-    return torch.sin(theta) * dtheta  # t = 1 - cos(theta)
+    dt = torch.sin(theta) * dtheta  # t = 1 - cos(theta)
+    return torch.where(big, -t / (kappa + 0.25 * (d - 3)), dt)
 
 
 class ImplicitT(torch.autograd.Function):

@@ -2,8 +2,27 @@
 :class:`~pyrovae.distributions.VonMisesFisher`).
 
 Each returns a detached tensor of t in [0, 2]: d = 3 by its closed-form inverse CDF; other d by
-Wood's (1994) rejection sampler or by inverting a tabulated CDF of the angle. The gradient in
-kappa is added afterwards, by :mod:`.von_mises_fisher_gradient`.
+Wood's (1994) rejection sampler or by inverting a tabulated CDF of the angle, and for a huge
+kappa (:func:`large_kappa`) by the tangent-space limit :func:`sample_t_large_kappa`. The gradient
+in kappa is added afterwards, by :mod:`.von_mises_fisher_gradient`.
+
+**The large-kappa limit.** With a = (d-1)/2 the density of t = 1 - w on [0, 2] is
+
+    p(t) ∝ e^{-kappa t} (t (2 - t))^{a-1} ∝ t^{a-1} exp(-kappa t + (a-1) log(1 - t/2))
+         = t^{a-1} exp(-(kappa + (a-1)/2) t) · exp(-(a-1) (t²/8 + t³/24 + …)).
+
+So t is Gamma(a, rate kappa' = kappa + (a-1)/2) times a factor whose log is -(a-1) t²/8 (1 +
+O(t)), truncated at t = 2 (mass e^{-2 kappa}). Equivalently t = |eps|²/(2 kappa') with eps ~
+N(0, I_{d-1}): the Gaussian on the tangent space, w = 1 - |eps|²/(2 kappa'), with the curvature
+correction (a-1)/2 in the rate. Over the bulk of t (t <= t_hi = (a + 10 sqrt(a) + 10) / kappa)
+the neglected factor differs from 1 by at most |a-1| t_hi²/8 (1 + t_hi/3);
+:func:`large_kappa_threshold` is the kappa at which that is 2^-53 (one float64 ulp), plus 10 %
+— about 5e8 for d = 2, 2.5e9 for d = 10, 6e11 for d = 1000 — and at least 40 (so that
+e^{-2 kappa} < 2^-53). Past t_hi the deviation grows only like t², so the total-variation
+distance between the two laws, about E[|a-1| t²/8] = |a-1| a (a+1) / (8 kappa'²), is below
+2^-53 as well. Above the threshold the limit is exact to float64 precision, and Wood's
+sampler, whose arithmetic (kappa², kappa (1 - x0)) over- and underflows there (never accepting
+from kappa ~ 1e19 in float32), is not used.
 """
 
 import math
@@ -11,15 +30,48 @@ from collections import OrderedDict
 
 import torch
 
-__all__ = ["sample_t_d3", "sample_t_inverse_cdf", "sample_t_wood", "work_dtype"]
+__all__ = [
+    "large_kappa",
+    "large_kappa_threshold",
+    "sample_t_d3",
+    "sample_t_inverse_cdf",
+    "sample_t_large_kappa",
+    "sample_t_wood",
+    "work_dtype",
+]
 
 _DEVICE_ROUNDS = 4  # rounds of 8 candidates after the first 2, off the CPU
 _FEW = 4096  # up to this many entries, 6 candidates each in the first round
+_MAX_ROUNDS = 64  # CPU: redraws of the rejected entries before giving up (never reached)
 
 
 def work_dtype(t: torch.Tensor) -> torch.dtype:
     """float64, or float32 on devices without float64 (Apple MPS)."""
     return torch.float32 if t.device.type == "mps" else torch.float64
+
+
+def large_kappa_threshold(d: int) -> float:
+    """The kappa above which t's law is Gamma((d-1)/2, kappa + (d-3)/4) to float64 precision
+    (see the module docstring): max(40, 1.1 sqrt(|a-1| 2^53 / 8) (a + 10 sqrt(a) + 10)),
+    a = (d-1)/2 (the 10 % cover the t^3/24 term)."""
+    a = 0.5 * (d - 1)
+    spread = a + 10.0 * math.sqrt(a) + 10.0
+    return max(40.0, 1.1 * math.sqrt(abs(a - 1.0) * 2.0**53 / 8.0) * spread)
+
+
+def large_kappa(kappa: torch.Tensor, d: int) -> torch.Tensor:
+    """Where kappa is past :func:`large_kappa_threshold` (inf included; NaN excluded)."""
+    return kappa >= large_kappa_threshold(d)
+
+
+def sample_t_large_kappa(kappa: torch.Tensor, d: int) -> torch.Tensor:
+    """t = G / (kappa + (a-1)/2), G ~ Gamma(a, 1), a = (d-1)/2: the large-kappa limit (module
+    docstring), exact to float64 precision for kappa >= :func:`large_kappa_threshold`; in
+    kappa's dtype (t = 0 for kappa = inf)."""
+    a = 0.5 * (d - 1)
+    work = kappa.to(work_dtype(kappa))
+    gam = torch._standard_gamma(torch.full_like(work, a))
+    return (gam / (work + 0.5 * (a - 1.0))).clamp(0.0, 2.0).to(kappa.dtype)
 
 
 def sample_t_d3(kappa: torch.Tensor) -> torch.Tensor:
@@ -29,16 +81,27 @@ def sample_t_d3(kappa: torch.Tensor) -> torch.Tensor:
 
 
 def sample_t_wood(kappa: torch.Tensor, d: int, fixed_rounds: bool | None = None) -> torch.Tensor:
-    """Wood (1994) rejection sampler for w = mu^T x, written in t = 1 - w for precision.
+    """Wood (1994) rejection sampler for w = mu^T x, written in t = 1 - w for precision, in
+    the work dtype (float64; t is returned in kappa's dtype). Entries past
+    :func:`large_kappa_threshold` take the large-kappa limit instead, and a NaN kappa gives a
+    NaN t (for the numerical guard to report), so that every entry is accepted in a bounded
+    number of rounds.
 
     :param fixed_rounds: draw a fixed number of rounds for every entry instead of looking up
-        the rejected ones (which waits for the device); ``None``: off the CPU only.
+        the rejected ones (which waits for the device); ``None``: off the CPU only. (Under
+        ``torch.jit.trace`` the distribution calls this through an opaque operation, so the
+        loop is not recorded; see ``VonMisesFisher``.)
     """
     if fixed_rounds is None:
         fixed_rounds = kappa.device.type != "cpu"
-    kappa = kappa.detach()
-    shape = kappa.shape
-    kappa = kappa.reshape(-1)
+    out_dtype, shape = kappa.dtype, kappa.shape
+    kappa = kappa.detach().reshape(-1).to(work_dtype(kappa))
+    big = large_kappa(kappa, d)
+    bad = torch.isnan(kappa)
+    special = big | bad
+    if fixed_rounds or special.any():
+        # Wood's arithmetic on a harmless kappa there; those entries are replaced at the end
+        kappa_all, kappa = kappa, torch.where(special, 1.0, kappa)
     m = float(d - 1)
     sq = torch.sqrt(4.0 * kappa * kappa + m * m)
     b = m / (2.0 * kappa + sq)
@@ -96,15 +159,23 @@ def sample_t_wood(kappa: torch.Tensor, d: int, fixed_rounds: bool | None = None)
             t_new, acc_new = propose(None, 8)
             t = torch.where(accepted, t, t_new)
             accepted = accepted | acc_new
-        return t.clamp(0.0, 2.0).reshape(shape)
-    while True:
-        rejected = (~accepted).nonzero().squeeze(-1)
-        if rejected.numel() == 0:
-            break
-        t_new, acc_new = propose(rejected, 8)
-        t[rejected] = t_new
-        accepted[rejected] = acc_new
-    return t.clamp(0.0, 2.0).reshape(shape)
+    else:
+        for _ in range(_MAX_ROUNDS):
+            rejected = (~accepted).nonzero().squeeze(-1)
+            if rejected.numel() == 0:
+                break
+            t_new, acc_new = propose(rejected, 8)
+            t[rejected] = t_new
+            accepted[rejected] = acc_new
+        else:  # P(a finite kappa rejects 8 x 64 candidates) < 0.3^512
+            raise RuntimeError(
+                f"Wood's von Mises-Fisher sampler accepted no candidate in {_MAX_ROUNDS} rounds "
+                f"(d = {d}, kappa = {kappa[~accepted][:3].tolist()}); please report this kappa"
+            )
+    if fixed_rounds or special.any():
+        t = torch.where(big, sample_t_large_kappa(kappa_all, d), t)
+        t = torch.where(bad, kappa_all, t)
+    return t.clamp(0.0, 2.0).reshape(shape).to(out_dtype)
 
 
 _TABLE_SIZE = 2049
@@ -180,6 +251,9 @@ def sample_t_inverse_cdf(kappa: torch.Tensor, sample_shape: torch.Size, d: int) 
     kappa values are searched at once as one sorted array (row r's CDF shifted by 2 r).
     """
     kappa = kappa.detach()
+    big = large_kappa(kappa, d) | torch.isnan(kappa)
+    if big.any():  # the table's kappa cos(theta) cannot resolve theta ~ kappa^-1/2 there
+        kappa_all, kappa = kappa, torch.where(big, 1.0, kappa)
     lo, step, p, cdf, rows = _get_table(kappa, d)
     size = cdf.shape[-1]
     n = sample_shape.numel()
@@ -198,5 +272,8 @@ def sample_t_inverse_cdf(kappa: torch.Tensor, sample_shape: torch.Size, d: int) 
     # solve a s^2 + p0 s = c for s in [0, h] (stable root)
     s = 2.0 * c / (p0 + torch.sqrt((p0 * p0 + 4.0 * a * c).clamp(min=0.0))).clamp(min=1e-300)
     theta = lo[rows] + idx.to(lo.dtype) * h + torch.minimum(s, h)
-    t = 2.0 * torch.sin(0.5 * theta) ** 2
-    return t.reshape(sample_shape + kappa.shape).to(kappa.dtype)
+    t = (2.0 * torch.sin(0.5 * theta) ** 2).reshape(sample_shape + kappa.shape).to(kappa.dtype)
+    if big.any():
+        limit = sample_t_large_kappa(kappa_all.expand(t.shape), d)
+        t = torch.where(big, torch.where(torch.isnan(kappa_all), kappa_all, limit), t)
+    return t

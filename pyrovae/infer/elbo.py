@@ -15,9 +15,13 @@ guide's trace) and sums the scaled, masked log-densities once, on the device; th
 same tensor. Anything else takes ``Trace_ELBO``'s own path: a guide with a non-reparameterised
 site (its score-function term needs the full surrogate), a ``GuideMessenger`` guide, and
 every step run with Pyro's validation on (its model/guide match and shape checks).
+
+:class:`TracedLoss` records any such loss once per batch shape with ``torch.jit.trace`` and
+replays the graph at later steps (``make_step(..., jit=True)``).
 """
 
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -79,6 +83,51 @@ class FastTrace_ELBO(Trace_ELBO):
         return model_trace, guide_trace
 
 
+class TracedLoss:
+    """``loss(x)`` traced with ``torch.jit.trace`` once per shape, dtype and device of ``x``,
+    then replayed.
+
+    The parameters are the trace's inputs: the model reads them as it always does (module
+    attributes, Pyro's param store), and tracing records those reads as uses of the inputs, so
+    the replayed graph computes the loss of the current parameters and its gradient flows into
+    them. Random draws are recorded as operations and draw afresh at every replay. Each shape
+    gets its own trace, so a last batch of another size is not run through a graph with the
+    first batch's plate size baked in. The tracing run itself is made under
+    :func:`torch.random.fork_rng`, so the replay that follows draws the same numbers as an
+    eager call would. Python numbers read during the run (a KL warm-up's β, branches on
+    values) are fixed in the trace.
+
+    :param loss: a function of the batch returning a scalar tensor.
+    :param params: the tensors the loss reads that must stay live inputs (all that are
+        trained).
+    """
+
+    def __init__(
+        self, loss: Callable[[torch.Tensor], torch.Tensor], params: Iterable[torch.Tensor]
+    ) -> None:
+        self.loss, self.params = loss, list(params)
+        self.traces: dict[tuple[Any, ...], Callable[..., torch.Tensor]] = {}
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        key = (tuple(x.shape), x.dtype, x.device)
+        traced = self.traces.get(key)
+        if traced is None:
+            traced = self.traces[key] = self._trace(x)
+        return traced(x, *self.params)
+
+    def _trace(self, x: torch.Tensor) -> Callable[..., torch.Tensor]:
+        loss = self.loss
+
+        def run(x: torch.Tensor, *params: torch.Tensor) -> torch.Tensor:
+            return loss(x)
+
+        devices = [x.device] if x.device.type == "cuda" else []
+        with torch.random.fork_rng(devices), warnings.catch_warnings():
+            # TracerWarnings (Python values read once) and torch.jit.trace's deprecation
+            warnings.simplefilter("ignore")
+            return torch.jit.trace(run, (x, *self.params), check_trace=False)
+
+
 def _sample_sites(trace: Trace) -> list[Any]:
     return [
         site
@@ -88,7 +137,11 @@ def _sample_sites(trace: Trace) -> list[Any]:
 
 
 def _log_prob_sum(site: Any) -> torch.Tensor:
+    """The site's scaled, masked log-density summed in float32 at least (a bf16/fp16 site under
+    autocast is widened before the sum)."""
     log_p = site["fn"].log_prob(site["value"], *site["args"], **site["kwargs"])
+    if log_p.dtype in (torch.float16, torch.bfloat16):
+        log_p = log_p.float()
     return scale_and_mask(log_p, site["scale"], site["mask"]).sum()
 
 

@@ -13,6 +13,7 @@ each weight: p(x, z) = Σ_c p(x, z, c). Figures are nats per example, averaged o
 """
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import pyro
@@ -25,6 +26,7 @@ from ..data import Data, as_split
 from ..models import contract
 from .clustering import clustering_scores
 from .device import resolve as resolve_device
+from .guard import NonFiniteError
 
 MAX_ROWS = 2**15  # rows (samples × data) pushed through the networks at once
 
@@ -66,7 +68,7 @@ def evaluate(
     batch_size: int = 100,
     seed: int = 0,
     device: str | torch.device | None = None,
-) -> dict[str, float]:
+) -> dict[str, float | None]:
     """ELBO, log-likelihood and reconstruction error of ``model`` on test rows.
 
     :param model: an object with ``model(x)`` and ``guide(x)`` (continuous latents in the guide,
@@ -80,8 +82,9 @@ def evaluate(
     :param device: ``"cpu"``, ``"cuda"``, ``"mps"`` or ``"auto"``: move the model there first
         (``None``: where it is); rows follow the model.
     :returns: dict with ``elbo``, ``log_likelihood`` (nats per example, higher is better),
-        ``log_likelihood_stderr`` (standard error over rows), ``reconstruction_error`` (mean
-        squared error per dimension of ``model.reconstruct``, if the model has it),
+        ``log_likelihood_stderr`` (standard error over rows; ``None`` for one row),
+        ``reconstruction_error`` (mean squared error per dimension of ``model.reconstruct``, if
+        the model has it),
         ``num_samples``, ``num_examples``; for a model with clusters (``has_clusters``: the
         Gaussian mixture, a mixture-prior VAE) and a labelled test split also ``accuracy``
         and ``nmi`` of its hard clusters (:func:`~pyrovae.infer.clustering.clustering_scores`);
@@ -93,6 +96,8 @@ def evaluate(
         (the mixture of linear decoders) reports that as ``log_likelihood`` (and its standard
         error), and the importance-sampled estimate as ``log_likelihood_importance_sampled``:
         with a point-mass guide the latter is only log p(x, ẑ).
+        Every figure is finite: NaN or inf raises :class:`~pyrovae.infer.guard.NonFiniteError`
+        naming the figures and the cause (NaN weights, or rows the model gives no probability).
     """
     positive_int("num_samples", num_samples)
     if not contract.amortized(model):
@@ -110,6 +115,7 @@ def evaluate(
     if device is not None:
         model.to(resolve_device(device))
     device, dtype = device_dtype(model)
+    _refuse_non_finite_weights(model)
     conditional = contract.conditions_on_labels(model)
     if conditional and split.y is None:
         raise ValueError(f"{type(model).__name__} is scored given labels; the test rows have none")
@@ -132,10 +138,10 @@ def evaluate(
                 recon_sum += (model.reconstruct(x, *given) - x).pow(2).mean(-1).sum().item()
     ll = torch.cat(per_row_ll)
     n = len(split)
-    result: dict[str, float] = {
+    result: dict[str, float | None] = {
         "elbo": elbo_sum / (n * num_samples),
         "log_likelihood": ll.mean().item(),
-        "log_likelihood_stderr": (ll.std() / math.sqrt(n)).item() if n > 1 else float("nan"),
+        "log_likelihood_stderr": (ll.std() / math.sqrt(n)).item() if n > 1 else None,
         "num_samples": num_samples,
         "num_examples": n,
     }
@@ -156,5 +162,31 @@ def evaluate(
         exact = exact.double()
         result["log_likelihood_importance_sampled"] = result["log_likelihood"]
         result["log_likelihood"] = exact.mean().item()
-        result["log_likelihood_stderr"] = (exact.std() / math.sqrt(n)).item() if n > 1 else math.nan
+        result["log_likelihood_stderr"] = (exact.std() / math.sqrt(n)).item() if n > 1 else None
+    _refuse_non_finite(result)
     return result
+
+
+def _refuse_non_finite_weights(model: object) -> None:
+    """Raise :class:`NonFiniteError` naming the first parameter that holds NaN or inf."""
+    params = model.named_parameters() if isinstance(model, torch.nn.Module) else ()
+    broken = [name for name, p in params if not torch.isfinite(p).all()]
+    if broken:
+        raise NonFiniteError(
+            f"the model's weights hold NaN or inf (first: {broken[0]}, {len(broken)} tensors in "
+            "all), so it cannot be scored; retrain with a lower lr, or use an earlier checkpoint"
+        )
+
+
+def _refuse_non_finite(result: Mapping[str, float | None]) -> None:
+    """Raise :class:`NonFiniteError` naming the figures that are NaN or inf (with finite
+    weights: test rows the model gives no probability, or whose numbers overflow). A figure
+    that is a number is always finite, so the result is valid JSON."""
+    bad = [f"{k} ({v})" for k, v in result.items() if isinstance(v, float) and not math.isfinite(v)]
+    if bad:
+        raise NonFiniteError(
+            f"evaluation gave non-finite {', '.join(bad)} though the weights are finite: some "
+            "test rows have zero probability under the model (values outside the likelihood's "
+            "support) or numbers so large that the arithmetic overflows; check the test data's "
+            "range and scaling"
+        )

@@ -1,11 +1,13 @@
 """Numerical guard: stop at the first non-finite loss or gradient and say where it came from.
 
 ``check_step`` runs after ``backward`` and before the optimiser's step, so parameters are never
-updated with a non-finite gradient and no checkpoint is written after a bad step. On failure it
-replays the offending batch — same parameters, same random numbers — through the guide and the
-model with ``poutine.trace`` and looks, site by site in the order they ran, for the first
-non-finite distribution parameter, sampled value or log-density; that site and the likely cause
-go into one :class:`NonFiniteError` message.
+updated with a non-finite gradient and no checkpoint is written after a bad step;
+``check_update`` runs after the optimiser's step, so an update that overflows (finite gradient,
+too large a learning rate) stops training before a checkpoint holds its non-finite weights. On
+failure ``check_step`` replays the offending batch — same parameters, same random numbers —
+through the guide and the model with ``poutine.trace`` and looks, site by site in the order they
+ran, for the first non-finite distribution parameter, sampled value or log-density; that site
+and the likely cause go into one :class:`NonFiniteError` message.
 """
 
 import math
@@ -71,6 +73,41 @@ def check_step(
         )
     at = f"{where}, {site}" if site else where
     raise NonFiniteError(f"non-finite {what} at {at}: {cause}")
+
+
+def check_update(
+    named_params: NamedParams, where: str, optimizer: torch.optim.Optimizer | None = None
+) -> None:
+    """Raises :class:`NonFiniteError` unless every parameter is finite after the optimiser's step.
+
+    :param named_params: ``(name, parameter)`` pairs of everything the optimiser updates.
+    :param str where: ``"epoch e, step s"`` for the message.
+    :param optimizer: the optimiser that made the step (its learning rates go into the message).
+
+    One sum per tensor, stacked into one total, and one transfer to the host: a NaN or inf in
+    any parameter makes the total NaN or inf, so a finite total clears them all. Only when it
+    is not are
+    the parameters looked at one by one, which also tells a sum that merely overflowed (finite
+    weights near the float's largest value) from a real failure. A sum reads each number once,
+    several times faster on CPU than a largest-``|θ|`` reduction.
+    """
+    if not named_params:
+        return
+    with torch.no_grad():
+        total = torch.stack([p.detach().sum().float() for _, p in named_params]).sum().item()
+    if math.isfinite(total):
+        return
+    bad = [n for n, p in named_params if not torch.isfinite(p).all()]
+    if not bad:
+        return
+    lrs = sorted({g["lr"] for g in optimizer.param_groups}) if optimizer is not None else []
+    lr = f" (lr {', '.join(f'{v:g}' for v in lrs)})" if lrs else ""
+    raise NonFiniteError(
+        f"non-finite parameter after the update at {where}, {bad[0]}"
+        f"{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}: the loss and gradients were "
+        f"finite, the optimiser's step overflowed{lr}; lower lr (training stopped before these "
+        "weights were saved)"
+    )
 
 
 def _non_finite(named_params: NamedParams) -> list[str]:

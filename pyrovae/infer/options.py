@@ -21,6 +21,7 @@ from pyro.infer import ELBO
 from .. import checks, schema
 from ..schema import integer, one_of, option, optional
 from .objectives import check_objective
+from .step import PRECISIONS
 
 TEST_SCORES = ("end", "epoch", "never")
 POSITIVE = optional(checks.positive_int)
@@ -72,6 +73,12 @@ class Options:
     :param bool detect_anomaly: train with Pyro's argument validation and ``torch.autograd``'s
         anomaly detection (slow; to find the operation behind a NaN).
     :param bool progress: a progress bar (on a terminal) and a line per epoch (rank 0 only).
+    :param bool jit: trace the loss once per batch shape and replay it
+        (:func:`pyrovae.infer.step.make_step`); for objectives with a differentiable loss
+        (not ``"iwae"``/``"renyi"`` of a model without enumerated sites), and not with a KL
+        warm-up, whose β the trace would fix.
+    :param str precision: ``"32"``, ``"bf16"`` or ``"16"``: the networks under
+        ``torch.autocast`` (:class:`pyrovae.infer.step.MixedPrecision`).
     """
 
     epochs: int = option(100, "passes over the training set", checks.positive_int, integer)
@@ -104,11 +111,21 @@ class Options:
     progress: bool = option(
         True, "no progress bar and no line per epoch", parse=bool, flag="--quiet", key=False
     )
+    jit: bool = option(
+        False, "trace the loss once per batch shape and replay it (not with KL warm-up)", parse=bool
+    )
+    precision: str = option(
+        "32", "the networks' precision: 32, bf16 or 16 (torch.autocast)", one_of(*PRECISIONS), str
+    )
 
     def __post_init__(self) -> None:
         schema.check(self)
         if self.elbo is None or isinstance(self.elbo, str):
             check_objective(self.elbo, self.alpha)
+        if self.jit and self.warmup_epochs:
+            raise ValueError(
+                "jit would fix the KL warm-up's β at its first value: drop jit or warmup_epochs"
+            )
 
     @classmethod
     def of(cls, options: Mapping[str, Any]) -> "Options":

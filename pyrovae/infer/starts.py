@@ -33,6 +33,14 @@ def vade_epochs(vae: VAE, rows: int) -> int:
     return epochs or 0
 
 
+def needed(model: object, rows: int) -> bool:
+    """Whether ``model`` has a start to run on ``rows`` training rows, so that a fresh run reads
+    its training rows (all of them, which may be larger than memory) only when it does."""
+    return isinstance(model, Initializes) or (
+        isinstance(model, VAE) and vade_epochs(model, rows) > 0
+    )
+
+
 def start(model: object, x: torch.Tensor, seed: int = 0) -> None:
     """Start ``model`` on the training rows ``x`` ``(N, D)`` (see the module docstring)."""
     if isinstance(model, Initializes):

@@ -26,26 +26,39 @@ What a step does not repeat (each measured in ``benchmarks/overhead.py``):
 * The loss stays on the device until the guard's single transfer.
 """
 
+import contextlib
+import math
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import pyro
 import torch
 from pyro import poutine
-from pyro.infer import Trace_ELBO, TraceEnum_ELBO, TraceMeanField_ELBO
+from pyro.infer import (
+    JitTrace_ELBO,
+    JitTraceEnum_ELBO,
+    JitTraceMeanField_ELBO,
+    Trace_ELBO,
+    TraceEnum_ELBO,
+    TraceMeanField_ELBO,
+)
 from pyro.poutine.messenger import Messenger
 from pyro.poutine.runtime import Message
 
 from . import guard
 from .distributed import Context, wrap
-from .elbo import FastTrace_ELBO
+from .elbo import FastTrace_ELBO, TracedLoss
 from .guard import NamedParams
 
 Step = Callable[[torch.Tensor, int, torch.optim.Optimizer, tuple[int, int]], float]
 """``step(x, rows, optimizer, (epoch, step))`` → this rank's summed negative ELBO."""
+Replay = Callable[[], tuple[str | None, str | None]]
 
 # ELBOs whose loss reads only sample sites, so that param messages may be answered early
 _PARAM_FREE_LOSS = (Trace_ELBO, FastTrace_ELBO, TraceEnum_ELBO, TraceMeanField_ELBO)
+# Pyro's own traced ELBOs: used as they are
+_PYRO_JIT = (JitTrace_ELBO, JitTraceEnum_ELBO, JitTraceMeanField_ELBO)
 
 
 def make_step(
@@ -55,6 +68,8 @@ def make_step(
     guide_fn: Callable[..., Any],
     named_params: NamedParams,
     ctx: Context | None = None,
+    jit: bool = False,
+    precision: str = "32",
 ) -> Step:
     """``step(x, rows, optimizer, (epoch, step))``: one optimiser step on this rank's batch
     ``x``, part of a global batch of ``rows`` rows; returns the rank's summed negative ELBO.
@@ -63,6 +78,17 @@ def make_step(
     :mod:`pyrovae.infer.distributed`); it is checked by :func:`guard.check_step` before the
     parameters move.
 
+    With ``jit=True`` the loss is traced (:class:`~pyrovae.infer.elbo.TracedLoss`): guide,
+    model and ELBO run once per batch shape under ``torch.jit.trace``, with the parameters as
+    the trace's inputs, and later steps replay the recorded graph — no Pyro handler, no Python
+    — with fresh random numbers at every call: the same loss and gradients as the eager step,
+    to float rounding. Any ELBO with a ``differentiable_loss`` is traced this way (trace,
+    meanfield, enumerated, and the enumerated IWAE/Rényi bounds); one that computes its own
+    gradients (``RenyiELBO``) is refused, and Pyro's ``JitTrace*_ELBO`` run as they are. What
+    is read as a Python number at tracing time stays fixed: KL warm-up's changing β, or
+    control flow on values, which is why the samplers take their fixed-round paths under
+    tracing (:func:`torch.jit.is_tracing`).
+
     :param elbo: a Pyro ELBO object.
     :param model: the model object (its parameters are what DDP averages).
     :param model_fn, guide_fn: the model and guide functions of ``x`` (possibly wrapped, e.g.
@@ -70,23 +96,42 @@ def make_step(
     :param named_params: ``(name, parameter)`` pairs of everything the optimiser updates;
         they must be registered in Pyro's param store (:func:`trainable_parameters` does it).
     :param ctx: the :class:`~pyrovae.infer.distributed.Context` (default: one process).
+    :param bool jit: trace the loss (above).
+    :param str precision: ``"32"``, or the networks in ``"bf16"`` / ``"16"`` under
+        ``torch.autocast`` (:class:`MixedPrecision`).
     """
     ctx = ctx or Context()
     params = [p for _, p in named_params]
+    amp = MixedPrecision(precision, params[0].device.type if params else "cpu")
+    if jit and (isinstance(elbo, _PYRO_JIT) or not hasattr(elbo, "differentiable_loss")):
+        if not isinstance(elbo, _PYRO_JIT):
+            raise ValueError(
+                f"jit=True traces an objective's differentiable loss; {type(elbo).__name__} "
+                "(elbo 'iwae'/'renyi' of a model without enumerated sites, TraceGraph_ELBO) "
+                "computes its gradients itself and has no traced form: use jit=False"
+            )
+        jit = False  # already traced by Pyro
     if hasattr(elbo, "differentiable_loss"):
         if type(elbo) is Trace_ELBO:
             elbo = FastTrace_ELBO.like(elbo)
         if type(elbo) in _PARAM_FREE_LOSS:
             registered = RegisteredParams(params)
             model_fn, guide_fn = registered(model_fn), registered(guide_fn)
-        module = wrap(model, elbo(model_fn, guide_fn), ctx) if ctx.active else None
+
+        def eager_loss(x: torch.Tensor) -> torch.Tensor:
+            return elbo.differentiable_loss(model_fn, guide_fn, x)
+
+        loss: Callable[[torch.Tensor], torch.Tensor] = eager_loss
+        if jit:
+            loss = TracedLoss(eager_loss, params)
+        module = wrap(model, loss, ctx) if ctx.active else None
         loss_module: Callable[[torch.Tensor, float], torch.Tensor]
         if module is not None:
             loss_module = module
         else:  # the same without two module calls
 
             def plain_loss(x: torch.Tensor, scale: float) -> torch.Tensor:
-                return elbo.differentiable_loss(model_fn, guide_fn, x) * scale
+                return loss(x) * scale
 
             loss_module = plain_loss
 
@@ -94,15 +139,22 @@ def make_step(
         others = [p for p in params if id(p) not in in_module]
 
         def gradients(x: torch.Tensor, scale: float) -> torch.Tensor | float:
-            loss = loss_module(x, scale)
-            loss.backward()  # DDP averages the module's gradients over ranks
+            with amp.autocast():
+                loss = amp.widen(loss_module(x, scale))
+            amp.scaled(loss).backward()  # DDP averages the module's gradients over ranks
             ctx.average_gradients(others)
             return loss
 
     else:  # RenyiELBO, TraceGraph_ELBO: they set the gradients themselves
+        if amp.scaler is not None:
+            raise ValueError(
+                f"precision '16' scales the loss before backward, which {type(elbo).__name__} "
+                "runs itself: use precision 'bf16' or '32'"
+            )
 
         def gradients(x: torch.Tensor, scale: float) -> torch.Tensor | float:
-            loss = elbo.loss_and_grads(model_fn, guide_fn, x) if len(x) else 0.0
+            with amp.autocast():
+                loss = elbo.loss_and_grads(model_fn, guide_fn, x) if len(x) else 0.0
             for p in params:
                 if p.grad is not None:
                     p.grad *= scale
@@ -124,11 +176,81 @@ def make_step(
         where = "epoch {}, step {}".format(*epoch_step)
         if ctx.active:
             where += f" (rank {ctx.rank} of {ctx.world_size})"
-        loss = guard.check_step(loss, named_params, where, replay)
-        optimizer.step()
+        if amp.scaler is None:
+            loss = guard.check_step(loss, named_params, where, replay)
+            optimizer.step()
+        else:
+            loss = amp.check_and_step(loss, optimizer, named_params, where, replay)
+        guard.check_update(named_params, where, optimizer)
         return loss / scale
 
     return step
+
+
+PRECISIONS = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
+
+
+class MixedPrecision:
+    """``torch.autocast`` for the loss's forward pass at ``precision`` ``"bf16"`` or ``"16"``
+    (``"32"``: nothing), with a gradient scaler for ``"16"``.
+
+    Autocast runs the matrix products (the networks' linear and convolution layers) in the
+    lower precision and leaves elementwise work in the dtype it is given. What is delicate stays
+    wide: the Bessel functions and the von Mises-Fisher normaliser, sampler and κ-gradient are
+    computed in float64 with autocast off (:mod:`pyrovae.ops.special`,
+    :mod:`pyrovae.distributions`); the ELBO's site sums are taken in float32
+    (:mod:`pyrovae.infer.elbo`), as are the loss and the guard's gradient norm (the parameters
+    and their gradients stay float32). float16 gradients can overflow while nothing is wrong:
+    with ``"16"`` the loss is scaled (``torch.amp.GradScaler``), a step whose gradients
+    overflowed is skipped and the scale halved, and the guard reports only a non-finite loss
+    or an overflow that persists below a scale of 1.
+
+    :param str precision: one of :data:`PRECISIONS`.
+    :param str device: the parameters' device type (``"cpu"``, ``"cuda"``…).
+    """
+
+    def __init__(self, precision: str, device: str) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        self.dtype, self.device = PRECISIONS[precision], device
+        if self.dtype is not None and not torch.amp.is_autocast_available(device):
+            raise ValueError(f"no autocast on device {device!r}: use precision '32'")
+        self.scaler = torch.amp.GradScaler(device) if precision == "16" else None
+
+    def autocast(self) -> AbstractContextManager[Any]:
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device, dtype=self.dtype)
+
+    def widen(self, loss: torch.Tensor) -> torch.Tensor:
+        """The loss in float32 if autocast left it in a 16-bit dtype (else as it is)."""
+        return loss.float() if loss.dtype in (torch.float16, torch.bfloat16) else loss
+
+    def scaled(self, loss: torch.Tensor) -> torch.Tensor:
+        return loss if self.scaler is None else self.scaler.scale(loss)
+
+    def check_and_step(
+        self,
+        loss: torch.Tensor | float,
+        optimizer: torch.optim.Optimizer,
+        named_params: NamedParams,
+        where: str,
+        replay: Replay,
+    ) -> float:
+        """Unscale the gradients, check them with the guard and step; a gradient overflow
+        with a finite loss skips the step and halves the scale instead of raising."""
+        assert self.scaler is not None  # precision "16"
+        self.scaler.unscale_(optimizer)
+        try:
+            loss = guard.check_step(loss, named_params, where, replay)
+        except guard.NonFiniteError:
+            value = loss.item() if torch.is_tensor(loss) else loss
+            if not math.isfinite(value) or self.scaler.get_scale() < 1.0:
+                raise
+            loss = value  # the scaler sees the overflow: no step, a smaller scale
+        self.scaler.step(optimizer)
+        self.scaler.update()
+        return loss
 
 
 class RegisteredParams(Messenger):

@@ -32,6 +32,7 @@ from ..data import Data, DatasetSplit, Split, as_split
 from ..models import contract
 from . import checkpoint as ckpt
 from . import device as devices
+from . import starts
 from .callbacks import (
     Callback,
     Checkpoint,
@@ -48,7 +49,6 @@ from .distributed import setup as distributed_setup
 from .loggers import make_loggers
 from .objectives import make_elbo, objective_name
 from .options import Options
-from .starts import start as start_model
 from .step import adam, make_step, named_parameters, trainable_parameters
 
 __all__ = ["Options", "TrainState", "default_elbo", "scale_latents", "train"]
@@ -274,15 +274,17 @@ def _train(
     state.callbacks = hooks
     pyro.set_rng_seed(o.seed)
     _call(hooks, "setup", state)
-    if o.initialize and start is None:  # e.g. the GMM's EM start, VaDE's (.starts)
-        start_model(model, data.train.x.to(state.device, state.dtype), o.seed)
+    if o.initialize and start is None and starts.needed(model, len(data.train)):
+        starts.start(model, data.train.x.to(state.device, state.dtype), o.seed)  # .starts
     first = next(data.batches(o.batch_size, 0, o.seed, ctx.rank, ctx.world_size, **state.labels))
     params = trainable_parameters(
         model, state.elbo, state.model_fn, state.guide_fn, first.to(state.device, state.dtype)
     )
     ctx.broadcast(params)
     named = named_parameters(model, params)
-    step_fn = make_step(state.elbo, model, state.model_fn, state.guide_fn, named, ctx)
+    step_fn = make_step(
+        state.elbo, model, state.model_fn, state.guide_fn, named, ctx, o.jit, o.precision
+    )
     state.optimizer = adam(params, o.lr)
     pyro.set_rng_seed(ctx.seed(o.seed))  # each rank its own sampling noise
     if start is not None:

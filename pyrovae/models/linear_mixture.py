@@ -34,6 +34,8 @@ from ..parts.registry import Recorded
 from .linear_mixture_guides import llgae_guides
 from .mixture import COMPONENT_SITE, kmeans_labels
 
+NOISE_RANGE = (1e-15, 1e15)  # a fixed σ whose σ² float32 holds with room to spare
+
 
 class MixtureOfLinearDecoders(Recorded, nn.Module):
     """K linear decoders x ≈ μ_k + W_k z with isotropic noise σ_k, one picked per data point.
@@ -41,7 +43,8 @@ class MixtureOfLinearDecoders(Recorded, nn.Module):
     :param int num_components: K.
     :param int input_dim: D, data are ``(N, D)`` real rows.
     :param int latent_dim: E, the dimension of each component's subspace (E < D).
-    :param noise: ``"learned"`` (one σ_k per component, σ = softplus(raw)) or a fixed σ > 0.
+    :param noise: ``"learned"`` (one σ_k per component, σ = softplus(raw)) or a fixed σ in
+        [10⁻¹⁵, 10¹⁵] (beyond, σ² overflows or underflows float32).
     :param guide: ``"amortized"``, ``"iterative"``, ``"exact"``, or ``{"name": ..., **options}``
         (see :mod:`pyrovae.models.linear_mixture_guides`); :meth:`set_guide` swaps it later.
     :param str name: the ``pyro.module`` prefix.
@@ -76,7 +79,13 @@ class MixtureOfLinearDecoders(Recorded, nn.Module):
         self.logits = nn.Parameter(torch.zeros(K))
         self.locs = nn.Parameter(0.1 * torch.randn(K, D))
         self.bases = nn.Parameter(torch.randn(K, D, E) / math.sqrt(D))
-        if positive_real("noise", noise, learned=True) == "learned":
+        checked = positive_real("noise", noise, learned=True)  # "learned" or a number > 0
+        if checked != "learned" and not NOISE_RANGE[0] <= checked <= NOISE_RANGE[1]:
+            raise ValueError(
+                f"noise must be 'learned' or a number in [{NOISE_RANGE[0]:g}, {NOISE_RANGE[1]:g}] "
+                f"(its square must be a finite, nonzero float32 number), got {noise!r}"
+            )
+        if noise == "learned":
             self.raw_noise_scales = nn.Parameter(torch.full((K,), math.log(math.expm1(0.1))))
         else:
             self.register_buffer("fixed_noise_scales", torch.full((K,), float(noise)))
@@ -163,8 +172,14 @@ class MixtureOfLinearDecoders(Recorded, nn.Module):
 
         :returns: a dict with ``log_joint`` (N, K) = log π_k + log N(x; μ_k, C_k), ``loc``
             (N, K, E) = M_k⁻¹ W_kᵀ (x − μ_k) (the mean of p(z | x, k), which equals the
-            least-squares coefficients as σ_k → 0) and ``precision`` (K, E, E) = M_k / σ_k² (that
-            of p(z | x, k)).
+            least-squares coefficients as σ_k → 0) and ``scale_tril`` (K, E, E), the lower
+            Cholesky factor T_k of p(z | x, k)'s covariance σ_k² M_k⁻¹ (T_k T_kᵀ = σ_k² M_k⁻¹).
+
+        T_k comes from the Cholesky factor of M_k with rows and columns reversed (J the reversal
+        permutation, J M_k J = F Fᵀ, so M_k⁻¹ = (J F⁻ᵀ J)(J F⁻¹ J) and T_k = σ_k J F⁻ᵀ J is
+        lower triangular with a positive diagonal by construction). A Normal built from it passes
+        torch's argument check whatever the rounding, where one built from the precision matrix
+        M_k / σ_k² fails when the product W_kᵀ W_k comes out asymmetric by more than 10⁻⁶.
         """
         W, s2 = self.bases, self.noise_scales**2
         D, E = self.input_dim, self.latent_dim
@@ -180,7 +195,7 @@ class MixtureOfLinearDecoders(Recorded, nn.Module):
         return {
             "log_joint": self.logits.log_softmax(-1) + log_normal,
             "loc": torch.cholesky_solve(a.unsqueeze(-1), L).squeeze(-1),
-            "precision": M / s2[:, None, None],
+            "scale_tril": s2.sqrt()[:, None, None] * _inverse_scale_tril(M),
         }
 
     def log_likelihood_exact(self, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
@@ -281,3 +296,12 @@ class MixtureOfLinearDecoders(Recorded, nn.Module):
         if hasattr(self.inference, "initialize"):
             with torch.enable_grad():
                 self.inference.initialize(self, x.detach(), seed)
+
+
+def _inverse_scale_tril(M: torch.Tensor) -> torch.Tensor:
+    """The lower-triangular T with T Tᵀ = M⁻¹ for symmetric positive-definite ``M`` (..., E, E):
+    T = J F⁻ᵀ J with J M J = F Fᵀ (J reverses the order; M is taken as symmetric)."""
+    flipped = torch.linalg.cholesky(M.flip(-2, -1))
+    eye = torch.eye(M.shape[-1], dtype=M.dtype, device=M.device)
+    inv_t = torch.linalg.solve_triangular(flipped.mT, eye, upper=True)  # F⁻ᵀ, upper
+    return inv_t.flip(-2, -1).tril()

@@ -118,9 +118,9 @@ class AmortizedGuide(nn.Module):
             posts = [model.posterior(chunk) for chunk in torch.split(x, 1000)]
             target = torch.cat([p["log_joint"].log_softmax(-1) for p in posts])  # (N, K)
             loc = torch.cat([p["loc"] for p in posts])  # (N, K, E)
-            chol = torch.linalg.cholesky(posts[0]["precision"])  # (K, E, E)
-            var = torch.cholesky_inverse(chol).diagonal(dim1=-2, dim2=-1)  # (K, E)
-            logdet = -2 * chol.diagonal(dim1=-2, dim2=-1).log().sum(-1)  # log |σ² M⁻¹|
+            tril = posts[0]["scale_tril"]  # (K, E, E), T T^T = σ² M⁻¹
+            var = tril.pow(2).sum(-1)  # (K, E), the diagonal of T Tᵀ
+            logdet = 2 * tril.diagonal(dim1=-2, dim2=-1).log().sum(-1)  # log |σ² M⁻¹|
         gen = torch.Generator().manual_seed(seed)
         optimizer = torch.optim.Adam(self.parameters(), lr=lr)
         for _ in range(self.init_steps):
@@ -164,6 +164,27 @@ class IterativeGuide(nn.Module):
     −∞ for z, is dropped. This is a hard-assignment, MAP-style objective (a penalised
     reconstruction error), not a lower bound on log p(x); compare models by
     ``log_likelihood_exact``, not by this number.
+
+    Why log p(x) falls while this trains (the steps do what the notes say; the objective is not
+    the likelihood), two reasons, both pushing the bases W_k to grow:
+
+    * the steps' fixed point (W_kᵀW_k + I)⁻¹ W_kᵀ (x − μ_k) is the mode of p(z | x, k),
+      M_k⁻¹ W_kᵀ (x − μ_k), only when σ_k = 1: for σ_k ≪ 1 (digits: about 0.12) it shrinks z
+      far more, and μ_k + W_k ẑ approaches the projection of x only when W_k's singular values
+      are ≫ 1, where maximum likelihood has them near √(λ − σ_k²) (≈ 0.5–1);
+    * even at the mode, the point mass drops the entropy that would cancel the posterior's
+      density there: by the linear-Gaussian identity
+
+      .. math:: \\log p(x, k, \\hat z) = \\log p(x, k) - \\frac12 \\log |2\\pi\\sigma_k^2 M_k^{-1}|,
+
+      the objective exceeds log p(x, k) by a gap that grows as the posterior covariance
+      σ_k² M_k⁻¹ shrinks, i.e. as W_k grows (the MAP degeneracy).
+
+    On the digits (10 components, E = 5, ``pyrovae.fit`` defaults, seed 1; T = 5, β = 0.01) the
+    mean largest singular value of W_k grows from 0.74 at the k-means + PCA start to 1.17 after
+    10 epochs and 3.3 after 50, and the exact training log-likelihood falls from 33.74 to 30.72
+    and 22.97 nats per digit (converged steps, T = 100, β = 0.1: 32.48 after 10 epochs). Train
+    with ``"exact"`` (maximum likelihood) or ``"amortized"`` (an ELBO) to raise log p(x).
 
     :param int steps: T (the notes: 5).
     :param float step_size: β (the notes: 0.01).
@@ -216,7 +237,7 @@ class ExactGuide(nn.Module):
         n = torch.arange(x.shape[0], device=x.device)
         pyro.sample(
             "z",
-            dist.MultivariateNormal(post["loc"][n, k], precision_matrix=post["precision"][k]),
+            dist.MultivariateNormal(post["loc"][n, k], scale_tril=post["scale_tril"][k]),
         )
 
     def point(self, model: "MixtureOfLinearDecoders", x: torch.Tensor) -> Point:

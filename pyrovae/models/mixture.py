@@ -7,6 +7,7 @@ mixture over the latent codes) are both this block. Every model samples its mixt
 at the site :data:`COMPONENT_SITE`.
 """
 
+import logging
 import math
 import warnings
 from typing import cast
@@ -22,6 +23,8 @@ from ..checks import check_matrix, positive_int
 from ..parts.mixture import COMPONENT_SITE, COVARIANCES, Mixture  # noqa: F401 (the GMM's block)
 from ..parts.plate import batch_rows
 from ..parts.registry import Recorded
+
+log = logging.getLogger(__name__)  # the EM start's progress, at INFO (the CLI shows it)
 
 
 def enough_rows(x: torch.Tensor, k: int) -> None:
@@ -61,6 +64,16 @@ class GaussianMixture(Recorded, Mixture):
     lie on a line) has an unbounded density there and its covariance collapses. As in
     scikit-learn, r is added to the fitted covariances: training converges where EM with the
     same ``reg_covar`` does (see :meth:`model`).
+
+    Held-out log-likelihoods then have a long lower tail: with full covariances, a component
+    fitted to about 100 of the 1,150 training digits (64 pixels) has a covariance that is
+    singular but for r along about 20 directions, and a held-out image that departs from its
+    training images along them pays (departure)² / r nats there. On the digits (K = 10, full,
+    EM start, seed 0) one validation "4" scores −22,482 nats, 99 % of it from the 19
+    directions at the floor, so that the validation mean is 21.8 nats beside a median of 110.3
+    (100.2 without that image; test: mean 86.7, median 113.9). The mean is the honest
+    log-likelihood of the model; the median says how typical images fare. A larger
+    ``reg_covar`` shortens the tail at a cost in training likelihood.
 
     Maximum likelihood by gradient steps gets stuck when started badly (everything in one
     component); call :meth:`initialize` first — :func:`pyrovae.fit` does so itself.
@@ -251,6 +264,7 @@ class GaussianMixture(Recorded, Mixture):
         rows = x.detach().cpu().double().numpy()
         em = EM(self.num_components, covariance_type=self.covariance, reg_covar=self.reg_covar,
                 max_iter=max_iter, n_init=n_init, random_state=seed)  # fmt: skip
+        log.info("GMM start: scikit-learn's EM, %d starts of up to %d steps", n_init, max_iter)
         with warnings.catch_warnings():  # not converged within max_iter: SVI goes on from there
             warnings.simplefilter("ignore", ConvergenceWarning)
             em.fit(rows)
@@ -259,6 +273,8 @@ class GaussianMixture(Recorded, Mixture):
     @torch.no_grad()
     def assign(self, x: torch.Tensor) -> torch.Tensor:
         """MAP assignments argmax_k p(c_n = k | x_n) ``(N,)``, by Pyro's ``infer_discrete``."""
+        if self.weights.shape[-1] == 1:  # Pyro would enumerate nothing, warn and give (1, 1)
+            return torch.zeros(len(x), dtype=torch.long, device=x.device)
         serving = infer_discrete(self.model, first_available_dim=-2, temperature=0)
         return pyro.poutine.trace(serving).get_trace(x).nodes[COMPONENT_SITE]["value"]
 

@@ -139,9 +139,19 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
 
 
 def _bessel_core(
-    v: torch.Tensor, x: torch.Tensor, num_steps: int = _STEPS
+    v: torch.Tensor, x: torch.Tensor, num_steps: int = _STEPS, scaled: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return (log I_v(x), R_{v+1}(x)) for v >= 0, x > 0, in the (promoted) dtype of x.
+    """:func:`_bessel_pass` with autocast off: its matrix product (the Debye sums) must stay in
+    float64 under ``torch.autocast``."""
+    with torch.autocast(x.device.type, enabled=False):
+        return _bessel_pass(v, x, num_steps, scaled)
+
+
+def _bessel_pass(
+    v: torch.Tensor, x: torch.Tensor, num_steps: int = _STEPS, scaled: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (log I_v(x), R_{v+1}(x)) for v >= 0, x > 0, in the (promoted) dtype of x; with
+    ``scaled``, log I_v(x) - x instead (formed without cancellation: r_u - x = u²/(r_u + x)).
 
     ``num_steps``: recurrence steps; Debye's expansion is used at order v + num_steps, which
     must be >= V0 for every v (the default, 20, is enough for all).
@@ -153,7 +163,8 @@ def _bessel_core(
     s_u, s_w = _log_debye_sum(torch.stack([u, w]), torch.stack([u / r_u, w / r_w])).unbind(0)
     # log(x / (u + r_u)) = -log1p((u + (r_u - x)) / x), r_u - x = u^2 / (r_u + x)
     log_x_over = -torch.log1p((u + u * u / (r_u + x)) / x)
-    log_iu = r_u + u * log_x_over - 0.5 * math.log(2 * math.pi) - 0.5 * torch.log(r_u) + s_u
+    lead = u * u / (r_u + x) if scaled else r_u
+    log_iu = lead + u * log_x_over - 0.5 * math.log(2 * math.pi) - 0.5 * torch.log(r_u) + s_u
     # log R_w = log I_w - log I_u, as an analytic difference.
     dr = (w + u) / (r_w + r_u)  # r_w - r_u
     log_x_over_w = -torch.log1p((w + w * w / (r_w + x)) / x)
@@ -176,11 +187,14 @@ def _bessel_core(
         ratios.append(ratio)
     log_iv = log_iu - torch.log(torch.stack(ratios, -1)).sum(-1)
     # x <= 1e-40: the leading terms of the power series are exact in float64. (On the CPU,
-    # where asking costs no device round trip, only when some x is that small.)
+    # where asking costs no device round trip, only when some x is that small; always under
+    # torch.jit.trace, which would record the answer of one call for all.)
     tiny = x <= _TINY_X
-    if x.device.type == "cpu" and not tiny.any():
+    if x.device.type == "cpu" and not torch.jit.is_tracing() and not tiny.any():
         return log_iv, ratio
     log_tiny = v * torch.log(0.5 * x) - torch.lgamma(v + 1.0) + 0.25 * x * x / (v + 1.0)
+    if scaled:
+        log_tiny = log_tiny - x
     log_iv = torch.where(tiny, log_tiny, log_iv)
     ratio = torch.where(tiny, 0.5 * x / (v + 1.0), ratio)
     return log_iv, ratio
@@ -249,7 +263,7 @@ def _as_tensors(v: Any, x: Any) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def log_bessel_iv_and_ratio(
-    v: torch.Tensor | float, x: torch.Tensor | float
+    v: torch.Tensor | float, x: torch.Tensor | float, scaled: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(log I_v(x), I_{v+1}(x) / I_v(x))`` from one evaluation, as values (no gradient).
 
@@ -257,12 +271,16 @@ def log_bessel_iv_and_ratio(
     :func:`log_bessel_iv` costs. With ``v = d/2 - 1`` the ratio is the mean resultant length
     ``A_d(x)`` of a von Mises-Fisher distribution, and ``log I_v`` its normaliser's Bessel
     term. Computed in float64 (float32 on devices without it), returned in that dtype.
+
+    :param bool scaled: return ``log I_v(x) - x`` (the log of scipy's ``ive``) instead of
+        ``log I_v(x)``, with full relative precision where ``x`` is huge (1e38: the unscaled
+        value is ``x`` to float64 precision and its O(log x) part is lost).
     """
     # for one order given as a number, only the steps that bring it up to V0
     num_steps = max(1, math.ceil(_V0 - v)) if isinstance(v, int | float) else _STEPS
     v, x = _as_tensors(v, x)
     v64, x64, _ = _prepare(v.detach(), x.detach())
-    return _bessel_core(v64, x64, num_steps)
+    return _bessel_core(v64, x64, num_steps, scaled)
 
 
 def log_sphere_area(d: int) -> float:

@@ -64,6 +64,14 @@ class ContinuousBernoulliLikelihood(nn.Module):
     (``torch.distributions.ContinuousBernoulli``). Its log-likelihoods are those of a density on
     [0, 1]^D, so they are not comparable with figures on binarised data. The reconstruction is
     the mean of CB, not λ.
+
+    **Positive log-likelihoods are expected.** A density, unlike a probability, may exceed 1:
+    CB(0; λ) = C(λ) (1 − λ) ≈ log(1/λ) grows without bound as λ → 0 (and CB(1; λ) as λ → 1),
+    e.g. log CB(0; 0.01) = +1.54. Pixels near 0 or 1 predicted confidently each add such a
+    positive term, and a row's log p(x | z) sums 64 (digits) or 784 (MNIST) of them. So the
+    ELBO and log-likelihood that training logs and ``pyrovae evaluate`` prints are typically
+    positive (e.g. +67.8 nats per digit): a higher figure is still a better fit, but it is not
+    a code length, and the (negative) bounds papers give on binarised data are no comparison.
     """
 
     def __init__(self, input_dim: int) -> None:

@@ -115,6 +115,12 @@ def _check_conv(shape: Sequence[int], channels: Sequence[int], kernel_size: int)
     checks.sizes("channels", channels)
     if not (checks.is_int(kernel_size) and kernel_size >= 1 and kernel_size % 2 == 1):
         raise ValueError(f"kernel_size must be an odd positive integer, got {kernel_size!r}")
+    if kernel_size > max(shape[1:]):
+        raise ValueError(
+            f"kernel_size {kernel_size} is larger than the {shape[1]}×{shape[2]} images: every "
+            f"window would cover the whole image and mostly padding; use kernel_size ≤ "
+            f"{max(shape[1:])} (3 or 5 is usual)"
+        )
 
 
 @encoders.register("conv")

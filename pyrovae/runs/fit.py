@@ -56,7 +56,7 @@ def fit(
     :param options: the training options, by keyword (:class:`pyrovae.infer.options.Options`:
         ``epochs`` (100), ``batch_size`` (100), ``lr``, ``seed``, ``elbo``, ``num_particles``,
         ``alpha``, ``beta``, ``warmup_epochs``, ``patience``, ``score_test``, ``initialize``,
-        ``labelled_per_batch``, ``detect_anomaly``, ``progress``).
+        ``labelled_per_batch``, ``detect_anomaly``, ``progress``, ``jit``, ``precision``).
     """
     o = Options.of(options)
     folder = out if out is None or isinstance(out, RunFolder) else RunFolder(out, resume, overwrite)

@@ -86,3 +86,21 @@ def test_items_must_be_rows_or_pairs():
 
 if __name__ == "__main__":
     _run(Path(sys.argv[1]), as_dataset=True)
+
+
+class _NoWholeRead(TensorDataset):
+    """A Dataset that may be read a batch at a time only (as one larger than memory)."""
+
+    def __getitems__(self, index):
+        if len(index) > 10_000:  # fit checks the rows in chunks of 10,000
+            raise AssertionError("read more than a batch at once")
+        return [self[i] for i in index]
+
+
+def test_a_vae_with_nothing_to_start_never_reads_all_training_rows():
+    rows = torch.rand(20_001, 6).round()
+    dataset = _NoWholeRead(rows)
+    with pytest.raises(AssertionError, match="more than a batch"):
+        _ = Data(pyrovae.data.as_split(dataset)).train.x  # the whole read fit must not do
+    history = pyrovae.fit(pyrovae.VAE(6, 2, hidden=(8,)), dataset, epochs=1, batch_size=5000)
+    assert len(history["epoch"]) == 1

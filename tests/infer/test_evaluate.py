@@ -87,3 +87,36 @@ def test_evaluation_leaves_the_callers_rng_alone():
     torch.manual_seed(5)
     pyrovae.evaluate(model, x, num_samples=7)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_nan_weights_are_refused_naming_the_parameter_not_returned_as_nan():
+    from pyrovae.infer.guard import NonFiniteError
+
+    m = LinearGaussian()
+    x = torch.randn(5, 3, dtype=torch.float64)
+    with torch.no_grad():
+        m.b[1] = float("nan")
+    with pytest.raises(
+        NonFiniteError, match=r"weights hold NaN or inf \(first: b, 1 tensors in all\)"
+    ):
+        pyrovae.evaluate(m, x, num_samples=3)
+
+
+def test_rows_of_zero_probability_are_refused_with_finite_weights():
+    from pyrovae.infer.guard import NonFiniteError
+
+    x = torch.randn(5, 3, dtype=torch.float64)
+    x[2, 0] = 1e200  # its squared error overflows float64: log p(x) = -inf
+    with pytest.raises(
+        NonFiniteError,
+        match=r"non-finite elbo \(-inf\), log_likelihood \(-inf\), .*weights are finite.*range",
+    ):
+        pyrovae.evaluate(LinearGaussian(), x, num_samples=3)
+
+
+def test_every_figure_is_a_json_number_or_null_even_for_one_row():
+    import json
+
+    result = pyrovae.evaluate(LinearGaussian(), torch.randn(1, 3, dtype=torch.float64))
+    assert result["log_likelihood_stderr"] is None  # undefined for one row
+    assert json.loads(json.dumps(result, allow_nan=False)) == result

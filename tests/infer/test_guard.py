@@ -112,3 +112,40 @@ def test_invalid_distribution_arguments_are_reported_under_validation(digits):
         model.encoder.heads["loc"].bias.fill_(float("inf"))
     with pytest.raises(ValueError, match="loc"):
         pyrovae.fit(model, data, epochs=1, progress=False, detect_anomaly=True)
+
+
+@pytest.mark.parametrize("lr", [1e39, 3e38])
+@pytest.mark.parametrize("validation", [False, True])
+def test_an_overflowing_update_stops_before_any_weights_are_saved(digits, tmp_path, lr, validation):
+    # one step of Adam: its first step size is lr / (1 - 0.9), inf in float32 for both lrs
+    x = digits.train.x[:200]
+    data = Data(Split(x), Split(digits.valid.x[:50])) if validation else x
+    with pytest.raises(
+        NonFiniteError,
+        match=r"non-finite parameter after the update at epoch 1, "
+        r"step 1, (en|de)coder\..* and \d+ more: .*overflowed \(lr .*\); lower lr",
+    ):
+        pyrovae.fit(VAE(64, 2), data, epochs=1, lr=lr, batch_size=200, out=tmp_path / "r",
+                    progress=False)  # fmt: skip
+    assert not (tmp_path / "r" / "checkpoint.pt").exists()
+
+
+def test_an_overflowing_update_of_a_full_covariance_mixture_is_stopped(digits, tmp_path):
+    from pyrovae.models import GaussianMixture
+
+    x = digits.train.x[:200, :4] + 0.1 * torch.randn(200, 4)
+    with pytest.raises(NonFiniteError, match="non-finite parameter after the update"):
+        pyrovae.fit(GaussianMixture(3, 4, covariance="full"), x, epochs=1, lr=1e39,
+                    batch_size=200, out=tmp_path / "r", progress=False)  # fmt: skip
+    assert not (tmp_path / "r" / "checkpoint.pt").exists()
+
+
+def test_check_update_passes_finite_extremes_and_names_the_first_bad_parameter():
+    from pyrovae.infer.guard import check_update
+
+    big = torch.full((3,), 3e38)  # finite, though its squares overflow: a norm would say inf
+    check_update([("a", big), ("b", -big)], "epoch 1, step 1")
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        named = [("a", big), ("b", torch.tensor([0.0, bad])), ("c", torch.tensor([bad]))]
+        with pytest.raises(NonFiniteError, match=r"at epoch 2, step 5, b and 1 more:"):
+            check_update(named, "epoch 2, step 5")

@@ -1,7 +1,11 @@
 """Tests of the mixture of linear decoders (LLGAE / mixture of PPCA) and its three guides."""
 
+import argparse
 import json
 import math
+import re
+import runpy
+from pathlib import Path
 
 import pyro
 import pytest
@@ -65,6 +69,38 @@ def test_exact_guide_gradient_is_the_log_likelihood_gradient():
     assert torch.allclose(elbo_grad, model.bases.grad, atol=1e-6)
 
 
+def test_posterior_scale_tril_factors_the_posterior_covariance():
+    """T_k T_kᵀ = σ_k² M_k⁻¹ with M_k = W_kᵀ W_k + σ_k² I, against a dense inverse."""
+    model = random_model(K=3, D=7, E=4)
+    with torch.no_grad():
+        tril = model.posterior(torch.randn(2, 7, dtype=torch.float64))["scale_tril"]
+        W, s2 = model.bases, model.noise_scales**2
+        M = W.mT @ W + s2[:, None, None] * torch.eye(4, dtype=torch.float64)
+        expected = s2[:, None, None] * torch.linalg.inv(M)
+    assert torch.equal(tril, tril.tril()) and (tril.diagonal(dim1=-2, dim2=-1) > 0).all()
+    assert torch.allclose(tril @ tril.mT, expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_exact_guide_passes_validation_whatever_the_rounding(dtype):
+    """Issue 29: the exact guide's Normal was built from the precision matrix M_k / σ_k², whose
+    product W_kᵀ W_k rounds asymmetrically (by more than torch's 10⁻⁶) for large bases; the
+    argument check then failed for some seeds. Over 50 seeds of digit-sized models with large
+    bases, with validation on, the ELBO is built and equals log p(x)."""
+    K, D, E, N = 4, 64, 5, 16
+    tol = 1e-3 if dtype == torch.float32 else 1e-9
+    with pyro.validation_enabled(True):
+        for seed in range(50):
+            torch.manual_seed(seed)
+            model = MixtureOfLinearDecoders(K, D, E, guide="exact").to(dtype)
+            with torch.no_grad():
+                model.bases.mul_(30.0)  # W_kᵀ W_k ~ 10³: rounding of order 10⁻⁴ in float32
+            x = torch.rand(N, D, dtype=dtype)
+            loss = TraceEnum_ELBO(max_plate_nesting=1).loss(model.model, model.guide, x)
+            exact = model.log_likelihood_exact(x).sum().item()
+            assert abs(-loss - exact) <= tol * abs(exact), seed
+
+
 def test_iterative_guide_objective_is_log_joint_at_point_estimate():
     model = random_model(guide={"name": "iterative", "steps": 3, "step_size": 0.05})
     assert not model.has_enumerated_sites and isinstance(default_elbo(model), Trace_ELBO)
@@ -81,6 +117,29 @@ def test_iterative_guide_objective_is_log_joint_at_point_estimate():
     assert torch.allclose(-loss, expected)
     loss.backward()  # gradients flow through the unrolled steps into the bases
     assert model.bases.grad.abs().sum() > 0
+
+
+def test_converged_iterative_objective_overstates_log_likelihood_by_posterior_volume():
+    """Why log p(x) can fall while the iterative guide trains. With σ = 1 its steps converge to
+    the posterior mode ẑ, where (linear-Gaussian) log p(x, k, ẑ) = log p(x, k) −
+    ½ log |2π σ² M⁻¹|: the objective exceeds log p(x) by a gap that grows as the bases do."""
+    guide = {"name": "iterative", "steps": 3000, "step_size": 0.02}
+    torch.manual_seed(0)
+    model = MixtureOfLinearDecoders(1, 7, 2, noise=1.0, guide=guide).double()
+    x = torch.randn(10, 7, dtype=torch.float64)
+
+    def gap():
+        objective = -Trace_ELBO(max_plate_nesting=1).loss(model.model, model.guide, x)
+        log_volume = 2 * model.posterior(x)["scale_tril"][0].diagonal().log().sum()  # log|σ²M⁻¹|
+        exact = model.log_likelihood_exact(x).sum().item()
+        assert objective - exact == pytest.approx(-5 * (2 * math.log(2 * math.pi) + log_volume))
+        return objective - exact
+
+    with torch.no_grad():
+        model.bases.copy_(torch.randn(7, 2))
+        before = gap()
+        model.bases.mul_(2.0)
+        assert gap() > before + 10  # ½ log(|M_new| / |M_old|) more per row
 
 
 def test_iterative_steps_follow_the_notes_rule():
@@ -224,3 +283,28 @@ def test_cli_trains_and_evaluates_llgae(tmp_path, capsys, guide):
     assert result["log_likelihood"] == pytest.approx(exact, abs=1e-4)
     if guide == "exact":  # the ELBO of the exact guide is log p(x) itself
         assert result["elbo"] == pytest.approx(exact, abs=1e-3)
+
+
+def test_fixed_noise_out_of_float32_range_is_refused_by_name():
+    for noise in (1e30, 1e-30):
+        with pytest.raises(ValueError, match=r"noise must be 'learned' or a number in \[1e-15"):
+            MixtureOfLinearDecoders(2, 64, 3, noise=noise)
+    model = MixtureOfLinearDecoders(2, 64, 3, noise=1e15, guide="exact")  # the largest accepted
+    x = pyrovae.data.load("digits").test.x
+    model.initialize(x)
+    assert torch.isfinite(model.log_likelihood_exact(x)).all()
+
+
+@pytest.mark.slow
+def test_llgae_example_runs_for_seeds_0_to_49(tmp_path, capsys):
+    """The example (2 epochs, in process) for 50 seeds with validation on: the exact guide's
+    Normal is always valid and its ELBO prints as the exact log-likelihood (issue 29)."""
+    main = runpy.run_path(str(Path(__file__).parents[2] / "examples" / "llgae.py"))["main"]
+    options = dict(num_epochs=2, num_components=10, latent_dim=5, steps=5, step_size=0.01)
+    with pyro.validation_enabled(True):
+        for seed in range(50):
+            main(argparse.Namespace(**options, seed=seed, out=str(tmp_path)))
+            out = capsys.readouterr().out
+            exact = re.search(r"log p\(x\): (-?[\d.]+) nats", out).group(1)
+            elbo = re.search(r"ELBO with the exact guide (-?[\d.]+) =", out).group(1)
+            assert abs(float(elbo) - float(exact)) <= 0.011, (seed, out)

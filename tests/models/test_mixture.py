@@ -139,6 +139,17 @@ def test_assign_is_argmax_of_responsibilities(covariance):
 
 
 @pytest.mark.parametrize("covariance", COVARIANCES)
+def test_one_component_assigns_every_row_to_it(covariance):
+    # Pyro enumerates nothing for one category: infer_discrete gave a (1, 1) value
+    x, _ = known_mixture(20)
+    model = GaussianMixture(1, 2, covariance)
+    model.initialize(x, seed=0)
+    assert torch.equal(model.assign(x), torch.zeros(20, dtype=torch.long))
+    assert torch.equal(model.reconstruct(x), model.locs.detach().expand(20, 2))
+    assert torch.equal(model.cluster(x)[1], torch.zeros(20, dtype=torch.long))
+
+
+@pytest.mark.parametrize("covariance", COVARIANCES)
 def test_initialize_is_sklearn_em(covariance):
     """The default start is scikit-learn's GaussianMixture fitted with the same K, covariance
     type, reg_covar, n_init and random_state: its π, μ and Σ, to float64 round-off."""

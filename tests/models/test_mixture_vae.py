@@ -107,8 +107,9 @@ def test_vade_start_is_on_by_default_for_a_mixture_prior_only():
 
 
 def test_initialize_fits_the_prior_to_the_codes_as_scikit_learn_em():
-    """VaDE's start: after the auto-encoder, the prior is scikit-learn's diagonal EM fit of the
-    codes (weights, means, variances), and fit() runs the start on a fresh run only."""
+    """VaDE's start: after the auto-encoder, the prior takes scikit-learn's full-covariance EM
+    fit of the codes (weights, means, the covariances' diagonals), and fit() runs the start on
+    a fresh run only."""
     from sklearn.mixture import GaussianMixture as SklearnGMM
 
     torch.manual_seed(0)
@@ -116,29 +117,30 @@ def test_initialize_fits_the_prior_to_the_codes_as_scikit_learn_em():
     vae = VAE(6, 2, prior=MIXTURE, hidden=(8,), pretrain_epochs=3).double()
     start(vae, x.double(), seed=4)
     codes = vae.encode(x.double()).numpy()
-    ref = SklearnGMM(3, covariance_type="diag", n_init=5, random_state=4).fit(codes)
-    prior = vae.prior
-    assert prior.weights.detach().numpy() == pytest.approx(ref.weights_, rel=1e-6)
-    assert prior.locs.detach().numpy() == pytest.approx(ref.means_, rel=1e-6, abs=1e-9)
-    assert (prior.scales**2).detach().numpy() == pytest.approx(ref.covariances_, rel=1e-6)
-
-
-def test_the_full_covariance_start_gives_the_prior_scikit_learns_full_fit_diagonals():
-    from sklearn.mixture import GaussianMixture as SklearnGMM
-
-    torch.manual_seed(0)
-    x = torch.rand(150, 6).round().double()
-    vae = VAE(6, 3, prior=MIXTURE, hidden=(8,)).double()
-    gmm = vade.init_mixture_prior(vae, x, seed=2, covariance="full")
-    codes = vae.encode(x).numpy()
-    ref = SklearnGMM(3, covariance_type="full", n_init=5, random_state=2, reg_covar=1e-6)
+    ref = SklearnGMM(3, covariance_type="full", n_init=5, random_state=4, reg_covar=1e-6)
     ref.fit(codes)
     prior = vae.prior
     assert prior.weights.detach().numpy() == pytest.approx(ref.weights_, rel=1e-6)
     assert prior.locs.detach().numpy() == pytest.approx(ref.means_, rel=1e-6, abs=1e-9)
     diagonals = np.diagonal(ref.covariances_, axis1=1, axis2=2)
     assert (prior.scales**2).detach().numpy() == pytest.approx(diagonals, rel=1e-6)
-    assert gmm.covariance == "full"  # the returned fit clusters with the full covariances
+
+
+def test_the_diagonal_start_gives_the_prior_scikit_learns_diagonal_fit():
+    from sklearn.mixture import GaussianMixture as SklearnGMM
+
+    torch.manual_seed(0)
+    x = torch.rand(150, 6).round().double()
+    vae = VAE(6, 3, prior=MIXTURE, hidden=(8,)).double()
+    gmm = vade.init_mixture_prior(vae, x, seed=2, covariance="diag")
+    codes = vae.encode(x).numpy()
+    ref = SklearnGMM(3, covariance_type="diag", n_init=5, random_state=2, reg_covar=1e-6)
+    ref.fit(codes)
+    prior = vae.prior
+    assert prior.weights.detach().numpy() == pytest.approx(ref.weights_, rel=1e-6)
+    assert prior.locs.detach().numpy() == pytest.approx(ref.means_, rel=1e-6, abs=1e-9)
+    assert (prior.scales**2).detach().numpy() == pytest.approx(ref.covariances_, rel=1e-6)
+    assert gmm.covariance == "diag"
     with pytest.raises(ValueError, match="covariance must be 'diag' or 'full'"):
         vade.init_mixture_prior(vae, x, covariance="spherical")
 
@@ -172,6 +174,40 @@ def test_pretraining_lowers_the_reconstruction_loss_and_is_seeded():
     assert losses[-1] < losses[0]
     with pytest.raises(ValueError, match="corruption"):
         vade.pretrain_autoencoder(vae, x, epochs=1, corruption=1.0)
+
+
+def test_the_start_logs_its_progress_at_info(caplog):
+    """The long silent phases say what they do, through the ``pyrovae`` logger (not print)."""
+    torch.manual_seed(0)
+    x = torch.rand(200, 6).round()
+    vae = VAE(6, 2, prior=MIXTURE, hidden=(16,))
+    with caplog.at_level("INFO", logger="pyrovae"):
+        vade.pretrain_autoencoder(vae, x, epochs=20, batch_size=100, seed=1)
+        vade.init_mixture_prior(vae, x, seed=1)
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("pyrovae.")]
+    assert messages[0] == "VaDE start: pretraining the auto-encoder, 20 epochs of 2 batches"
+    epochs = [m.split(":")[0] for m in messages if m.startswith("auto-encoder epoch")]
+    assert epochs == [f"auto-encoder epoch {e}/20" for e in range(2, 21, 2)]
+    assert messages[-3:-1] == [
+        "VaDE start: a 3-component Gaussian mixture on the codes of 200 rows (EM, 5 starts)",
+        "GMM start: scikit-learn's EM, 5 starts of up to 100 steps",
+    ]
+    assert messages[-1].startswith("VaDE start: mixture fitted")
+
+
+def test_pretraining_augments_square_grey_images_by_default_only():
+    """The default ``augment="images"``: DEC-DA's random turns and moves for a VAE built on
+    (1, s, s) images, the rows as they are for one built on flat rows."""
+    x = torch.rand(60, 16)
+    for shape, expected in (((1, 4, 4), pyrovae.data.random_affine), (16, None)):
+        torch.manual_seed(0)
+        vae = VAE(shape, 2, prior=MIXTURE, hidden=(8,))
+        again = VAE(shape, 2, prior=MIXTURE, hidden=(8,))
+        again.load_state_dict(vae.state_dict())
+        losses = vade.pretrain_autoencoder(vae, x, epochs=2, batch_size=30, seed=3)
+        assert losses == vade.pretrain_autoencoder(
+            again, x, epochs=2, batch_size=30, seed=3, augment=expected
+        )
 
 
 def test_pretraining_on_the_squared_error_scores_the_bernoulli_mean():

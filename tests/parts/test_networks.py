@@ -76,11 +76,20 @@ def test_conv_encoder_is_a_convolution():
         ({"name": "conv", "channels": []}, "channels must be a non-empty list of positive"),
         ({"name": "conv", "kernel_size": 4}, "kernel_size must be an odd positive integer"),
         ({"name": "conv", "activation": "swish"}, "unknown activation 'swish'"),
+        ({"name": "conv", "kernel_size": 101}, "kernel_size 101 is larger than the 8×8 images"),
+        ({"name": "conv", "kernel_size": 9}, r"use kernel_size ≤ 8 \(3 or 5 is usual\)"),
     ],
 )
 def test_conv_refuses_bad_options(spec, message):
     with pytest.raises(ValueError, match=message):
         VAE((1, 8, 8), 2, encoder=spec)
+    with pytest.raises(ValueError, match=message):
+        VAE((1, 8, 8), 2, encoder="mlp", decoder=spec)
+
+
+def test_a_kernel_as_large_as_the_longer_side_is_accepted():
+    vae = VAE((1, 3, 7), 2, encoder={"name": "conv", "kernel_size": 7})
+    assert vae.encoder.trunk[0].kernel_size == (7, 7)
 
 
 def test_conv_needs_an_image_shape():

@@ -25,6 +25,15 @@ def test_plot_gmm_writes_png(tmp_path, covariance):
         assert (np.abs(rgb - target).max(axis=-1) < 0.05).sum() > 100, colour
 
 
+def test_all_pictures_of_a_one_component_gmm(tmp_path, digits):
+    from pyrovae.plots import save_all
+
+    model = GaussianMixture(1, 64)
+    model.initialize(digits.train.x)
+    paths = save_all(model, digits, {"epoch": [1], "train_elbo": [-1.0]}, tmp_path)
+    assert paths and all(p.is_file() for p in paths)
+
+
 def test_plot_gmm_needs_2d():
     with pytest.raises(ValueError, match="2-d"):
         plot_gmm(GaussianMixture(2, 3), torch.zeros(4, 3), "unused.png")

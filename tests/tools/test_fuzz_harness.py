@@ -1,0 +1,93 @@
+"""tools/fuzz.py: its detectors against a stand-in program that misbehaves in each counted way,
+and a quick fuzz of the real command line (slow)."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+import fuzz  # noqa: E402
+
+MISBEHAVE = """
+import os, sys, time
+what = sys.argv[1]
+if what == "traceback":
+    raise RuntimeError("boom")
+if what == "hang":
+    while True:
+        pass
+if what == "wait":
+    time.sleep(60)
+if what == "abort":
+    os.abort()
+if what == "victim":
+    open("victim.txt", "w").write("pid")
+if what == "beside":
+    open("stray.txt", "w").write("x")
+if what == "home":
+    open(os.path.join(os.environ["HOME"], "stray"), "w").write("x")
+if what == "inside":
+    os.makedirs("out", exist_ok=True)
+    open("out/fine.txt", "w").write("x")
+print("done")
+"""
+
+
+@pytest.fixture
+def stand_in(tmp_path, monkeypatch):
+    script = tmp_path / "misbehave.py"
+    script.write_text(MISBEHAVE)
+    monkeypatch.setattr(fuzz, "PROGRAM", [sys.executable, str(script)])
+    root = tmp_path / "root"
+    for sub in ("home", "cache", "tmp", "jobs"):
+        (root / sub).mkdir(parents=True)
+    return root
+
+
+def test_each_kind_of_failure_is_counted_and_a_write_inside_out_is_not(stand_in):
+    whats = ["traceback", "hang", "wait", "abort", "victim", "beside", "home", "inside"]
+    cases = [{"kind": "cli", "name": w, "files": {}, "runs": [[w]]} for w in whats]
+    watched = [stand_in / "jobs", stand_in / "cache", stand_in / "tmp"]
+    before = fuzz.snapshot(stand_in, watched)
+    done = [fuzz.run_case(c, stand_in, {}, timeout=1) for c in cases]
+    summary = fuzz.summarize(done, "test", before, fuzz.snapshot(stand_in, watched), 0.0)
+    by_name = {c["name"]: c["results"][0] for c in done}
+    assert by_name["traceback"]["traceback"] and by_name["traceback"]["rc"] == 1
+    assert by_name["hang"]["hang"] and by_name["hang"]["rc"] == -24  # SIGXCPU after 1 s of CPU
+    assert not by_name["hang"]["crash"]
+    assert by_name["wait"]["hang"] and by_name["wait"]["rc"] is None  # 10 s of wall clock
+    assert by_name["abort"]["crash"] and by_name["abort"]["rc"] == -6
+    assert by_name["victim"]["outside_writes"] == ["victim.txt", "victim.txt (content or mtime)"]
+    assert by_name["beside"]["outside_writes"] == ["stray.txt"]
+    assert by_name["inside"]["outside_writes"] == [] and by_name["inside"]["rc"] == 0
+    counts = summary["counts"]
+    assert (counts["tracebacks"], counts["hangs"], counts["crashes"]) == (1, 2, 1)
+    assert counts["outside_writes"] == 2 and counts["root_writes"] == 1  # home/stray
+    assert summary["root_writes"] == ["home/stray"]
+    assert summary["distinct_failures"] == 6
+
+
+def test_every_mutation_comes_before_any_repeats():
+    import random
+
+    rng = random.Random(0)
+    order = rng.sample(sorted(fuzz.MUTATIONS), len(fuzz.MUTATIONS))
+    cases = [fuzz.folder_case(rng, i, order) for i in range(len(order))]
+    assert sorted(c["mutation"] for c in cases) == sorted(fuzz.MUTATIONS)
+
+
+@pytest.mark.slow
+def test_quick_fuzz_of_the_command_line(tmp_path):
+    # 20 CLI cases and 10 damaged folders: the harness runs them all and its summary adds up
+    summary = fuzz.main(
+        ["--cli", "20", "--folders", "10", "--summary",
+         str(tmp_path / "s.json"), "--root", str(tmp_path / "root")]
+    )  # fmt: skip
+    assert json.loads((tmp_path / "s.json").read_text())["counts"]["runs"] >= 40
+    assert summary["counts"]["cases"] == {"cli": 20, "folder": 10}
+    failing = sum(f["count"] for f in summary["failures"].values())
+    counts = summary["counts"]
+    assert failing <= counts["runs"]
+    assert counts["root_writes"] == 0  # nothing outside the job folders
