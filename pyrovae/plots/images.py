@@ -96,8 +96,9 @@ def latent_grid_points(n: int = 15) -> torch.Tensor:
 
 
 def latent_grid(model: Any, image_shape: ImageShape, path: P, n: int = 15) -> P:
-    """``model.decode(z)`` on an ``n × n`` grid of :func:`latent_grid_points` (2-d, real z)."""
-    if getattr(model, "latent_dim", 2) != 2:
+    """``model.decode(z)`` on an ``n × n`` grid of :func:`latent_grid_points` (a model with
+    ``latent_dim`` 2 and real z: :class:`~pyrovae.models.contract.Encodes`)."""
+    if model.latent_dim != 2:
         raise ValueError(
             f"latent_grid needs a 2-d latent space, the model has latent_dim={model.latent_dim}"
         )
