@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import json
 import math
+import signal
 import sys
 from pathlib import Path
 
@@ -186,6 +187,9 @@ def main(argv=None):
     checkpoint is kept; 130 interrupted (Ctrl-C; the last checkpoint is kept)."""
     command = "pyrovae"
     try:
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            with contextlib.suppress(ValueError):  # Ctrl-C raises KeyboardInterrupt again
+                signal.signal(signal.SIGINT, signal.default_int_handler)
         args = parser().parse_args(argv)
         command = f"pyrovae {args.command}"
         args.run(args)
