@@ -81,7 +81,7 @@ def resume(stored, file_values=None, flag_values=None, epochs_done=0):
     changed = [
         k
         for k in config
-        if k not in RESUMABLE and canonical(k, config[k]) != canonical(k, stored[k])
+        if k not in RESUMABLE and _compared(k, config[k]) != _compared(k, stored[k])
     ]
     if changed:
         what = ", ".join(f"{k} {config[k]!r} (the run's: {stored[k]!r})" for k in changed)
@@ -90,7 +90,8 @@ def resume(stored, file_values=None, flag_values=None, epochs_done=0):
             "run's; resume with the run's options (only --epochs may change) or train into a "
             "new --out folder"
         )
-    config.update({k: stored[k] for k in config if k not in RESUMABLE})  # the run's spelling
+    # the run's own spelling (input_dim as given: it is checked against the data)
+    config.update({k: stored[k] for k in config if k not in (*RESUMABLE, "input_dim")})
     if config["epochs"] < epochs_done:
         raise ValueError(
             f"epochs {config['epochs']} is below the {epochs_done} epochs this run has already "
@@ -113,6 +114,14 @@ def canonical(key, value):
             shape = shape[1:]
         return shape
     return value
+
+
+def _compared(key, value):
+    """What ``--resume`` compares: :func:`canonical`, and for ``input_dim`` the number of
+    values (``64`` and ``[1, 8, 8]`` both describe the digits rows; which shapes fit the data
+    is checked against the data itself)."""
+    value = canonical(key, value)
+    return math.prod(value) if key == "input_dim" and value is not None else value
 
 
 def _labels(config):

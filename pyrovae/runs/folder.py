@@ -226,7 +226,10 @@ class RunFolder:
         if config is not None:
             state = {**state, "config": config}
         buffer = io.BytesIO()
-        torch.save(ckpt.sealed(state), buffer)
+        try:
+            torch.save(ckpt.sealed(state), buffer)
+        except OSError as err:  # out of memory for the buffer, a full temporary disk
+            raise _write_error(self.path / CHECKPOINT, err) from None
         path = self.path / CONFIG
         text = config_text(config) if config is not None else None
         if config is not None and _holds(path) not in (None, text):
