@@ -12,10 +12,10 @@ def _interrupted_while_starting(signum, frame):
     raise SystemExit(130)
 
 
-if _sys.argv[:1] == ["-m"] or _os.path.basename(_sys.argv[0] if _sys.argv else "") in (
-    "pyrovae",
-    "pyrovae.exe",
-):  # the command starting (runpy sets argv[0] to "-m" while it finds the package)
+_argv = _sys.orig_argv  # the interpreter's own command line: python -m pyrovae …
+if ["-m", "pyrovae"] in [_argv[i : i + 2] for i in range(len(_argv))] or _os.path.basename(
+    _sys.argv[0] if _sys.argv else ""
+) in ("pyrovae", "pyrovae.exe"):  # the command starting, not a program that imports pyrovae
     try:
         _signal.signal(_signal.SIGINT, _interrupted_while_starting)
     except ValueError:  # not the main thread: leave Python's handler
