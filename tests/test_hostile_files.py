@@ -254,3 +254,13 @@ def test_the_checksum_covers_every_value_and_no_spelling(run):
     assert ckpt.digest(content) == state["checksum"]
     content["epoch"] = 3
     assert ckpt.digest(content) != state["checksum"]
+
+
+def test_a_link_deeper_in_the_run_folder_is_refused(run, tmp_path, capsys):
+    victim = tmp_path / "victim"
+    victim.write_text("DATA\n")
+    (run / "logs").mkdir()
+    (run / "logs" / "metrics.csv").symlink_to(victim)
+    code, _, err = _main(COMMANDS["resume"], run, tmp_path, capsys)
+    assert code == 2 and "logs/metrics.csv is a symbolic link" in _one_line(err)
+    assert victim.read_text() == "DATA\n"

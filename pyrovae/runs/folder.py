@@ -296,19 +296,24 @@ def _short(path, limit=80):
 
 
 def _check_contents(path):
-    """Refuse a folder that holds a symbolic link (it could point outside the run) or that is
-    not empty and holds none of a run's files (``OWN``): it is someone else's folder."""
+    """Refuse a folder that holds a symbolic link at any depth (it could point outside the
+    run) or that is not empty and holds none of a run's files (``OWN``): it is someone else's
+    folder."""
     try:
         entries = list(os.scandir(path))
     except FileNotFoundError:
         return
     except OSError as err:
         raise ValueError(f"--out {path} cannot be read ({err.strerror}); give a folder") from None
-    links = sorted(e.name for e in entries if e.is_symlink())
+    links = sorted(
+        Path(top, name)
+        for top, folders, files in os.walk(path)  # never into a linked folder
+        for name in folders + files
+        if os.path.islink(os.path.join(top, name))
+    )
     if links:
         raise ValueError(
-            f"{path / links[0]} is a symbolic link; pyrovae follows no link in a run folder: "
-            "remove it"
+            f"{links[0]} is a symbolic link; pyrovae follows no link in a run folder: remove it"
         )
     names = {e.name for e in entries}
     if names and not names & set(OWN):
