@@ -9,6 +9,8 @@ writes ``OUT/config.yaml``, ``OUT/metrics.json``, ``OUT/checkpoint.pt`` and pict
 import argparse
 import contextlib
 import json
+import math
+import signal
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,7 +25,7 @@ from .infer.distributed import env_rank, env_world_size
 from .infer.evaluation import evaluate
 from .runs import config as cfg
 from .runs.fit import fit
-from .runs.folder import RunFolder
+from .runs.folder import RunFolder, WriteError
 from .runs.load import load_model
 from .runs.options import RECORDED_DATA_KEYS, SECTIONS, device, training_options
 
@@ -109,10 +111,8 @@ def train(args: argparse.Namespace) -> None:
 
 def _check_input_dim(config: Mapping[str, Any], data: Data) -> None:
     given = config["input_dim"]
-    if given is not None and list(given if isinstance(given, list) else [given]) not in (
-        [data.input_dim],
-        list(data.input_shape),
-    ):
+    same = (cfg.canonical("input_dim", d) for d in (data.input_dim, data.input_shape))
+    if given is not None and cfg.canonical("input_dim", given) not in list(same):
         raise ValueError(
             f"input_dim {given} does not match the {config['dataset']} rows "
             f"({data.input_dim} values, shape {list(data.input_shape)}); remove input_dim"
@@ -140,7 +140,14 @@ def evaluate_run(args: argparse.Namespace) -> None:
     result = evaluate(
         model, data, num_samples=num_samples, batch_size=args.batch_size, seed=args.seed
     )
-    print(json.dumps({"model": config["model"], "dataset": config["dataset"], **result}, indent=1))
+    bad = [k for k, v in result.items() if isinstance(v, float) and not math.isfinite(v)]
+    if bad:
+        raise FloatingPointError(
+            f"the {bad[0].replace('_', ' ')} of {args.out} is {result[bad[0]]}: the model gives "
+            "non-finite scores on the test rows (JSON has no NaN); retrain it with a lower lr"
+        )
+    report = {"model": config["model"], "dataset": config["dataset"], **result}
+    print(json.dumps(report, indent=1, allow_nan=False))
 
 
 def sample(args: argparse.Namespace) -> None:
@@ -181,21 +188,26 @@ def parser() -> Parser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Exit codes: 0 done; 2 bad input (options, files, data: one line on stderr, nothing
-    written); 1 training stopped by a non-finite loss or gradient (the last good checkpoint is
-    kept); 130 interrupted (Ctrl-C; the last checkpoint is kept)."""
-    args = parser().parse_args(argv)
+    written); 1 a numerical failure (training stopped by a non-finite loss or gradient, or
+    non-finite scores) or a file that could not be written (a full disk): the last good
+    checkpoint is kept; 130 interrupted (Ctrl-C; the last checkpoint is kept)."""
+    command = "pyrovae"
     try:
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            with contextlib.suppress(ValueError):  # Ctrl-C raises KeyboardInterrupt again
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+        args = parser().parse_args(argv)
+        command = f"pyrovae {args.command}"
         args.run(args)
-    except (ValueError, OSError) as err:
-        print(f"pyrovae {args.command}: error: {_one_line(err)}", file=sys.stderr)
-        return 2
-    except FloatingPointError as err:
-        print(f"pyrovae {args.command}: error: {_one_line(err)}", file=sys.stderr)
+    except (WriteError, FloatingPointError) as err:  # a numerical failure, a full disk
+        print(f"{command}: error: {_one_line(err)}", file=sys.stderr)
         return 1
+    except (ValueError, OSError) as err:
+        print(f"{command}: error: {_one_line(err)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(
-            f"pyrovae {args.command}: interrupted; a run keeps its last checkpoint: continue it "
-            "with --resume",
+            f"{command}: interrupted; a run keeps its last checkpoint: continue it with --resume",
             file=sys.stderr,
         )
         return 130

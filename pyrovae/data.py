@@ -766,9 +766,15 @@ def _torchvision(name: str, root: str | Path | None, binarize: str) -> Data:
     import torchvision
 
     cls = torchvision.datasets.MNIST if name == "mnist" else torchvision.datasets.FashionMNIST
-    root = data_root(root)
+    given, root = root, data_root(root)
     raw = root / cls.__name__ / "raw"
     missing = [f for f in _MNIST_FILES if not (raw / f).exists()]
+    if missing and given is not None:  # a data root given is only read, never written
+        raise FileNotFoundError(
+            f"{name}: could not find {', '.join(missing)} in {raw}; a --data-root is only "
+            f"read: put the four files {', '.join(_MNIST_FILES)} there, or leave --data-root "
+            "unset to download them into $PYROVAE_DATA or ~/.pyrovae/data"
+        )
     if missing:
         new = [p for p in (root, raw.parent, raw) if not p.exists()][:1]  # what we would create
         try:

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, TensorDataset
 import pyrovae
 from pyrovae import budget, cli
 from pyrovae.data import Data
+from pyrovae.infer import checkpoint as ckpt
 from pyrovae.models import VAE, ConditionalVAE
 from pyrovae.runs import config as cfg
 
@@ -58,7 +59,7 @@ def _pickle_payload(run):
 def _drop_fields(run):
     state = torch.load(run / "checkpoint.pt", weights_only=True)
     del state["optimizer"], state["rng"]
-    torch.save(state, run / "checkpoint.pt")
+    torch.save(ckpt.sealed(state), run / "checkpoint.pt")  # a consistent checksum
 
 
 def _no_config(run):
@@ -66,7 +67,7 @@ def _no_config(run):
     (run / "config.yaml").unlink()
     state = torch.load(run / "checkpoint.pt", weights_only=True)
     del state["config"]
-    torch.save(state, run / "checkpoint.pt")
+    torch.save(ckpt.sealed(state), run / "checkpoint.pt")  # a consistent checksum
 
 
 def _idx_files(run, first):
@@ -88,13 +89,59 @@ def _python_data(run):
     """A run written by fit on rows given in Python: its config names no dataset."""
     state = torch.load(run / "checkpoint.pt", weights_only=True)
     del state["config"]["dataset"]
-    torch.save(state, run / "checkpoint.pt")
+    torch.save(ckpt.sealed(state), run / "checkpoint.pt")  # a consistent checksum
 
 
 def _two_processes(run):
     state = torch.load(run / "checkpoint.pt", weights_only=True)
     state["world_size"] = 2
-    torch.save(state, run / "checkpoint.pt")
+    torch.save(ckpt.sealed(state), run / "checkpoint.pt")  # a consistent checksum
+
+
+def _resealed(change):
+    """A prepare step: ``change(state)`` applied to the run's checkpoint, saved with a
+    consistent checksum (a well-formed file whose content is wrong)."""
+
+    def prepare(run):
+        state = torch.load(run / "checkpoint.pt", weights_only=True)
+        change(state)
+        torch.save(ckpt.sealed(state), run / "checkpoint.pt")
+
+    return prepare
+
+
+def _first_moment_of_shape_2x2(state):
+    entry = next(iter(state["optimizer"]["state"].values()))
+    entry["exp_avg"] = torch.zeros(2, 2)
+
+
+def _nan_weight(state):
+    next(iter(state["model"].values()))[0] = float("nan")
+
+
+def _nan_bytes(run):
+    """NaN written over the first value of a weight, in the file's bytes."""
+    path = run / "checkpoint.pt"
+    state = torch.load(path, weights_only=True)
+    weight = max(state["model"].values(), key=torch.numel)
+    data = bytearray(path.read_bytes())
+    at = data.find(weight.reshape(-1)[:4].numpy().tobytes())
+    data[at : at + 4] = np.float32(np.nan).tobytes()
+    path.write_bytes(bytes(data))
+
+
+def _link(name, target="afile"):
+    """A symbolic link ``RUN/name`` to ``inputs/target`` (a file outside the run)."""
+
+    def prepare(run):
+        (run / name).unlink(missing_ok=True)
+        (run / name).symlink_to(run.parent / "inputs" / target)
+
+    return prepare
+
+
+def _link_loop(run):
+    (run / "loop").symlink_to(run / "loop")
 
 
 # id: (argv, config file text or None, expected message, prepare(run folder) or None)
@@ -146,7 +193,7 @@ CLI = {
     "data-root-empty": (
         train("--dataset", "mnist", "--data-root", "{inputs}/empty"),
         None,
-        r"mnist: could not find train-images-idx3-ubyte.*could not download them.*--data-root",
+        r"mnist: could not find train-images-idx3-ubyte.*a --data-root is only read",
         None,
     ),
     "binarize-unknown": (train("--binarize", "yes"), None, r"binarize must be one of none", None),
@@ -535,6 +582,86 @@ CLI = {
         r"posterior 'planar' can be evaluated only at its own samples .* 'normal' or 'iaf'",
         None,
     ),
+    "run-link": (
+        train("--resume", "--hidden", "16", "--latent-dim", "2", "--epochs", "3", out="{run}"),
+        None,
+        r"run/.lock is a symbolic link; pyrovae follows no link in a run folder: remove it",
+        _link(".lock"),
+    ),
+    "run-link-read": (
+        ["evaluate", "{run}"],
+        None,
+        r"run/checkpoint.pt is a symbolic link; pyrovae follows no link in a run folder",
+        _link("checkpoint.pt"),
+    ),
+    "out-link-loop": (
+        train(out="{run}/loop"),
+        None,
+        r"--out .*/loop is a loop of symbolic links; give a folder",
+        _link_loop,
+    ),
+    "out-root": (train(out="/"), None, r"--out / is a file system's root; give a folder", None),
+    "out-not-a-run": (
+        train(out="{inputs}"),
+        None,
+        r"--out .*inputs holds 2 other file\(s\) and is not a pyrovae run",
+        None,
+    ),
+    "out-too-long": (
+        train(out="{out}/" + "a" * 300),
+        None,
+        r"--out .* cannot be made \(File name too long\); give another folder",
+        None,
+    ),
+    "checkpoint-optimizer-shape": (
+        train("--resume", "--hidden", "16", "--latent-dim", "2", "--epochs", "3", out="{run}"),
+        None,
+        r"the checkpoint's optimizer state exp_avg of parameter \d+ is \(2, 2\) float32, not "
+        r"\(\d+(, \d+)?\) float32",
+        _resealed(_first_moment_of_shape_2x2),
+    ),
+    "checkpoint-inconsistent": (
+        ["evaluate", "{run}"],
+        None,
+        r"checkpoint .* has fields of the wrong type \(history: not the per-epoch lists of 2 ",
+        _resealed(lambda state: state.update(history={})),
+    ),
+    "checkpoint-corrupt": (
+        ["evaluate", "{run}"],
+        None,
+        r"run/checkpoint.pt is corrupt: checksum mismatch",
+        _nan_bytes,
+    ),
+    "checkpoint-non-finite": (
+        ["sample", "{run}", "-o", "{out}.png"],
+        None,
+        r"checkpoint .* holds non-finite weights \(model ",
+        _resealed(_nan_weight),
+    ),
+    "config-not-a-file": (
+        train("--config", "/dev/null"),
+        None,
+        r"config file /dev/null is not a regular file",
+        None,
+    ),
+    "config-stray-file": (
+        train("--config", "{cfg}"),
+        "root:$6$salt$hash:19000:0:99999:7:::\nuser: $6$other\n",
+        r"unknown config key\(s\) user, 1 that are not option names",
+        None,
+    ),
+    "config-base-60": (
+        train("--config", "{cfg}"),
+        "lr: 1:10",
+        r"lr must be a positive number, got '1:10'",
+        None,
+    ),
+    "config-bool-number": (
+        train("--config", "{cfg}"),
+        "epochs: true",
+        r"epochs must be a positive integer, got True",
+        None,
+    ),
     "conv-options": (
         train("--encoder", "{name: conv, kernel_size: 4}"),
         None,
@@ -681,7 +808,16 @@ def _fit(data, out, **options):
 
 
 # ids whose cases need another live process: tested in the file named
-ELSEWHERE = {"run-in-use": "tests/infer/test_run_folder.py"}
+ELSEWHERE = {
+    "run-in-use": "tests/infer/test_run_folder.py",
+    "checkpoint-fields-each": "tests/test_hostile_files.py",
+    "checkpoint-flipped-bytes": "tests/test_hostile_files.py",
+    "resume-spelling": "tests/test_hostile_config.py",
+    "save-disk-full": "tests/test_hostile_config.py",
+    "train-diverged": "tests/test_hostile_config.py",
+    "evaluate-non-finite": "tests/test_hostile_config.py",
+    "interrupted": "tests/test_hostile_config.py",
+}
 
 
 def _catalogue_ids():

@@ -8,6 +8,7 @@ objects. A part (``prior``, ``posterior``, ``likelihood``, ``guide``…) is a na
 """
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,6 +25,7 @@ from .yaml import load_yaml, read_file  # noqa: F401 (read_file: the config file
 
 DEFAULTS = schema.defaults(*SECTIONS, only_keys=True)
 """Every config key with its default (:mod:`pyrovae.runs.options`)."""
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,39}")  # what an option's name looks like
 LABEL_MODELS = ("cvae", "ssvae")  # the models that learn from labels
 PART_REGISTRIES = {
     "prior": priors,
@@ -51,10 +53,12 @@ def resolve(
     for source in (file_values or {}, flag_values or {}):
         unknown = sorted(set(source) - set(DEFAULTS), key=str)
         if unknown:
-            raise ValueError(
-                f"unknown config key(s) {', '.join(map(str, unknown))}; known keys: "
-                f"{', '.join(DEFAULTS)}"
-            )
+            named = [k for k in unknown if isinstance(k, str) and _NAME.fullmatch(k)]
+            others = len(unknown) - len(named)  # not echoed: they may be a stray file's lines
+            what = ", ".join(named + ([f"{others} that are not option names"] if others else []))
+            raise ValueError(f"unknown config key(s) {what}; known keys: {', '.join(DEFAULTS)}")
+        for key, value in source.items():
+            checks.config_shape(key, value)  # nesting and list lengths bounded before any use
         config.update({k: v for k, v in source.items() if v is not None})
     _labels(config)
     _check(config)
@@ -91,7 +95,11 @@ def resume(
     """
     stored = resolve(stored)
     config = resolve({**stored, **(file_values or {})}, flag_values)
-    changed = [k for k in config if k not in RESUMABLE and config[k] != stored[k]]
+    changed = [
+        k
+        for k in config
+        if k not in RESUMABLE and _compared(k, config[k]) != _compared(k, stored[k])
+    ]
     if changed:
         what = ", ".join(f"{k} {config[k]!r} (the run's: {stored[k]!r})" for k in changed)
         raise ValueError(
@@ -99,12 +107,38 @@ def resume(
             "run's; resume with the run's options (only --epochs may change) or train into a "
             "new --out folder"
         )
+    # the run's own spelling (input_dim as given: it is checked against the data)
+    config.update({k: stored[k] for k in config if k not in (*RESUMABLE, "input_dim")})
     if config["epochs"] < epochs_done:
         raise ValueError(
             f"epochs {config['epochs']} is below the {epochs_done} epochs this run has already "
             f"trained; resume with --epochs {epochs_done} or more"
         )
     return config
+
+
+def canonical(key: str, value: Any) -> Any:
+    """One spelling of an option's value, so that equal options compare equal: a part given as
+    ``{name: x}`` is ``x``; ``input_dim`` is a list without leading 1s (``64`` = ``[64]``,
+    ``[1, 8, 8]`` = ``[8, 8]``: one channel is the same picture)."""
+    if key in PART_REGISTRIES or key == "guide":
+        if isinstance(value, dict) and set(value) == {"name"}:
+            return value["name"]
+        return value
+    if key == "input_dim" and value is not None:
+        shape = list(value) if isinstance(value, list | tuple) else [value]
+        while len(shape) > 1 and shape[0] == 1:
+            shape = shape[1:]
+        return shape
+    return value
+
+
+def _compared(key: str, value: Any) -> Any:
+    """What ``--resume`` compares: :func:`canonical`, and for ``input_dim`` the number of
+    values (``64`` and ``[1, 8, 8]`` both describe the digits rows; which shapes fit the data
+    is checked against the data itself)."""
+    value = canonical(key, value)
+    return math.prod(value) if key == "input_dim" and value is not None else value
 
 
 def _labels(config: Config) -> None:

@@ -2,6 +2,7 @@
 keyword and, with ``out``, a run folder (:class:`~pyrovae.runs.folder.RunFolder`)."""
 
 import os
+import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -9,9 +10,10 @@ from typing import Any
 import torch
 
 from ..infer.callbacks import Callback
+from ..infer.guard import NonFiniteError
 from ..infer.loggers import make_loggers
 from ..infer.options import Options
-from ..infer.train import train
+from ..infer.train import TrainState, train
 from .describe import run_config
 from .folder import CHECKPOINT, CONFIG, RunFolder
 from .options import TRAINING_KEYS
@@ -63,18 +65,50 @@ def fit(
     described = None
     if folder is not None:
         described = folder.describes = describe(model, o, config, folder)
-    return train(
-        model,
-        data,
-        o,
-        store=folder,
-        distributed=distributed,
-        device=device,
-        num_workers=num_workers,
-        logger=make_loggers(logger, None if folder is None else folder.path),
-        callbacks=callbacks,
-        run_config=described or logged_config(model, o, config),
-    )
+    watch = _Diverged()
+    try:
+        return train(
+            model,
+            data,
+            o,
+            store=folder,
+            distributed=distributed,
+            device=device,
+            num_workers=num_workers,
+            logger=make_loggers(logger, None if folder is None else folder.path),
+            callbacks=(*callbacks, watch),
+            run_config=described or logged_config(model, o, config),
+        )
+    except ValueError as err:
+        raise watch.explain(err) from None
+
+
+_INVALID = re.compile(
+    r"Expected parameter (\w+) .*?of distribution (\w+).*?to satisfy the constraint (\w+)", re.S
+)
+
+
+class _Diverged(Callback):
+    """Tells a numerical failure from bad input: once training has started (every check
+    passed), a distribution refusing its parameters (PyTorch's argument validation: NaN, or a
+    mean direction of norm 0) means the parameters diverged."""
+
+    def __init__(self) -> None:
+        self.state: TrainState | None = None
+
+    def on_train_start(self, state: TrainState) -> None:
+        self.state = state
+
+    def explain(self, err: BaseException) -> BaseException:
+        found = _INVALID.search(str(err))
+        if self.state is None or found is None:
+            return err
+        name, law, constraint = found.groups()
+        return NonFiniteError(
+            f"training diverged at epoch {self.state.epoch + 1}, step {self.state.step}: a "
+            f"{law} got a {name} outside its constraint {constraint} (NaN, infinite or out of "
+            "range); lower lr, or rerun with --detect-anomaly; the last checkpoint is kept"
+        )
 
 
 def logged_config(

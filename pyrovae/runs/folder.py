@@ -14,9 +14,11 @@ a checkpoint it does not describe, and a run stopped before its first checkpoint
 previous pair intact.
 """
 
+import errno
 import io
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,26 +31,55 @@ from ..infer import checkpoint as ckpt
 from .lock import Lock
 
 CONFIG, CHECKPOINT, METRICS, LOCK = "config.yaml", "checkpoint.pt", "metrics.json", ".lock"
+OWN = (CONFIG, CHECKPOINT, METRICS, LOCK)
+"""The names that make a folder a pyrovae run (any one of them)."""
 _UNREAD = object()
+
+
+class WriteError(RuntimeError):
+    """A run folder's file could not be written (a full disk, a lost mount): the previous
+    version of the file is kept. Not bad input: the command line exits 1."""
 
 
 def write_atomically(path: str | os.PathLike[str], data: str | bytes) -> None:
     """Write ``data`` (text or bytes) to ``path`` so that a reader, or the disk after a power
     cut, sees the old content or the new, never a part: a temporary file with a unique name in
-    the same folder, flushed and fsynced, renamed over ``path`` (``os.replace``), then the
-    folder fsynced so that the rename itself lasts."""
+    the same folder (created, never opened through a link), written, fsynced, renamed over
+    ``path`` (``os.replace``, which replaces a link rather than its target), then the folder
+    fsynced so that the rename itself lasts.
+
+    :raises WriteError: (one line) when the system refuses to write, e.g. a full disk; the
+        temporary file is removed and the old ``path`` stays as it was.
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    data = data.encode() if isinstance(data, str) else data
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise _write_error(path, err) from None
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise _write_error(path, err) from None
         raise
     _fsync_folder(path.parent)
+
+
+def _write_error(path: Path, err: OSError) -> "WriteError":
+    reason = err.strerror or type(err).__name__
+    return WriteError(
+        f"could not write {path} ({reason}); the previous {path.name}, if any, is kept: free "
+        "some space (or fix the folder), then continue with --resume"
+    )
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -85,8 +116,7 @@ class RunFolder:
         if resume and overwrite:
             raise ValueError("give --resume or --overwrite, not both")
         self.path, self.resume, self.overwrite = Path(path), resume, overwrite
-        if self.path.exists() and not self.path.is_dir():
-            raise ValueError(f"--out {self.path} is a file; give a folder")
+        _check_out(self.path)
         self.lock, self.holds = Lock(self.path, LOCK), 0
         # the config that checkpoints saved from now on carry
         self.describes: dict[str, Any] | None = None
@@ -95,8 +125,16 @@ class RunFolder:
 
     # ownership
     def acquire(self) -> "RunFolder":
-        """Own the folder (created if missing) until as many :meth:`release` calls."""
-        self.lock.acquire()
+        """Own the folder (created if missing) until as many :meth:`release` calls; a folder
+        that holds other files than a run's, or a symbolic link, is refused first."""
+        if not self.lock.held:
+            _check_contents(self.path)
+        try:
+            self.lock.acquire()
+        except OSError as err:  # nothing made is left (the lock removes it)
+            raise ValueError(
+                f"--out {_short(self.path)} cannot be made ({err.strerror}); give another folder"
+            ) from None
         self.holds += 1
         return self
 
@@ -117,7 +155,8 @@ class RunFolder:
         """The checkpoint (:func:`pyrovae.infer.checkpoint.load`'s dict), ``None`` without one."""
         if self._checkpoint is _UNREAD:
             path = self.path / CHECKPOINT
-            self._checkpoint = ckpt.load(path) if path.is_file() else None
+            data = ckpt.read_bytes(path)
+            self._checkpoint = None if data is None else ckpt.load(path, data=data)
         return self._checkpoint
 
     def config(self) -> dict[str, Any] | None:
@@ -128,11 +167,8 @@ class RunFolder:
             return state["config"]
         if self._written_config is _UNREAD:
             path = self.path / CONFIG
-            self._written_config = None
-            if path.is_file():
-                from .config import read_file
-
-                self._written_config = read_file(path)
+            data = ckpt.read_bytes(path)
+            self._written_config = None if data is None else read_mapping(data, path)
         return self._written_config
 
     def trained_config(self) -> dict[str, Any]:
@@ -196,10 +232,13 @@ class RunFolder:
         if config is not None:
             state = {**state, "config": config}
         buffer = io.BytesIO()
-        torch.save(state, buffer)
+        try:
+            torch.save(ckpt.sealed(state), buffer)
+        except OSError as err:  # out of memory for the buffer, a full temporary disk
+            raise _write_error(self.path / CHECKPOINT, err) from None
         path = self.path / CONFIG
         text = config_text(config) if config is not None else None
-        if config is not None and path.is_file() and path.read_text() != text:
+        if config is not None and _holds(path) not in (None, text):
             path.unlink()  # it would not describe the checkpoint about to be renamed
         write_atomically(self.path / CHECKPOINT, buffer.getvalue())
         if text is not None:
@@ -208,8 +247,83 @@ class RunFolder:
     def write_config(self, text: str) -> None:
         """``config.yaml``, after the checkpoint it describes (unless it holds ``text``)."""
         path = self.path / CONFIG
-        if not (path.is_file() and path.read_text() == text):
+        if _holds(path) != text:
             write_atomically(path, text)
 
     def save_metrics(self, metrics: Mapping[str, Any]) -> None:
         write_atomically(self.path / METRICS, json.dumps(metrics, indent=1))
+
+
+def _holds(path: Path) -> str | None:
+    """The text of the run folder's file ``path`` (``None`` without one), read without
+    following a link."""
+    data = ckpt.read_bytes(path)
+    return None if data is None else data.decode(errors="replace")
+
+
+def read_mapping(data: bytes, path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The config mapping in the bytes ``data`` of ``path`` (:func:`.yaml.read_mapping`)."""
+    from .yaml import read_mapping as parse
+
+    return parse(data, path)
+
+
+def _check_out(path: Path) -> None:
+    """Refuse, in one line, an out folder that cannot be one: a link loop, a name the system
+    refuses, a file, a file system's root or the home folder itself."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        info = None
+    except NotADirectoryError:
+        raise ValueError(f"--out {path}: a part of it is a file; give a folder") from None
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise ValueError(f"--out {path} is a loop of symbolic links; give a folder") from None
+        if err.errno == errno.ENAMETOOLONG:
+            raise ValueError(
+                f"--out {_short(path)}: a name in it is too long for the file system; give "
+                "a shorter one"
+            ) from None
+        raise ValueError(f"--out {path} cannot be used ({err.strerror}); give a folder") from None
+    if info is not None and not stat.S_ISDIR(info.st_mode):
+        raise ValueError(f"--out {path} is a file; give a folder")
+    real = Path(os.path.realpath(path))
+    if real.parent == real or real == Path.home().resolve():
+        where = "a file system's root" if real.parent == real else "the home folder"
+        raise ValueError(
+            f"--out {path} is {where}; give a folder of its own for the run (e.g. {path / 'run'})"
+        )
+
+
+def _short(path: Path, limit: int = 80) -> str:
+    text = str(path)
+    return text if len(text) <= limit else f"{text[: limit // 2]}…{text[-limit // 4 :]}"
+
+
+def _check_contents(path: Path) -> None:
+    """Refuse a folder that holds a symbolic link at any depth (it could point outside the
+    run) or that is not empty and holds none of a run's files (``OWN``): it is someone else's
+    folder."""
+    try:
+        entries = list(os.scandir(path))
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        raise ValueError(f"--out {path} cannot be read ({err.strerror}); give a folder") from None
+    links = sorted(
+        Path(top, name)
+        for top, folders, files in os.walk(path)  # never into a linked folder
+        for name in folders + files
+        if os.path.islink(os.path.join(top, name))
+    )
+    if links:
+        raise ValueError(
+            f"{links[0]} is a symbolic link; pyrovae follows no link in a run folder: remove it"
+        )
+    names = {e.name for e in entries}
+    if names and not names & set(OWN):
+        raise ValueError(
+            f"--out {path} holds {len(names)} other file(s) and is not a pyrovae run (no "
+            f"{CONFIG}, {CHECKPOINT} or {METRICS}); give a new or empty folder"
+        )

@@ -9,6 +9,7 @@ a lock whose process is gone is stale.)
 This module imports nothing of pyrovae, so that a test can load it alone in another process.
 """
 
+import errno
 import json
 import os
 import socket
@@ -45,9 +46,9 @@ class Lock:
         """:raises ValueError: when another live process (or another ``Lock``) owns it."""
         if self.held:
             return self
-        self.created = [p for p in (self.folder, *self.folder.parents) if not p.exists()]
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.created = [p for p in (self.folder, *self.folder.parents) if not _exists(p)]
         try:
+            self.folder.mkdir(parents=True, exist_ok=True)
             self.fd = _acquire(self.folder / self.name)
         except BaseException:
             _remove_empty(self.created)
@@ -74,9 +75,41 @@ def owned(folder: str | os.PathLike[str]) -> Lock:
     return Lock(folder)
 
 
+def _exists(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names something (a dangling link included); a name the system refuses
+    (too long) names nothing."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as err:
+        if err.errno == errno.ENAMETOOLONG:
+            return False
+        raise
+    return True
+
+
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+"""``os.open`` flag: fail (``ELOOP``) where the last name is a symbolic link instead of
+following it."""
+
+
+def open_nofollow(path: str | os.PathLike[str], flags: int, mode: int = 0o644) -> int:
+    """``os.open(path, flags | O_NOFOLLOW)``: a symbolic link planted under a run folder's
+    file name is never followed (``ValueError`` naming it), so nothing outside is touched."""
+    try:
+        return os.open(path, flags | NOFOLLOW, mode)
+    except OSError as err:
+        if err.errno == errno.ELOOP or os.path.islink(path):
+            raise ValueError(
+                f"{path} is a symbolic link; pyrovae follows no link in a run folder: remove it"
+            ) from None
+        raise
+
+
 def _acquire(path: Path) -> int:
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_nofollow(path, os.O_RDWR | os.O_CREAT)
         if not _lock(fd, path):
             owner = _owner(fd)
             os.close(fd)
@@ -85,7 +118,7 @@ def _acquire(path: Path) -> int:
                 "end or train into another --out folder"
             )
         try:
-            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            same = os.lstat(path).st_ino == os.fstat(fd).st_ino
         except FileNotFoundError:  # the owner removed it between our open and our lock
             same = False
         if same:
@@ -138,6 +171,8 @@ def _alive(pid: int) -> bool:  # pragma: no cover (used without fcntl only)
 
 def _remove_empty(folders: Iterable[Path]) -> None:
     for folder in folders:  # deepest first
+        if not _exists(folder):  # never made (e.g. its name was too long)
+            continue
         try:
             folder.rmdir()
         except OSError:
