@@ -164,6 +164,9 @@ class Data:
                 "batch does not allow: binarize the rows in your Dataset, or use 'dynamic' "
                 "with a Dataset for the training rows only"
             )
+        for split in (train, valid, test) if binarize != "none" else ():
+            if isinstance(split, Split):
+                _check_probabilities(split.x, binarize)
         shape = None if image_shape is None else tuple(int(s) for s in image_shape)
         if shape is not None and len(shape) == 2:
             shape = (1, *shape)
@@ -297,6 +300,16 @@ def _picture_shape(input_shape):
 def _row_length(split):
     first = next(iter(split.chunks(1)), None)
     return 0 if first is None or not len(first) else first[0].numel()
+
+
+def _check_probabilities(x, binarize):
+    """Binarisation draws x ~ Bernoulli(value): every value must be a probability."""
+    if len(x) and (x.min() < 0 or x.max() > 1):
+        raise ValueError(
+            f"binarize={binarize!r} draws each value v as Bernoulli(v), so the rows must lie in "
+            f"[0, 1], got values in {x.min().item():.4g}…{x.max().item():.4g}; scale them to "
+            "[0, 1], or binarize 'none' (with a Gaussian likelihood)"
+        )
 
 
 def _binarized(split, gen):
