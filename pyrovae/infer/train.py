@@ -225,7 +225,9 @@ class TrainState:
         if self.labels:  # batches carry each row's label as a last column
             mixed = labelled_per_batch(self.model, self.data, self.options)
             self.labels["labelled_per_batch"] = mixed
-            self.model_fn, self.guide_fn = with_labels(self.model_fn), with_labels(self.guide_fn)
+            width = contract.condition_width(self.model)
+            self.model_fn = with_labels(self.model_fn, width)
+            self.guide_fn = with_labels(self.guide_fn, width)
         self.device, self.dtype = checks.device_dtype(self.model)
         self.objective = objective_name(self.elbo)  # what the training loss estimates
         self.scorer = self.elbo if self.objective == "elbo" else make_elbo("trace", self.model)
@@ -344,12 +346,15 @@ def _anomaly_detection(enabled):
         yield
 
 
-def with_labels(fn):
+def with_labels(fn, width=0):
     """``fn(x, y)`` as a function of one tensor: rows ``(B, D + 1)`` whose last column holds
-    the labels (what ``Data.batches(..., labels=True)`` yields). A labelled batch thus passes
-    as one tensor through the step, the guard and the distributed wrapper."""
+    the labels (what ``Data.batches(..., labels=True)`` yields), or, with ``width`` = c > 0,
+    rows ``(B, D + c)`` whose last c columns hold real-valued conditions. A labelled batch
+    thus passes as one tensor through the step, the guard and the distributed wrapper."""
 
     def unpacked(xy):
+        if width:
+            return fn(xy[:, :-width], xy[:, -width:])
         return fn(xy[:, :-1], xy[:, -1].long())
 
     return unpacked

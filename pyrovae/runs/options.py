@@ -204,6 +204,18 @@ class ModelOptions:
     noise: object = option(
         None, "llgae noise scale: learned or a fixed number", parse=number_or_learned
     )
+    num_classes: int | None = option(
+        None,
+        "cvae, ssvae: the labels are 0 … K-1 (unset: 10)",
+        optional(lambda name, value: checks.int_at_least(name, value, 2)),
+        integer,
+    )
+    condition_dim: int | None = option(
+        None,
+        "cvae (Python, and config.yaml): y is a real vector of this size, not a label",
+        POSITIVE,
+        flag=False,
+    )
     aux_loss_multiplier: float | None = option(
         None, "ssvae: weight α of the classification term per labelled row (unset: 50)", None, float
     )
