@@ -18,7 +18,8 @@ protocol                  what it adds
 :class:`NamesGuide`       ``guide_name``: what the guide is, for messages
 :class:`Enumerates`       ``has_enumerated_sites``: sites marked for enumeration (TraceEnum_ELBO)
 :class:`LearnsLabels`     ``uses_labels``: ``model(x, y)``/``guide(x, y)`` take labels ``(N,)``
-                          (−1 unlabelled); ``conditions_on_labels``: scored given them too
+                          (−1 unlabelled); ``conditions_on_labels``: scored given them too;
+                          ``condition_width`` c (optional): y is ``(N, c)`` real conditions
 :class:`MixesLabelled`    ``labelled_per_batch(batch_size)``: labelled rows in every batch
 :class:`Samples`          ``sample(n)``: ``(n, D)`` draws (means of p(x | z), z ~ p(z))
 :class:`Reconstructs`     ``reconstruct(x, *labels)``: ``(N, D)``
