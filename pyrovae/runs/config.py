@@ -57,7 +57,9 @@ def resolve(file_values=None, flag_values=None):
         config.update({k: v for k, v in source.items() if v is not None})
     _labels(config)
     _check(config)
-    _own_data(config)
+    _own_data(
+        config, any(s.get("dataset") is not None for s in (file_values or {}, flag_values or {}))
+    )
     if config["binarize"] is None:
         bernoulli = config["model"] in ("vae", *LABEL_MODELS) and _part_name(
             config["likelihood"]
@@ -123,12 +125,12 @@ def _labels(config):
         )
 
 
-def _own_data(config):
+def _own_data(config, named):
     """``data`` (the user's file, made absolute so that ``evaluate`` and ``sample`` find it
-    from anywhere) or ``dataset`` (by default ``digits``), not both; ``labels`` and
-    ``data_key`` belong to ``data``, and a model that learns from labels needs them."""
+    from anywhere) or a ``dataset`` (``named``: given, not the default), not both: with
+    ``data`` the config has no ``dataset``. ``labels`` and ``data_key`` belong to ``data``, and
+    a model that learns from labels needs them."""
     if config["data"] is None:
-        config["dataset"] = config["dataset"] or "digits"
         given = [k for k in ("labels", "data_key") if config[k] is not None]
         if given:
             raise ValueError(
@@ -136,11 +138,12 @@ def _own_data(config):
                 f"or drop {', '.join(given)} (dataset {config['dataset']!r} has its own labels)"
             )
         return
-    if config["dataset"] is not None:
+    if named:
         raise ValueError(
             f"give --data {config['data']} or --dataset {config['dataset']}, not both (data is "
             "your own file, dataset a named data set)"
         )
+    config["dataset"] = None
     config["data"] = str(Path(config["data"]).expanduser().absolute())
     if config["model"] in LABEL_MODELS and config["labels"] is None:
         raise ValueError(

@@ -102,9 +102,8 @@ class DataOptions:
     """Which rows a run trains on."""
 
     dataset: str | None = option(
-        None,
-        "digits (offline; the data when neither --dataset nor --data is given), mnist, "
-        "fashion-mnist",
+        "digits",
+        "digits (offline), mnist, fashion-mnist; unset by --data",
         optional(dataset),
         str,
     )
@@ -284,7 +283,8 @@ RECORDED_DATA_KEYS = (
 )
 """The data and run options that ``pyrovae train`` writes into ``config.yaml`` besides the
 model's and the training's (the others are resolved into those: ``condition_on`` into the
-model, ``input_dim`` from the model)."""
+model, ``input_dim`` from the model; or, as :class:`FitOptions`, leave the result alone). Unset
+ones are left out: a run on the user's file records ``data`` and no ``dataset``."""
 
 
 def training_options(config, flags):
