@@ -665,6 +665,13 @@ CLI = {
         r"the rows of run .* are not images \(64 values each\): give -o FILE.csv or FILE.npy",
         _rows_run,
     ),
+    "condition-dim-labels": (
+        train("--condition-on", "label", "--condition-dim", "3"),
+        None,
+        r"ConditionalVAE conditions on real vectors \(N, 3\) \(condition_dim\), but the train "
+        r"rows' y has shape \(1150,\)",
+        None,
+    ),
     "logger-unknown": (
         train("--logger", "csv", "--logger", "comet"),
         None,

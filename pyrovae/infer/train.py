@@ -378,16 +378,26 @@ def labelled_per_batch(model, data, o):
 
 
 def _check_labels(model, data):
-    """Refuse data without the labels a model learns from (or is scored with)."""
+    """Refuse data without the labels a model learns from (or is scored with), or whose y
+    has another shape than the model's: ``(N,)`` labels, or ``(N, c)`` real conditions."""
     needs = {"train": contract.uses_labels(model)}
     if contract.conditions_on_labels(model):
         needs.update(valid=True, test=True)
+    width = contract.condition_width(model)
     for name, needed in needs.items():
         split = {"train": data.train, "valid": data.valid, "test": data.test}[name]
-        if needed and split is not None and split.y is None:
+        y = split.y if needed and split is not None else None
+        shape = None if y is None else (len(y), width) if width else (len(y),)
+        if needed and split is not None and y is None:
             raise ValueError(
                 f"{type(model).__name__} learns from labels but the {name} rows have none; "
                 "give labelled data, e.g. pyrovae.data.from_arrays(x, y) or a named data set"
+            )
+        if y is not None and tuple(y.shape) != shape:
+            what = f"real vectors (N, {width}) (condition_dim)" if width else "labels (N,)"
+            raise ValueError(
+                f"{type(model).__name__} conditions on {what}, but the {name} rows' y has "
+                f"shape {tuple(y.shape)}; give y of that shape, or build the model to match"
             )
 
 

@@ -211,9 +211,10 @@ class ModelOptions:
     )
     condition_dim: int | None = option(
         None,
-        "cvae (Python, and config.yaml): y is a real vector of this size, not a label",
+        "cvae: y is a real vector of this size, not a label (data given in Python, "
+        "from_arrays(x, y) with y (N, c); a file's --labels are one column)",
         POSITIVE,
-        flag=False,
+        integer,
     )
     aux_loss_multiplier: float | None = option(
         None, "ssvae: weight α of the classification term per labelled row (unset: 50)", None, float

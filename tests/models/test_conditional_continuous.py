@@ -80,3 +80,12 @@ def test_conditions_of_the_wrong_kind_are_refused():
             model.guide(x, y)
     with pytest.raises(ValueError, match="conditions contain NaN"):
         model.model(x, torch.full((3, C), float("nan")))
+
+
+def test_fit_refuses_y_of_the_other_kind(digits):
+    continuous = ConditionalVAE(64, 2, condition_dim=C, hidden=(8,))
+    with pytest.raises(ValueError, match=r"conditions on real vectors \(N, 2\) .* shape \(1150,\)"):
+        pyrovae.fit(continuous, digits, epochs=1, progress=False)
+    data = linear_data(50)
+    with pytest.raises(ValueError, match=r"conditions on labels \(N,\), .* shape \(35, 2\)"):
+        pyrovae.fit(ConditionalVAE(D, 2, likelihood="gaussian"), data, epochs=1, progress=False)
