@@ -104,7 +104,7 @@ class DataOptions:
     dataset: str | None = option(
         "digits",
         "digits (offline), mnist, fashion-mnist; unset by --data",
-        optional(dataset),
+        dataset,
         str,
     )
     data: str | None = option(
