@@ -180,3 +180,13 @@ def test_loggers_and_workers_from_flags_and_a_config_file_change_nothing(tmp_pat
     _main([*base[:1], "--epochs", "3", *base[3:], "--out", resumed], capsys)
     assert _metrics(plain)["valid_elbo"] == _metrics(resumed)["valid_elbo"]
     assert (plain / "csv" / "metrics.csv").exists()
+
+
+def test_num_classes_fits_labels_beyond_ten(rows, tmp_path, capsys):
+    x, y = rows
+    path, flags, _ = _csv_header(tmp_path, x, np.arange(N) % 12)  # labels 0 … 11
+    argv = ["train", "--data", path, *flags, "--condition-on", "label", *TINY]
+    assert cli.main([str(a) for a in [*argv, "--out", tmp_path / "ten"]]) == 2
+    assert "labels must be integers in 0…9" in capsys.readouterr().err
+    _main([*argv, "--num-classes", "12", "--out", tmp_path / "twelve"], capsys)
+    assert pyrovae.load(tmp_path / "twelve").num_classes == 12
