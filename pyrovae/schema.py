@@ -15,7 +15,17 @@ import decimal
 from . import checks
 
 
-def option(default, help, check=None, parse=None, flag=True, key=True, metavar=None):  # noqa: A002
+def option(
+    default,
+    help,  # noqa: A002
+    check=None,
+    parse=None,
+    flag=True,
+    key=True,
+    metavar=None,
+    repeat=False,
+    result=True,
+):
     """A dataclass field for one option.
 
     :param default: the one default, in Python and on the command line.
@@ -25,9 +35,13 @@ def option(default, help, check=None, parse=None, flag=True, key=True, metavar=N
     :param flag: ``True``: ``--name-with-dashes``; a text: that flag instead (``"--quiet"`` for
         ``progress``, a switch that stores ``False``); ``False``: no flag.
     :param bool key: whether a config file may set it (and ``config.yaml`` records it).
+    :param bool repeat: the flag may be given several times; its value is the list of them.
+    :param bool result: ``False`` for a key that leaves the trained model and its numbers alone
+        (how the run is watched or read, e.g. ``logger``, ``num_workers``): ``config.yaml``
+        does not record it and a resumed run may change it (:func:`free_keys`).
     """
     meta = {"help": help, "check": check, "parse": parse, "flag": flag, "key": key}
-    meta["metavar"] = metavar
+    meta.update(metavar=metavar, repeat=repeat, result=result)
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -62,6 +76,16 @@ def keys(*sections):
     return tuple(defaults(*sections, only_keys=True))
 
 
+def free_keys(*sections):
+    """The config keys of ``sections`` that leave the result alone (``result=False``)."""
+    return tuple(
+        f.name
+        for section in sections
+        for f in dataclasses.fields(section)
+        if f.metadata.get("key", True) and not f.metadata.get("result", True)
+    )
+
+
 def add_flags(parser, *sections):
     """One flag per field of ``sections`` that has one, its ``dest`` the field's name. A flag's
     default is ``None`` (unset: a config file or the option's own default decides); a switch's
@@ -82,6 +106,7 @@ def add_flags(parser, *sections):
             parser.add_argument(
                 name,
                 dest=f.name,
+                action="append" if meta.get("repeat") else "store",
                 type=meta["parse"],
                 metavar=meta["metavar"],
                 help=f"{meta['help']} ({default})",
