@@ -16,23 +16,26 @@ from unittest import mock
 
 from . import clustering_digits
 
-QUICK = ["--epochs", "2"]
+QUICK = ["--epochs", "2", "--pretrain-epochs", "2"]
 FULL = []
 SEEDS = (0, 1, 2, 3, 4)
 
 
 def arguments(parser):
-    parser.add_argument(
-        "--epochs", type=int, help="pyrovae train's --epochs (default: the CLI's, the README's)"
-    )
+    for option in ("--epochs", "--pretrain-epochs"):
+        parser.add_argument(
+            option, type=int, help=f"pyrovae train's {option} (default: the CLI's, the README's)"
+        )
     parser.add_argument("--seed", type=int, default=0, help="set by the runner's --seeds")
 
 
 def main(args, session):
-    train = clustering_digits.TRAIN + (["--epochs", str(args.epochs)] if args.epochs else [])
+    budget = {"--epochs": args.epochs, "--pretrain-epochs": args.pretrain_epochs}
+    train = clustering_digits.TRAIN + [w for o, n in budget.items() if n for w in (o, str(n))]
     runs = session.folder("readme-command", "")
     with tempfile.TemporaryDirectory() as tmp, mock.patch.object(clustering_digits, "TRAIN", train):
         out = Path(tmp) / "report.json"
         clustering_digits.main(SimpleNamespace(seeds=[args.seed], runs=runs, out=out))
         (row,) = json.loads(out.read_text())["seeds"]
-    session.merge("clustering_digits.json", {**row, "epochs": args.epochs}, ("seed", "epochs"))
+    row.update(epochs=args.epochs, pretrain_epochs=args.pretrain_epochs)
+    session.merge("clustering_digits.json", row, ("seed", "epochs", "pretrain_epochs"))
