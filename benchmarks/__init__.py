@@ -30,10 +30,9 @@ BENCHMARKS = {
     "peers": "benchmarks.peers",
     "peers_swaps": "benchmarks.peers_swaps",
     "distributed": "benchmarks.distributed",
-}
-
-# scripts run as they are (their own options and results file); quick: its words, or None where
-# the script has no form that leaves the committed results alone
-SCRIPTS = {
-    "overhead": {"path": "benchmarks/overhead.py", "quick": None, "full": []},
+    "overhead": "benchmarks.overhead",
+    "gpu_check": "benchmarks.gpu_check",
+    "precision": "benchmarks.precision",
+    "clustering_digits": "benchmarks.clustering_readme",  # runs the script clustering_digits.py
+    "gmm_vs_sklearn_uci": "benchmarks.gmm_vs_sklearn_uci",
 }

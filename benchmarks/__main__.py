@@ -4,13 +4,12 @@ NAME --help`` lists them); they override the form's."""
 
 import argparse
 import importlib
-import subprocess
 import sys
 import time
 
 import torch
 
-from . import BENCHMARKS, SCRIPTS, harness, page
+from . import BENCHMARKS, harness, page
 
 
 def parser_of(module, name):
@@ -23,16 +22,8 @@ def parser_of(module, name):
 
 
 def run_one(name, form, seeds, rest, common):
-    """Every seed of one benchmark in one form; returns the wall-clock seconds it took (None:
-    the benchmark has no such form)."""
+    """Every seed of one benchmark in one form; returns the wall-clock seconds it took."""
     tic = time.perf_counter()
-    if name in SCRIPTS:
-        words = SCRIPTS[name][form]
-        if words is None:
-            print(f"{name}: no {form} form (its script writes into benchmarks/results/)")
-            return None
-        subprocess.run([sys.executable, SCRIPTS[name]["path"], *words, *rest], check=True)
-        return time.perf_counter() - tic
     module = importlib.import_module(BENCHMARKS[name])
     words = module.QUICK if form == "quick" else module.FULL
     args = parser_of(module, name).parse_args([*words, *rest])
@@ -64,18 +55,17 @@ def main(argv=None):
         return
     torch.set_num_threads(1)
     if common.name == "list":
-        for name in [*BENCHMARKS, *SCRIPTS]:
+        for name in BENCHMARKS:
             print(name)
         return
     if common.name == "page":
         sys.exit(page.main(check=common.check))
     if common.name == "all":
-        for name in [*BENCHMARKS, *SCRIPTS]:
+        for name in BENCHMARKS:
             seconds = run_one(name, common.form or "quick", common.seeds, rest, common)
-            if seconds is not None:
-                print(f"benchmark {name}: {common.form or 'quick'} form passed, {seconds:.0f} s")
+            print(f"benchmark {name}: {common.form or 'quick'} form passed, {seconds:.0f} s")
         return
-    if common.name not in BENCHMARKS and common.name not in SCRIPTS:
+    if common.name not in BENCHMARKS:
         p.error(f"unknown benchmark {common.name!r}; 'python -m benchmarks list' names them")
     run_one(common.name, common.form or "full", common.seeds, rest, common)
 

@@ -13,28 +13,20 @@ sample covariance is singular; K = 3; not standardised). For each covariance typ
   ``--settings`` (``LR:BATCH``, batch 0 = all training rows): fit's defaults (10⁻³, 128), the
   issue's 10⁻² at 128, and 10⁻² full batch.
 
-Reported per row: mean ± sd over the seeds (n = number of seeds) of the training and test mean
+Reported per (data set, covariance, setting) and seed: the training and test mean
 log-likelihood per row (nats, higher is better), ours (after SVI), our start, and
-scikit-learn's; the drift ``end − start`` on the training rows (its minimum over seeds: the
-SVI steps should never lose more than 0.005 nats from EM's optimum); the smallest eigenvalue
-of a fitted covariance (float64 from our float32 Cholesky factor; the floor is reg_covar =
-10⁻⁶).
+scikit-learn's; the drift ``end − start`` on the training rows (the SVI steps should never lose
+more than 0.005 nats from EM's optimum); the smallest eigenvalue of a fitted covariance
+(float64 from our float32 Cholesky factor; the floor is reg_covar = 10⁻⁶). Writes
+``benchmarks/results/gmm_vs_sklearn_uci/gmm_vs_sklearn_uci_s<seed>.json``;
+``gmm_vs_sklearn_uci.json`` beside it is seeds 0-2 recorded before the runner (per seed under
+``runs``). The quick form: iris and the singular blobs, one setting, 5 epochs.
 
-    OMP_NUM_THREADS=1 nice -n 15 python benchmarks/gmm_vs_sklearn_uci.py
+    OMP_NUM_THREADS=1 nice -n 15 python -m benchmarks gmm_vs_sklearn_uci --full
 """
-
-import argparse
-import json
-import os
-import platform
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pyro
-import sklearn
 import torch
 from sklearn.datasets import load_breast_cancer, load_iris, load_wine, make_blobs
 from sklearn.mixture import GaussianMixture as SklearnGMM
@@ -44,7 +36,9 @@ from sklearn.preprocessing import StandardScaler
 import pyrovae
 from pyrovae.models import GaussianMixture
 
-OUT = Path(__file__).parent / "results" / "gmm_vs_sklearn_uci.json"
+QUICK = ["--datasets", "iris", "singular_blobs", "--settings", "1e-2:0", "--epochs", "5"]
+FULL = []
+SEEDS = (0, 1, 2)
 
 
 def singular_blobs(seed):
@@ -94,72 +88,26 @@ def one_run(name, covariance, lr, batch_size, seed, epochs):
     }  # fmt: skip
 
 
-def summary(runs):
-    row = {}
-    for key in runs[0]:
-        values = np.array([r[key] for r in runs])
-        row[key] = {"mean": values.mean(), "sd": values.std(ddof=1), "n": len(values)}
-    row["drift"]["min"] = min(r["drift"] for r in runs)
-    row["min_eigenvalue"]["min"] = min(r["min_eigenvalue"] for r in runs)
-    return row
+def arguments(parser):
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--settings", nargs="+", default=["1e-3:128", "1e-2:128", "1e-2:0"])
+    parser.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=list(DATASETS))
+    parser.add_argument("--seed", type=int, default=0, help="set by the runner's --seeds")
 
 
-def commit():
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, check=True).stdout.strip()  # fmt: skip
-        dirty = subprocess.run(["git", "status", "--porcelain", "pyrovae"], capture_output=True,
-                               text=True, cwd=Path(__file__).parents[1]).stdout.strip()  # fmt: skip
-        return head + (" (pyrovae/ modified)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def main(args):
-    torch.set_num_threads(1)
-    rows, at = [], commit()  # the code that runs, before any later commit
-    for name in DATASETS:
+def main(args, session):
+    """One seed: every data set, covariance and setting."""
+    rows = []
+    for name in args.datasets:
         for covariance in ("full", "diag"):
             for setting in args.settings:
                 lr, batch = float(setting.split(":")[0]), int(setting.split(":")[1])
-                tic = time.time()
-                runs = [one_run(name, covariance, lr, batch, s, args.epochs) for s in args.seeds]
-                row = {"dataset": name, "K": DATASETS[name][1], "covariance": covariance,
-                       "lr": lr, "epochs": args.epochs, "batch_size": batch or "all",
-                       **summary(runs), "runs": runs}  # fmt: skip
-                rows.append(row)
-                m = lambda key, row=row: f"{row[key]['mean']:.3f} ± {row[key]['sd']:.3f}"  # noqa: E731
-                print(f"{name:15s} {covariance} lr={lr:g} batch={batch or 'all'}  "
-                      f"train {m('train')} (start "
-                      f"{m('start_train')}, sklearn {m('sklearn_train')})  test {m('test')} "
-                      f"(sklearn {m('sklearn_test')})  drift min {row['drift']['min']:+.4f}  "
-                      f"min eig {row['min_eigenvalue']['min']:.3g}  {time.time() - tic:.0f}s",
-                      flush=True)  # fmt: skip
-    report = {
-        "benchmark": "gmm_vs_sklearn_uci",
-        "commit": at,
-        "command": "OMP_NUM_THREADS=1 python " + " ".join(sys.argv),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}, "
-        "torch threads 1",
-        "versions": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "pyro-ppl": pyro.__version__,
-            "scikit-learn": sklearn.__version__,
-            "numpy": np.__version__,
-        },  # fmt: skip
-        "units": "mean log-likelihood per row, nats (higher is better); mean ± sd over seeds",
-        "rows": rows,
-    }
-    args.out.parent.mkdir(exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
-    print(f"wrote {args.out}")
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--settings", nargs="+", default=["1e-3:128", "1e-2:128", "1e-2:0"])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--out", type=Path, default=OUT)
-    main(parser.parse_args())
+                run = one_run(name, covariance, lr, batch, args.seed, args.epochs)
+                rows.append({"dataset": name, "K": DATASETS[name][1], "covariance": covariance,
+                             "lr": lr, "epochs": args.epochs, "batch_size": batch or "all",
+                             **run})  # fmt: skip
+                print(f"{name:15s} {covariance} lr={lr:g} batch={batch or 'all'} "
+                      f"test {run['test']:.3f} (sklearn {run['sklearn_test']:.3f})  "
+                      f"drift {run['drift']:+.4f}", flush=True)  # fmt: skip
+    units = "mean log-likelihood per row, nats (higher is better)"
+    session.write(f"gmm_vs_sklearn_uci_s{args.seed}.json", {"units": units, "rows": rows})

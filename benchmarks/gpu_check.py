@@ -14,9 +14,13 @@
    (gloo in the dry run): the backend, world size, and a finite loss after one epoch.
 
 Each section records its error instead of stopping the others. ``--dry-run`` runs the same code
-on the CPU with small sizes (< 1 min; in the test suite). The GPU run:
+on the CPU with small sizes (< 1 min): the quick form, in ``make bench`` and the test suite.
+The GPU run, from the repository root:
 
-    bash benchmarks/gpu_check.sh    # = python benchmarks/gpu_check.py --out ...gpu_check.json
+    bash benchmarks/gpu_check.sh    # = python -m benchmarks gpu_check --full
+
+writes ``benchmarks/results/gpu_check/gpu_check.json`` (the dry run: ``gpu_check_dry_run.json``
+under the quick form's run folder).
 """
 
 import argparse
@@ -33,9 +37,12 @@ from pathlib import Path
 
 import torch
 
-HERE = Path(__file__).parent
-ROOT = HERE.parent
-RESULTS = HERE / "results" / "overhead" / "gpu_check.json"
+from .harness import ROOT
+from .plain_vae import HIDDEN, LR, TorchVAE
+
+QUICK = ["--dry-run", "--rounds", "2"]
+FULL = []
+SEEDS = (0,)
 CUDA_TEST_FILES = [
     "tests/ops/test_special.py",
     "tests/distributions/test_hyperspherical_uniform.py",
@@ -87,8 +94,6 @@ def torch_epoch(model, optimizer, x, batch, device, bf16):
 
 
 def _vae(latent=20, **parts):
-    from overhead import HIDDEN
-
     import pyrovae
 
     return pyrovae.VAE(784, latent, hidden=HIDDEN, **parts)
@@ -105,8 +110,6 @@ def fit_epoch_seconds(model, x, batch, device, **options):
 
 
 def fit_vs_torch(args, device):
-    from overhead import LR, TorchVAE
-
     from pyrovae.infer.step import adam
 
     steps, batches = SIZES["dry" if args.dry_run else "gpu"]
@@ -181,7 +184,8 @@ def torchrun(args, device):
     with tempfile.TemporaryDirectory() as folder:
         save = Path(folder) / "rank0.json"
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-        command += ["--nproc-per-node", str(procs), __file__, "--worker", str(save)]
+        command += ["--nproc-per-node", str(procs), "-m", "benchmarks", "gpu_check"]
+        command += ["--worker", str(save)]
         command += ["--device", device.type]
         done = subprocess.run(command, cwd=ROOT, env=_env(), capture_output=True, text=True)
         result = json.loads(save.read_text()) if save.exists() else {}
@@ -216,26 +220,25 @@ def worker(save, device):
         Path(save).write_text(json.dumps(info))
 
 
-def main(args):
-    sys.path.insert(0, str(HERE))
+def arguments(parser):
+    parser.add_argument("--dry-run", action="store_true", help="the same code on the CPU, small")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0, help="set by the runner's --seeds")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--device", default="cuda", help=argparse.SUPPRESS)
+
+
+def main(args, session):
     if args.worker:
         return worker(args.worker, args.device)
     if not args.dry_run and not torch.cuda.is_available():
-        raise SystemExit("no CUDA device: run with --dry-run for the CPU rehearsal")
+        raise SystemExit("no CUDA device: run the quick form (--quick: --dry-run) on the CPU")
     torch.set_num_threads(1 if args.dry_run else torch.get_num_threads())
     device = torch.device("cpu" if args.dry_run else "cuda")
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
     report = {
-        "command": "python " + " ".join(sys.argv),
         "dry_run": args.dry_run,
-        "commit": commit,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
         "device": torch.cuda.get_device_name() if device.type == "cuda" else platform.machine(),
         "cuda": torch.version.cuda,
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     tic = time.perf_counter()
     for name, section in [
@@ -252,17 +255,5 @@ def main(args):
         report[name]["section_seconds"] = time.perf_counter() - start
         print(name, json.dumps(report[name])[:400], flush=True)
     report["total_seconds"] = time.perf_counter() - tic
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
+    session.write("gpu_check_dry_run.json" if args.dry_run else "gpu_check.json", report)
     return report
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dry-run", action="store_true", help="the same code on the CPU, small")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--out", default=str(RESULTS))
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--device", default="cuda", help=argparse.SUPPRESS)
-    main(parser.parse_args())

@@ -1,10 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check (benchmarks/gpu_check.py) on a lent device, from the repository root:
-#   bash benchmarks/gpu_check.sh [--dry-run]
-# writes benchmarks/results/overhead/gpu_check.json (the dry run: gpu_check_dry_run.json).
+#   bash benchmarks/gpu_check.sh           # writes benchmarks/results/gpu_check/gpu_check.json
+#   bash benchmarks/gpu_check.sh --quick   # the CPU dry run, under the quick form's run folder
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=benchmarks/results/overhead/gpu_check.json
-case "${1:-}" in --dry-run) out=benchmarks/results/overhead/gpu_check_dry_run.json ;; esac
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-timeout 300 python benchmarks/gpu_check.py "$@" --out "$out"
+timeout 300 python -m benchmarks gpu_check "${@:---full}"

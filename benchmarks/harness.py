@@ -10,6 +10,7 @@ tree had uncommitted changes), the versions, the machine, the command, the seed 
 
 import datetime
 import fcntl
+import importlib.metadata
 import json
 import os
 import platform
@@ -61,6 +62,7 @@ def provenance(seed):
             "pyro": pyro.__version__,
             "numpy": np.__version__,
             "pyrovae": getattr(pyrovae, "__version__", None),
+            "scikit-learn": _version("scikit-learn"),
         },
         "machine": {
             "platform": platform.platform(),
@@ -72,6 +74,13 @@ def provenance(seed):
         "seed": seed,
         "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
+
+
+def _version(distribution):
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 STARTED_AT = commit()

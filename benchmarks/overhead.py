@@ -28,26 +28,20 @@ every variant runs ``--steps`` steps (in a rotating order). Time is the thread's
 (``time.thread_time``), which other processes on a loaded machine do not inflate. Reported for
 each variant: its time per step and its time divided by its group's reference in the same
 round, each as the median over rounds with the interquartile range and min–max. Writes
-``benchmarks/results/overhead/overhead.json`` (with the commit, versions, machine, command).
+``benchmarks/results/overhead/overhead.json``.
 
-    nice -n 10 env OMP_NUM_THREADS=1 python benchmarks/overhead.py --rounds 30 --steps 20 --parts
+    nice -n 10 env OMP_NUM_THREADS=1 python -m benchmarks overhead --full
+
+(``--full``: 30 rounds of 20 steps, with ``--parts``.)
 """
 
-import argparse
-import json
-import math
 import os
-import platform
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pyro
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 import pyrovae
 from pyrovae.distributions import VonMisesFisher
@@ -64,33 +58,11 @@ from pyrovae.infer.step import (
 )
 from pyrovae.ops.special import log_bessel_iv_and_ratio
 
-RESULTS = Path(__file__).parent / "results" / "overhead" / "overhead.json"
-HIDDEN, LATENT, LR = (256, 128), 20, 1e-3
-LOG_2PI = math.log(2 * math.pi)
+from .plain_vae import HIDDEN, LATENT, LR, TorchVAE
 
-
-class TorchVAE(nn.Module):
-    """The same network and estimator in plain PyTorch."""
-
-    def __init__(self, latent=LATENT):
-        super().__init__()
-        h1, h2 = HIDDEN
-        self.trunk = nn.Sequential(nn.Linear(784, h1), nn.ReLU(), nn.Linear(h1, h2), nn.ReLU())
-        self.loc, self.scale = nn.Linear(h2, latent), nn.Linear(h2, latent)
-        self.decoder = nn.Sequential(
-            nn.Linear(latent, h2), nn.ReLU(), nn.Linear(h2, h1), nn.ReLU(), nn.Linear(h1, 784)
-        )
-
-    def forward(self, x):
-        """Negative single-sample ELBO, summed over the batch (Trace_ELBO's loss)."""
-        h = self.trunk(x)
-        loc, scale = self.loc(h), F.softplus(self.scale(h)) + 1e-5
-        eps = torch.randn_like(loc)
-        z = loc + scale * eps
-        log_q = (-0.5 * eps**2 - scale.log() - 0.5 * LOG_2PI).sum()
-        log_p_z = (-0.5 * z**2 - 0.5 * LOG_2PI).sum()
-        log_p_x = -F.binary_cross_entropy_with_logits(self.decoder(z), x, reduction="sum")
-        return -(log_p_x + log_p_z - log_q)
+QUICK = ["--rounds", "2", "--steps", "2", "--batches", "32"]
+FULL = ["--parts"]
+SEEDS = (0,)
 
 
 def torch_step(latent=LATENT):
@@ -213,8 +185,8 @@ def _any_batch(fn):
     return lambda x: fn()
 
 
-def main(args):
-    torch.set_num_threads(1)
+def main(args, session):
+    """All rounds (one seed: the timings do not depend on it)."""
     groups, data = variants(args.batches, args.parts)
     runs = [(g, v) for g in groups for v in groups[g]]
     for g, v in runs:  # warm up: lazy allocations, Adam state
@@ -228,16 +200,7 @@ def main(args):
             for i in range(args.steps):
                 step(xs[i % len(xs)])
             per_round[g, v].append((time.thread_time() - tic) / args.steps)
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent
-    ).stdout.strip()
     report = {
-        "command": "python " + " ".join(sys.argv),
-        "commit": commit,
-        "torch": torch.__version__,
-        "pyro": pyro.__version__,
-        "python": platform.python_version(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, 1 thread, thread CPU time",
         "load_average_at_end": os.getloadavg(),
         "rounds": args.rounds,
         "steps_per_round": args.steps,
@@ -256,8 +219,15 @@ def main(args):
                 f"{g:>10} {v:>24}: {entry['step_ms']['median']:8.3f} ms  ratio {r['median']:.3f}"
                 f" (IQR {r['iqr'][0]:.3f}-{r['iqr'][1]:.3f}, min-max {r['min']:.3f}-{r['max']:.3f})"
             )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=1))
+    session.write("overhead.json", report)
+
+
+def arguments(parser):
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--batches", type=int, nargs="+", default=[128, 512])
+    parser.add_argument("--parts", action="store_true", help="also time the components")
+    parser.add_argument("--seed", type=int, default=0, help="set by the runner's --seeds")
 
 
 def _spread(values):
@@ -270,12 +240,3 @@ def _spread(values):
         "max": max(values),
         "n": len(values),
     }
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=30)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--batches", type=int, nargs="+", default=[128, 512])
-    parser.add_argument("--parts", action="store_true", help="also time the components")
-    main(parser.parse_args())

@@ -9,29 +9,27 @@ log-likelihood (``--num-samples`` samples) on the first ``--test-rows`` test ima
 (family, precision, seed) is one run, in the order seed → family → precision, so that both
 precisions see the same machine. Training time is this process's CPU time (one thread).
 
-    nice -n 15 env OMP_NUM_THREADS=1 python benchmarks/precision.py --data-root ../shared/data
+    nice -n 15 env OMP_NUM_THREADS=1 python -m benchmarks precision --full --data-root DIR
 
-Writes ``benchmarks/results/overhead/precision_mnist.json``: every run, and per (family,
-precision) the mean ± sd over seeds; per family the bf16 − float32 log-likelihood difference
-(mean ± sd over seeds, paired by seed) and the time ratio.
+Writes ``benchmarks/results/precision/precision_mnist.json``: every run (``entries``, one per
+family, precision and seed, each with its provenance), and ``precision_summary.json``: per
+(family, precision) the mean ± sd over seeds; per family the bf16 − float32 log-likelihood
+difference (mean ± sd over seeds, paired by seed) and the time ratio. The quick form: the 8×8
+digits, one epoch. ``precision_mnist_before_runner.json``: seeds 0-2, recorded before the runner.
 """
 
-import argparse
 import copy
-import json
-import platform
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pyro
 import torch
 
 import pyrovae
 
-RESULTS = Path(__file__).parent / "results" / "overhead" / "precision_mnist.json"
+QUICK = ["--epochs", "1", "--num-samples", "10", "--test-rows", "100"]
+FULL = []
+SEEDS = (0, 1, 2)
 FAMILIES = {
     "normal-d10": {"latent_dim": 10, "prior": "normal", "posterior": "normal"},
     "sphere-s10": {
@@ -45,7 +43,9 @@ FAMILIES = {
 def run(family, precision, seed, data, args):
     pyro.clear_param_store()
     torch.manual_seed(seed)
-    vae = pyrovae.VAE(784, hidden=(256, 128), activation="relu", **FAMILIES[family])
+    vae = pyrovae.VAE(
+        data.train.x.shape[1], hidden=(256, 128), activation="relu", **FAMILIES[family]
+    )
     train = copy.copy(data)
     train.valid = train.test = None  # scored once, at the end
     tic = time.process_time()
@@ -116,40 +116,20 @@ def summary(runs):
     return out
 
 
-def main(args):
-    torch.set_num_threads(1)
-    data = pyrovae.data.load("mnist", root=args.data_root, binarize="dynamic")
-    runs = []
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent
-    ).stdout.strip()
-    for seed in args.seeds:
-        for family in FAMILIES:
-            for precision in ("32", "bf16"):
-                runs.append(run(family, precision, seed, data, args))
-                print(json.dumps(runs[-1]), flush=True)
-                report = {
-                    "command": "python " + " ".join(sys.argv),
-                    "commit": commit,
-                    "torch": torch.__version__,
-                    "pyro": pyro.__version__,
-                    "python": platform.python_version(),
-                    "machine": f"{platform.machine()}, 2-core VM, 1 thread, process CPU time",
-                    "epochs": args.epochs,
-                    "num_samples": args.num_samples,
-                    "test_rows": args.test_rows,
-                    "runs": runs,
-                    "summary": summary(runs),
-                }
-                RESULTS.parent.mkdir(parents=True, exist_ok=True)
-                RESULTS.write_text(json.dumps(report, indent=1))
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-root", required=True)
+def arguments(parser):
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--num-samples", type=int, default=100)
     parser.add_argument("--test-rows", type=int, default=2000)
-    main(parser.parse_args())
+    parser.add_argument("--seed", type=int, default=0, help="set by the runner's --seeds")
+
+
+def main(args, session):
+    """One seed: both families at both precisions (family → precision)."""
+    data = session.load("mnist", binarize="dynamic")
+    for family in FAMILIES:
+        for precision in ("32", "bf16"):
+            row = run(family, precision, args.seed, data, args)
+            row.update(epochs=args.epochs, num_samples=args.num_samples, test_rows=args.test_rows)
+            print(row, flush=True)
+            rows = session.merge("precision_mnist.json", row, ("family", "precision", "seed"))
+    session.write("precision_summary.json", {"summary": summary(rows)})

@@ -3,7 +3,7 @@
 ``train`` reads options from flags and/or ``--config FILE.yaml`` (flags win), trains, and
 writes ``OUT/config.yaml``, ``OUT/metrics.json``, ``OUT/checkpoint.pt`` and pictures.
 ``evaluate OUT`` prints JSON with ``elbo`` and ``log_likelihood`` (nats per example).
-``sample OUT -n 64 -o FILE.png`` draws from the trained model.
+``sample OUT -n 64 -o FILE.png`` draws from the trained model (``-o FILE.csv``: the rows).
 """
 
 import argparse
@@ -19,10 +19,11 @@ from typing import Any, NoReturn
 import pyro
 import torch
 
-from . import budget, schema
+from . import schema
 from .data import Data
 from .infer.distributed import env_rank, env_world_size
 from .infer.evaluation import evaluate
+from .runs import budget
 from .runs import config as cfg
 from .runs.fit import fit
 from .runs.folder import RunFolder, WriteError
@@ -87,11 +88,6 @@ def train(args: argparse.Namespace) -> None:
         model = cfg.build_model(config, data.input_shape, sized=True)
         if is_main:  # refuse a checkpoint before the logger writes anything
             folder.resumed(model, env_world_size())
-        logger = None
-        if args.tensorboard and is_main:
-            from .infer.loggers import TensorBoardLogger
-
-            logger = TensorBoardLogger(args.tensorboard)
         recorded = {k: str(config[k]) if k == "out" else config[k] for k in RECORDED_DATA_KEYS}
         history = fit(
             model,
@@ -99,7 +95,6 @@ def train(args: argparse.Namespace) -> None:
             out=folder,
             config=recorded,  # config.yaml, with each checkpoint: every value the model used
             device=args.device,
-            logger=logger,
             **training_options(config, vars(args)),
         )
         if is_main:
@@ -114,7 +109,7 @@ def _check_input_dim(config: Mapping[str, Any], data: Data) -> None:
     same = (cfg.canonical("input_dim", d) for d in (data.input_dim, data.input_shape))
     if given is not None and cfg.canonical("input_dim", given) not in list(same):
         raise ValueError(
-            f"input_dim {given} does not match the {config['dataset']} rows "
+            f"input_dim {given} does not match the {data.name} rows "
             f"({data.input_dim} values, shape {list(data.input_shape)}); remove input_dim"
         )
 
@@ -123,7 +118,7 @@ def load_run(out: str, device: str | None = None) -> tuple[dict[str, Any], Data,
     """Config, data and trained model of the run in folder ``out``, each read or built once."""
     folder = RunFolder(out)
     written = folder.trained_config()
-    if "dataset" not in written:
+    if "dataset" not in written and "data" not in written:
         raise ValueError(
             f"{out} was trained by fit on data given in Python, which the command line cannot "
             "load: evaluate it there, pyrovae.evaluate(pyrovae.load(run), data)"
@@ -146,7 +141,8 @@ def evaluate_run(args: argparse.Namespace) -> None:
             f"the {bad[0].replace('_', ' ')} of {args.out} is {result[bad[0]]}: the model gives "
             "non-finite scores on the test rows (JSON has no NaN); retrain it with a lower lr"
         )
-    report = {"model": config["model"], "dataset": config["dataset"], **result}
+    source = {"data": config["data"]} if config["data"] else {"dataset": config["dataset"]}
+    report = {"model": config["model"], **source, **result}
     print(json.dumps(report, indent=1, allow_nan=False))
 
 
@@ -157,16 +153,32 @@ def sample(args: argparse.Namespace) -> None:
     if not Path(args.o).parent.is_dir():
         raise FileNotFoundError(f"the folder of -o {args.o} does not exist; create it first")
     config, data, model = load_run(args.out)
-    shape = data.image_shape
-    if shape is None:
-        raise ValueError(f"{config['dataset']} rows are not images: there is no grid to draw")
-    budget.check_sample_grid(args.n, data.input_dim, shape, image_scale(shape))
+    shape, rows = data.image_shape, Path(args.o).suffix.lower() in (".csv", ".npy")
+    if shape is None and not rows:
+        raise ValueError(
+            f"the rows of run {args.out} are not images ({data.input_dim} values each): give "
+            "-o FILE.csv or FILE.npy for the sampled rows"
+        )
+    budget.check_sample_grid(args.n, data.input_dim, shape, image_scale(shape) if shape else 1)
     torch.manual_seed(args.seed)
-    sample_grid(model, args.n, shape, args.o)
+    if rows:
+        _save_rows(model.sample(args.n).cpu().numpy(), args.o)
+    else:
+        sample_grid(model, args.n, data.image_shape, args.o)
     print(args.o)
 
 
-def parser() -> Parser:
+def _save_rows(x, path):
+    """Rows ``(n, D)`` as a .npy array or a .csv file without a header."""
+    import numpy as np
+
+    if Path(path).suffix.lower() == ".npy":
+        np.save(path, x)
+    else:
+        np.savetxt(path, x, delimiter=",", fmt="%.7g")
+
+
+def parser():
     p = Parser(prog="pyrovae", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     _train_parser(sub).set_defaults(run=train)
@@ -180,7 +192,11 @@ def parser() -> Parser:
     s = sub.add_parser("sample", help="save a grid of samples from a trained run as PNG")
     s.add_argument("out", help="a folder written by pyrovae train")
     s.add_argument("-n", type=_positive_int, default=64, help="number of samples (default 64)")
-    s.add_argument("-o", default="samples.png", help="output PNG (default samples.png)")
+    s.add_argument(
+        "-o",
+        default="samples.png",
+        help="output PNG (default samples.png), or .csv/.npy for the sampled rows",
+    )
     s.add_argument("--seed", type=_seed, default=0, help="seed of the samples")
     s.set_defaults(run=sample)
     return p

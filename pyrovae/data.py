@@ -186,6 +186,9 @@ class Data:
                 "batch does not allow: binarize the rows in your Dataset, or use 'dynamic' "
                 "with a Dataset for the training rows only"
             )
+        for split in (train, valid, test) if binarize != "none" else ():
+            if isinstance(split, Split):
+                _check_probabilities(split.x, binarize)
         shape = None if image_shape is None else tuple(int(s) for s in image_shape)
         if shape is not None and len(shape) == 2:
             shape = (1, *shape)
@@ -234,7 +237,8 @@ class Data:
     ) -> Iterator[torch.Tensor]:
         """Shuffled training batches ``(B, D)`` for one epoch; with ``labels``, ``(B, D + 1)``:
         each row followed by its label (−1: unlabelled), for the models that learn from
-        labels (see :func:`pyrovae.infer.train.with_labels`).
+        labels (see :func:`pyrovae.infer.train.with_labels`); ``(B, D + c)`` for real-valued
+        conditions ``y`` ``(N, c)`` (the conditional VAE's ``condition_dim``).
 
         The order and the dynamic binarisation are drawn from a generator seeded by
         ``(seed, epoch)`` only, so an epoch repeats exactly after a resume. With
@@ -273,12 +277,7 @@ class Data:
             if dynamic:
                 x = torch.bernoulli(x, generator=gen)[rank::world_size]  # the global draw
                 y = None if y is None else y[rank::world_size]
-            if not labels:
-                yield x
-            elif y is None:
-                raise ValueError(f"labels=True needs labels: {self.name or 'these data'} have none")
-            else:
-                yield torch.cat([x, y[:, None].to(x.dtype)], 1)
+            yield torch.cat([x, y.reshape(len(y), -1).to(x.dtype)], 1) if labels else x
 
 
 def read_batches(
@@ -337,7 +336,17 @@ def _row_length(split: Split | DatasetSplit) -> int:
     return 0 if first is None or not len(first) else first[0].numel()
 
 
-def _binarized(split: Split | DatasetSplit, gen: torch.Generator) -> Split:
+def _check_probabilities(x, binarize):
+    """Binarisation draws x ~ Bernoulli(value): every value must be a probability."""
+    if len(x) and (x.min() < 0 or x.max() > 1):
+        raise ValueError(
+            f"binarize={binarize!r} draws each value v as Bernoulli(v), so the rows must lie in "
+            f"[0, 1], got values in {x.min().item():.4g}…{x.max().item():.4g}; scale them to "
+            "[0, 1], or binarize 'none' (with a Gaussian likelihood)"
+        )
+
+
+def _binarized(split, gen):
     return Split(torch.bernoulli(split.x, generator=gen), split.y)
 
 
@@ -372,6 +381,9 @@ def from_arrays(
     ``(N, H, W)`` or images ``(N, C, H, W)`` (channels first, as torch has them: RGB is C = 3;
     channels-last arrays ``(N, H, W, 3)`` are refused with the transpose to apply).
 
+    ``y``: integer labels ``(N,)``, or real-valued conditions ``(N, c)`` (floating point,
+    kept as they are: the conditional VAE's ``condition_dim``).
+
     Images are flattened to rows and keep their shape in ``input_shape``. Rows are split at
     random (``seed``) into test, validation and training rows. Values must be
     finite; they are kept as floating point of their own precision (integers are refused: scale
@@ -394,9 +406,14 @@ def from_arrays(
     if not torch.isfinite(x).all():
         raise ValueError("data contain NaN or inf; clean or drop those rows")
     if y is not None:
-        y = torch.as_tensor(np.asarray(y)).long()
-        if y.shape != x.shape[:1]:
-            raise ValueError(f"labels must have shape ({x.shape[0]},), got {tuple(y.shape)}")
+        y = torch.as_tensor(np.asarray(y))
+        conditions = y.dim() == 2 and y.is_floating_point() and len(y) == len(x)
+        y = y if conditions else y.long()
+        if not conditions and y.shape != x.shape[:1]:
+            raise ValueError(
+                f"labels must have shape ({x.shape[0]},) (or real-valued conditions "
+                f"({x.shape[0]}, c)), got {tuple(y.shape)}"
+            )
     n = x.shape[0]
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     n_test, n_valid = int(round(n * test_fraction)), int(round(n * valid_fraction))

@@ -20,15 +20,17 @@ Check = Callable[[str, Any], Any]
 """``check(name, value)``: raises ``ValueError`` on a bad value."""
 
 
-def option(  # noqa: A002
-    default: Any,
-    help: str,
-    check: Check | None = None,
-    parse: Callable[[str], Any] | None = None,
-    flag: bool | str = True,
-    key: bool = True,
-    metavar: str | None = None,
-) -> Any:
+def option(
+    default,
+    help,  # noqa: A002
+    check=None,
+    parse=None,
+    flag=True,
+    key=True,
+    metavar=None,
+    repeat=False,
+    result=True,
+):
     """A dataclass field for one option.
 
     :param default: the one default, in Python and on the command line.
@@ -38,9 +40,13 @@ def option(  # noqa: A002
     :param flag: ``True``: ``--name-with-dashes``; a text: that flag instead (``"--quiet"`` for
         ``progress``, a switch that stores ``False``); ``False``: no flag.
     :param bool key: whether a config file may set it (and ``config.yaml`` records it).
+    :param bool repeat: the flag may be given several times; its value is the list of them.
+    :param bool result: ``False`` for a key that leaves the trained model and its numbers alone
+        (how the run is watched or read, e.g. ``logger``, ``num_workers``): ``config.yaml``
+        does not record it and a resumed run may change it (:func:`free_keys`).
     """
     meta = {"help": help, "check": check, "parse": parse, "flag": flag, "key": key}
-    meta["metavar"] = metavar
+    meta.update(metavar=metavar, repeat=repeat, result=result)
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -75,7 +81,17 @@ def keys(*sections: Any) -> tuple[str, ...]:
     return tuple(defaults(*sections, only_keys=True))
 
 
-def add_flags(parser: argparse.ArgumentParser, *sections: Any) -> None:
+def free_keys(*sections):
+    """The config keys of ``sections`` that leave the result alone (``result=False``)."""
+    return tuple(
+        f.name
+        for section in sections
+        for f in dataclasses.fields(section)
+        if f.metadata.get("key", True) and not f.metadata.get("result", True)
+    )
+
+
+def add_flags(parser, *sections):
     """One flag per field of ``sections`` that has one, its ``dest`` the field's name. A flag's
     default is ``None`` (unset: a config file or the option's own default decides); a switch's
     is the option's default."""
@@ -95,6 +111,7 @@ def add_flags(parser: argparse.ArgumentParser, *sections: Any) -> None:
             parser.add_argument(
                 name,
                 dest=f.name,
+                action="append" if meta.get("repeat") else "store",
                 type=meta["parse"],
                 metavar=meta["metavar"],
                 help=f"{meta['help']} ({default})",

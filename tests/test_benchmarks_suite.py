@@ -142,3 +142,25 @@ def test_merge_replaces_the_row_with_the_same_key_and_keeps_the_others(tmp_path)
     assert [(r["seed"], r["x"]) for r in rows] == [(0, 3.0), (1, 2.0)]
     assert all(r["meta"]["command"].startswith("python -m benchmarks") for r in rows)
     assert session.folder("tag", "row-s0") == tmp_path / "example-quick" / "tag" / "row-s0"
+
+
+def test_no_benchmark_imports_another_or_edits_sys_path():
+    """Shared code lives in modules that are not benchmarks (harness, davidson, vade, ...)."""
+    import ast
+
+    registered = set(BENCHMARKS.values())
+    for path in sorted((harness.ROOT / "benchmarks").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        assert "sys.path" not in ast.unparse(tree), f"{path.name} edits sys.path"
+        if f"benchmarks.{path.stem}" not in registered:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                names = [f"benchmarks.{node.module or a.name}" for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            assert not set(names) & registered, f"{path.name} imports the benchmark {names}"

@@ -10,9 +10,10 @@ import pytest
 import torch
 import yaml
 
-from pyrovae import budget, cli
+from pyrovae import cli
 from pyrovae.infer.elbo import FastTrace_ELBO
 from pyrovae.models import VAE
+from pyrovae.runs import budget
 from pyrovae.runs import config as cfg
 
 
@@ -67,7 +68,7 @@ def test_flow_posteriors_are_bounded_like_the_others(posterior, capsys, monkeypa
 RSS_ENV = {"OMP_NUM_THREADS": "1", "MALLOC_MMAP_THRESHOLD_": "65536"}
 RSS_STEP = """
 import sys, threading, torch
-from pyrovae import budget
+from pyrovae.runs import budget
 from pyrovae.infer.objectives import make_elbo
 from pyrovae.models import models
 torch.set_num_threads(1)

@@ -14,13 +14,15 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 
 import pyrovae
-from pyrovae import budget, cli
+from pyrovae import cli
 from pyrovae.data import Data
 from pyrovae.infer import checkpoint as ckpt
 from pyrovae.models import VAE, ConditionalVAE
+from pyrovae.runs import budget
 from pyrovae.runs import config as cfg
 
 CATALOGUE = Path(__file__).parents[1] / "docs" / "errors.md"
@@ -89,6 +91,38 @@ def _python_data(run):
     """A run written by fit on rows given in Python: its config names no dataset."""
     state = torch.load(run / "checkpoint.pt", weights_only=True)
     del state["config"]["dataset"]
+    torch.save(ckpt.sealed(state), run / "checkpoint.pt")  # a consistent checksum
+
+
+def _input(name, write):
+    """A prepare step that writes the file ``inputs/name`` with ``write(path)``."""
+
+    def prepare(run):
+        write(run.parent / "inputs" / name)
+
+    return prepare
+
+
+def _text(name, text):
+    return _input(name, lambda path: path.write_text(text))
+
+
+def _images(*sizes):
+    def write(folder):
+        folder.mkdir()
+        for i, size in enumerate(sizes):
+            Image.new("RGB", size).save(folder / f"{i}.png")
+
+    return _input("images", write)
+
+
+def _rows_run(run):
+    """The run as if trained on a .csv of plain rows (no image shape) by ``--data``."""
+    rows = run.parent / "inputs" / "rows.csv"
+    np.savetxt(rows, np.random.default_rng(0).random((20, 64)), delimiter=",")
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    del state["config"]["dataset"]
+    state["config"]["data"] = str(rows)
     torch.save(ckpt.sealed(state), run / "checkpoint.pt")  # a consistent checksum
 
 
@@ -660,6 +694,122 @@ CLI = {
         train("--config", "{cfg}"),
         "epochs: true",
         r"epochs must be a positive integer, got True",
+        None,
+    ),
+    "data-and-dataset": (
+        train("--data", "{inputs}/x.csv", "--dataset", "digits"),
+        None,
+        r"give --data .*x.csv or --dataset digits, not both",
+        None,
+    ),
+    "data-labels-missing": (
+        train("--data", "{inputs}/x.csv", "--condition-on", "label"),
+        None,
+        r"model 'cvae' learns from labels: give --labels COLUMN, the column \(or key\) of",
+        None,
+    ),
+    "labels-without-data": (
+        train("--labels", "3"),
+        None,
+        r"labels name a column or key of your own file: give --data PATH",
+        None,
+    ),
+    "labels-type": (
+        train("--config", "{cfg}"),
+        "data: x.csv\nlabels: [1]",
+        r"labels must be a column name or index, got \[1\]",
+        None,
+    ),
+    "data-missing": (
+        train("--data", "{inputs}/nothere.csv"),
+        None,
+        r"nothere.csv does not exist; give a .npy, .npz, .csv, .pt file or a folder of images",
+        None,
+    ),
+    "data-kind": (
+        train("--data", "{inputs}/afile"),
+        None,
+        r"afile: unknown kind of file ''; give a .npy, .npz, .csv, .pt file or a folder",
+        None,
+    ),
+    "data-csv-not-number": (
+        train("--data", "{inputs}/x.csv"),
+        None,
+        r"x.csv: line 2, column 2: 'x' is not a number; give numbers only",
+        _text("x.csv", "0.1,0.2\n0.3,x\n"),
+    ),
+    "data-csv-ragged": (
+        train("--data", "{inputs}/x.csv"),
+        None,
+        r"x.csv: line 2 has 1 values, the first line 2; every line needs the same columns",
+        _text("x.csv", "0.1,0.2\n0.3\n"),
+    ),
+    "data-no-column": (
+        train("--data", "{inputs}/x.csv", "--labels", "c"),
+        None,
+        r"x.csv has no column 'c'; its columns: a, b",
+        _text("x.csv", "a,b\n0.1,0\n0.2,1\n0.3,0\n"),
+    ),
+    "data-labels-fractional": (
+        train("--data", "{inputs}/x.csv", "--labels", "b"),
+        None,
+        r"x.csv: labels must be whole numbers \(class indices\), got \[0.5",
+        _text("x.csv", "a,b\n0.1,0.5\n0.2,1\n0.3,0\n"),
+    ),
+    "data-npz-ambiguous": (
+        train("--data", "{inputs}/x.npz"),
+        None,
+        r"x.npz holds arrays 'u', 'v' besides the labels; name the data with key=NAME",
+        _input("x.npz", lambda p: np.savez(p, u=np.zeros((4, 2)), v=np.zeros((4, 2)))),
+    ),
+    "data-integers": (
+        train("--data", "{inputs}/x.npy"),
+        None,
+        r"x.npy: data must be floating point, got torch.uint8; scale them to \[0, 1\] first",
+        _input("x.npy", lambda p: np.save(p, np.ones((5, 2), np.uint8))),
+    ),
+    "data-not-probabilities": (
+        train("--data", "{inputs}/x.csv"),
+        None,
+        r"x.csv: binarize='dynamic' draws each value v as Bernoulli\(v\), so the rows must lie "
+        r"in \[0, 1\], got values in 0…16",
+        _text("x.csv", "0,16\n1,2\n3,4\n5,6\n7,8\n"),
+    ),
+    "data-images-mixed": (
+        train("--data", "{inputs}/images"),
+        None,
+        r"images: mixed image sizes, 0.png is \(3, 4, 4\) \(C, H, W\), 1.png is \(3, 5, 4\)",
+        _images((4, 4), (4, 5)),
+    ),
+    "data-images-none": (
+        train("--data", "{inputs}/empty"),
+        None,
+        r"empty holds no images \(.*\); put the images in that folder itself",
+        None,
+    ),
+    "sample-rows": (
+        ["sample", "{run}", "-o", "{inputs}/s.png"],
+        None,
+        r"the rows of run .* are not images \(64 values each\): give -o FILE.csv or FILE.npy",
+        _rows_run,
+    ),
+    "condition-dim-labels": (
+        train("--condition-on", "label", "--condition-dim", "3"),
+        None,
+        r"ConditionalVAE conditions on real vectors \(N, 3\) \(condition_dim\), but the train "
+        r"rows' y has shape \(1150,\)",
+        None,
+    ),
+    "logger-unknown": (
+        train("--logger", "csv", "--logger", "comet"),
+        None,
+        r"logger must be one of csv, mlflow, tensorboard, wandb, got 'comet'",
+        None,
+    ),
+    "num-workers-range": (
+        train("--num-workers", "-1"),
+        None,
+        r"num_workers must be an integer >= 0, got -1",
         None,
     ),
     "conv-options": (

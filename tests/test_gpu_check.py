@@ -1,5 +1,5 @@
-"""``benchmarks/gpu_check.py --dry-run``: the GPU check's code runs on the CPU, quickly, and
-writes every section of its JSON."""
+"""``python -m benchmarks gpu_check --quick`` (the dry run): the GPU check's code runs on the
+CPU, quickly, and writes every section of its JSON with the harness's provenance."""
 
 import json
 import resource
@@ -14,15 +14,15 @@ ROOT = Path(__file__).parents[1]
 
 @pytest.mark.slow
 def test_gpu_check_dry_run(tmp_path):
-    out = tmp_path / "gpu_check.json"
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    command = [sys.executable, "benchmarks/gpu_check.py", "--dry-run", "--rounds", "2"]
-    subprocess.run([*command, "--out", str(out)], cwd=ROOT, check=True, capture_output=True)
+    command = [sys.executable, "-m", "benchmarks", "gpu_check", "--quick", "--runs", str(tmp_path)]
+    subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     assert cpu < 60.0  # CPU seconds of it and its subprocesses (wall time waits on the load)
-    report = json.loads(out.read_text())
+    report = json.loads((tmp_path / "quick" / "gpu_check" / "gpu_check_dry_run.json").read_text())
     assert report["dry_run"] is True
+    assert report["meta"]["command"] == f"python -m benchmarks gpu_check --quick --runs {tmp_path}"
     for section in ("cuda_tests", "fit_vs_torch", "sphere", "torchrun"):
         assert "error" not in report[section], report[section]
     assert report["cuda_tests"]["exit_code"] == 0

@@ -42,6 +42,7 @@ import torch
 from pyro import poutine
 
 from .. import checks
+from ..models import contract
 from .callbacks import Callback
 
 if TYPE_CHECKING:
@@ -113,9 +114,10 @@ class Logger(Callback):
         if not getattr(state.model, "amortized", True):
             return {}
         split = state.data.valid if state.data.valid is not None else state.data.train
-        x, _ = split.rows(torch.arange(min(len(split), self.term_rows)))
+        x, y = split.rows(torch.arange(min(len(split), self.term_rows)))
         device, dtype = checks.device_dtype(state.model)
-        terms = elbo_terms(state.model, x.to(device, dtype))
+        labels = (y.to(device),) if contract.conditions_on_labels(state.model) else ()
+        terms = elbo_terms(state.model, x.to(device, dtype), *labels)
         return {f"terms/{k}": v for k, v in terms.items() if k != "elbo" and v is not None}
 
 
@@ -131,13 +133,14 @@ def _own_draws(state: "TrainState") -> Iterator[None]:
 
 
 @torch.no_grad()
-def elbo_terms(model: Any, x: torch.Tensor) -> dict[str, float | None]:
+def elbo_terms(model, x, *labels):
     """One-sample estimates, averaged over the rows ``x``, of the ELBO and its two terms:
     ``reconstruction`` = E_q[log p(x | latents)] (``None`` when x depends on an enumerated
-    site) and ``kl`` = reconstruction − ELBO = E_q[log q(latents | x) − log p(latents)]."""
-    guide = poutine.trace(model.guide).get_trace(x)
+    site) and ``kl`` = reconstruction − ELBO = E_q[log q(latents | x) − log p(latents)];
+    ``labels``: the rows' labels, for a model scored given them (the conditional VAE)."""
+    guide = poutine.trace(model.guide).get_trace(x, *labels)
     enumerated = poutine.enum(poutine.replay(model.model, trace=guide), first_available_dim=-2)
-    trace = poutine.trace(enumerated).get_trace(x)
+    trace = poutine.trace(enumerated).get_trace(x, *labels)
     trace.compute_log_prob()
     guide.compute_log_prob()
     n = x.shape[0]

@@ -19,7 +19,7 @@ model through :mod:`pyrovae.models.contract`.
 import contextlib
 import operator
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -233,7 +233,9 @@ class TrainState:
         if self.labels:  # batches carry each row's label as a last column
             mixed = labelled_per_batch(self.model, self.data, self.options)
             self.labels["labelled_per_batch"] = mixed
-            self.model_fn, self.guide_fn = with_labels(self.model_fn), with_labels(self.guide_fn)
+            width = contract.condition_width(self.model)
+            self.model_fn = with_labels(self.model_fn, width)
+            self.guide_fn = with_labels(self.guide_fn, width)
         self.device, self.dtype = checks.device_dtype(self.model)
         self.objective = objective_name(self.elbo)  # what the training loss estimates
         self.scorer = self.elbo if self.objective == "elbo" else make_elbo("trace", self.model)
@@ -357,12 +359,15 @@ def _anomaly_detection(enabled: bool) -> Iterator[None]:
         yield
 
 
-def with_labels(fn: Callable[..., Any]) -> Callable[[torch.Tensor], Any]:
+def with_labels(fn, width=0):
     """``fn(x, y)`` as a function of one tensor: rows ``(B, D + 1)`` whose last column holds
-    the labels (what ``Data.batches(..., labels=True)`` yields). A labelled batch thus passes
-    as one tensor through the step, the guard and the distributed wrapper."""
+    the labels (what ``Data.batches(..., labels=True)`` yields), or, with ``width`` = c > 0,
+    rows ``(B, D + c)`` whose last c columns hold real-valued conditions. A labelled batch
+    thus passes as one tensor through the step, the guard and the distributed wrapper."""
 
-    def unpacked(xy: torch.Tensor) -> Any:
+    def unpacked(xy):
+        if width:
+            return fn(xy[:, :-width], xy[:, -width:])
         return fn(xy[:, :-1], xy[:, -1].long())
 
     return unpacked
@@ -390,17 +395,27 @@ def labelled_per_batch(model: object, data: Data, o: Options) -> int:
     return chosen if known.any() and not known.all() else 0
 
 
-def _check_labels(model: object, data: Data) -> None:
-    """Refuse data without the labels a model learns from (or is scored with)."""
+def _check_labels(model, data):
+    """Refuse data without the labels a model learns from (or is scored with), or whose y
+    has another shape than the model's: ``(N,)`` labels, or ``(N, c)`` real conditions."""
     needs = {"train": contract.uses_labels(model)}
     if contract.conditions_on_labels(model):
         needs.update(valid=True, test=True)
+    width = contract.condition_width(model)
     for name, needed in needs.items():
         split = {"train": data.train, "valid": data.valid, "test": data.test}[name]
-        if needed and split is not None and split.y is None:
+        y = split.y if needed and split is not None else None
+        shape = None if y is None else (len(y), width) if width else (len(y),)
+        if needed and split is not None and y is None:
             raise ValueError(
                 f"{type(model).__name__} learns from labels but the {name} rows have none; "
                 "give labelled data, e.g. pyrovae.data.from_arrays(x, y) or a named data set"
+            )
+        if y is not None and tuple(y.shape) != shape:
+            what = f"real vectors (N, {width}) (condition_dim)" if width else "labels (N,)"
+            raise ValueError(
+                f"{type(model).__name__} conditions on {what}, but the {name} rows' y has "
+                f"shape {tuple(y.shape)}; give y of that shape, or build the model to match"
             )
 
 

@@ -1,6 +1,5 @@
-"""The conditional VAE: the label is an input of both the decoder and the encoder."""
-
-from typing import Any
+"""The conditional VAE: the condition (a class label, or a real-valued vector) is an input of
+both the decoder and the encoder."""
 
 import pyro
 import torch
@@ -10,21 +9,28 @@ from .vae import VAE
 
 
 class ConditionalVAE(VAE):
-    """A VAE conditioned on a class label y (Sohn et al. 2015; Doersch 2016, § 4):
+    """A VAE conditioned on y (Sohn et al. 2015; Doersch 2016, § 4), a class label or a vector
+    of real numbers:
 
     .. math::
         z_n \\sim p(z), \\quad x_n \\sim p(x \\mid \\mathrm{decoder}(z_n, y_n)), \\qquad
         q(z_n \\mid x_n, y_n) = \\mathrm{posterior}(\\mathrm{encoder}(x_n, y_n))
 
-    where ``(z, y)`` and ``(x, y)`` are concatenations with the one-hot code of y. Training
-    maximises the ELBO of log p(x | y); :meth:`sample` generates images of a chosen label.
+    where ``(z, y)`` and ``(x, y)`` are concatenations with the code of y: the one-hot code of
+    a label, or the vector itself. Training maximises the ELBO of log p(x | y);
+    :meth:`sample` generates rows for a chosen y.
 
-    :param int num_classes: K, labels are integers ``0 … K-1``.
+    :param int num_classes: K, labels are integers ``0 … K-1`` (default 10 without
+        ``condition_dim``).
+    :param int condition_dim: c, for a real-valued condition ``y`` of shape ``(N, c)``
+        instead of a label (e.g. a physical parameter of each row; scale it to about unit
+        size, as the networks see it as it is); ``num_classes`` is then left unset.
     :param options: :class:`VAE`'s other options (all but ``guide`` and ``pretrain_epochs``);
-        the encoder and the decoder take K more inputs (``label_dim``), and rows.
-    ``model(x, y)`` and ``guide(x, y)`` take rows ``(N, D)`` and labels ``(N,)``: hand them to
-    ``pyro.infer.SVI`` with the labels as the second argument, or to :func:`pyrovae.fit` with
-    labelled data (``fit`` passes the labels because ``uses_labels`` is true).
+        the encoder and the decoder take K (or c) more inputs (``label_dim``), and rows.
+    ``model(x, y)`` and ``guide(x, y)`` take rows ``(N, D)`` and labels ``(N,)`` (or conditions
+    ``(N, c)``): hand them to ``pyro.infer.SVI`` with y as the second argument, or to
+    :func:`pyrovae.fit` with the data's ``y`` (``fit`` passes it because ``uses_labels`` is
+    true; batches carry it as ``condition_width`` last columns).
     """
 
     uses_labels = True  # fit passes each batch's labels
@@ -33,33 +39,62 @@ class ConditionalVAE(VAE):
 
     def __init__(
         self,
-        input_dim: int | tuple[int, ...],
-        latent_dim: int | None = None,
-        num_classes: int = 10,
-        name: str = "cvae",
-        **options: Any,
-    ) -> None:
-        checks.int_at_least("num_classes", num_classes, 2)
+        input_dim,
+        latent_dim=None,
+        num_classes=None,
+        name="cvae",
+        condition_dim=None,
+        **options,
+    ):
+        if condition_dim is not None:
+            checks.positive_int("condition_dim", condition_dim)
+            if num_classes is not None:
+                raise ValueError(
+                    f"num_classes={num_classes} and condition_dim={condition_dim}: y is a label "
+                    "(num_classes) or a real vector (condition_dim), not both; leave one unset"
+                )
+            self.pictures = ("reconstructions_with_labels",)  # no label to lay out samples by
+        else:
+            num_classes = 10 if num_classes is None else num_classes
+            checks.int_at_least("num_classes", num_classes, 2)
         guide, pretrain = options.pop("guide", "amortized"), options.pop("pretrain_epochs", 0)
         if guide != "amortized" or pretrain:
             raise ValueError(
                 f"guide={guide!r}, pretrain_epochs={pretrain!r}: {type(self).__name__}'s guide is "
                 "its label-conditioned encoder (guide='amortized', no VaDE start); remove them"
             )
-        self.num_classes = num_classes  # label_dim, which VAE.__init__ reads
+        self.num_classes, self.condition_dim = num_classes, condition_dim  # read by label_dim
         super().__init__(input_dim, latent_dim, name=name, pretrain_epochs=0, **options)
 
     @property
-    def label_dim(self) -> int:  # type: ignore[override]  # VAE's class constant, here per instance
-        return self.num_classes
+    def label_dim(self):
+        return self.condition_dim or self.num_classes
 
-    # The model, guide and the methods below take the labels y (N,) beside the rows: a
-    # different signature from the plain VAE's, which the model contract allows.
-    def model(self, x: torch.Tensor, y: torch.Tensor) -> None:  # type: ignore[override]
-        """p(x, z | y) = p(z) p(x | z, y); ``x`` ``(N, D)``, ``y`` ``(N,)``."""
+    @property
+    def condition_width(self):
+        """Columns of y in a batch of :func:`pyrovae.fit` (rows ``(B, D + width)``): c for a
+        real-valued condition, else 0 (one column, the label, as a vector ``(B,)``)."""
+        return self.condition_dim or 0
+
+    def code(self, y, like):
+        """The encoder's and the decoder's extra inputs for y: ``(N, K)`` one-hot codes of
+        labels ``(N,)``, or the conditions ``(N, c)`` themselves, in ``like``'s dtype."""
+        n = like.shape[0]
+        if self.condition_dim is None:
+            return one_hot(check_labels(y, self.num_classes, n), self.num_classes, like)
+        c = self.condition_dim
+        if not torch.is_tensor(y) or not y.is_floating_point() or y.shape != (n, c):
+            shape = tuple(y.shape) if torch.is_tensor(y) else type(y).__name__
+            raise ValueError(f"conditions must be a floating-point tensor ({n}, {c}), got {shape}")
+        if not torch.isfinite(y).all():
+            raise ValueError("conditions contain NaN or inf; clean or drop those rows")
+        return y.to(like.dtype)
+
+    def model(self, x, y):
+        """p(x, z | y) = p(z) p(x | z, y); ``x`` ``(N, D)``, ``y`` ``(N,)`` or ``(N, c)``."""
         for part in ("prior", "decoder", "likelihood"):
             pyro.module(f"{self.name}.{part}", getattr(self, part))
-        code = one_hot(check_labels(y, self.num_classes, x.shape[0]), self.num_classes, x)
+        code = self.code(y, x)
         with pyro.plate("data", x.shape[0]):
             z = self.prior("z")
             pyro.sample("x", self.likelihood(self.decoder(join(z, code))), obs=x)
@@ -68,19 +103,24 @@ class ConditionalVAE(VAE):
         """q(z | x, y), amortised by the encoder."""
         for part in ("encoder", "posterior"):
             pyro.module(f"{self.name}.{part}", getattr(self, part))
-        code = one_hot(check_labels(y, self.num_classes, x.shape[0]), self.num_classes, x)
+        code = self.code(y, x)
         with pyro.plate("data", x.shape[0]):
             pyro.sample("z", self.posterior(self.encoder(join(x, code))))
 
     @torch.no_grad()
-    def sample(self, n: int, y: torch.Tensor | int | None = None) -> torch.Tensor:
-        """Means of p(x | z, y) for ``n`` draws z ~ p(z): ``(n, input_dim)``. ``y`` is one
-        label for all rows, or labels ``(n,)``; by default the labels cycle 0, 1, …, K-1, so
-        that a grid with K columns shows one label per column."""
+    def sample(self, n, y=None):
+        """Means of p(x | z, y) for ``n`` draws z ~ p(z): ``(n, input_dim)``. For labels, ``y``
+        is one label for all rows, or labels ``(n,)``; by default the labels cycle 0, 1, …,
+        K-1, so that a grid with K columns shows one label per column. For real-valued
+        conditions, ``y`` is one vector ``(c,)`` for all rows or ``(n, c)``; by default 0."""
         param = next(self.parameters())
-        if y is None:
-            y = torch.arange(n) % self.num_classes
-        y = torch.as_tensor(y, device=param.device).expand(n)
+        if self.condition_dim is not None:
+            y = torch.zeros(self.condition_dim) if y is None else torch.as_tensor(y)
+            y = y.to(param).expand(n, self.condition_dim)
+        elif y is None:
+            y = torch.arange(n, device=param.device) % self.num_classes
+        else:
+            y = torch.as_tensor(y, device=param.device).expand(n)
         with pyro.plate("data", n):
             z = self.prior("z")
         return self.decode(z, y)
@@ -88,15 +128,15 @@ class ConditionalVAE(VAE):
     @torch.no_grad()
     def encode(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         """The posterior's most probable point for each row of ``x`` given ``y``."""
-        return self.posterior(self.encoder(join(x, one_hot(y, self.num_classes, x)))).mode
+        return self.posterior(self.encoder(join(x, self.code(y, x)))).mode
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         """Means of p(x | z, y): ``(N, input_dim)``."""
-        return self.likelihood(self.decoder(join(z, one_hot(y, self.num_classes, z)))).mean
+        return self.likelihood(self.decoder(join(z, self.code(y, z)))).mean
 
-    def reconstruct(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        """Decode the posterior mode of each row of ``x`` with its label."""
+    def reconstruct(self, x, y):
+        """Decode the posterior mode of each row of ``x`` with its y."""
         return self.decode(self.encode(x, y), y)
 
 

@@ -18,7 +18,8 @@ protocol                  what it adds
 :class:`NamesGuide`       ``guide_name``: what the guide is, for messages
 :class:`Enumerates`       ``has_enumerated_sites``: sites marked for enumeration (TraceEnum_ELBO)
 :class:`LearnsLabels`     ``uses_labels``: ``model(x, y)``/``guide(x, y)`` take labels ``(N,)``
-                          (−1 unlabelled); ``conditions_on_labels``: scored given them too
+                          (−1 unlabelled); ``conditions_on_labels``: scored given them too;
+                          ``condition_width`` c (optional): y is ``(N, c)`` real conditions
 :class:`MixesLabelled`    ``labelled_per_batch(batch_size)``: labelled rows in every batch
 :class:`Samples`          ``sample(n)``: ``(n, D)`` draws (means of p(x | z), z ~ p(z))
 :class:`Reconstructs`     ``reconstruct(x, *labels)``: ``(N, D)``
@@ -152,7 +153,14 @@ def conditions_on_labels(model: object) -> bool:
     return isinstance(model, LearnsLabels) and bool(model.conditions_on_labels)
 
 
-def has_clusters(model: object) -> bool:
+def condition_width(model):
+    """c, the columns of real-valued conditions y ``(N, c)`` that a batch of a model that
+    learns from labels carries (``condition_width``, the conditional VAE's
+    ``condition_dim``); 0 when y is one label a row."""
+    return int(getattr(model, "condition_width", 0)) if uses_labels(model) else 0
+
+
+def has_clusters(model):
     return isinstance(model, Clusters) and bool(model.has_clusters)
 
 

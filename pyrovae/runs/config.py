@@ -10,9 +10,10 @@ objects. A part (``prior``, ``posterior``, ``likelihood``, ``guide``…) is a na
 import math
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from .. import budget, checks, schema
+from .. import checks, schema
 from .. import data as data_module
 from ..infer.objectives import OBJECTIVES
 from ..infer.options import Options
@@ -20,7 +21,16 @@ from ..models import models
 from ..parts import decoders, encoders, likelihoods, posteriors, priors
 from ..parts.registry import Registry
 from ..parts.registry import parameters as options_of
-from .options import DEFAULT_LATENT_DIM, MODEL_KEYS, SECTIONS, DataOptions, ModelOptions, RunOptions
+from . import budget
+from .options import (
+    DEFAULT_LATENT_DIM,
+    MODEL_KEYS,
+    SECTIONS,
+    DataOptions,
+    FitOptions,
+    ModelOptions,
+    RunOptions,
+)
 from .yaml import load_yaml, read_file  # noqa: F401 (read_file: the config file reader)
 
 DEFAULTS = schema.defaults(*SECTIONS, only_keys=True)
@@ -62,6 +72,9 @@ def resolve(
         config.update({k: v for k, v in source.items() if v is not None})
     _labels(config)
     _check(config)
+    _own_data(
+        config, any(s.get("dataset") is not None for s in (file_values or {}, flag_values or {}))
+    )
     if config["binarize"] is None:
         bernoulli = config["model"] in ("vae", *LABEL_MODELS) and _part_name(
             config["likelihood"]
@@ -74,10 +87,11 @@ def resolve(
     return config
 
 
-RESUMABLE = ("epochs", "num_samples", "data_root", "out")
+RESUMABLE = ("epochs", "num_samples", "data_root", "out", *schema.free_keys(*SECTIONS))
 """Keys a resumed run may change: the number of epochs (to train on), the evaluation's sample
-count and where the data and the run are found. Any other change would make the result differ
-from that of an uninterrupted run."""
+count, where the data and the run are found, and the keys that leave the result alone
+(``logger``, ``num_workers``). Any other change would make the result differ from that of an
+uninterrupted run."""
 
 
 def resume(
@@ -161,7 +175,34 @@ def _labels(config: Config) -> None:
         )
 
 
-def _part_name(spec: object) -> Any:
+def _own_data(config, named):
+    """``data`` (the user's file, made absolute so that ``evaluate`` and ``sample`` find it
+    from anywhere) or a ``dataset`` (``named``: given, not the default), not both: with
+    ``data`` the config has no ``dataset``. ``labels`` and ``data_key`` belong to ``data``, and
+    a model that learns from labels needs them."""
+    if config["data"] is None:
+        given = [k for k in ("labels", "data_key") if config[k] is not None]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} name a column or key of your own file: give --data PATH, "
+                f"or drop {', '.join(given)} (dataset {config['dataset']!r} has its own labels)"
+            )
+        return
+    if named:
+        raise ValueError(
+            f"give --data {config['data']} or --dataset {config['dataset']}, not both (data is "
+            "your own file, dataset a named data set)"
+        )
+    config["dataset"] = None
+    config["data"] = str(Path(config["data"]).expanduser().absolute())
+    if config["model"] in LABEL_MODELS and config["labels"] is None:
+        raise ValueError(
+            f"model {config['model']!r} learns from labels: give --labels COLUMN, the column "
+            f"(or key) of {config['data']} that holds them"
+        )
+
+
+def _part_name(spec):
     return spec.get("name") if isinstance(spec, dict) else spec
 
 
@@ -171,7 +212,7 @@ def _check(config: Config) -> None:
     if not isinstance(config["elbo"], str):
         raise ValueError(f"elbo must be one of {', '.join(OBJECTIVES)}, got {config['elbo']!r}")
     Options(**{k: config[k] for k in Options.__dataclass_fields__ if k in config})  # elbo, alpha
-    schema.check_values((RunOptions, DataOptions, ModelOptions), config)
+    schema.check_values((RunOptions, DataOptions, ModelOptions, FitOptions), config)
     for key, registry in PART_REGISTRIES.items():
         _check_part(key, config[key], registry)
     _check_part("guide", config["guide"], None)
@@ -210,8 +251,13 @@ def _check_part(key: str, spec: object, registry: Registry | None) -> None:
         registry[name]  # raises with the known names
 
 
-def load_data(config: Mapping[str, Any]) -> data_module.Data:
-    data = data_module.load(config["dataset"], config["data_root"], config["binarize"])
+def load_data(config):
+    """The rows of a resolved ``config``: the user's file (``data``) or a named ``dataset``."""
+    if config["data"] is not None:
+        how = {"labels": config["labels"], "key": config["data_key"]}
+        data = data_module.load_file(config["data"], binarize=config["binarize"], **how)
+    else:
+        data = data_module.load(config["dataset"], config["data_root"], config["binarize"])
     if config["num_labels"] is not None:
         data = data_module.keep_labels(data, config["num_labels"], config["seed"])
     return data
@@ -219,7 +265,7 @@ def load_data(config: Mapping[str, Any]) -> data_module.Data:
 
 def size_model(config: Mapping[str, Any], input_dim: InputDim) -> Any:
     """:func:`build_model` on PyTorch's ``meta`` device (no memory, no random numbers), refused
-    when training it would not fit in memory (:func:`pyrovae.budget.check_model`); the meta
+    when training it would not fit in memory (:func:`pyrovae.runs.budget.check_model`); the meta
     model, or ``None`` when it cannot be built there."""
     return budget.check_model(lambda: build_model(config, input_dim, sized=True))
 

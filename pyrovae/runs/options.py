@@ -4,11 +4,12 @@ where the run goes, and (in :class:`pyrovae.infer.options.Options`) the training
 Every option's default, check, config-file key and ``pyrovae train`` flag come from its entry
 here; :data:`SECTIONS` lists the sections in the order of ``--help``. To add an option, add one
 field to the section it belongs to (``key=False`` when a config file may not set it,
-``flag=False`` when it has no flag): the config file, ``config.yaml``, ``--help`` and the
-flag follow. A training option goes into :class:`~pyrovae.infer.options.Options` and reaches
-the loop as ``state.options``; a model option is passed to the model's constructor by name
-(:func:`pyrovae.runs.config.build_model`); a data option is read by
-:func:`pyrovae.runs.config.load_data`; a run option by :mod:`pyrovae.cli`.
+``flag=False`` when it has no flag, ``result=False`` when it leaves the result alone): the
+config file, ``config.yaml``, ``--help`` and the flag follow. A training option goes into
+:class:`~pyrovae.infer.options.Options` and reaches the loop as ``state.options``; an option
+of :class:`FitOptions` is handed to :func:`pyrovae.fit` by keyword; a model option is passed
+to the model's constructor by name (:func:`pyrovae.runs.config.build_model`); a data option is
+read by :func:`pyrovae.runs.config.load_data`; a run option by :mod:`pyrovae.cli`.
 """
 
 import argparse
@@ -19,6 +20,7 @@ from typing import Any
 from .. import checks
 from .. import data as data_module
 from ..infer.device import DEVICES
+from ..infer.loggers import LOGGERS
 from ..infer.options import Options
 from ..parts.network import ACTIVATIONS
 from ..schema import integer, integers, one_of, option, optional
@@ -69,7 +71,23 @@ def sizes(name: str, value: Any) -> Any:
     return checks.sizes(name, value if isinstance(value, list | tuple) else [value])
 
 
-def dataset(name: str, value: Any) -> Any:
+def column(name, value):
+    """A column or key of the user's file: a name, or an index (its digits on a command line)."""
+    if isinstance(value, bool) or not (
+        isinstance(value, int) or (isinstance(value, str) and value)
+    ):
+        raise ValueError(f"{name} must be a column name or index, got {value!r}")
+    return value
+
+
+def loggers(name, value):
+    """A logger's name, or a list of them (:data:`pyrovae.infer.loggers.LOGGERS`)."""
+    for item in value if isinstance(value, list | tuple) else [value]:
+        checks.one_of(name, item, tuple(LOGGERS))
+    return value
+
+
+def dataset(name, value):
     if value not in data_module.DATASETS:
         raise ValueError(
             f"unknown {name} {value!r}; known datasets: {', '.join(data_module.DATASETS)}"
@@ -85,11 +103,34 @@ TEXT = optional(text)
 class DataOptions:
     """Which rows a run trains on."""
 
-    dataset: str = option(
+    dataset: str | None = option(
         "digits",
-        "digits (offline), mnist, fashion-mnist",
+        "digits (offline), mnist, fashion-mnist; unset by --data",
         dataset,
         str,
+    )
+    data: str | None = option(
+        None,
+        "your own rows instead of --dataset: a .npy, .npz, .csv or .pt file or a folder of "
+        "images (pyrovae.data.load_file; split 70/10/20 with a fixed seed)",
+        TEXT,
+        str,
+        metavar="PATH",
+    )
+    labels: str | int | None = option(
+        None,
+        "--data: the column (name or index) of the .csv/.npy/.pt rows, or the key of the "
+        ".npz/.pt dict, that holds integer labels",
+        optional(column),
+        str,
+        metavar="COLUMN",
+    )
+    data_key: str | None = option(
+        None,
+        "--data: the key of the rows in an .npz or a dict .pt (unset: the only other one)",
+        optional(column),
+        str,
+        metavar="NAME",
     )
     data_root: str | None = option(
         None, "folder holding MNIST/raw or FashionMNIST/raw ($PYROVAE_DATA)", TEXT, str
@@ -164,6 +205,19 @@ class ModelOptions:
     noise: object = option(
         None, "llgae noise scale: learned or a fixed number", parse=number_or_learned
     )
+    num_classes: int | None = option(
+        None,
+        "cvae, ssvae: the labels are 0 … K-1 (unset: 10)",
+        optional(lambda name, value: checks.int_at_least(name, value, 2)),
+        integer,
+    )
+    condition_dim: int | None = option(
+        None,
+        "cvae: y is a real vector of this size, not a label (data given in Python, "
+        "from_arrays(x, y) with y (N, c); a file's --labels are one column)",
+        POSITIVE,
+        integer,
+    )
     aux_loss_multiplier: float | None = option(
         None, "ssvae: weight α of the classification term per labelled row (unset: 50)", None, float
     )
@@ -172,7 +226,7 @@ class ModelOptions:
 @dataclass(frozen=True, kw_only=True)
 class RunOptions:
     """Where the run goes and how the command runs (``config``, ``resume``, ``overwrite``,
-    ``device``, ``tensorboard``: flags only, not config keys)."""
+    ``device``: flags only, not config keys)."""
 
     out: str = option("runs/default", "output folder", text, str)
     num_samples: int = option(
@@ -188,27 +242,59 @@ class RunOptions:
     device: str | None = option(
         None, "cpu, cuda, mps or auto (torchrun: each rank's GPU)", parse=device, key=False
     )
-    tensorboard: str | None = option(
-        None, "write TensorBoard event files to DIR", key=False, metavar="DIR"
+
+
+@dataclass(frozen=True, kw_only=True)
+class FitOptions:
+    """How :func:`pyrovae.fit` runs, not what it computes: each is a keyword of ``fit`` with
+    the same default, a flag and a config key, but ``result=False``: ``config.yaml`` does not
+    record it and a resumed run may change it."""
+
+    logger: list | None = option(
+        None,
+        f"log the run to {', '.join(LOGGERS)} (repeat the flag for several; csv, tensorboard "
+        "and wandb write to OUT/NAME, mlflow to its tracking store)",
+        optional(loggers),
+        str,
+        metavar="NAME",
+        repeat=True,
+        result=False,
+    )
+    num_workers: int = option(
+        0,
+        "processes that read the training rows ahead of the steps (the batches are the same)",
+        checks.nonnegative_int,
+        integer,
+        result=False,
     )
 
 
-SECTIONS = (RunOptions, DataOptions, ModelOptions, Options)
+SECTIONS = (RunOptions, DataOptions, ModelOptions, Options, FitOptions)
 MODEL_KEYS = tuple(k for k in ModelOptions.__dataclass_fields__ if k != "model")
 TRAINING_KEYS = tuple(
     k for k, f in Options.__dataclass_fields__.items() if f.metadata.get("key", True)
 )
-RECORDED_DATA_KEYS = ("dataset", "data_root", "binarize", "num_samples", "out")
+RECORDED_DATA_KEYS = (
+    "dataset",
+    "data",
+    "labels",
+    "data_key",
+    "data_root",
+    "binarize",
+    "num_samples",
+    "out",
+)
 """The data and run options that ``pyrovae train`` writes into ``config.yaml`` besides the
 model's and the training's (the others are resolved into those: ``condition_on`` into the
-model, ``input_dim`` from the model)."""
+model, ``input_dim`` from the model; or, as :class:`FitOptions`, leave the result alone). Unset
+ones are left out: a run on the user's file records ``data`` and no ``dataset``."""
 
 
 def training_options(config: Mapping[str, Any], flags: Mapping[str, Any]) -> dict[str, Any]:
     """The keyword options of :func:`pyrovae.fit` for a resolved ``config``: every training
     option that is a config key from it, every other one that has a flag from ``flags`` (the
-    parsed command line)."""
-    options: dict[str, Any] = {}
+    parsed command line), and those of :class:`FitOptions`."""
+    options = {name: config[name] for name in FitOptions.__dataclass_fields__}
     for name, f in Options.__dataclass_fields__.items():
         if f.metadata.get("key", True):
             options[name] = config[name]

@@ -92,9 +92,9 @@ def test_pyrovae_train_writes_tensorboard_events_with_the_expected_tags(tmp_path
     event_accumulator = pytest.importorskip(
         "tensorboard.backend.event_processing.event_accumulator"
     )
-    tb = tmp_path / "tb"
+    tb = tmp_path / "run" / "tensorboard"
     argv = ["train", "--epochs", "2", "--hidden", "16", "--batch-size", "500", "--quiet"]
-    argv += ["--num-samples", "2", "--out", str(tmp_path / "run"), "--tensorboard", str(tb)]
+    argv += ["--num-samples", "2", "--out", str(tmp_path / "run"), "--logger", "tensorboard"]
     assert cli.main(argv) == 0
     events = event_accumulator.EventAccumulator(str(tb), size_guidance={"images": 0})
     events.Reload()

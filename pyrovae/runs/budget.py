@@ -38,8 +38,8 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._device import _device_constructors
 from torch.utils._pytree import tree_leaves, tree_map
 
-from .infer.elbo import FastTrace_ELBO
-from .infer.objectives import make_elbo
+from ..infer.elbo import FastTrace_ELBO
+from ..infer.objectives import make_elbo
 
 MAX_TRAINING_PAIRS = 10**12
 MAX_EVALUATION_PAIRS = 10**10
