@@ -161,14 +161,14 @@ def sample(args: argparse.Namespace) -> None:
         )
     budget.check_sample_grid(args.n, data.input_dim, shape, image_scale(shape) if shape else 1)
     torch.manual_seed(args.seed)
-    if rows:
+    if rows or shape is None:  # (no image shape: rows, checked above)
         _save_rows(model.sample(args.n).cpu().numpy(), args.o)
     else:
-        sample_grid(model, args.n, data.image_shape, args.o)
+        sample_grid(model, args.n, shape, args.o)
     print(args.o)
 
 
-def _save_rows(x, path):
+def _save_rows(x: Any, path: str) -> None:
     """Rows ``(n, D)`` as a .npy array or a .csv file without a header."""
     import numpy as np
 
@@ -178,7 +178,7 @@ def _save_rows(x, path):
         np.savetxt(path, x, delimiter=",", fmt="%.7g")
 
 
-def parser():
+def parser() -> Parser:
     p = Parser(prog="pyrovae", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     _train_parser(sub).set_defaults(run=train)

@@ -277,7 +277,12 @@ class Data:
             if dynamic:
                 x = torch.bernoulli(x, generator=gen)[rank::world_size]  # the global draw
                 y = None if y is None else y[rank::world_size]
-            yield torch.cat([x, y.reshape(len(y), -1).to(x.dtype)], 1) if labels else x
+            if not labels:
+                yield x
+            elif y is None:
+                raise ValueError(f"labels=True needs labels: {self.name or 'these data'} have none")
+            else:
+                yield torch.cat([x, y.reshape(len(y), -1).to(x.dtype)], 1)
 
 
 def read_batches(
@@ -336,7 +341,7 @@ def _row_length(split: Split | DatasetSplit) -> int:
     return 0 if first is None or not len(first) else first[0].numel()
 
 
-def _check_probabilities(x, binarize):
+def _check_probabilities(x: torch.Tensor, binarize: str) -> None:
     """Binarisation draws x ~ Bernoulli(value): every value must be a probability."""
     if len(x) and (x.min() < 0 or x.max() > 1):
         raise ValueError(
@@ -346,7 +351,7 @@ def _check_probabilities(x, binarize):
         )
 
 
-def _binarized(split, gen):
+def _binarized(split: Split | DatasetSplit, gen: torch.Generator) -> Split:
     return Split(torch.bernoulli(split.x, generator=gen), split.y)
 
 

@@ -21,16 +21,16 @@ Check = Callable[[str, Any], Any]
 
 
 def option(
-    default,
-    help,  # noqa: A002
-    check=None,
-    parse=None,
-    flag=True,
-    key=True,
-    metavar=None,
-    repeat=False,
-    result=True,
-):
+    default: Any,
+    help: str,  # noqa: A002
+    check: Check | None = None,
+    parse: Callable[[str], Any] | None = None,
+    flag: bool | str = True,
+    key: bool = True,
+    metavar: str | None = None,
+    repeat: bool = False,
+    result: bool = True,
+) -> Any:
     """A dataclass field for one option.
 
     :param default: the one default, in Python and on the command line.
@@ -81,7 +81,7 @@ def keys(*sections: Any) -> tuple[str, ...]:
     return tuple(defaults(*sections, only_keys=True))
 
 
-def free_keys(*sections):
+def free_keys(*sections: Any) -> tuple[str, ...]:
     """The config keys of ``sections`` that leave the result alone (``result=False``)."""
     return tuple(
         f.name
@@ -91,7 +91,7 @@ def free_keys(*sections):
     )
 
 
-def add_flags(parser, *sections):
+def add_flags(parser: argparse.ArgumentParser, *sections: Any) -> None:
     """One flag per field of ``sections`` that has one, its ``dest`` the field's name. A flag's
     default is ``None`` (unset: a config file or the option's own default decides); a switch's
     is the option's default."""

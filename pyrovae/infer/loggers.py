@@ -116,7 +116,8 @@ class Logger(Callback):
         split = state.data.valid if state.data.valid is not None else state.data.train
         x, y = split.rows(torch.arange(min(len(split), self.term_rows)))
         device, dtype = checks.device_dtype(state.model)
-        labels = (y.to(device),) if contract.conditions_on_labels(state.model) else ()
+        given = contract.conditions_on_labels(state.model) and y is not None
+        labels = (y.to(device),) if given and y is not None else ()
         terms = elbo_terms(state.model, x.to(device, dtype), *labels)
         return {f"terms/{k}": v for k, v in terms.items() if k != "elbo" and v is not None}
 
@@ -133,7 +134,7 @@ def _own_draws(state: "TrainState") -> Iterator[None]:
 
 
 @torch.no_grad()
-def elbo_terms(model, x, *labels):
+def elbo_terms(model: Any, x: torch.Tensor, *labels: torch.Tensor) -> dict[str, float | None]:
     """One-sample estimates, averaged over the rows ``x``, of the ELBO and its two terms:
     ``reconstruction`` = E_q[log p(x | latents)] (``None`` when x depends on an enumerated
     site) and ``kl`` = reconstruction − ELBO = E_q[log q(latents | x) − log p(latents)];

@@ -19,7 +19,7 @@ model through :mod:`pyrovae.models.contract`.
 import contextlib
 import operator
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -359,13 +359,13 @@ def _anomaly_detection(enabled: bool) -> Iterator[None]:
         yield
 
 
-def with_labels(fn, width=0):
+def with_labels(fn: Callable[..., Any], width: int = 0) -> Callable[[torch.Tensor], Any]:
     """``fn(x, y)`` as a function of one tensor: rows ``(B, D + 1)`` whose last column holds
     the labels (what ``Data.batches(..., labels=True)`` yields), or, with ``width`` = c > 0,
     rows ``(B, D + c)`` whose last c columns hold real-valued conditions. A labelled batch
     thus passes as one tensor through the step, the guard and the distributed wrapper."""
 
-    def unpacked(xy):
+    def unpacked(xy: torch.Tensor) -> Any:
         if width:
             return fn(xy[:, :-width], xy[:, -width:])
         return fn(xy[:, :-1], xy[:, -1].long())
@@ -395,7 +395,7 @@ def labelled_per_batch(model: object, data: Data, o: Options) -> int:
     return chosen if known.any() and not known.all() else 0
 
 
-def _check_labels(model, data):
+def _check_labels(model: object, data: Data) -> None:
     """Refuse data without the labels a model learns from (or is scored with), or whose y
     has another shape than the model's: ``(N,)`` labels, or ``(N, c)`` real conditions."""
     needs = {"train": contract.uses_labels(model)}

@@ -1,6 +1,8 @@
 """The conditional VAE: the condition (a class label, or a real-valued vector) is an input of
 both the decoder and the encoder."""
 
+from typing import Any
+
 import pyro
 import torch
 
@@ -35,17 +37,17 @@ class ConditionalVAE(VAE):
 
     uses_labels = True  # fit passes each batch's labels
     conditions_on_labels = True  # and scores validation and test rows with theirs
-    pictures = ("samples_by_label", "reconstructions_with_labels")  # pyrovae.plots.save_all
+    pictures: tuple[str, ...] = ("samples_by_label", "reconstructions_with_labels")  # save_all
 
     def __init__(
         self,
-        input_dim,
-        latent_dim=None,
-        num_classes=None,
-        name="cvae",
-        condition_dim=None,
-        **options,
-    ):
+        input_dim: int | tuple[int, ...],
+        latent_dim: int | None = None,
+        num_classes: int | None = None,
+        name: str = "cvae",
+        condition_dim: int | None = None,
+        **options: Any,
+    ) -> None:
         if condition_dim is not None:
             checks.positive_int("condition_dim", condition_dim)
             if num_classes is not None:
@@ -67,21 +69,27 @@ class ConditionalVAE(VAE):
         super().__init__(input_dim, latent_dim, name=name, pretrain_epochs=0, **options)
 
     @property
-    def label_dim(self):
-        return self.condition_dim or self.num_classes
+    def label_dim(self) -> int:  # type: ignore[override]  # VAE's class constant, here per instance
+        return self.condition_dim if self.condition_dim is not None else self._classes()
+
+    def _classes(self) -> int:
+        """K, for labels (``condition_dim`` unset, so ``num_classes`` is set)."""
+        assert self.num_classes is not None
+        return self.num_classes
 
     @property
-    def condition_width(self):
+    def condition_width(self) -> int:
         """Columns of y in a batch of :func:`pyrovae.fit` (rows ``(B, D + width)``): c for a
         real-valued condition, else 0 (one column, the label, as a vector ``(B,)``)."""
         return self.condition_dim or 0
 
-    def code(self, y, like):
+    def code(self, y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         """The encoder's and the decoder's extra inputs for y: ``(N, K)`` one-hot codes of
         labels ``(N,)``, or the conditions ``(N, c)`` themselves, in ``like``'s dtype."""
         n = like.shape[0]
         if self.condition_dim is None:
-            return one_hot(check_labels(y, self.num_classes, n), self.num_classes, like)
+            k = self._classes()
+            return one_hot(check_labels(y, k, n), k, like)
         c = self.condition_dim
         if not torch.is_tensor(y) or not y.is_floating_point() or y.shape != (n, c):
             shape = tuple(y.shape) if torch.is_tensor(y) else type(y).__name__
@@ -90,7 +98,9 @@ class ConditionalVAE(VAE):
             raise ValueError("conditions contain NaN or inf; clean or drop those rows")
         return y.to(like.dtype)
 
-    def model(self, x, y):
+    # The model, guide and the methods below take y (labels (N,) or conditions (N, c)) beside
+    # the rows: a different signature from the plain VAE's, which the model contract allows.
+    def model(self, x: torch.Tensor, y: torch.Tensor) -> None:  # type: ignore[override]
         """p(x, z | y) = p(z) p(x | z, y); ``x`` ``(N, D)``, ``y`` ``(N,)`` or ``(N, c)``."""
         for part in ("prior", "decoder", "likelihood"):
             pyro.module(f"{self.name}.{part}", getattr(self, part))
@@ -108,7 +118,7 @@ class ConditionalVAE(VAE):
             pyro.sample("z", self.posterior(self.encoder(join(x, code))))
 
     @torch.no_grad()
-    def sample(self, n, y=None):
+    def sample(self, n: int, y: torch.Tensor | float | None = None) -> torch.Tensor:
         """Means of p(x | z, y) for ``n`` draws z ~ p(z): ``(n, input_dim)``. For labels, ``y``
         is one label for all rows, or labels ``(n,)``; by default the labels cycle 0, 1, …,
         K-1, so that a grid with K columns shows one label per column. For real-valued
@@ -118,7 +128,7 @@ class ConditionalVAE(VAE):
             y = torch.zeros(self.condition_dim) if y is None else torch.as_tensor(y)
             y = y.to(param).expand(n, self.condition_dim)
         elif y is None:
-            y = torch.arange(n, device=param.device) % self.num_classes
+            y = torch.arange(n, device=param.device) % self._classes()
         else:
             y = torch.as_tensor(y, device=param.device).expand(n)
         with pyro.plate("data", n):
@@ -135,7 +145,7 @@ class ConditionalVAE(VAE):
         """Means of p(x | z, y): ``(N, input_dim)``."""
         return self.likelihood(self.decoder(join(z, self.code(y, z)))).mean
 
-    def reconstruct(self, x, y):
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         """Decode the posterior mode of each row of ``x`` with its y."""
         return self.decode(self.encode(x, y), y)
 

@@ -153,14 +153,14 @@ def conditions_on_labels(model: object) -> bool:
     return isinstance(model, LearnsLabels) and bool(model.conditions_on_labels)
 
 
-def condition_width(model):
+def condition_width(model: object) -> int:
     """c, the columns of real-valued conditions y ``(N, c)`` that a batch of a model that
     learns from labels carries (``condition_width``, the conditional VAE's
     ``condition_dim``); 0 when y is one label a row."""
     return int(getattr(model, "condition_width", 0)) if uses_labels(model) else 0
 
 
-def has_clusters(model):
+def has_clusters(model: object) -> bool:
     return isinstance(model, Clusters) and bool(model.has_clusters)
 
 

@@ -50,6 +50,7 @@ class SemiSupervisedVAE(ConditionalVAE):
     and ``"data"`` (sites ``y``, ``z``, ``x``).
     """
 
+    num_classes: int  # M2's labels are classes (no real-valued condition)
     uses_labels = True
     conditions_on_labels = False  # validation and test rows are scored as unlabelled: log p(x)
     has_enumerated_sites = True  # the guide's y: fit picks TraceEnum_ELBO
@@ -65,7 +66,7 @@ class SemiSupervisedVAE(ConditionalVAE):
         name: str = "ssvae",
         **options: Any,
     ) -> None:
-        hidden_activation = {"hidden": hidden, "activation": activation}
+        hidden_activation: dict[str, Any] = {"hidden": hidden, "activation": activation}
         super().__init__(input_dim, latent_dim, num_classes, name, **hidden_activation, **options)
         self.alpha = float(checks.nonnegative_real("aux_loss_multiplier", aux_loss_multiplier))
         self.classifier = mlp([self.input_dim, *hidden, num_classes], activation)

@@ -13,6 +13,8 @@ def samples_by_label(
     """A grid with one column per label y = 0 … K-1: means of p(x | z, y) for ``per_label``
     draws of z ~ p(z), the same z in each row, so that a row shows one style in every class."""
     k = model.num_classes
+    if k is None:
+        raise ValueError("samples_by_label lays out labels: the model conditions on real vectors")
     with torch.no_grad(), pyro.plate("data", per_label):
         z = model.prior("z").repeat_interleave(k, 0)
     y = torch.arange(k, device=z.device).repeat(per_label)

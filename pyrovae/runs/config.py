@@ -175,7 +175,7 @@ def _labels(config: Config) -> None:
         )
 
 
-def _own_data(config, named):
+def _own_data(config: Config, named: bool) -> None:
     """``data`` (the user's file, made absolute so that ``evaluate`` and ``sample`` find it
     from anywhere) or a ``dataset`` (``named``: given, not the default), not both: with
     ``data`` the config has no ``dataset``. ``labels`` and ``data_key`` belong to ``data``, and
@@ -202,7 +202,7 @@ def _own_data(config, named):
         )
 
 
-def _part_name(spec):
+def _part_name(spec: object) -> Any:
     return spec.get("name") if isinstance(spec, dict) else spec
 
 
@@ -251,7 +251,7 @@ def _check_part(key: str, spec: object, registry: Registry | None) -> None:
         registry[name]  # raises with the known names
 
 
-def load_data(config):
+def load_data(config: Mapping[str, Any]) -> data_module.Data:
     """The rows of a resolved ``config``: the user's file (``data``) or a named ``dataset``."""
     if config["data"] is not None:
         how = {"labels": config["labels"], "key": config["data_key"]}

@@ -71,7 +71,7 @@ def sizes(name: str, value: Any) -> Any:
     return checks.sizes(name, value if isinstance(value, list | tuple) else [value])
 
 
-def column(name, value):
+def column(name: str, value: Any) -> Any:
     """A column or key of the user's file: a name, or an index (its digits on a command line)."""
     if isinstance(value, bool) or not (
         isinstance(value, int) or (isinstance(value, str) and value)
@@ -80,14 +80,14 @@ def column(name, value):
     return value
 
 
-def loggers(name, value):
+def loggers(name: str, value: Any) -> Any:
     """A logger's name, or a list of them (:data:`pyrovae.infer.loggers.LOGGERS`)."""
     for item in value if isinstance(value, list | tuple) else [value]:
         checks.one_of(name, item, tuple(LOGGERS))
     return value
 
 
-def dataset(name, value):
+def dataset(name: str, value: Any) -> Any:
     if value not in data_module.DATASETS:
         raise ValueError(
             f"unknown {name} {value!r}; known datasets: {', '.join(data_module.DATASETS)}"
