@@ -21,6 +21,10 @@ except ImportError:  # pragma: no cover (Windows)
     fcntl = None
 
 
+LOCK = ".lock"
+"""The lock file's name in a run folder."""
+
+
 class Lock:
     """Ownership of ``folder`` (created if missing) by this object, through ``folder/.lock``.
 
@@ -29,7 +33,7 @@ class Lock:
     the lock leaves no trace. Taking it again while held is a no-op.
     """
 
-    def __init__(self, folder, name=".lock"):
+    def __init__(self, folder, name=LOCK):
         self.folder, self.name, self.fd, self.created = Path(folder), name, None, []
 
     @property
