@@ -10,6 +10,9 @@ sd, and the command, commit, versions and machine to a JSON file, rewritten afte
 
     OMP_NUM_THREADS=1 nice python benchmarks/clustering_digits.py --seeds 0 1 2 3 4 \\
         --runs ~/pyrovae-runs/repro --out benchmarks/results/clustering_digits_k10.json
+
+Seeds run in parallel as separate invocations (each with its own ``--out``) are joined into
+one file, their summaries recomputed, with ``--merge A.json B.json ... --out OUT.json``.
 """
 
 import argparse
@@ -66,7 +69,28 @@ def commit():
     )
 
 
+def summarize(report):
+    """Add the mean ± sd of the per-seed figures (and of k-means's) to ``report``."""
+    for key in ("accuracy", "nmi"):
+        report[key] = summary([r[key] for r in report["seeds"]])
+        report[f"kmeans_{key}"] = summary([r["kmeans_raw_pixels"][key] for r in report["seeds"]])
+    return report
+
+
+def merge(paths):
+    """One report from the reports at ``paths`` (the same command, commit and versions)."""
+    reports = [json.loads(Path(path).read_text()) for path in paths]
+    for key in ("command", "commit", "versions"):
+        if len({json.dumps(r[key]) for r in reports}) > 1:
+            raise ValueError(f"the reports differ in {key!r}: merge only runs of one program")
+    seeds = sorted((row for r in reports for row in r["seeds"]), key=lambda row: row["seed"])
+    return summarize({**reports[0], "seeds": seeds})
+
+
 def main(args):
+    if args.merge:
+        Path(args.out).write_text(json.dumps(merge(args.merge), indent=1) + "\n")
+        return
     report = {
         "command": "pyrovae " + " ".join(TRAIN[:2]) + f' "{TRAIN[2]}" ' + " ".join(TRAIN[3:])
         + " --seed S --out DIR; pyrovae evaluate DIR --num-samples 10",
@@ -91,12 +115,7 @@ def main(args):
         }
         report["seeds"].append(row)
         print(json.dumps(row), flush=True)
-        for key in ("accuracy", "nmi"):
-            report[key] = summary([r[key] for r in report["seeds"]])
-            report[f"kmeans_{key}"] = summary(
-                [r["kmeans_raw_pixels"][key] for r in report["seeds"]]
-            )
-        Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+        Path(args.out).write_text(json.dumps(summarize(report), indent=1) + "\n")
 
 
 if __name__ == "__main__":
@@ -106,4 +125,5 @@ if __name__ == "__main__":
     parser.add_argument(
         "--out", default=str(ROOT / "benchmarks" / "results" / "clustering_digits_k10.json")
     )
+    parser.add_argument("--merge", nargs="+", help="join these reports into --out, run nothing")
     main(parser.parse_args())

@@ -7,7 +7,8 @@ component c an explicit latent summed out by enumeration (``TraceEnum_ELBO``). T
 scratch its components rarely line up with the classes, so it starts as VaDE does (Jiang et
 al. 2017): the encoder and decoder are first trained as an auto-encoder (on randomly turned
 and moved copies of the images, DEC-DA's augmentation), then a Gaussian mixture fitted to the
-codes (full covariances, their diagonals kept) becomes the prior (the VAE's
+codes (full covariances, their diagonals kept) becomes the prior and q(z | x) starts narrow
+around the codes (the VAE's
 ``pretrain_epochs``; ``fit`` runs this start itself, here it is run first to score it), then
 the whole VAE is trained by ``pyrovae.fit``. Each test digit's cluster is the most probable c
 given its code; ``evaluate`` scores the clusters by accuracy (after Hungarian matching to the

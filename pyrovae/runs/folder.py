@@ -28,9 +28,9 @@ import torch
 import yaml
 
 from ..infer import checkpoint as ckpt
-from .lock import Lock
+from .lock import LOCK, Lock
 
-CONFIG, CHECKPOINT, METRICS, LOCK = "config.yaml", "checkpoint.pt", "metrics.json", ".lock"
+CONFIG, CHECKPOINT, METRICS = "config.yaml", "checkpoint.pt", "metrics.json"
 OWN = (CONFIG, CHECKPOINT, METRICS, LOCK)
 """The names that make a folder a pyrovae run (any one of them)."""
 _UNREAD = object()

@@ -25,6 +25,10 @@ except ImportError:  # pragma: no cover (Windows)
     fcntl = None
 
 
+LOCK = ".lock"
+"""The lock file's name in a run folder."""
+
+
 class Lock:
     """Ownership of ``folder`` (created if missing) by this object, through ``folder/.lock``.
 
@@ -33,7 +37,7 @@ class Lock:
     the lock leaves no trace. Taking it again while held is a no-op.
     """
 
-    def __init__(self, folder: str | os.PathLike[str], name: str = ".lock") -> None:
+    def __init__(self, folder: str | os.PathLike[str], name: str = LOCK) -> None:
         self.folder, self.name = Path(folder), name
         self.fd: int | None = None
         self.created: list[Path] = []

@@ -126,6 +126,27 @@ def test_initialize_fits_the_prior_to_the_codes_as_scikit_learn_em():
     assert (prior.scales**2).detach().numpy() == pytest.approx(diagonals, rel=1e-6)
 
 
+def test_the_start_narrows_q_around_the_codes_and_keeps_them():
+    """After VaDE's start q(z | x) = N(μ(x), σ²) with μ(x) the auto-encoder's codes, untouched,
+    and σ = 0.1 × the median prior scale for every row; a flow posterior is left as it is."""
+    torch.manual_seed(0)
+    x = torch.rand(120, 6).round().double()
+    vae = VAE(6, 2, prior=MIXTURE, hidden=(8,)).double()
+    vade.pretrain_autoencoder(vae, x, epochs=3, seed=0)
+    vade.init_mixture_prior(vae, x, seed=0)
+    codes = vae.encode(x)
+    sigma = vade.narrow_posterior(vae)
+    scales = np.sort(vae.prior.scales.detach().numpy().ravel())
+    assert sigma == pytest.approx(0.1 * scales[(len(scales) - 1) // 2])  # the lower median
+    q = vae.posterior(vae.encoder(x)).base_dist
+    assert torch.equal(q.loc, codes)
+    assert q.scale.detach().numpy() == pytest.approx(np.full((120, 2), sigma), rel=1e-9)
+    flow = VAE(6, 2, prior=MIXTURE, posterior="iaf", hidden=(8,)).double()
+    before = {k: v.clone() for k, v in flow.state_dict().items()}
+    assert vade.narrow_posterior(flow) is None
+    assert all(torch.equal(v, before[k]) for k, v in flow.state_dict().items())
+
+
 def test_the_diagonal_start_gives_the_prior_scikit_learns_diagonal_fit():
     from sklearn.mixture import GaussianMixture as SklearnGMM
 
