@@ -86,6 +86,7 @@ class SemiSupervisedVAE(ConditionalVAE):
         """
         return min(batch_size - 1, max(1, round(LABELLED_SHARE * batch_size)))
 
+    # model and guide take optional labels (the CVAE's are required): the contract allows it
     def model(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:  # type: ignore[override]
         """p(y) p(z) p(x | y, z) for every row, y observed where known, plus α log q(y | x)
         for the labelled rows."""
