@@ -29,6 +29,7 @@ class ConditionalVAE(VAE):
         size, as the networks see it as it is); ``num_classes`` is then left unset.
     :param options: :class:`VAE`'s other options (all but ``guide`` and ``pretrain_epochs``);
         the encoder and the decoder take K (or c) more inputs (``label_dim``), and rows.
+
     ``model(x, y)`` and ``guide(x, y)`` take rows ``(N, D)`` and labels ``(N,)`` (or conditions
     ``(N, c)``): hand them to ``pyro.infer.SVI`` with y as the second argument, or to
     :func:`pyrovae.fit` with the data's ``y`` (``fit`` passes it because ``uses_labels`` is
