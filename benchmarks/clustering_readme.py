@@ -35,7 +35,7 @@ def main(args, session):
     runs = session.folder("readme-command", "")
     with tempfile.TemporaryDirectory() as tmp, mock.patch.object(clustering_digits, "TRAIN", train):
         out = Path(tmp) / "report.json"
-        clustering_digits.main(SimpleNamespace(seeds=[args.seed], runs=runs, out=out))
+        clustering_digits.main(SimpleNamespace(seeds=[args.seed], runs=runs, out=out, merge=None))
         (row,) = json.loads(out.read_text())["seeds"]
     row.update(epochs=args.epochs, pretrain_epochs=args.pretrain_epochs)
     session.merge("clustering_digits.json", row, ("seed", "epochs", "pretrain_epochs"))
