@@ -58,6 +58,8 @@ def killed_after_first_checkpoint():
     """``run(args, out)``: start ``python args…`` in a subprocess, SIGKILL it just after its
     first checkpoint in ``out`` (into the next epoch), and check the checkpoint is mid-run."""
 
+    torch.set_num_threads(1)  # as the subprocess: bit-identity needs one summation order
+
     def run(args, out):
         env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
         process = subprocess.Popen([sys.executable, *args], env=env)

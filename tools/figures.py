@@ -118,6 +118,7 @@ def larger_than_memory(rows):
              "--rows", str(rows), "--limit-mb", "1000", "--batch-size", "1000",
              "--seed", str(seed), "--out", str(Path(work) / "memmap")],
             capture_output=True, text=True, check=False,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},  # threads' arenas count against the cap
         )  # fmt: skip
         if done.returncode:
             raise RuntimeError(f"larger_than_memory.py failed:\n{done.stderr[-3000:]}")
