@@ -287,7 +287,12 @@ BEST = {  # the hook's state (key "best") crafted: the change, what the one line
     "elbo-other": (lambda b: b["best"].update(elbo=1.0), r"has elbo 1.0, not epoch \d's"),
     "epoch": (lambda b: b["best"].update(epoch=7), r"has best epoch 7, not one of the 3"),
     "wait-negative": (lambda b: b["best"].update(wait=-1), r"has wait -1, not the \d epoch"),
-    "wait-huge": (lambda b: b["best"].update(wait=10**30), r"has wait 10{30}, not the \d epoch"),
+    "wait-huge": (lambda b: b["best"].update(wait=10**30), r"has wait a huge integer, not"),
+    "wait-tensor": (lambda b: b["best"].update(wait=torch.zeros(3)), r"has wait a Tensor, not"),
+    "fresh-tensor": (
+        lambda b: b["best"].update(epoch=None, wait=torch.zeros(3)),
+        r"has no best epoch but an elbo, state or wait",
+    ),
     "wait-float": (lambda b: b["best"].update(wait=0.5), r"has wait 0.5, not the \d epoch"),
     "state-shape": (
         lambda b: b["best"]["state"].update({_best_tensor(b): torch.zeros(2, 2)}),

@@ -192,19 +192,20 @@ class EarlyStopping(Callback):
             missing, extra = sorted(set(keys) - set(best)), sorted(map(str, set(best) - set(keys)))
             return f"lacks {', '.join(missing)}" if missing else f"has extra {', '.join(extra)}"
         epoch, last = best["epoch"], checkpoint["epoch"]
+        elbo, wait = best["elbo"], best["wait"]
         if epoch is None:
-            fresh = best["elbo"] == -math.inf and best["state"] is None and best["wait"] == 0
+            fresh = isinstance(elbo, float) and elbo == -math.inf and best["state"] is None
+            fresh = fresh and checks.is_int(wait) and wait == 0
             return None if fresh else "has no best epoch but an elbo, state or wait"
         if not (checks.is_int(epoch) and 1 <= epoch <= last):
             return f"has best epoch {_brief(epoch)}, not one of the {last} epoch(s) trained"
         history = checkpoint["history"]
         valid = dict(zip(history["epoch"], history.get("valid_elbo", ()), strict=False))
-        if not (isinstance(best["elbo"], float) and best["elbo"] == valid.get(epoch)):
+        if not (isinstance(elbo, float) and elbo == valid.get(epoch)):
             return (
-                f"has elbo {_brief(best['elbo'])}, not epoch {epoch}'s validation ELBO "
-                f"{valid.get(epoch)!r} in the history"
+                f"has elbo {_brief(elbo)}, not epoch {epoch}'s validation ELBO "
+                f"{_brief(valid.get(epoch))} in the history"
             )
-        wait = best["wait"]
         if not (checks.is_int(wait) and wait == last - epoch):
             return f"has wait {_brief(wait)}, not the {last - epoch} epoch(s) since epoch {epoch}"
         problem = ckpt.state_dict_problem(best["state"], model)
@@ -354,9 +355,12 @@ def metrics(state: "TrainState") -> dict[str, Any]:
 
 
 def _brief(value: object) -> str:
-    """``value`` for a one-line message: a number as itself, anything else by its type."""
-    is_number = isinstance(value, int | float) and not isinstance(value, bool)
-    return repr(value) if is_number or value is None else f"a {type(value).__name__}"
+    """``value`` for a one-line message: a float, a short int or ``None`` as itself, anything
+    else by its type."""
+    if checks.is_int(value) and abs(value) >= 10**15:
+        return "a huge integer"
+    shown = checks.is_real(value) or value is None
+    return repr(value) if shown else f"a {type(value).__name__}"
 
 
 def check_finite(history: History, key: str) -> None:
