@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from pyrovae import cli
+from pyrovae import cli, sampling
 from pyrovae.infer.elbo import FastTrace_ELBO
 from pyrovae.models import VAE
 from pyrovae.runs import budget
@@ -164,3 +164,12 @@ def test_llgae_takes_a_fixed_noise_from_the_command_line(tmp_path, capsys):
     assert cli.main([*argv, "--epochs", "1", "--out", str(out)]) == 0
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     assert torch.allclose(state["model"]["fixed_noise_scales"], torch.full((2,), 0.1))
+
+
+@pytest.mark.parametrize("rows, batch", [(133, 133), (426, 170), (448, 128), (100, 100)])
+def test_the_step_bound_is_for_the_largest_batch_a_short_last_one_joins(rows, batch, monkeypatch):
+    monkeypatch.setattr(budget, "memory_bytes", lambda device=None: 1.0)  # refuse any step
+    config = {"epochs": 1, "num_particles": 1, "batch_size": 128}
+    with pytest.raises(ValueError, match=rf"a training step \({batch} rows × 1 particles"):
+        budget.check_training(config, rows, 64, VAE(64, 2))
+    assert batch == max(sampling.batch_sizes(None, rows, 128, 0))

@@ -264,3 +264,74 @@ def test_a_link_deeper_in_the_run_folder_is_refused(run, tmp_path, capsys):
     code, _, err = _main(COMMANDS["resume"], run, tmp_path, capsys)
     assert code == 2 and "logs/metrics.csv is a symbolic link" in _one_line(err)
     assert victim.read_text() == "DATA\n"
+
+
+@pytest.fixture(scope="module")
+def stopping(tmp_path_factory):
+    """A 3-epoch run with early stopping (patience 5), as ``pyrovae train`` writes it."""
+    run = tmp_path_factory.mktemp("stopping") / "run"
+    argv = ["train", "--quiet", "--hidden", "16", "--epochs", "3", "--patience", "5"]
+    assert cli.main([*argv, "--out", str(run)]) == 0
+    return run
+
+
+def _best_tensor(state):
+    return next(iter(state["best"]["state"]))
+
+
+BEST = {  # the hook's state (key "best") crafted: the change, what the one line says
+    "not-a-mapping": (lambda b: b.update(best="best"), r"is a str, not a mapping of elbo"),
+    "missing-key": (lambda b: b["best"].pop("wait"), r"lacks wait"),
+    "extra-key": (lambda b: b["best"].update(code=1), r"has extra code"),
+    "elbo-text": (lambda b: b["best"].update(elbo="-1e9"), r"has elbo a str, not epoch \d's"),
+    "elbo-other": (lambda b: b["best"].update(elbo=1.0), r"has elbo 1.0, not epoch \d's"),
+    "epoch": (lambda b: b["best"].update(epoch=7), r"has best epoch 7, not one of the 3"),
+    "wait-negative": (lambda b: b["best"].update(wait=-1), r"has wait -1, not the \d epoch"),
+    "wait-huge": (lambda b: b["best"].update(wait=10**30), r"has wait a huge integer, not"),
+    "wait-tensor": (lambda b: b["best"].update(wait=torch.zeros(3)), r"has wait a Tensor, not"),
+    "fresh-tensor": (
+        lambda b: b["best"].update(epoch=None, wait=torch.zeros(3)),
+        r"has no best epoch but an elbo, state or wait",
+    ),
+    "wait-float": (lambda b: b["best"].update(wait=0.5), r"has wait 0.5, not the \d epoch"),
+    "state-shape": (
+        lambda b: b["best"]["state"].update({_best_tensor(b): torch.zeros(2, 2)}),
+        r"has a best-epoch state that holds \S+ as \(2, 2\) float32, not \(",
+    ),
+    "state-missing": (
+        lambda b: b["best"]["state"].pop(_best_tensor(b)),
+        r"has a best-epoch state that lacks tensor ",
+    ),
+    "state-nan": (
+        lambda b: b["best"]["state"][_best_tensor(b)].view(-1).__setitem__(0, float("nan")),
+        r"has a best-epoch state that holds non-finite values in ",
+    ),
+    "state-none": (
+        lambda b: b["best"].update(state=None),
+        r"has a best-epoch state that is not a mapping of names to tensors",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BEST))
+def test_a_crafted_early_stopping_state_is_refused_before_anything_is_restored(
+    case, stopping, tmp_path, capsys
+):
+    run = shutil.copytree(stopping, tmp_path / "run")
+    change, message = BEST[case]
+    _reseal(run, change)
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    argv = ["train", "--resume", "--quiet", "--epochs", "4", "--out", str(run)]
+    code, out, err = _main(argv, run, tmp_path, capsys)
+    assert code == 2, err
+    line = _one_line(err)
+    assert "the checkpoint's EarlyStopping state ('best') " in line
+    assert re.search(message, line), line
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before  # nothing written
+
+
+def test_the_early_stopping_state_as_written_resumes(stopping, tmp_path, capsys):
+    run = shutil.copytree(stopping, tmp_path / "run")
+    argv = ["train", "--resume", "--quiet", "--epochs", "4", "--out", str(run)]
+    assert _main(argv, run, tmp_path, capsys)[0] == 0
+    assert ckpt.load(run / "checkpoint.pt")["epoch"] == 4

@@ -68,6 +68,27 @@ def test_plain_batches_are_unchanged_by_the_option_at_zero():
     assert sampling.batch_sizes(None, 103, 10, 0) == [len(b) for b in plain]
 
 
+@pytest.mark.parametrize(
+    "n, size, expected",
+    [
+        (133, 128, [133]),  # 5 rows left: they join the only batch
+        (426, 128, [128, 128, 170]),  # 42 < 64: joined
+        (448, 128, [128, 128, 128, 64]),  # 64 = half a batch: kept
+        (256, 128, [128, 128]),
+        (100, 128, [100]),
+        (5, 4, [5]),
+    ],
+)
+def test_a_last_batch_under_half_a_batch_joins_the_one_before(n, size, expected):
+    data = Data(Split(torch.arange(n, dtype=torch.float64)[:, None]))
+    batches = list(data.batches(size, epoch=1, seed=2))
+    assert [len(b) for b in batches] == expected == sampling.batch_sizes(None, n, size, 0)
+    assert sorted(torch.cat(batches)[:, 0].long().tolist()) == list(range(n))  # each row once
+    shards = [list(data.batches(size // 2, 1, 2, r, 2)) for r in (0, 1)]  # two processes
+    for batch, a, b in zip(batches, *shards, strict=True):
+        assert torch.equal(torch.cat([a, b]).sort(0).values, batch.sort(0).values)
+
+
 @pytest.mark.parametrize("value", [-1, 2.5, True])
 def test_fit_refuses_a_bad_labelled_per_batch(value):
     import pyrovae

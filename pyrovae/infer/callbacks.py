@@ -62,7 +62,12 @@ class Callback:
 
 @runtime_checkable
 class Stateful(Protocol):
-    """A callback whose state a checkpoint keeps under ``state_key`` (restored on a resume)."""
+    """A callback whose state a checkpoint keeps under ``state_key`` (restored on a resume).
+
+    It may also have ``check_state(value, checkpoint, model)``, returning what is wrong with
+    ``value`` as its state in ``checkpoint`` for ``model`` (one phrase) or ``None``: a resume
+    calls it before anything is restored and refuses a wrong state in one line
+    (:func:`pyrovae.infer.checkpoint.check_hook_states`)."""
 
     state_key: str
 
@@ -172,6 +177,39 @@ class EarlyStopping(Callback):
 
     def load_state_dict(self, best: dict[str, Any]) -> None:
         self.best = best
+
+    def check_state(self, best: object, checkpoint: Mapping[str, Any], model: Any) -> str | None:
+        """What is wrong with ``best`` as this hook's state in ``checkpoint`` (whose fields
+        :func:`pyrovae.infer.checkpoint.load` has checked), or ``None``. After epoch E it is
+        ``{"elbo", "epoch", "state", "wait"}``: the best epoch b ∈ [1, E], its validation ELBO
+        (the history's), ``model``'s ``state_dict`` of that epoch (names, shapes, dtypes,
+        finite), and ``wait`` = E − b epochs without improvement; before any epoch it is
+        ``{-inf, None, None, 0}``."""
+        keys = ("elbo", "epoch", "state", "wait")
+        if not isinstance(best, dict):
+            return f"is a {type(best).__name__}, not a mapping of {', '.join(keys)}"
+        if set(best) != set(keys):
+            missing, extra = sorted(set(keys) - set(best)), sorted(map(str, set(best) - set(keys)))
+            return f"lacks {', '.join(missing)}" if missing else f"has extra {', '.join(extra)}"
+        epoch, last = best["epoch"], checkpoint["epoch"]
+        elbo, wait = best["elbo"], best["wait"]
+        if epoch is None:
+            fresh = isinstance(elbo, float) and elbo == -math.inf and best["state"] is None
+            fresh = fresh and checks.is_int(wait) and wait == 0
+            return None if fresh else "has no best epoch but an elbo, state or wait"
+        if not (checks.is_int(epoch) and 1 <= epoch <= last):
+            return f"has best epoch {_brief(epoch)}, not one of the {last} epoch(s) trained"
+        history = checkpoint["history"]
+        valid = dict(zip(history["epoch"], history.get("valid_elbo", ()), strict=False))
+        if not (isinstance(elbo, float) and elbo == valid.get(epoch)):
+            return (
+                f"has elbo {_brief(elbo)}, not epoch {epoch}'s validation ELBO "
+                f"{_brief(valid.get(epoch))} in the history"
+            )
+        if not (checks.is_int(wait) and wait == last - epoch):
+            return f"has wait {_brief(wait)}, not the {last - epoch} epoch(s) since epoch {epoch}"
+        problem = ckpt.state_dict_problem(best["state"], model)
+        return f"has a best-epoch state that {problem}" if problem else None
 
     def on_train_start(self, state: "TrainState") -> None:
         if self.best["wait"] >= self.patience:  # a resumed run that had stopped early
@@ -314,6 +352,15 @@ def metrics(state: "TrainState") -> dict[str, Any]:
         "stopped_because": state.stopped_because,
         "best_epoch": state.best_epoch,
     }
+
+
+def _brief(value: object) -> str:
+    """``value`` for a one-line message: a float, a short int or ``None`` as itself, anything
+    else by its type."""
+    if checks.is_int(value) and abs(value) >= 10**15:
+        return "a huge integer"
+    shown = checks.is_real(value) or value is None
+    return repr(value) if shown else f"a {type(value).__name__}"
 
 
 def check_finite(history: History, key: str) -> None:

@@ -13,7 +13,8 @@ numpy's RNG state is stored as a tensor and plain numbers), so :func:`load` read
 code when unpickled) is refused before anything in it runs. It also carries ``checksum``, the
 SHA-256 of its content (:func:`digest`), and :func:`load` checks every field's type, the
 checksum, that the weights are finite and, when given the model, their names, shapes and
-dtypes; :func:`restore` checks the optimizer state against the optimizer before using it.
+dtypes; :func:`restore` checks the optimizer state against the optimizer, and each hook's
+state with the hook's own ``check_state`` (:func:`check_hook_states`), before using any.
 Each refusal is one ``ValueError`` line naming the first problem.
 """
 
@@ -26,7 +27,7 @@ import pickle
 import random
 import re
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -422,6 +423,46 @@ def check_optimizer(saved: Mapping[str, Any], optimizer: torch.optim.Optimizer) 
                 )
 
 
+def state_dict_problem(saved: object, model: torch.nn.Module) -> str | None:
+    """What makes ``saved`` not a ``state_dict`` of ``model`` — the first name missing or
+    extra, tensor of another shape or dtype, or non-finite float tensor — or ``None``."""
+    if not _tensors(saved):
+        return "is not a mapping of names to tensors"
+    assert isinstance(saved, dict)  # (_tensors)
+    ours = model.state_dict()
+    odd = sorted(set(ours) ^ set(saved))
+    if odd:
+        return f"{'lacks' if odd[0] in ours else 'has an extra'} tensor {odd[0]}"
+    for name, t in saved.items():
+        mine = ours[name]
+        if t.shape != mine.shape or t.dtype != mine.dtype:
+            return (
+                f"holds {name} as {tuple(t.shape)} {str(t.dtype).removeprefix('torch.')}, not "
+                f"{tuple(mine.shape)} {str(mine.dtype).removeprefix('torch.')}"
+            )
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            return f"holds non-finite values in {name}"
+    return None
+
+
+def check_hook_states(state: Checkpoint, model: torch.nn.Module, hooks: Iterable[object]) -> None:
+    """Refuse (``ValueError``, one line) a checkpoint whose state of a hook (a callback with a
+    ``state_key``, :class:`pyrovae.infer.callbacks.Stateful`) that hook's ``check_state(value,
+    state, model)`` finds wrong: it returns the first problem, or ``None``. The hook knows its
+    state's form; a hook without ``check_state`` is trusted with its value."""
+    for hook in hooks:
+        key = getattr(hook, "state_key", None)
+        check = getattr(hook, "check_state", None)
+        if key is None or check is None or key not in state:
+            continue
+        problem = check(state[key], state, model)
+        if problem:
+            raise ValueError(
+                f"the checkpoint's {type(hook).__name__} state ({key!r}) {problem}: it was not "
+                "written by this run; delete the checkpoint or use a new --out folder"
+            )
+
+
 def _same_kind(a: object, b: object) -> bool:
     if isinstance(a, list | tuple):
         return (
@@ -437,12 +478,19 @@ def _same_kind(a: object, b: object) -> bool:
 
 
 def restore(
-    state: Checkpoint, model: torch.nn.Module, optimizer: torch.optim.Optimizer, rank: int = 0
+    state: Checkpoint,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    rank: int = 0,
+    hooks: Iterable[object] = (),
 ) -> None:
     """Put a loaded checkpoint's numbers back in place (the optimizer keeps its tensors), after
-    checking the optimizer state against ``optimizer`` (:func:`check_optimizer`); ``rank`` picks
-    this process's RNG state in a distributed run's checkpoint."""
+    checking the optimizer state against ``optimizer`` (:func:`check_optimizer`) and the states
+    of ``hooks`` with their own checks (:func:`check_hook_states`; the caller then loads those
+    states into the hooks); ``rank`` picks this process's RNG state in a distributed run's
+    checkpoint."""
     check_optimizer(state["optimizer"], optimizer)
+    check_hook_states(state, model, hooks)
     model.load_state_dict(state["model"])
     load_param_store(state["param_store"])
     optimizer.load_state_dict(state["optimizer"])

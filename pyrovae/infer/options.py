@@ -36,7 +36,8 @@ class Options:
     :param int batch_size: rows per step (default 100; per process: with W processes a step
         takes a global batch of ``batch_size × W`` rows). A batch of all rows keeps them in
         order (so that a non-amortised guide keeps one posterior per row); smaller batches are
-        shuffled.
+        shuffled, and a last batch of fewer than ``batch_size / 2`` rows joins the one before
+        (:func:`pyrovae.sampling.batch_sizes`): no step on a handful of rows.
     :param float lr: Adam's learning rate. Adam runs fused (one kernel for all parameters)
         where PyTorch has the fused kernels for the model's device and dtype (CPU, CUDA, MPS,
         XPU), else with ``foreach`` updates (:func:`pyrovae.infer.step.adam`); a checkpoint

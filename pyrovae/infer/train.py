@@ -344,7 +344,7 @@ def _record(state: TrainState, train_elbo: float, tic: float) -> None:
 def _restore(state: TrainState, start: dict[str, Any]) -> None:
     """Put a resumed run's numbers back: parameters, optimizer, RNG, history, hook states."""
     assert state.optimizer is not None  # made before the restore
-    ckpt.restore(start, state.model, state.optimizer, state.ctx.rank)
+    ckpt.restore(start, state.model, state.optimizer, state.ctx.rank, state.callbacks)
     state.history, state.first_epoch = start["history"], start["epoch"]
     for hook in state.callbacks:
         if isinstance(hook, Stateful) and hook.state_key in start:

@@ -227,8 +227,9 @@ def check_training(
 ) -> None:
     """Refuse a training run whose step does not fit in memory or whose (row, particle) pairs
     exceed :data:`MAX_TRAINING_PAIRS`. The step's memory is :func:`step_bytes`'s measure:
-    :data:`STEP_PEAK` × (the fixed part + ``batch_size`` × ``num_particles`` × the part per row):
-    the particles are vectorised, a batch of ``batch_size × num_particles`` rows.
+    :data:`STEP_PEAK` × (the fixed part + B × ``num_particles`` × the part per row), B the
+    largest batch (``batch_size``, or up to 1.5 times that where a short last batch joins
+    it): the particles are vectorised, a batch of B × ``num_particles`` rows.
     """
     pairs = config["epochs"] * rows * config["num_particles"]
     if pairs > MAX_TRAINING_PAIRS:
@@ -245,6 +246,8 @@ def check_training(
         return
     fixed, per_row = measured
     batch, particles = min(config["batch_size"], rows), config["num_particles"]
+    if 0 < 2 * (rows % batch) < batch and rows > batch:  # a short last batch joins the one before
+        batch += rows % batch  # (pyrovae.sampling.batch_sizes)
     _refuse_memory(
         f"a training step ({batch} rows × {particles} particles, ~{per_row:.3g} bytes each)",
         STEP_PEAK * (fixed + batch * particles * per_row),

@@ -188,6 +188,32 @@ def test_resuming_an_early_stopped_run_trains_no_more(digits, tmp_path):
     assert torch.equal(_params(again), _params(model))
 
 
+def test_a_resume_in_the_middle_of_early_stopping_equals_the_uninterrupted_run(digits, tmp_path):
+    """Split where the early-stopping state counts epochs without improvement (wait > 0): the
+    resumed run restores that count, the best epoch and its parameters, and ends as the
+    uninterrupted one does (the same stop, best epoch, history and returned parameters)."""
+    options = {"batch_size": 64, "lr": 3e-2, "patience": 3, "progress": False}
+    pyro.set_rng_seed(0)
+    whole = VAE(64, 2, **SMALL)
+    h_whole = pyrovae.fit(whole, digits, epochs=60, out=tmp_path / "a", **options)
+    valid = h_whole["valid_elbo"]
+    best_so_far = [max(valid[: i + 1]) for i in range(len(valid))]
+    split = next(i + 1 for i in range(1, len(valid)) if valid[i] < best_so_far[i])
+    assert split < len(valid) < 60  # a split with wait > 0, and an early stop after it
+    pyro.set_rng_seed(0)
+    pyrovae.fit(VAE(64, 2, **SMALL), digits, epochs=split, out=tmp_path / "b", **options)
+    best = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["best"]
+    assert best["wait"] > 0 and best["elbo"] == best_so_far[split - 1]
+    pyro.clear_param_store()
+    pyro.set_rng_seed(123)  # whatever the state now, resume restores the saved one
+    resumed = VAE(64, 2, **SMALL)
+    h_resumed = pyrovae.fit(resumed, digits, epochs=60, out=tmp_path / "b", resume=True, **options)
+    assert h_resumed == h_whole | {"seconds": h_resumed["seconds"]}
+    assert torch.equal(_params(whole), _params(resumed))
+    on_disk = [json.loads((tmp_path / r / "metrics.json").read_text()) for r in "ab"]
+    assert on_disk[0]["best_epoch"] == on_disk[1]["best_epoch"] < len(valid)
+
+
 class _RecordLr(pyrovae.infer.Callback):
     def __init__(self):
         self.lrs = []
