@@ -28,8 +28,25 @@ P = TypeVar("P", bound=str | os.PathLike[str])
 ImageShape = Sequence[int]
 """``(H, W)`` of grey images or ``(C, H, W)`` (C = 3 or 4) of colour ones."""
 
+MAX_COMPONENTS = 20
+"""A picture with one row per mixture component draws at most this many rows: the heaviest
+components (:func:`heaviest`), so that a mixture of thousands of components draws in seconds
+and bounded memory."""
+
 PAD = 1  # gap between images in a grid, in image pixels
 GAP_VALUE = 0.5  # grey of the gaps, so that black and white images stay apart
+
+
+def heaviest(weights: torch.Tensor, limit: int = MAX_COMPONENTS) -> list[int]:
+    """The indices k of the ``limit`` largest mixture weights π_k ``(K,)``, in increasing k
+    (all K when K ≤ ``limit``)."""
+    chosen = weights.detach().topk(min(limit, len(weights))).indices
+    return sorted(chosen.tolist())
+
+
+def rows_title(shown: int, total: int) -> str:
+    """What a per-component picture shows: all ``total`` components, or the heaviest ``shown``."""
+    return f"{total} components" if shown == total else f"the {shown} heaviest of {total}"
 
 
 def image_scale(image_shape: ImageShape) -> int:

@@ -1,5 +1,8 @@
 """Pictures of a mixture of linear decoders (matplotlib, written as PNG without a display).
 
+Both draw one row per component, for at most :data:`~pyrovae.plots.canvas.MAX_COMPONENTS`
+components: the heaviest by π_k (:func:`~pyrovae.plots.canvas.heaviest`).
+
 * :func:`plot_components`: one row per component k: its mean μ_k, then its first principal
   directions — the left singular vectors u_j of W_k, shown as μ_k ± c·s_j u_j with s_j the
   singular value (so a row reads as "the mean and how it varies"), plus the direction alone.
@@ -10,7 +13,7 @@
 import torch
 
 from ..models import MixtureOfLinearDecoders
-from .canvas import ImageShape, P, figure, save, show_image
+from .canvas import ImageShape, P, figure, heaviest, rows_title, save, show_image
 
 
 def plot_components(
@@ -29,22 +32,23 @@ def plot_components(
         images) or as 0.5 + u_j / (2 max|u_j|) per channel (colour), grey where it is 0.
     """
     weights, locs, bases = model.weights.detach(), model.locs.detach(), model.bases.detach()
-    K, J = len(weights), min(num_directions, bases.shape[-1])
-    fig, axes = figure(1.2 * (1 + 3 * J), 1.3 * K, K, 1 + 3 * J)
-    for k in range(K):
+    shown, J = heaviest(weights), min(num_directions, bases.shape[-1])
+    fig, axes = figure(1.2 * (1 + 3 * J), 1.3 * len(shown), len(shown), 1 + 3 * J)
+    for row, k in enumerate(shown):
         mean = locs[k].cpu()
         U, S, _ = torch.linalg.svd(bases[k].cpu(), full_matrices=False)
-        show_image(axes[k, 0], mean, image_shape)
-        axes[k, 0].set_ylabel(f"k={k}\nπ={weights[k]:.2f}", fontsize=8)
+        show_image(axes[row, 0], mean, image_shape)
+        axes[row, 0].set_ylabel(f"k={k}\nπ={weights[k]:.2f}", fontsize=8)
         for j in range(J):
             cells = (U[:, j], mean - spread * S[j] * U[:, j], mean + spread * S[j] * U[:, j])
             for i, image in enumerate(cells):
-                show_image(axes[k, 1 + 3 * j + i], image, image_shape, signed=i == 0)
-            if k == 0:
+                show_image(axes[row, 1 + 3 * j + i], image, image_shape, signed=i == 0)
+            if row == 0:
                 axes[0, 1 + 3 * j].set_title(f"u{j + 1}", fontsize=8)
                 axes[0, 2 + 3 * j].set_title(f"− {spread:g}s{j + 1}", fontsize=8)
                 axes[0, 3 + 3 * j].set_title(f"+ {spread:g}s{j + 1}", fontsize=8)
     axes[0, 0].set_title("mean", fontsize=8)
+    fig.suptitle(rows_title(len(shown), len(weights)), fontsize=9)
     return save(fig, path)
 
 
@@ -60,10 +64,10 @@ def plot_reconstructions(
     with torch.no_grad():
         k = model.assign(x)
         recon = model.reconstruct(x)
-    K = model.num_components
-    fig, axes = figure(1.1 * 2 * per_component, 1.2 * K, K, 2 * per_component)
-    for row in range(K):
-        members = (k == row).nonzero()[:per_component, 0].tolist()
+    shown = heaviest(model.weights)
+    fig, axes = figure(1.1 * 2 * per_component, 1.2 * len(shown), len(shown), 2 * per_component)
+    for row, component in enumerate(shown):
+        members = (k == component).nonzero()[:per_component, 0].tolist()
         for col in range(per_component):
             left, right = axes[row, 2 * col], axes[row, 2 * col + 1]
             left.axis("off")
@@ -74,7 +78,7 @@ def plot_reconstructions(
         axes[row, 0].axis("on")
         axes[row, 0].set_xticks([])
         axes[row, 0].set_yticks([])
-        axes[row, 0].set_ylabel(f"k={row}", fontsize=8)
+        axes[row, 0].set_ylabel(f"k={component}", fontsize=8)
     for col in range(per_component):
         axes[0, 2 * col].set_title("x", fontsize=8)
         axes[0, 2 * col + 1].set_title("recon.", fontsize=8)

@@ -8,7 +8,7 @@ import torch
 from matplotlib.patches import Ellipse
 
 from ..models import VAE, GaussianMixture
-from .canvas import ImageShape, P, figure, save, show_image
+from .canvas import ImageShape, P, figure, heaviest, rows_title, save, show_image
 
 
 @torch.no_grad()
@@ -48,7 +48,8 @@ def plot_mixture_samples(
     vae: VAE, image_shape: ImageShape | None, path: P, per_component: int = 10, seed: int = 0
 ) -> P:
     """Mixture-prior VAE: row k shows decoder means of ``per_component`` draws
-    z ~ N(μ_k, diag σ_k²) from component k; the row label is its weight π_k. ``image_shape``:
+    z ~ N(μ_k, diag σ_k²) from component k; the row label is its weight π_k. At most
+    :data:`~pyrovae.plots.canvas.MAX_COMPONENTS` rows: the heaviest components. ``image_shape``:
     ``(H, W)`` or ``(C, H, W)``, as ``Data.image_shape``."""
     prior = vae.prior
     if not vae.has_clusters:
@@ -59,16 +60,18 @@ def plot_mixture_samples(
             "set's image_shape, e.g. (28, 28) for MNIST"
         )
     gen = torch.Generator().manual_seed(seed)
-    k = prior.num_components
-    scales = prior.log_scales.exp()
+    shown = heaviest(prior.weights)
+    k = len(shown)
+    scales = prior.log_scales.exp()[shown]
     eps = torch.randn(k, per_component, vae.latent_dim, generator=gen).to(scales)
-    z = prior.locs[:, None, :] + scales[:, None, :] * eps
+    z = prior.locs[shown][:, None, :] + scales[:, None, :] * eps
     images = vae.decode(z.reshape(-1, vae.latent_dim)).reshape(k, per_component, -1)
     weights = prior.weights.cpu().numpy()
     fig, axes = figure(per_component * 0.8, k * 0.8, k, per_component)
-    for i in range(k):
+    for i, component in enumerate(shown):
         for j in range(per_component):
             show_image(axes[i, j], images[i, j], image_shape)
-        axes[i, 0].set_ylabel(f"{weights[i]:.2f}", rotation=0, ha="right", va="center")
-    fig.suptitle("one row per mixture component (row label: weight)")
+        axes[i, 0].set_ylabel(f"{weights[component]:.2f}", rotation=0, ha="right", va="center")
+    what = rows_title(k, prior.num_components)
+    fig.suptitle(f"one row per mixture component, {what} (row label: weight)")
     return save(fig, path)

@@ -50,3 +50,33 @@ def test_plot_mixture_samples_writes_png(tmp_path):
         plot_mixture_samples(vae, (5, 5), tmp_path / "bad.png")
     with pytest.raises(ValueError, match="prior='mixture'"):
         plot_mixture_samples(VAE(16, 2), (4, 4), tmp_path / "bad.png")
+
+
+def test_pictures_of_many_components_draw_the_heaviest_rows(tmp_path):
+    """A mixture of 1,150 components is drawn as 20 rows, those of the largest π_k (issue 34:
+    one row per component ran out of memory), and a picture of ≤ 20 components is unchanged."""
+    from pyrovae.models import MixtureOfLinearDecoders
+    from pyrovae.plots.canvas import MAX_COMPONENTS, heaviest
+    from pyrovae.plots.llgae import plot_components, plot_reconstructions
+
+    torch.manual_seed(0)
+    weights = torch.rand(1150)
+    expected = np.sort(np.argsort(-weights.numpy(), kind="stable")[:MAX_COMPONENTS])
+    assert heaviest(weights) == expected.tolist()
+    assert heaviest(weights[:7]) == list(range(7))
+
+    def shape(path):
+        return matplotlib.image.imread(path).shape
+
+    many = MixtureOfLinearDecoders(1150, 64, 2)
+    few = MixtureOfLinearDecoders(MAX_COMPONENTS, 64, 2)
+    x = torch.rand(30, 64)
+    for plot in (plot_components, lambda m, s, p: plot_reconstructions(m, x, s, p)):
+        assert shape(plot(many, (8, 8), tmp_path / "many.png")) == shape(
+            plot(few, (8, 8), tmp_path / "few.png")
+        )
+    vaes = [VAE(16, 2, prior={"name": "mixture", "num_components": k}, hidden=(8,)) for k in
+            (300, MAX_COMPONENTS)]  # fmt: skip
+    assert shape(plot_mixture_samples(vaes[0], (4, 4), tmp_path / "a.png", per_component=3)) == (
+        shape(plot_mixture_samples(vaes[1], (4, 4), tmp_path / "b.png", per_component=3))
+    )
