@@ -20,7 +20,7 @@ from torch.distributions.utils import lazy_property
 from ..ops.special import log_bessel_iv_and_ratio, log_sphere_area
 from .von_mises_fisher_gradient import implicit_t
 from .von_mises_fisher_sampling import (
-    large_kappa,
+    large_kappa_threshold,
     sample_t_d3,
     sample_t_inverse_cdf,
     sample_t_wood,
@@ -36,44 +36,49 @@ __all__ = ["VonMisesFisher", "log_sphere_area"]
 # ---------------------------------------------------------------------------------------------
 # log C_d(kappa) + log |S^{d-1}| + kappa, with d/dkappa = 1 - A_d(kappa).
 # ---------------------------------------------------------------------------------------------
-def _log_normalizer_shifted(kappa: torch.Tensor, log_ive: torch.Tensor, d: int) -> torch.Tensor:
+@torch.jit.script
+def _log_normalizer_shifted(
+    kappa: torch.Tensor, log_ive: torch.Tensor, d: int, coefficients: torch.Tensor
+) -> torch.Tensor:
     """log C_d(kappa) + log area + kappa from ``log_ive`` = log I_{d/2-1}(kappa) - kappa, in
     kappa's (float64) dtype: O(d log kappa), so it keeps its digits up to kappa = 1e38.
 
     = -log[Gamma(d/2) (2/kappa)^{d/2-1} I_{d/2-1}(kappa) e^{-kappa}]. For kappa^2 small against
     d the bracket is e^{-kappa} (1 + sum_k (kappa^2/4)^k Gamma(d/2) / (k! Gamma(d/2 + k))),
     summed directly (the general formula would cancel two large logs): 16 terms, as the powers
-    of q = kappa^2/4 (zero where the series is not used) against their coefficients, a few
-    operations for all, with no branch on the values (so ``torch.jit.trace`` records it whole).
+    of q = kappa^2/4 (zero where the series is not used) against their ``coefficients``
+    (:func:`_series_coefficients`), a few operations for all, with no branch on the values.
     """
     nu = 0.5 * d - 1.0
     general = nu * torch.log(kappa) - log_ive - (nu * math.log(2.0) + math.lgamma(nu + 1.0))
     q = 0.25 * kappa * kappa
     small = q < 0.1 * (nu + 1.0)
     # ratio of terms < 0.1 / j: 16 terms leave < 1e-20
-    powers = torch.cumprod(torch.where(small, q, 0.0).unsqueeze(-1).expand(*q.shape, 16), -1)
-    series = powers @ _series_coefficients(nu, kappa.dtype, kappa.device)
+    powers = torch.where(small, q, 0.0).unsqueeze(-1).expand(list(q.shape) + [16])
+    series = torch.cumprod(powers, -1) @ coefficients
     return torch.where(small, kappa - torch.log1p(series), general)
 
 
 @functools.cache
-def _series_coefficients(nu: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """1 / prod_{i <= j} i (nu + i), j = 1..16: the coefficients of q^j in the series above."""
-    out, c = [], 1.0
+def _series_coefficients(d: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """1 / prod_{i <= j} i (nu + i), j = 1..16, nu = d/2 - 1: the coefficients of q^j in the
+    series of :func:`_log_normalizer_shifted`."""
+    out, c, nu = [], 1.0, 0.5 * d - 1.0
     for j in range(1, 17):
         c /= j * (nu + j)
         out.append(c)
     return torch.tensor(out, dtype=dtype, device=device)
 
 
-def _one_minus_a(kappa: torch.Tensor, a: torch.Tensor, d: int) -> torch.Tensor:
-    """1 - A_d(kappa): ``1 - a``, and past the large-kappa threshold (where 1 - a has lost its
-    digits: 1 - A ~ (d-1)/(2 kappa)) its expansion (d-1)/(2 kappa) - (d-1)(d-3)/(8 kappa^2)
+@torch.jit.script
+def _one_minus_a(kappa: torch.Tensor, a: torch.Tensor, d: int, threshold: float) -> torch.Tensor:
+    """1 - A_d(kappa): ``1 - a``, and past the large-kappa ``threshold`` (where 1 - a has lost
+    its digits: 1 - A ~ (d-1)/(2 kappa)) its expansion (d-1)/(2 kappa) - (d-1)(d-3)/(8 kappa^2)
     (from the Riccati equation A' = 1 - A^2 - (d-1) A / kappa), whose next term is
     O(d^2/kappa^2) relative: below float64 precision there."""
     m = float(d - 1)
     tail = (0.5 * m - 0.125 * m * (d - 3) / kappa) / kappa
-    return torch.where(large_kappa(kappa, d), tail, 1.0 - a)
+    return torch.where(kappa >= threshold, tail, 1.0 - a)
 
 
 class _MeanResultantLength(torch.autograd.Function):
@@ -227,9 +232,11 @@ class VonMisesFisher(TorchDistribution):
         divergences, the normaliser's backward and the implicit gradient in kappa all reuse
         them."""
         kappa = self._kappa_work().detach()
-        log_ive, a = log_bessel_iv_and_ratio(0.5 * self.dim - 1.0, kappa, scaled=True)
-        shifted = _log_normalizer_shifted(kappa, log_ive, self.dim)
-        return shifted, a, _one_minus_a(kappa, a, self.dim)
+        d = self.dim
+        log_ive, a = log_bessel_iv_and_ratio(0.5 * d - 1.0, kappa, scaled=True)
+        coefficients = _series_coefficients(d, kappa.dtype, kappa.device)
+        shifted = _log_normalizer_shifted(kappa, log_ive, d, coefficients)
+        return shifted, a, _one_minus_a(kappa, a, d, large_kappa_threshold(d))
 
     def _log_normalizer_rel(self, plus_kappa: bool = False) -> torch.Tensor:
         """log C_d(kappa) + log|S^{d-1}| (+ kappa) in the work dtype, differentiable in kappa

@@ -115,22 +115,14 @@ def dt_dkappa(
     a = bessel_iv_ratio(0.5 * d, kappa) if mean_resultant_length is None else mean_resultant_length
     kappa, one_minus_a = kappa.expand(t.shape).reshape(-1), (1.0 - a).expand(t.shape).reshape(-1)
     t_f = t.reshape(-1)
-    rule = _quadrature(t.dtype, t.device)
-    threshold = large_kappa_threshold(d)
+    rule = (d, large_kappa_threshold(d), *_quadrature(t.dtype, t.device))
+    if t_f.numel() <= _CHUNK:
+        return _dt_dkappa(t_f, kappa, one_minus_a, *rule).reshape(t.shape)
     out = [
-        _dt_dkappa(
-            t_f[i : i + _CHUNK],
-            kappa[i : i + _CHUNK],
-            one_minus_a[i : i + _CHUNK],
-            d,
-            threshold,
-            *rule,
-        )
+        _dt_dkappa(t_f[i : i + _CHUNK], kappa[i : i + _CHUNK], one_minus_a[i : i + _CHUNK], *rule)
         for i in range(0, t_f.numel(), _CHUNK)
     ]
-    if len(out) == 1:
-        return out[0].reshape(t.shape)
-    return torch.cat(out).reshape(t.shape) if out else torch.zeros_like(t)
+    return torch.cat(out).reshape(t.shape)
 
 
 @torch.jit.script

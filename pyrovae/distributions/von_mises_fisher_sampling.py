@@ -132,7 +132,9 @@ def _propose(consts: torch.Tensor, k: int, m: float) -> tuple[torch.Tensor, torc
 
 
 @torch.jit.script
-def _wood(kappa: torch.Tensor, d: int, threshold: float, first: int, fixed_rounds: bool):
+def _wood(
+    kappa: torch.Tensor, d: int, threshold: float, first: int, fixed_rounds: bool
+) -> torch.Tensor:
     """:func:`sample_t_wood` on a flat work-dtype ``kappa``; ``threshold``: the large-kappa
     threshold, ``first``: candidates per entry in the first round."""
     big = kappa >= threshold
@@ -160,18 +162,18 @@ def _wood(kappa: torch.Tensor, d: int, threshold: float, first: int, fixed_round
     # than its arithmetic, six in the first round: a second round is rarely needed. On the
     # CPU the rejected entries are looked up (``nonzero``) and redrawn until none is left. On
     # an accelerator that lookup would wait for the device, so every entry gets the same
-    # _DEVICE_ROUNDS rounds of eight and keeps its first accepted candidate: an entry is left
-    # with a rejected one only with probability < 0.3^34 < 1e-17.
+    # four rounds of eight and keeps its first accepted candidate: an entry is left with a
+    # rejected one only with probability < 0.3^34 < 1e-17.
     t, accepted = _propose(consts, first, m)
     if fixed_rounds:
-        for _ in range(4):  # _DEVICE_ROUNDS
+        for _ in range(4):
             t_new, acc_new = _propose(consts, 8, m)
             t = torch.where(accepted, t, t_new)
             accepted = accepted | acc_new
     else:
         rounds = 0
         while not bool(accepted.all()):
-            if rounds == 64:  # _MAX_ROUNDS; P(a finite kappa rejects 8 x 64 candidates) < 0.3^512
+            if rounds == 64:  # P(a finite kappa rejects 8 x 64 candidates) < 0.3^512
                 raise RuntimeError(
                     "Wood's von Mises-Fisher sampler accepted no candidate in 64 rounds (d = "
                     + str(d)

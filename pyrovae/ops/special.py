@@ -289,6 +289,9 @@ def log_bessel_iv_and_ratio(
     """
     # for one order given as a number, only the steps that bring it up to V0
     num_steps = max(1, math.ceil(_V0 - v)) if isinstance(v, int | float) else _STEPS
+    if isinstance(v, int | float) and isinstance(x, torch.Tensor) and x.dtype == _compute_dtype(x):
+        x64 = x.detach()  # already in the work dtype: the order is filled in directly
+        return _bessel_core(torch.full_like(x64, v), x64, num_steps, scaled)
     v, x = _as_tensors(v, x)
     v64, x64, _ = _prepare(v.detach(), x.detach())
     return _bessel_core(v64, x64, num_steps, scaled)
