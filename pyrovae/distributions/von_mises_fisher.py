@@ -17,6 +17,7 @@ from pyro.distributions.torch_distribution import TorchDistribution
 from pyro.distributions.util import broadcast_shape
 from torch.distributions.utils import lazy_property
 
+from ..ops.script import script
 from ..ops.special import log_bessel_iv_and_ratio, log_sphere_area
 from .von_mises_fisher_gradient import implicit_t
 from .von_mises_fisher_sampling import (
@@ -36,7 +37,7 @@ __all__ = ["VonMisesFisher", "log_sphere_area"]
 # ---------------------------------------------------------------------------------------------
 # log C_d(kappa) + log |S^{d-1}| + kappa, with d/dkappa = 1 - A_d(kappa).
 # ---------------------------------------------------------------------------------------------
-@torch.jit.script
+@script
 def _log_normalizer_shifted(
     kappa: torch.Tensor, log_ive: torch.Tensor, d: int, coefficients: torch.Tensor
 ) -> torch.Tensor:
@@ -70,7 +71,7 @@ def _series_coefficients(d: int, dtype: torch.dtype, device: torch.device) -> to
     return torch.tensor(out, dtype=dtype, device=device)
 
 
-@torch.jit.script
+@script
 def _one_minus_a(kappa: torch.Tensor, a: torch.Tensor, d: int, threshold: float) -> torch.Tensor:
     """1 - A_d(kappa): ``1 - a``, and past the large-kappa ``threshold`` (where 1 - a has lost
     its digits: 1 - A ~ (d-1)/(2 kappa)) its expansion (d-1)/(2 kappa) - (d-1)(d-3)/(8 kappa^2)

@@ -11,6 +11,7 @@ import math
 import numpy as np
 import torch
 
+from ..ops.script import script
 from ..ops.special import bessel_iv_ratio
 from .von_mises_fisher_sampling import large_kappa_threshold
 
@@ -60,7 +61,7 @@ def dtheta_dkappa(
     return _dtheta_dkappa(theta, kappa, one_minus_a, float(d - 2), nodes, weights, edges)
 
 
-@torch.jit.script
+@script
 def _dtheta_dkappa(
     theta: torch.Tensor,
     kappa: torch.Tensor,
@@ -125,7 +126,7 @@ def dt_dkappa(
     return torch.cat(out).reshape(t.shape)
 
 
-@torch.jit.script
+@script
 def _dt_dkappa(
     t: torch.Tensor,
     kappa: torch.Tensor,

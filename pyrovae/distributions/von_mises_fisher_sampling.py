@@ -30,6 +30,8 @@ from collections import OrderedDict
 
 import torch
 
+from ..ops.script import script
+
 __all__ = [
     "large_kappa",
     "large_kappa_threshold",
@@ -69,7 +71,7 @@ def sample_t_large_kappa(kappa: torch.Tensor, d: int) -> torch.Tensor:
     return _large_kappa_draw(kappa.to(work_dtype(kappa)), 0.5 * (d - 1)).to(kappa.dtype)
 
 
-@torch.jit.script
+@script
 def _large_kappa_draw(kappa: torch.Tensor, a: float) -> torch.Tensor:
     """G / (kappa + (a-1)/2), G ~ Gamma(a, 1), clamped to [0, 2]: :func:`sample_t_large_kappa`
     in the work dtype."""
@@ -105,7 +107,7 @@ def sample_t_wood(kappa: torch.Tensor, d: int, fixed_rounds: bool | None = None)
     return t.reshape(kappa.shape).to(kappa.dtype)
 
 
-@torch.jit.script
+@script
 def _propose(consts: torch.Tensor, k: int, m: float) -> tuple[torch.Tensor, torch.Tensor]:
     """k candidates per entry of ``consts`` (rows b, kappa, r, c1); the first accepted one
     (or the last candidate) and whether any was accepted."""
@@ -131,7 +133,7 @@ def _propose(consts: torch.Tensor, k: int, m: float) -> tuple[torch.Tensor, torc
     return t.gather(-1, first).squeeze(-1), accepted.any(-1)
 
 
-@torch.jit.script
+@script
 def _wood(
     kappa: torch.Tensor, d: int, threshold: float, first: int, fixed_rounds: bool
 ) -> torch.Tensor:

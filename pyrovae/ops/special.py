@@ -71,6 +71,8 @@ from typing import Any
 
 import torch
 
+from .script import script
+
 __all__ = ["bessel_iv_ratio", "log_bessel_iv", "log_bessel_iv_and_ratio", "log_sphere_area"]
 
 _V0 = 20.0  # smallest order at which the Debye expansion is used
@@ -119,7 +121,7 @@ def _debye_matrix(like: torch.Tensor) -> torch.Tensor:
     return mat
 
 
-@torch.jit.script
+@script
 def _powers(base: torch.Tensor, count: int) -> torch.Tensor:
     """(..., count) tensor of base^0 .. base^(count-1), as one running product (a few
     operations whatever ``count``: for the short vectors of a mini-batch the cost is per
@@ -128,7 +130,7 @@ def _powers(base: torch.Tensor, count: int) -> torch.Tensor:
     return torch.cat([torch.ones_like(base).unsqueeze(-1), rest], -1)
 
 
-@torch.jit.script
+@script
 def _log_debye_sum(w: torch.Tensor, t: torch.Tensor, debye: torch.Tensor) -> torch.Tensor:
     """log sum_k u_k(t) / w^k, ``debye`` = the matrix of the u_k's coefficients."""
     u = _powers(t, debye.shape[0]) @ debye  # (..., K): u_k(t)
@@ -151,7 +153,7 @@ def _bessel_core(
         return _bessel_pass(v, x, _debye_matrix(x), num_steps, scaled, ask)
 
 
-@torch.jit.script
+@script
 def _bessel_pass(
     v: torch.Tensor,
     x: torch.Tensor,
