@@ -6,6 +6,7 @@ The samplers live in :mod:`.von_mises_fisher_sampling`, the implicit gradient in
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -16,10 +17,11 @@ from pyro.distributions.torch_distribution import TorchDistribution
 from pyro.distributions.util import broadcast_shape
 from torch.distributions.utils import lazy_property
 
+from ..ops.script import script
 from ..ops.special import log_bessel_iv_and_ratio, log_sphere_area
-from .von_mises_fisher_gradient import ImplicitT
+from .von_mises_fisher_gradient import implicit_t
 from .von_mises_fisher_sampling import (
-    large_kappa,
+    large_kappa_threshold,
     sample_t_d3,
     sample_t_inverse_cdf,
     sample_t_wood,
@@ -35,61 +37,49 @@ __all__ = ["VonMisesFisher", "log_sphere_area"]
 # ---------------------------------------------------------------------------------------------
 # log C_d(kappa) + log |S^{d-1}| + kappa, with d/dkappa = 1 - A_d(kappa).
 # ---------------------------------------------------------------------------------------------
-def _log_normalizer_shifted(kappa: torch.Tensor, log_ive: torch.Tensor, d: int) -> torch.Tensor:
+@script
+def _log_normalizer_shifted(
+    kappa: torch.Tensor, log_ive: torch.Tensor, d: int, coefficients: torch.Tensor
+) -> torch.Tensor:
     """log C_d(kappa) + log area + kappa from ``log_ive`` = log I_{d/2-1}(kappa) - kappa, in
     kappa's (float64) dtype: O(d log kappa), so it keeps its digits up to kappa = 1e38.
 
     = -log[Gamma(d/2) (2/kappa)^{d/2-1} I_{d/2-1}(kappa) e^{-kappa}]. For kappa^2 small against
     d the bracket is e^{-kappa} (1 + sum_k (kappa^2/4)^k Gamma(d/2) / (k! Gamma(d/2 + k))),
-    summed directly (the general formula would cancel two large logs). On the CPU the series is
-    skipped when no kappa needs it; on an accelerator it is always summed (asking would wait
-    for the device), and under ``torch.jit.trace`` (which would record one call's answer).
+    summed directly (the general formula would cancel two large logs): 16 terms, as the powers
+    of q = kappa^2/4 (zero where the series is not used) against their ``coefficients``
+    (:func:`_series_coefficients`), a few operations for all, with no branch on the values.
     """
     nu = 0.5 * d - 1.0
-    general = nu * torch.log(kappa) - log_ive - nu * math.log(2.0) - math.lgamma(nu + 1.0)
+    general = nu * torch.log(kappa) - log_ive - (nu * math.log(2.0) + math.lgamma(nu + 1.0))
     q = 0.25 * kappa * kappa
     small = q < 0.1 * (nu + 1.0)
-    if kappa.device.type == "cpu" and not torch.jit.is_tracing() and not small.any():
-        return general
-    term = torch.ones_like(kappa)
-    series = torch.zeros_like(kappa)
-    for j in range(1, 17):  # ratio of terms < 0.1 / j: 16 terms leave < 1e-20
-        term = term * q / (j * (nu + j))
-        series = series + term
+    # ratio of terms < 0.1 / j: 16 terms leave < 1e-20
+    powers = torch.where(small, q, 0.0).unsqueeze(-1).expand(list(q.shape) + [16])
+    series = torch.cumprod(powers, -1) @ coefficients
     return torch.where(small, kappa - torch.log1p(series), general)
 
 
-def _one_minus_a(kappa: torch.Tensor, a: torch.Tensor, d: int) -> torch.Tensor:
-    """1 - A_d(kappa): ``1 - a``, and past the large-kappa threshold (where 1 - a has lost its
-    digits: 1 - A ~ (d-1)/(2 kappa)) its expansion (d-1)/(2 kappa) - (d-1)(d-3)/(8 kappa^2)
+@functools.cache
+def _series_coefficients(d: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """1 / prod_{i <= j} i (nu + i), j = 1..16, nu = d/2 - 1: the coefficients of q^j in the
+    series of :func:`_log_normalizer_shifted`."""
+    out, c, nu = [], 1.0, 0.5 * d - 1.0
+    for j in range(1, 17):
+        c /= j * (nu + j)
+        out.append(c)
+    return torch.tensor(out, dtype=dtype, device=device)
+
+
+@script
+def _one_minus_a(kappa: torch.Tensor, a: torch.Tensor, d: int, threshold: float) -> torch.Tensor:
+    """1 - A_d(kappa): ``1 - a``, and past the large-kappa ``threshold`` (where 1 - a has lost
+    its digits: 1 - A ~ (d-1)/(2 kappa)) its expansion (d-1)/(2 kappa) - (d-1)(d-3)/(8 kappa^2)
     (from the Riccati equation A' = 1 - A^2 - (d-1) A / kappa), whose next term is
     O(d^2/kappa^2) relative: below float64 precision there."""
     m = float(d - 1)
     tail = (0.5 * m - 0.125 * m * (d - 3) / kappa) / kappa
-    return torch.where(large_kappa(kappa, d), tail, 1.0 - a)
-
-
-class _LogNormalizerRel(torch.autograd.Function):
-    """``apply(kappa, shifted, one_minus_a, plus_kappa)``: log C + log area (+ kappa) from
-    ``shifted`` = log C + log area + kappa, with d/dkappa = -A (1 - A); ``shifted`` and
-    ``one_minus_a`` = 1 - A_d(kappa) were computed once, detached."""
-
-    @staticmethod
-    def forward(
-        ctx: Any,
-        kappa: torch.Tensor,
-        shifted: torch.Tensor,
-        one_minus_a: torch.Tensor,
-        plus_kappa: bool,
-    ) -> torch.Tensor:
-        ctx.save_for_backward(one_minus_a)
-        ctx.plus_kappa = plus_kappa
-        return shifted.clone() if plus_kappa else shifted - kappa.detach()
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
-        (one_minus_a,) = ctx.saved_tensors
-        return grad * (one_minus_a if ctx.plus_kappa else one_minus_a - 1.0), None, None, None
+    return torch.where(kappa >= threshold, tail, 1.0 - a)
 
 
 class _MeanResultantLength(torch.autograd.Function):
@@ -120,9 +110,8 @@ class _MeanResultantLength(torch.autograd.Function):
 class _Drawn(torch.autograd.Function):
     """``apply(sampler, *args)``: ``sampler(*args)``, a draw of t with no gradient, as one
     opaque operation: ``torch.jit.trace`` records it as a call back into Python, so a traced
-    step runs the rejection sampler's loop afresh at every replay (as many rounds as that
-    draw needs, with the same random numbers as an eager step) instead of the rounds of the
-    tracing run."""
+    step runs the inverse-CDF sampler afresh at every replay (its table cache reads kappa on
+    the host) instead of replaying the tracing run's table."""
 
     @staticmethod
     def forward(ctx: Any, sampler: Callable[..., torch.Tensor], *args: Any) -> torch.Tensor:
@@ -174,7 +163,7 @@ class VonMisesFisher(TorchDistribution):
     the *implicit reparameterization gradient* (Figurnov et al., 2018): with F the CDF of w,
     :math:`dw/d\kappa = -\partial_\kappa F(w;\kappa) / p(w;\kappa)`, where
     :math:`\partial_\kappa F(w) = \int_{-1}^{w} (s - A_d(\kappa))\, p(s)\, ds`. It is evaluated by
-    quadrature in the angle (see ``_dtheta_dkappa``) in a custom autograd Function, so it is
+    quadrature in the angle (see :func:`.von_mises_fisher_gradient.dtheta_dkappa`), so it is
     exact to quadrature precision, needs no change to the ELBO (unlike the rejection-sampling
     correction of Naesseth et al., 2017, which needs a score-function term), and applies to
     both samplers. The common alternative of differentiating through Wood's proposal alone is
@@ -244,14 +233,22 @@ class VonMisesFisher(TorchDistribution):
         divergences, the normaliser's backward and the implicit gradient in kappa all reuse
         them."""
         kappa = self._kappa_work().detach()
-        log_ive, a = log_bessel_iv_and_ratio(0.5 * self.dim - 1.0, kappa, scaled=True)
-        shifted = _log_normalizer_shifted(kappa, log_ive, self.dim)
-        return shifted, a, _one_minus_a(kappa, a, self.dim)
+        d = self.dim
+        log_ive, a = log_bessel_iv_and_ratio(0.5 * d - 1.0, kappa, scaled=True)
+        coefficients = _series_coefficients(d, kappa.dtype, kappa.device)
+        shifted = _log_normalizer_shifted(kappa, log_ive, d, coefficients)
+        return shifted, a, _one_minus_a(kappa, a, d, large_kappa_threshold(d))
 
     def _log_normalizer_rel(self, plus_kappa: bool = False) -> torch.Tensor:
-        """log C_d(kappa) + log|S^{d-1}| (+ kappa) in the work dtype, differentiable in kappa."""
+        """log C_d(kappa) + log|S^{d-1}| (+ kappa) in the work dtype, differentiable in kappa
+        with d/dkappa = -A_d(kappa) (+ 1): the values computed once (``_bessel``), plus
+        (kappa - kappa.detach()) times that derivative, which adds zero to the value and gives
+        the gradient (first derivatives; plain operations that ``torch.jit.trace`` records)."""
         shifted, _, one_minus_a = self._bessel
-        return _LogNormalizerRel.apply(self._kappa_work(), shifted, one_minus_a, plus_kappa)
+        kappa = self._kappa_work()
+        if plus_kappa:
+            return shifted + (kappa - kappa.detach()) * one_minus_a
+        return (shifted - kappa.detach()) + (kappa - kappa.detach()) * (one_minus_a - 1.0)
 
     def _mean_resultant_length(self, complement: bool = False) -> torch.Tensor:
         """A_d(kappa) = I_{d/2}(kappa) / I_{d/2-1}(kappa) = E[mu^T x] (or 1 - A_d, to full
@@ -306,11 +303,11 @@ class VonMisesFisher(TorchDistribution):
         if d == 3:
             return sample_t_d3(kappa)
         if self.sampler == "wood":
-            t = _Drawn.apply(sample_t_wood, kappa, d)
+            t = sample_t_wood(kappa, d)  # TorchScript: traced as a call, loop and all
         else:
             t = _Drawn.apply(sample_t_inverse_cdf, self.concentration, sample_shape, d)
         if self.concentration.requires_grad:
-            t = ImplicitT.apply(t, self.concentration, self._bessel[1], d)
+            t = implicit_t(t, self.concentration, self._bessel[1], d)
         return t
 
     def rsample(self, sample_shape: Shape = _EMPTY) -> torch.Tensor:

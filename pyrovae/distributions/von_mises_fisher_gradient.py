@@ -1,21 +1,21 @@
 """The implicit reparameterisation gradient of the von Mises-Fisher sample in kappa.
 
 Any exact sampler of t = 1 - mu^T x (:mod:`.von_mises_fisher_sampling`) draws t with no
-gradient; :class:`ImplicitT` attaches d t / d kappa at fixed CDF value (Figurnov et al., 2018),
+gradient; :func:`implicit_t` attaches d t / d kappa at fixed CDF value (Figurnov et al., 2018),
 evaluated by quadrature in the angle (:func:`dtheta_dkappa`).
 """
 
 import functools
 import math
-from typing import Any
 
 import numpy as np
 import torch
 
+from ..ops.script import script
 from ..ops.special import bessel_iv_ratio
-from .von_mises_fisher_sampling import large_kappa
+from .von_mises_fisher_sampling import large_kappa_threshold
 
-__all__ = ["ImplicitT", "dt_dkappa", "dtheta_dkappa"]
+__all__ = ["dt_dkappa", "dtheta_dkappa", "implicit_t"]
 
 _GL_NODES, _GL_WEIGHTS = (torch.from_numpy(a) for a in np.polynomial.legendre.leggauss(8))
 _NUM_PANELS = 10  # panels [h (2^j - 1), h (2^{j+1} - 1)], j < 10: they reach 1023 h
@@ -57,36 +57,47 @@ def dtheta_dkappa(
     exponent kappa (cos s - cos theta) carries an absolute error of a few kappa ulps, which
     stays below 3e-9 relative up to kappa = 1e5.
     """
-    dtype, device = theta.dtype, theta.device
-    nodes, weights, edges = _quadrature(dtype, device)
-    m = float(d - 2)
+    nodes, weights, edges = _quadrature(theta.dtype, theta.device)
+    return _dtheta_dkappa(theta, kappa, one_minus_a, float(d - 2), nodes, weights, edges)
+
+
+@script
+def _dtheta_dkappa(
+    theta: torch.Tensor,
+    kappa: torch.Tensor,
+    one_minus_a: torch.Tensor,
+    m: float,
+    nodes: torch.Tensor,
+    weights: torch.Tensor,
+    edges: torch.Tensor,
+) -> torch.Tensor:
+    """:func:`dtheta_dkappa` (flat inputs), m = d - 2, with the rule's ``nodes`` and ``weights``
+    on [-1, 1] and the panel ``edges`` in units of h: one TorchScript function."""
     # Mode: cos(theta*) = c solves kappa (1 - c^2) = (d - 2) c.
     c_star = 2.0 * kappa / (m + torch.sqrt(m * m + 4.0 * kappa * kappa))
     theta_star = torch.asin(torch.sqrt((m * c_star / kappa).clamp(0.0, 1.0)))
     right = theta >= theta_star
     length = torch.where(right, math.pi - theta, theta)  # distance to the end we integrate to
-    direction = 2.0 * right.to(dtype) - 1.0
+    direction = 2.0 * right.to(theta.dtype) - 1.0
     sin_t, cos_t = torch.sin(theta), torch.cos(theta)
     sin_safe = sin_t.clamp(min=1e-300)
     dpsi = -kappa * sin_t + m * cos_t / sin_safe
     d2psi = -kappa * cos_t - m / sin_safe**2
-    scale = torch.reciprocal(dpsi.abs() + d2psi.abs().sqrt() + 1.0 / math.pi)
-    h = scale / 16.0
+    h = torch.reciprocal(dpsi.abs() + d2psi.abs().sqrt() + 1.0 / math.pi) / 16.0
     lo = torch.minimum(h[:, None] * edges[:-1], length[:, None])  # (N, P)
     hi = torch.minimum(h[:, None] * edges[1:], length[:, None])
     half = 0.5 * (hi - lo)
-    offsets = (lo + half).unsqueeze(-1) + half.unsqueeze(-1) * nodes  # (N, P, Q)
-    s = theta[:, None, None] + direction[:, None, None] * offsets
+    offsets = torch.addcmul((lo + half).unsqueeze(-1), half.unsqueeze(-1), nodes)  # (N, P, Q)
+    s = torch.addcmul(theta[:, None, None], direction[:, None, None], offsets)
     # psi(s) - psi(theta) = kappa (cos s - cos theta) + (d - 2) log(sin s / sin theta); its
     # absolute error, ~kappa ulps, is what exp() turns into a relative one
     cos_s = torch.cos(s)
     log_ratio = kappa[:, None, None] * (cos_s - cos_t[:, None, None])
-    if d > 2:
+    if m > 0.0:
         log_ratio = log_ratio + m * (torch.log(torch.sin(s)) - torch.log(sin_safe)[:, None, None])
-    # cos s - A = (cos s - 1) + (1 - A)
+    # cos s - A = (cos s - 1) + (1 - A); the rule's weighted sum per panel is a matrix product
     integrand = ((cos_s - 1.0) + one_minus_a[:, None, None]) * torch.exp(log_ratio)
-    integral = (integrand * (weights * half.unsqueeze(-1))).sum((-1, -2))
-    return direction * integral
+    return direction * ((integrand @ weights) * half).sum(-1)
 
 
 def dt_dkappa(
@@ -103,40 +114,47 @@ def dt_dkappa(
         is computed here.
     """
     a = bessel_iv_ratio(0.5 * d, kappa) if mean_resultant_length is None else mean_resultant_length
-    one_minus_a = 1.0 - a
-    kappa, one_minus_a = kappa.expand(t.shape), one_minus_a.expand(t.shape)
-    big = large_kappa(kappa, d)
-    theta = 2.0 * torch.asin(torch.sqrt(0.5 * t).clamp(max=1.0))
-    theta_f, kappa_f, one_f = (a.reshape(-1) for a in (theta, kappa, one_minus_a))
+    kappa, one_minus_a = kappa.expand(t.shape).reshape(-1), (1.0 - a).expand(t.shape).reshape(-1)
+    t_f = t.reshape(-1)
+    rule = (d, large_kappa_threshold(d), *_quadrature(t.dtype, t.device))
+    if t_f.numel() <= _CHUNK:
+        return _dt_dkappa(t_f, kappa, one_minus_a, *rule).reshape(t.shape)
     out = [
-        dtheta_dkappa(theta_f[i : i + _CHUNK], kappa_f[i : i + _CHUNK], one_f[i : i + _CHUNK], d)
-        for i in range(0, theta_f.numel(), _CHUNK)
+        _dt_dkappa(t_f[i : i + _CHUNK], kappa[i : i + _CHUNK], one_minus_a[i : i + _CHUNK], *rule)
+        for i in range(0, t_f.numel(), _CHUNK)
     ]
-    dtheta = torch.cat(out).reshape(t.shape) if out else torch.zeros_like(t)
+    return torch.cat(out).reshape(t.shape)
+
+
+@script
+def _dt_dkappa(
+    t: torch.Tensor,
+    kappa: torch.Tensor,
+    one_minus_a: torch.Tensor,
+    d: int,
+    threshold: float,
+    nodes: torch.Tensor,
+    weights: torch.Tensor,
+    edges: torch.Tensor,
+) -> torch.Tensor:
+    """:func:`dt_dkappa` on flat inputs (``threshold``: the large-kappa threshold)."""
+    theta = 2.0 * torch.asin(torch.sqrt(0.5 * t).clamp(max=1.0))
+    dtheta = _dtheta_dkappa(theta, kappa, one_minus_a, float(d - 2), nodes, weights, edges)
     dt = torch.sin(theta) * dtheta  # t = 1 - cos(theta)
-    return torch.where(big, -t / (kappa + 0.25 * (d - 3)), dt)
+    return torch.where(kappa >= threshold, -t / (kappa + 0.25 * (d - 3)), dt)
 
 
-class ImplicitT(torch.autograd.Function):
-    """t = 1 - mu^T x drawn by any exact sampler; gradient in kappa by implicit reparam.
+def implicit_t(t: torch.Tensor, kappa: torch.Tensor, a: torch.Tensor, d: int) -> torch.Tensor:
+    """t = 1 - mu^T x drawn by any exact sampler, with d t / d kappa at fixed CDF value attached
+    (implicit reparameterisation): the value ``t`` + (kappa - kappa.detach()) dt/dkappa, whose
+    value is ``t`` exactly (dt/dkappa is bounded: |d theta / d kappa| <= 2 pi) and whose
+    derivative in kappa is ``dt_dkappa`` (evaluated here, detached: first derivatives only).
+    Plain tensor operations, no custom autograd Function: ``torch.jit.trace`` records them.
 
-    ``apply(t, kappa, a, d)``: ``kappa`` has the batch shape and broadcasts against ``t``
-    (sample + batch shape); ``a`` = A_d(kappa) (work dtype, detached), computed once per
-    distribution and reused here.
+    :param t: the draws, sample + batch shape, no gradient.
+    :param kappa: batch shape, broadcasting against ``t``.
+    :param a: A_d(kappa) in the work dtype (detached), computed once per distribution.
     """
-
-    @staticmethod
-    def forward(
-        ctx: Any, t: torch.Tensor, kappa: torch.Tensor, a: torch.Tensor, d: int
-    ) -> torch.Tensor:
-        ctx.save_for_backward(t, kappa, a)
-        ctx.d = d
-        return t.clone()
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, torch.Tensor, None, None]:
-        t, kappa, a = ctx.saved_tensors
-        work = a.dtype
-        dt = dt_dkappa(t.detach().to(work), kappa.detach().to(work), ctx.d, a)
-        grad_kappa = (grad * dt.to(grad.dtype)).sum_to_size(kappa.shape)
-        return None, grad_kappa, None, None
+    work = a.dtype
+    dt = dt_dkappa(t.detach().to(work), kappa.detach().to(work), d, a)
+    return t + (kappa - kappa.detach()) * dt.to(t.dtype)

@@ -30,6 +30,8 @@ from collections import OrderedDict
 
 import torch
 
+from ..ops.script import script
+
 __all__ = [
     "large_kappa",
     "large_kappa_threshold",
@@ -40,9 +42,7 @@ __all__ = [
     "work_dtype",
 ]
 
-_DEVICE_ROUNDS = 4  # rounds of 8 candidates after the first 2, off the CPU
 _FEW = 4096  # up to this many entries, 6 candidates each in the first round
-_MAX_ROUNDS = 64  # CPU: redraws of the rejected entries before giving up (never reached)
 
 
 def work_dtype(t: torch.Tensor) -> torch.dtype:
@@ -68,10 +68,15 @@ def sample_t_large_kappa(kappa: torch.Tensor, d: int) -> torch.Tensor:
     """t = G / (kappa + (a-1)/2), G ~ Gamma(a, 1), a = (d-1)/2: the large-kappa limit (module
     docstring), exact to float64 precision for kappa >= :func:`large_kappa_threshold`; in
     kappa's dtype (t = 0 for kappa = inf)."""
-    a = 0.5 * (d - 1)
-    work = kappa.to(work_dtype(kappa))
-    gam = torch._standard_gamma(torch.full_like(work, a))
-    return (gam / (work + 0.5 * (a - 1.0))).clamp(0.0, 2.0).to(kappa.dtype)
+    return _large_kappa_draw(kappa.to(work_dtype(kappa)), 0.5 * (d - 1)).to(kappa.dtype)
+
+
+@script
+def _large_kappa_draw(kappa: torch.Tensor, a: float) -> torch.Tensor:
+    """G / (kappa + (a-1)/2), G ~ Gamma(a, 1), clamped to [0, 2]: :func:`sample_t_large_kappa`
+    in the work dtype."""
+    gam = torch._standard_gamma(torch.full_like(kappa, a))
+    return (gam / (kappa + 0.5 * (a - 1.0))).clamp(0.0, 2.0)
 
 
 def sample_t_d3(kappa: torch.Tensor) -> torch.Tensor:
@@ -87,21 +92,60 @@ def sample_t_wood(kappa: torch.Tensor, d: int, fixed_rounds: bool | None = None)
     NaN t (for the numerical guard to report), so that every entry is accepted in a bounded
     number of rounds.
 
+    The sampler is one TorchScript function (:func:`_wood`): no Python between its small
+    operations, and ``torch.jit.trace`` records its loop as a loop, so a traced step runs as
+    many rounds as each draw needs.
+
     :param fixed_rounds: draw a fixed number of rounds for every entry instead of looking up
-        the rejected ones (which waits for the device); ``None``: off the CPU only. (Under
-        ``torch.jit.trace`` the distribution calls this through an opaque operation, so the
-        loop is not recorded; see ``VonMisesFisher``.)
+        the rejected ones (which waits for the device); ``None``: off the CPU only.
     """
     if fixed_rounds is None:
         fixed_rounds = kappa.device.type != "cpu"
-    out_dtype, shape = kappa.dtype, kappa.shape
-    kappa = kappa.detach().reshape(-1).to(work_dtype(kappa))
-    big = large_kappa(kappa, d)
+    work = kappa.detach().reshape(-1).to(work_dtype(kappa))
+    first = 2 if work.shape[0] > _FEW else 6
+    t = _wood(work, d, large_kappa_threshold(d), first, fixed_rounds)
+    return t.reshape(kappa.shape).to(kappa.dtype)
+
+
+@script
+def _propose(consts: torch.Tensor, k: int, m: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """k candidates per entry of ``consts`` (rows b, kappa, r, c1); the first accepted one
+    (or the last candidate) and whether any was accepted."""
+    b_, kap, r, c1 = consts.unsqueeze(-1).unbind(-2)
+    # z ~ Beta(a, a), a = (d-1)/2, as (1 + g / sqrt(g^2 + 2 G)) / 2 with g ~ N(0, 1),
+    # G ~ Gamma(a) (a Student-t identity): one gamma draw per candidate instead of two.
+    # Both z and 1 - z are formed without cancellation: with q = sqrt(g^2 + 2G),
+    # (q - |g|) / (2q) = G / (q (q + |g|)) and (q + |g|) / (2q).
+    conc = torch.full([consts.shape[0], k], 0.5 * m, dtype=consts.dtype, device=consts.device)
+    g = torch.randn_like(conc)
+    gam = torch._standard_gamma(conc)
+    root = torch.sqrt(g * g + 2.0 * gam)
+    big = root + g.abs()
+    small = gam / (root * big)
+    big = big / (2.0 * root)
+    neg = g < 0
+    z, one_minus_z = torch.where(neg, small, big), torch.where(neg, big, small)
+    bz = b_ * z
+    t = 2.0 * bz / (one_minus_z + bz)  # 2bz / (1 - (1-b) z)
+    neg_log_u = torch.empty_like(t).exponential_()
+    accepted = c1 - kap * t + m * torch.log1p(r * t) + neg_log_u >= 0.0
+    first = torch.argmax(accepted.to(torch.uint8), dim=-1, keepdim=True)
+    return t.gather(-1, first).squeeze(-1), accepted.any(-1)
+
+
+@script
+def _wood(
+    kappa: torch.Tensor, d: int, threshold: float, first: int, fixed_rounds: bool
+) -> torch.Tensor:
+    """:func:`sample_t_wood` on a flat work-dtype ``kappa``; ``threshold``: the large-kappa
+    threshold, ``first``: candidates per entry in the first round."""
+    big = kappa >= threshold
     bad = torch.isnan(kappa)
     special = big | bad
-    if fixed_rounds or special.any():
+    kappa_all = kappa
+    if fixed_rounds or bool(special.any()):
         # Wood's arithmetic on a harmless kappa there; those entries are replaced at the end
-        kappa_all, kappa = kappa, torch.where(special, 1.0, kappa)
+        kappa = torch.where(special, 1.0, kappa)
     m = float(d - 1)
     sq = torch.sqrt(4.0 * kappa * kappa + m * m)
     b = m / (2.0 * kappa + sq)
@@ -112,70 +156,42 @@ def sample_t_wood(kappa: torch.Tensor, d: int, fixed_rounds: bool | None = None)
     # c1 - kappa t + (d-1) log1p(r t) >= log u, c1 = kappa (1 - x0) - (d-1) log1p(x0),
     # r = x0 / (1 - x0). Per-entry constants are stacked so a subset is one gather.
     consts = torch.stack(
-        [
-            b,
-            kappa,
-            x0 / one_minus_x0,
-            kappa * one_minus_x0 - m * torch.log1p(x0),
-        ],
-        -1,
+        [b, kappa, x0 / one_minus_x0, kappa * one_minus_x0 - m * torch.log1p(x0)], -1
     )
-
-    def propose(idx: torch.Tensor | None, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        # k candidates per entry; keep the first accepted one.
-        cs = consts if idx is None else consts[idx]
-        b_, kap, r, c1 = cs.unsqueeze(-1).unbind(-2)
-        # z ~ Beta(a, a), a = (d-1)/2, as (1 + g / sqrt(g^2 + 2 G)) / 2 with g ~ N(0, 1),
-        # G ~ Gamma(a) (a Student-t identity): one gamma draw per candidate instead of two.
-        # Both z and 1 - z are formed without cancellation: with q = sqrt(g^2 + 2G),
-        # (q - |g|) / (2q) = G / (q (q + |g|)) and (q + |g|) / (2q).
-        conc = torch.full((cs.shape[0], k), 0.5 * m, dtype=kappa.dtype, device=kappa.device)
-        g = torch.randn_like(conc)
-        gam = torch._standard_gamma(conc)
-        root = torch.sqrt(g * g + 2.0 * gam)
-        big = root + g.abs()
-        small = gam / (root * big)
-        big = big / (2.0 * root)
-        neg = g < 0
-        z, one_minus_z = torch.where(neg, small, big), torch.where(neg, big, small)
-        bz = b_ * z
-        t = 2.0 * bz / (one_minus_z + bz)  # 2bz / (1 - (1-b) z)
-        neg_log_u = torch.empty_like(t).exponential_()
-        accepted = c1 - kap * t + m * torch.log1p(r * t) + neg_log_u >= 0.0
-        first = torch.argmax(accepted.to(torch.uint8), dim=-1, keepdim=True)
-        return t.gather(-1, first).squeeze(-1), accepted.any(-1)
-
     # Two candidates per entry in the first round (acceptance is >= ~0.7, so ~9% or fewer
     # entries remain), then eight per remaining entry: few rounds, little wasted work. For a
     # few entries (a mini-batch), where each round costs its fixed per-operation time rather
     # than its arithmetic, six in the first round: a second round is rarely needed. On the
     # CPU the rejected entries are looked up (``nonzero``) and redrawn until none is left. On
     # an accelerator that lookup would wait for the device, so every entry gets the same
-    # _DEVICE_ROUNDS rounds of eight and keeps its first accepted candidate: an entry is left
-    # with a rejected one only with probability < 0.3^34 < 1e-17.
-    t, accepted = propose(None, 2 if kappa.numel() > _FEW else 6)
+    # four rounds of eight and keeps its first accepted candidate: an entry is left with a
+    # rejected one only with probability < 0.3^34 < 1e-17.
+    t, accepted = _propose(consts, first, m)
     if fixed_rounds:
-        for _ in range(_DEVICE_ROUNDS):
-            t_new, acc_new = propose(None, 8)
+        for _ in range(4):
+            t_new, acc_new = _propose(consts, 8, m)
             t = torch.where(accepted, t, t_new)
             accepted = accepted | acc_new
     else:
-        for _ in range(_MAX_ROUNDS):
+        rounds = 0
+        while not bool(accepted.all()):
+            if rounds == 64:  # P(a finite kappa rejects 8 x 64 candidates) < 0.3^512
+                raise RuntimeError(
+                    "Wood's von Mises-Fisher sampler accepted no candidate in 64 rounds (d = "
+                    + str(d)
+                    + ", kappa = "
+                    + str(kappa[~accepted][:3])
+                    + "); please report this kappa"
+                )
             rejected = (~accepted).nonzero().squeeze(-1)
-            if rejected.numel() == 0:
-                break
-            t_new, acc_new = propose(rejected, 8)
+            t_new, acc_new = _propose(consts[rejected], 8, m)
             t[rejected] = t_new
             accepted[rejected] = acc_new
-        else:  # P(a finite kappa rejects 8 x 64 candidates) < 0.3^512
-            raise RuntimeError(
-                f"Wood's von Mises-Fisher sampler accepted no candidate in {_MAX_ROUNDS} rounds "
-                f"(d = {d}, kappa = {kappa[~accepted][:3].tolist()}); please report this kappa"
-            )
-    if fixed_rounds or special.any():
-        t = torch.where(big, sample_t_large_kappa(kappa_all, d), t)
+            rounds += 1
+    if fixed_rounds or bool(special.any()):
+        t = torch.where(big, _large_kappa_draw(kappa_all, 0.5 * m), t)
         t = torch.where(bad, kappa_all, t)
-    return t.clamp(0.0, 2.0).reshape(shape).to(out_dtype)
+    return t.clamp(0.0, 2.0)
 
 
 _TABLE_SIZE = 2049

@@ -113,7 +113,11 @@ class TracedLoss:
         traced = self.traces.get(key)
         if traced is None:
             traced = self.traces[key] = self._trace(x)
-        return traced(x, *self.params)
+        # the graph run op by op, each op recorded by autograd as in eager mode: without the
+        # executor's differentiable subgraphs (their input/output detaches and interpreted
+        # backward graph cost more per step than they save on these small graphs)
+        with torch.jit.optimized_execution(False):
+            return traced(x, *self.params)
 
     def _trace(self, x: torch.Tensor) -> Callable[..., torch.Tensor]:
         loss = self.loss

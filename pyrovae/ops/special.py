@@ -71,12 +71,13 @@ from typing import Any
 
 import torch
 
+from .script import script
+
 __all__ = ["bessel_iv_ratio", "log_bessel_iv", "log_bessel_iv_and_ratio", "log_sphere_area"]
 
 _V0 = 20.0  # smallest order at which the Debye expansion is used
 _NUM_TERMS = 13  # u_0 .. u_12
 _STEPS = int(math.ceil(_V0))  # recurrence steps: Debye is used at order v + 20 >= V0
-_TINY_X = 1e-40
 
 
 def _debye_polynomials(num_terms: int) -> list[list[Fraction]]:
@@ -120,18 +121,20 @@ def _debye_matrix(like: torch.Tensor) -> torch.Tensor:
     return mat
 
 
+@script
 def _powers(base: torch.Tensor, count: int) -> torch.Tensor:
     """(..., count) tensor of base^0 .. base^(count-1), as one running product (a few
     operations whatever ``count``: for the short vectors of a mini-batch the cost is per
     operation, not per number; the rounding error of base^k grows like k ulps, k < 40)."""
-    rest = torch.cumprod(base.unsqueeze(-1).expand(*base.shape, count - 1), -1)
+    rest = torch.cumprod(base.unsqueeze(-1).expand(list(base.shape) + [count - 1]), -1)
     return torch.cat([torch.ones_like(base).unsqueeze(-1), rest], -1)
 
 
-def _log_debye_sum(w: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """log sum_k u_k(t) / w^k."""
-    u = _powers(t, _DEBYE_DEGREE) @ _debye_matrix(t)  # (..., K): u_k(t)
-    return torch.log((u * _powers(w.reciprocal(), _NUM_TERMS)).sum(-1))
+@script
+def _log_debye_sum(w: torch.Tensor, t: torch.Tensor, debye: torch.Tensor) -> torch.Tensor:
+    """log sum_k u_k(t) / w^k, ``debye`` = the matrix of the u_k's coefficients."""
+    u = _powers(t, debye.shape[0]) @ debye  # (..., K): u_k(t)
+    return torch.log((u * _powers(w.reciprocal(), debye.shape[1])).sum(-1))
 
 
 def _compute_dtype(x: torch.Tensor) -> torch.dtype:
@@ -142,28 +145,40 @@ def _bessel_core(
     v: torch.Tensor, x: torch.Tensor, num_steps: int = _STEPS, scaled: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`_bessel_pass` with autocast off: its matrix product (the Debye sums) must stay in
-    float64 under ``torch.autocast``."""
+    float64 under ``torch.autocast``. (On the CPU, where asking costs no device round trip,
+    the series for a tiny x is only summed when some x needs it; the question is part of the
+    TorchScript function, so ``torch.jit.trace`` records it as a branch, not one answer.)"""
+    ask = x.device.type == "cpu"
     with torch.autocast(x.device.type, enabled=False):
-        return _bessel_pass(v, x, num_steps, scaled)
+        return _bessel_pass(v, x, _debye_matrix(x), num_steps, scaled, ask)
 
 
+@script
 def _bessel_pass(
-    v: torch.Tensor, x: torch.Tensor, num_steps: int = _STEPS, scaled: bool = False
+    v: torch.Tensor,
+    x: torch.Tensor,
+    debye: torch.Tensor,
+    num_steps: int,
+    scaled: bool,
+    ask: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Return (log I_v(x), R_{v+1}(x)) for v >= 0, x > 0, in the (promoted) dtype of x; with
     ``scaled``, log I_v(x) - x instead (formed without cancellation: r_u - x = u²/(r_u + x)).
+    One TorchScript function: its ~100 small operations run without Python in between.
 
     ``num_steps``: recurrence steps; Debye's expansion is used at order v + num_steps, which
-    must be >= V0 for every v (the default, 20, is enough for all).
+    must be >= V0 for every v (20 is enough for all). ``debye``: :func:`_debye_matrix`.
+    ``ask``: look whether any x needs the tiny-x series before summing it (a host read).
     """
     u = v + num_steps  # >= V0: Debye for log I_u and for the ratio R_{u+1} = I_{u+1} / I_u
     w = u + 1.0
     r_u = torch.hypot(u, x)
     r_w = torch.hypot(w, x)
-    s_u, s_w = _log_debye_sum(torch.stack([u, w]), torch.stack([u / r_u, w / r_w])).unbind(0)
+    s_u, s_w = _log_debye_sum(torch.stack([u, w]), torch.stack([u / r_u, w / r_w]), debye).unbind(0)
     # log(x / (u + r_u)) = -log1p((u + (r_u - x)) / x), r_u - x = u^2 / (r_u + x)
-    log_x_over = -torch.log1p((u + u * u / (r_u + x)) / x)
-    lead = u * u / (r_u + x) if scaled else r_u
+    r_u_minus_x = u * u / (r_u + x)
+    log_x_over = -torch.log1p((u + r_u_minus_x) / x)
+    lead = r_u_minus_x if scaled else r_u
     log_iu = lead + u * log_x_over - 0.5 * math.log(2 * math.pi) - 0.5 * torch.log(r_u) + s_u
     # log R_w = log I_w - log I_u, as an analytic difference.
     dr = (w + u) / (r_w + r_u)  # r_w - r_u
@@ -182,15 +197,13 @@ def _bessel_pass(
     steps = torch.arange(1, num_steps + 1, dtype=x.dtype, device=x.device)
     coefficients = (v.unsqueeze(-1) + steps) * (2.0 / x).unsqueeze(-1)  # (..., STEPS)
     ratios = []
-    for coefficient in reversed(coefficients.unbind(-1)):
-        ratio = torch.reciprocal(coefficient + ratio)
+    for j in range(num_steps - 1, -1, -1):
+        ratio = torch.reciprocal(coefficients.select(-1, j) + ratio)
         ratios.append(ratio)
     log_iv = log_iu - torch.log(torch.stack(ratios, -1)).sum(-1)
-    # x <= 1e-40: the leading terms of the power series are exact in float64. (On the CPU,
-    # where asking costs no device round trip, only when some x is that small; always under
-    # torch.jit.trace, which would record the answer of one call for all.)
-    tiny = x <= _TINY_X
-    if x.device.type == "cpu" and not torch.jit.is_tracing() and not tiny.any():
+    # x <= 1e-40: the leading terms of the power series are exact in float64.
+    tiny = x <= 1e-40
+    if ask and not bool(tiny.any()):
         return log_iv, ratio
     log_tiny = v * torch.log(0.5 * x) - torch.lgamma(v + 1.0) + 0.25 * x * x / (v + 1.0)
     if scaled:
@@ -278,6 +291,9 @@ def log_bessel_iv_and_ratio(
     """
     # for one order given as a number, only the steps that bring it up to V0
     num_steps = max(1, math.ceil(_V0 - v)) if isinstance(v, int | float) else _STEPS
+    if isinstance(v, int | float) and isinstance(x, torch.Tensor) and x.dtype == _compute_dtype(x):
+        x64 = x.detach()  # already in the work dtype: the order is filled in directly
+        return _bessel_core(torch.full_like(x64, v), x64, num_steps, scaled)
     v, x = _as_tensors(v, x)
     v64, x64, _ = _prepare(v.detach(), x.detach())
     return _bessel_core(v64, x64, num_steps, scaled)
