@@ -172,7 +172,11 @@ class ModelOptions:
         integer,
     )
     hidden: list | None = option(
-        None, "hidden layer sizes of the MLPs, e.g. 256,128", optional(checks.sizes), integers
+        None,
+        "hidden layer sizes of the MLPs, e.g. 256,128 (the default; 500,500,2000 with a mixture "
+        "prior, VaDE's)",
+        optional(checks.sizes),
+        integers,
     )
     activation: str | None = option(
         None, "MLP activation: relu, tanh, elu, gelu, silu, ...", one_of(None, *ACTIVATIONS), str

@@ -285,10 +285,22 @@ def test_clusters_digits_well_above_chance():
     """
     torch.manual_seed(0)
     data = pyrovae.data.load("digits")
-    vae = VAE(64, 10, prior={"name": "mixture", "num_components": 10}, pretrain_epochs=50)
+    mixture = {"name": "mixture", "num_components": 10}  # the smaller networks: a faster test
+    vae = VAE(64, 10, prior=mixture, hidden=(256, 128), pretrain_epochs=50)
     pyrovae.fit(vae, data, epochs=20, batch_size=100, lr=1e-3, progress=False)
     scores = clustering_scores(vae.cluster(data.test.x)[1], data.test.y)
     assert scores["accuracy"] >= 0.6 and scores["nmi"] >= 0.5, scores
+
+
+def test_a_mixture_prior_has_vades_networks_unless_told_otherwise():
+    def widths(vae):
+        layers = [m for m in vae.encoder.trunk.modules() if isinstance(m, torch.nn.Linear)]
+        return [m.out_features for m in layers]
+
+    assert widths(VAE(64, 10, prior=MIXTURE)) == [500, 500, 2000]  # VaDE's D-500-500-2000-d
+    assert widths(VAE(64, 10)) == [256, 128]
+    assert widths(VAE(64, 10, prior=MIXTURE, hidden=(32,))) == [32]
+    assert VAE(64, 10, prior=MIXTURE).build_options["hidden"] == (500, 500, 2000)  # config.yaml
 
 
 def test_default_pretraining_length_is_about_3000_batches(monkeypatch):
