@@ -43,12 +43,16 @@ def plot_gmm(model: GaussianMixture, x: torch.Tensor, path: P, num_std: float = 
     return save(fig, path)
 
 
+MAX_ROWS = 20  # components pictured at most: a row of axes each, and matplotlib lays out ~20/s
+
+
 @torch.no_grad()
 def plot_mixture_samples(
     vae: VAE, image_shape: ImageShape | None, path: P, per_component: int = 10, seed: int = 0
 ) -> P:
     """Mixture-prior VAE: row k shows decoder means of ``per_component`` draws
-    z ~ N(μ_k, diag σ_k²) from component k; the row label is its weight π_k. ``image_shape``:
+    z ~ N(μ_k, diag σ_k²) from component k; the row label is its weight π_k. Of more than
+    :data:`MAX_ROWS` components, the ``MAX_ROWS`` heaviest (in their order). ``image_shape``:
     ``(H, W)`` or ``(C, H, W)``, as ``Data.image_shape``."""
     prior = vae.prior
     if not vae.has_clusters:
@@ -59,16 +63,21 @@ def plot_mixture_samples(
             "set's image_shape, e.g. (28, 28) for MNIST"
         )
     gen = torch.Generator().manual_seed(seed)
-    k = prior.num_components
-    scales = prior.log_scales.exp()
+    weights = prior.weights
+    shown = weights.topk(min(MAX_ROWS, len(weights))).indices.sort().values
+    k = len(shown)
+    scales = prior.log_scales.exp()[shown]
     eps = torch.randn(k, per_component, vae.latent_dim, generator=gen).to(scales)
-    z = prior.locs[:, None, :] + scales[:, None, :] * eps
+    z = prior.locs[shown, None, :] + scales[:, None, :] * eps
     images = vae.decode(z.reshape(-1, vae.latent_dim)).reshape(k, per_component, -1)
-    weights = prior.weights.cpu().numpy()
     fig, axes = figure(per_component * 0.8, k * 0.8, k, per_component)
     for i in range(k):
         for j in range(per_component):
             show_image(axes[i, j], images[i, j], image_shape)
-        axes[i, 0].set_ylabel(f"{weights[i]:.2f}", rotation=0, ha="right", va="center")
-    fig.suptitle("one row per mixture component (row label: weight)")
+        label = f"{weights[shown[i]].item():.2f}"
+        axes[i, 0].set_ylabel(label, rotation=0, ha="right", va="center")
+    rows = "one row per mixture component"
+    if k < len(weights):
+        rows = f"the {k} heaviest of {len(weights)} mixture components, one per row"
+    fig.suptitle(f"{rows} (row label: weight)")
     return save(fig, path)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from pyrovae.models import VAE, GaussianMixture
+from pyrovae.plots import mixture as mixture_plots
 from pyrovae.plots import plot_gmm, plot_mixture_samples
 
 
@@ -50,3 +51,19 @@ def test_plot_mixture_samples_writes_png(tmp_path):
         plot_mixture_samples(vae, (5, 5), tmp_path / "bad.png")
     with pytest.raises(ValueError, match="prior='mixture'"):
         plot_mixture_samples(VAE(16, 2), (4, 4), tmp_path / "bad.png")
+
+
+def test_plot_mixture_samples_of_many_components_shows_the_heaviest(tmp_path, monkeypatch):
+    # 300 components once took minutes to lay out (issue 34's fuzz, case cli-291)
+    vae = VAE(16, 2, prior={"name": "mixture", "num_components": 30}, hidden=(8,))
+    with torch.no_grad():
+        vae.prior.logits.copy_(torch.randn(30, generator=torch.Generator().manual_seed(0)))
+    made = []
+    figure = mixture_plots.figure
+    monkeypatch.setattr(mixture_plots, "figure", lambda *a: made.append(figure(*a)) or made[-1])
+    path = plot_mixture_samples(vae, (4, 4), tmp_path / "rows.png", per_component=5)
+    assert matplotlib.image.imread(path).shape[:2] == (1600, 400)  # 20 rows of 0.8 inches
+    weights = vae.prior.weights.detach()
+    heaviest = sorted(range(30), key=lambda k: -weights[k])[: mixture_plots.MAX_ROWS]
+    labels = [ax.get_ylabel() for ax in made[0][1][:, 0]]
+    assert labels == [f"{weights[k]:.2f}" for k in sorted(heaviest)]
