@@ -1,7 +1,7 @@
 """Fuzz the ``pyrovae`` command line and its run folders, as an adversary would (issue 34).
 
-Two kinds of case, each run as ``python -m pyrovae ...`` in a subprocess with a timeout, in
-its own folder ``ROOT/jobs/<kind>-<i>`` (the working directory, with ``--out`` its ``out``):
+Two kinds of case, each run as ``python -m pyrovae ...`` with a timeout, in its own folder
+``ROOT/jobs/<kind>-<i>`` (the working directory, with ``--out`` its ``out``):
 
 * ``cli``: a random set of extreme-but-valid flags for ``train`` (huge and tiny numbers, part
   specs as YAML mappings, nested config files), then, when training succeeded, ``evaluate``
@@ -24,27 +24,39 @@ is also written, as it ends, to the summary's name with ``.jsonl``.
     python tools/fuzz.py --jobs 2 --limit 30 --summary fuzz.json   # a quick sample
     python tools/fuzz.py --cli 1000 --folders 200 --jobs 8          # the issue's Done-when
 
-Not shipped with the package: it drives the installed ``pyrovae`` (``PYTHONPATH`` decides
-which) with ``sys.executable``.
+Each run is a child forked from this process (a fork server): it imports ``pyrovae``, torch,
+Pyro and the libraries the runs load once, in the runs' environment, and each child then
+becomes ``python -m pyrovae ARGV`` (working directory, environment, stdin, stdout and stderr,
+exit status and traceback as the interpreter gives them), which saves the 5-20 s that a new
+interpreter spends importing torch. The fuzz runs no DataLoader workers nor torchrun, so no
+case needs a fresh interpreter. Called from a process that already ran models (a test), the
+children inherit its global state (Pyro's parameter store, torch defaults).
+
+Not shipped with the package: it drives the ``pyrovae`` that ``PYTHONPATH`` selects.
 """
 
 import argparse
+import atexit
 import concurrent.futures
+import contextlib
+import faulthandler
+import importlib
 import json
 import os
 import random
 import resource
+import runpy
+import select
 import shlex
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections import Counter, defaultdict
 from pathlib import Path
 
-PROGRAM = [sys.executable, "-m", "pyrovae"]  # what each run starts, then its arguments
 HUGE_REALS = ["1e-45", "1e-30", "1e-15", "1e-3", "1", "1e5", "1e20", "3e38", "1e39", "1e300"]
 PART_SPECS = {
     "--prior": [
@@ -367,44 +379,113 @@ def environment(root):
     return env
 
 
+PRELOAD = [  # what the runs import, imported once by the parent that forks them
+    "pyrovae.cli",
+    "pyrovae.plots",
+    "sklearn.cluster",
+    "sklearn.datasets",
+    "sklearn.mixture",
+    "torchvision",
+]
+
+
+def warm_up(root):
+    """Make this process the fork server: the runs' environment, then their imports. It runs
+    no case itself (only the damaging of folders, with ``torch.load``/``torch.save``)."""
+    os.environ.update(environment(root))  # before the imports: they read e.g. MPLCONFIGDIR
+    for name in PRELOAD:
+        importlib.import_module(name)
+
+
+def run_pyrovae():
+    """What the child of each run executes: ``python -m pyrovae`` with ``sys.argv``."""
+    runpy.run_module("pyrovae", run_name="__main__", alter_sys=True)
+
+
+PROGRAM = run_pyrovae
 WALL_FACTOR = 10  # wall-clock limit = this × the CPU-time limit (a run that waits, not computes)
 
 
-def _cpu_limit(seconds):
-    def limit():
-        resource.setrlimit(resource.RLIMIT_CPU, (int(seconds), int(seconds) + 5))
+def _exit_code(code):
+    """The exit status the interpreter gives ``SystemExit(code)``."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
 
-    return limit
+
+def _child(argv, cwd, env, timeout, stdout, stderr):
+    """The forked child of one run: it becomes ``python -m pyrovae ARGV`` started in ``cwd``
+    with ``env`` (stdin ``/dev/null``, fd 1 and 2 into the files ``stdout`` and ``stderr``),
+    in a process group of its own and under a CPU-time limit, and never returns."""
+    code = 1
+    try:
+        os.setpgid(0, 0)
+        resource.setrlimit(resource.RLIMIT_CPU, (int(timeout), int(timeout) + 5))
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+        os.dup2(stdout, 1)
+        os.dup2(stderr, 2)
+        sys.stdin = open(0, closefd=False)  # new objects: a parent's thread may hold the locks
+        sys.stdout = open(1, "w", closefd=False)
+        sys.stderr = open(2, "w", buffering=1, errors="backslashreplace", closefd=False)
+        faulthandler.enable()  # as PYTHONFAULTHANDLER=1 does at start
+        atexit._clear()  # the parent's exit handlers are not the run's
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(env)
+        sys.argv = ["-m", *argv]
+        sys.path[0] = cwd  # where ``python -m`` looks first
+        try:
+            PROGRAM()
+            code = 0
+        except SystemExit as exc:
+            code = _exit_code(exc.code)
+        except BaseException:  # an uncaught exception: the interpreter prints it, exits 1
+            sys.excepthook(*sys.exc_info())
+            code = 1
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:  # the harness's own failure, shown (as a traceback) in the run's stderr
+        traceback.print_exc()
+    finally:
+        os._exit(code & 0xFF)  # never back into the parent's code
 
 
 def run_one(argv, cwd, env, timeout):
-    """One run; a hang is ``timeout`` seconds of CPU time (SIGXCPU), or ``WALL_FACTOR`` ×
-    that of wall-clock time, so that a run slowed by a loaded machine is not called hung."""
+    """One run, in a child forked from this process (see :func:`_child`); a hang is
+    ``timeout`` seconds of CPU time (SIGXCPU), or ``WALL_FACTOR`` × that of wall-clock time,
+    so that a run slowed by a loaded machine is not called hung. A crash is a signal (or 134)."""
     tic = time.perf_counter()
-    try:
-        proc = subprocess.run(
-            [*PROGRAM, *argv],
-            cwd=cwd,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=WALL_FACTOR * timeout,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=_cpu_limit(timeout),
-        )
-        rc, err = proc.returncode, proc.stderr
-        hung = rc == -signal.SIGXCPU
-    except subprocess.TimeoutExpired as exc:
-        err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else ""
-        rc, hung = None, True
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        pid = os.fork()
+        if pid == 0:
+            _child(argv, str(cwd), env, timeout, out.fileno(), err.fileno())
+        with contextlib.suppress(OSError):  # as the child does: no window before it does
+            os.setpgid(pid, pid)
+        pidfd = os.pidfd_open(pid)
+        try:
+            ended, _, _ = select.select([pidfd], [], [], WALL_FACTOR * timeout)
+        finally:
+            os.close(pidfd)
+        with contextlib.suppress(ProcessLookupError):  # the hung run, or what it left running
+            os.killpg(pid, signal.SIGKILL)
+        _, status, usage = os.wait4(pid, 0)
+        err.seek(0)
+        text = err.read().decode(errors="replace")
+    rc = os.waitstatus_to_exitcode(status) if ended else None
+    hung = not ended or rc == -signal.SIGXCPU
     return {
         "argv": argv,
         "rc": rc,
         "seconds": round(time.perf_counter() - tic, 2),
+        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
         "hang": hung,
-        "traceback": "Traceback" in (err or ""),
+        "traceback": "Traceback" in text,
         "crash": rc is not None and not hung and (rc < 0 or rc == 134),
-        "stderr_tail": (err or "")[-600:],
+        "stderr_tail": text[-600:],
     }
 
 
@@ -511,12 +592,22 @@ def main(argv=None):
     p.add_argument("--summary", type=Path, default=Path("fuzz-summary.json"))
     p.add_argument("--keep", action="store_true", help="keep the work folder")
     args = p.parse_args(argv)
-    n_cli, n_folders = args.cli, args.folders
-    if args.limit is not None:
-        n_cli, n_folders = min(n_cli, args.limit), min(n_folders, args.limit)
     root = (args.root or Path(tempfile.mkdtemp(prefix="pyrovae-fuzz-"))).resolve()
     for sub in ("home", "cache", "tmp", "jobs"):
         (root / sub).mkdir(parents=True, exist_ok=True)
+    saved = dict(os.environ)
+    try:
+        warm_up(root)
+        return _fuzz(args, argv, root)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _fuzz(args, argv, root):
+    n_cli, n_folders = args.cli, args.folders
+    if args.limit is not None:
+        n_cli, n_folders = min(n_cli, args.limit), min(n_folders, args.limit)
     tic = time.perf_counter()
     rng = random.Random(args.seed)
     cases = [cli_case(rng, i) for i in range(n_cli)]

@@ -276,7 +276,8 @@ class GaussianMixture(Recorded, Mixture):
         if self.weights.shape[-1] == 1:  # Pyro would enumerate nothing, warn and give (1, 1)
             return torch.zeros(len(x), dtype=torch.long, device=x.device)
         serving = infer_discrete(self.model, first_available_dim=-2, temperature=0)
-        return pyro.poutine.trace(serving).get_trace(x).nodes[COMPONENT_SITE]["value"]
+        value = pyro.poutine.trace(serving).get_trace(x).nodes[COMPONENT_SITE]["value"]
+        return value.reshape(len(x))  # for one row infer_discrete gives a () value
 
     def cluster(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(responsibilities (N, K), MAP assignments (N,))``: the clustering protocol shared

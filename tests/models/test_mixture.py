@@ -139,6 +139,18 @@ def test_assign_is_argmax_of_responsibilities(covariance):
 
 
 @pytest.mark.parametrize("covariance", COVARIANCES)
+def test_assignments_row_by_row_are_those_of_the_batch(covariance):
+    # evaluate --batch-size 1 concatenates them: one row once gave a () tensor (issue 34's fuzz)
+    torch.manual_seed(0)
+    x, _ = known_mixture(40)
+    model = GaussianMixture(3, 2, covariance)
+    model.initialize(x, seed=0)
+    rows = [model.cluster(x[i : i + 1])[1] for i in range(len(x))]
+    assert all(r.shape == (1,) for r in rows)
+    assert torch.equal(torch.cat(rows), model.responsibilities(x).argmax(1))
+
+
+@pytest.mark.parametrize("covariance", COVARIANCES)
 def test_one_component_assigns_every_row_to_it(covariance):
     # Pyro enumerates nothing for one category: infer_discrete gave a (1, 1) value
     x, _ = known_mixture(20)

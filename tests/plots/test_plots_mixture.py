@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from pyrovae.models import VAE, GaussianMixture
+from pyrovae.plots import mixture as mixture_plots
 from pyrovae.plots import plot_gmm, plot_mixture_samples
+from pyrovae.plots.canvas import MAX_COMPONENTS
 
 
 @pytest.mark.parametrize("covariance", ["diag", "full"])
@@ -56,7 +58,7 @@ def test_pictures_of_many_components_draw_the_heaviest_rows(tmp_path):
     """A mixture of 1,150 components is drawn as 20 rows, those of the largest π_k (issue 34:
     one row per component ran out of memory), and a picture of ≤ 20 components is unchanged."""
     from pyrovae.models import MixtureOfLinearDecoders
-    from pyrovae.plots.canvas import MAX_COMPONENTS, heaviest
+    from pyrovae.plots.canvas import heaviest
     from pyrovae.plots.llgae import plot_components, plot_reconstructions
 
     torch.manual_seed(0)
@@ -80,3 +82,19 @@ def test_pictures_of_many_components_draw_the_heaviest_rows(tmp_path):
     assert shape(plot_mixture_samples(vaes[0], (4, 4), tmp_path / "a.png", per_component=3)) == (
         shape(plot_mixture_samples(vaes[1], (4, 4), tmp_path / "b.png", per_component=3))
     )
+
+
+def test_plot_mixture_samples_of_many_components_shows_the_heaviest(tmp_path, monkeypatch):
+    # 300 components once took minutes to lay out (issue 34's fuzz, case cli-291)
+    vae = VAE(16, 2, prior={"name": "mixture", "num_components": 30}, hidden=(8,))
+    with torch.no_grad():
+        vae.prior.logits.copy_(torch.randn(30, generator=torch.Generator().manual_seed(0)))
+    made = []
+    figure = mixture_plots.figure
+    monkeypatch.setattr(mixture_plots, "figure", lambda *a: made.append(figure(*a)) or made[-1])
+    path = plot_mixture_samples(vae, (4, 4), tmp_path / "rows.png", per_component=5)
+    assert matplotlib.image.imread(path).shape[:2] == (1600, 400)  # 20 rows of 0.8 inches
+    weights = vae.prior.weights.detach()
+    heaviest = sorted(range(30), key=lambda k: -weights[k])[:MAX_COMPONENTS]
+    labels = [ax.get_ylabel() for ax in made[0][1][:, 0]]
+    assert labels == [f"{weights[k]:.2f}" for k in sorted(heaviest)]

@@ -2,6 +2,8 @@
 and a quick fuzz of the real command line (slow)."""
 
 import json
+import os
+import runpy
 import sys
 from pathlib import Path
 
@@ -11,10 +13,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 import fuzz  # noqa: E402
 
 MISBEHAVE = """
-import os, sys, time
+import ctypes, os, sys, time
 what = sys.argv[1]
 if what == "traceback":
     raise RuntimeError("boom")
+if what == "exit 3":
+    sys.exit(3)
+if what == "exit text":
+    sys.exit("said why")
 if what == "hang":
     while True:
         pass
@@ -22,6 +28,8 @@ if what == "wait":
     time.sleep(60)
 if what == "abort":
     os.abort()
+if what == "segfault":
+    ctypes.string_at(0)
 if what == "victim":
     open("victim.txt", "w").write("pid")
 if what == "beside":
@@ -38,8 +46,8 @@ print("done")
 @pytest.fixture
 def stand_in(tmp_path, monkeypatch):
     script = tmp_path / "misbehave.py"
-    script.write_text(MISBEHAVE)
-    monkeypatch.setattr(fuzz, "PROGRAM", [sys.executable, str(script)])
+    script.write_text(MISBEHAVE)  # run in each forked child as ``python script.py ARGV``
+    monkeypatch.setattr(fuzz, "PROGRAM", lambda: runpy.run_path(str(script), run_name="__main__"))
     root = tmp_path / "root"
     for sub in ("home", "cache", "tmp", "jobs"):
         (root / sub).mkdir(parents=True)
@@ -47,26 +55,33 @@ def stand_in(tmp_path, monkeypatch):
 
 
 def test_each_kind_of_failure_is_counted_and_a_write_inside_out_is_not(stand_in):
-    whats = ["traceback", "hang", "wait", "abort", "victim", "beside", "home", "inside"]
+    whats = ["traceback", "exit 3", "exit text", "hang", "wait", "abort", "segfault", "victim"]
+    whats += ["beside", "home", "inside"]
+    cwd, env = os.getcwd(), dict(os.environ)
     cases = [{"kind": "cli", "name": w, "files": {}, "runs": [[w]]} for w in whats]
     watched = [stand_in / "jobs", stand_in / "cache", stand_in / "tmp"]
     before = fuzz.snapshot(stand_in, watched)
     done = [fuzz.run_case(c, stand_in, {}, timeout=1) for c in cases]
     summary = fuzz.summarize(done, "test", before, fuzz.snapshot(stand_in, watched), 0.0)
+    assert (os.getcwd(), dict(os.environ)) == (cwd, env)  # the runs were children
     by_name = {c["name"]: c["results"][0] for c in done}
     assert by_name["traceback"]["traceback"] and by_name["traceback"]["rc"] == 1
+    assert "RuntimeError: boom" in by_name["traceback"]["stderr_tail"]
+    assert by_name["exit 3"]["rc"] == 3 and not by_name["exit 3"]["traceback"]
+    assert by_name["exit text"]["rc"] == 1 and by_name["exit text"]["stderr_tail"] == "said why\n"
     assert by_name["hang"]["hang"] and by_name["hang"]["rc"] == -24  # SIGXCPU after 1 s of CPU
     assert not by_name["hang"]["crash"]
     assert by_name["wait"]["hang"] and by_name["wait"]["rc"] is None  # 10 s of wall clock
     assert by_name["abort"]["crash"] and by_name["abort"]["rc"] == -6
+    assert by_name["segfault"]["crash"] and by_name["segfault"]["rc"] == -11
     assert by_name["victim"]["outside_writes"] == ["victim.txt", "victim.txt (content or mtime)"]
     assert by_name["beside"]["outside_writes"] == ["stray.txt"]
     assert by_name["inside"]["outside_writes"] == [] and by_name["inside"]["rc"] == 0
     counts = summary["counts"]
-    assert (counts["tracebacks"], counts["hangs"], counts["crashes"]) == (1, 2, 1)
+    assert (counts["tracebacks"], counts["hangs"], counts["crashes"]) == (1, 2, 2)
     assert counts["outside_writes"] == 2 and counts["root_writes"] == 1  # home/stray
     assert summary["root_writes"] == ["home/stray"]
-    assert summary["distinct_failures"] == 6
+    assert summary["distinct_failures"] == 7
 
 
 def test_every_mutation_comes_before_any_repeats():
