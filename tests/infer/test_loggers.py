@@ -34,13 +34,13 @@ def test_a_logger_gets_steps_epochs_terms_and_samples(digits):
         pyrovae.VAE(64, 2, hidden=(16,)),
         digits,
         epochs=2,
-        batch_size=500,
+        batch_size=400,
         warmup_epochs=1,
         logger=recorder,
         progress=False,
     )
     steps = [(s, m["train/loss"]) for s, m in recorder.metrics if "train/loss" in m]
-    assert [s for s, _ in steps] == [1, 2, 3, 4, 5, 6]  # 3 steps per epoch (1150 rows)
+    assert [s for s, _ in steps] == [1, 2, 3, 4, 5, 6]  # 1150 rows: 400, 400, 350
     epochs = [m for _, m in recorder.metrics if "elbo/train" in m]
     assert [m["elbo/train"] for m in epochs] == history["train_elbo"]
     assert [m["beta"] for m in epochs] == history["beta"] == [1.0, 1.0]
@@ -50,7 +50,7 @@ def test_a_logger_gets_steps_epochs_terms_and_samples(digits):
     assert name == "samples" and step == 6 and image.shape == (3, 73, 73)  # 8×8 grid of 8×8
     assert torch.equal(image[0], image[1]) and torch.equal(image[0], image[2])  # grey
     assert recorder.closed
-    given = {"model": "vae", "input_dim": 64, "latent_dim": 2, "epochs": 2, "batch_size": 500}
+    given = {"model": "vae", "input_dim": 64, "latent_dim": 2, "epochs": 2, "batch_size": 400}
     assert given.items() <= recorder.params.items() and recorder.params["warmup_epochs"] == 1
 
 
@@ -79,7 +79,7 @@ def test_a_gmm_has_no_reconstruction_term_and_its_elbo_is_the_exact_log_likeliho
 
 
 def test_off_a_terminal_each_epoch_is_one_clean_line(digits, capsys):
-    pyrovae.fit(pyrovae.VAE(64, 2, hidden=(16,)), digits, epochs=2, batch_size=500)
+    pyrovae.fit(pyrovae.VAE(64, 2, hidden=(16,)), digits, epochs=2, batch_size=400)
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
     assert [line.split("  ")[0] for line in lines[:2]] == ["epoch 1", "epoch 2"]
@@ -93,7 +93,7 @@ def test_pyrovae_train_writes_tensorboard_events_with_the_expected_tags(tmp_path
         "tensorboard.backend.event_processing.event_accumulator"
     )
     tb = tmp_path / "run" / "tensorboard"
-    argv = ["train", "--epochs", "2", "--hidden", "16", "--batch-size", "500", "--quiet"]
+    argv = ["train", "--epochs", "2", "--hidden", "16", "--batch-size", "400", "--quiet"]
     argv += ["--num-samples", "2", "--out", str(tmp_path / "run"), "--logger", "tensorboard"]
     assert cli.main(argv) == 0
     events = event_accumulator.EventAccumulator(str(tb), size_guidance={"images": 0})

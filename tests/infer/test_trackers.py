@@ -33,7 +33,7 @@ def _fit(digits, out, logger):
         pyrovae.VAE(64, 2, hidden=(16,)),
         digits,
         epochs=2,
-        batch_size=500,
+        batch_size=400,
         progress=False,
         out=out,
         logger=[recorder, *logger],
@@ -178,7 +178,7 @@ def test_logging_leaves_the_run_alone(digits):
     for loggers in ([], [Recorder(), Recorder()]):
         torch.manual_seed(0)
         model = pyrovae.VAE(64, 2, hidden=(16,))
-        options = {"epochs": 2, "batch_size": 500, "progress": False}
+        options = {"epochs": 2, "batch_size": 400, "progress": False}
         history = pyrovae.fit(model, digits, logger=loggers, **options)
         history.pop("seconds")
         runs.append((history, model.state_dict(), loggers))
@@ -193,7 +193,7 @@ def test_a_resumed_run_appends_to_its_csv_and_a_fresh_one_starts_anew(digits, tm
         pyrovae.fit(
             pyrovae.VAE(64, 2, hidden=(16,)),
             digits,
-            batch_size=500,
+            batch_size=400,
             progress=False,
             out=tmp_path,
             logger="csv",
