@@ -23,6 +23,7 @@ is also written, as it ends, to the summary's name with ``.jsonl``.
 
     python tools/fuzz.py --jobs 2 --limit 30 --summary fuzz.json   # a quick sample
     python tools/fuzz.py --cli 1000 --folders 200 --jobs 8          # the issue's Done-when
+    python tools/fuzz.py --cases cli-99 --timeout 600               # one case again, longer
 
 Each run is a child forked from this process (a fork server): it imports ``pyrovae``, torch,
 Pyro and the libraries the runs load once, in the runs' environment, and each child then
@@ -591,6 +592,10 @@ def main(argv=None):
     p.add_argument("--root", type=Path, help="work folder (default: a new temp folder)")
     p.add_argument("--summary", type=Path, default=Path("fuzz-summary.json"))
     p.add_argument("--keep", action="store_true", help="keep the work folder")
+    p.add_argument(
+        "--cases", nargs="+", metavar="NAME", help="run only these cases of the seeded list "
+        "(e.g. cli-99 folder-7: a failure reproduced, or rerun with a longer --timeout)"
+    )  # fmt: skip
     args = p.parse_args(argv)
     root = (args.root or Path(tempfile.mkdtemp(prefix="pyrovae-fuzz-"))).resolve()
     for sub in ("home", "cache", "tmp", "jobs"):
@@ -613,7 +618,12 @@ def _fuzz(args, argv, root):
     cases = [cli_case(rng, i) for i in range(n_cli)]
     order = rng.sample(sorted(MUTATIONS), len(MUTATIONS))
     cases += [folder_case(rng, i, order) for i in range(n_folders)]
-    bases = make_bases(root, args.timeout) if n_folders else {}
+    if args.cases:
+        unknown = set(args.cases) - {c["name"] for c in cases}
+        if unknown:
+            raise SystemExit(f"no case named {', '.join(sorted(unknown))} in this seed's list")
+        cases = [c for c in cases if c["name"] in args.cases]
+    bases = make_bases(root, args.timeout) if any(c["kind"] == "folder" for c in cases) else {}
     watched = [root / "jobs", root / "cache", root / "tmp", root / "bases"]
     root_before = snapshot(root, watched)
     done = []

@@ -84,6 +84,20 @@ def test_each_kind_of_failure_is_counted_and_a_write_inside_out_is_not(stand_in)
     assert summary["distinct_failures"] == 7
 
 
+def test_named_cases_of_the_seeded_list_run_alone(stand_in, tmp_path):
+    def fuzz_main(*cases):
+        return fuzz.main(["--cli", "10", "--folders", "0", "--root", str(stand_in), "--keep",
+                          "--summary", str(tmp_path / "s.json"), "--cases", *cases])  # fmt: skip
+
+    summary = fuzz_main("cli-3", "cli-7")
+    ran = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert sorted(case["name"] for case in ran) == ["cli-3", "cli-7"]
+    assert summary["counts"]["cases"] == {"cli": 2}
+    assert all(run["rc"] == 0 for case in ran for run in case["results"])  # the stand-in's
+    with pytest.raises(SystemExit, match="no case named cli-12"):
+        fuzz_main("cli-3", "cli-12")
+
+
 def test_every_mutation_comes_before_any_repeats():
     import random
 
