@@ -41,8 +41,7 @@ seed's spread is about 5 points), none clearly better: narrower networks
 (73.3 %), DEC-keras's SGD (81.2 %), denoising (20 % of the pixels zeroed: 75.1 %), the squared
 error (78.3 %), stronger or milder augmentation (±20°, ±1.2 px: 75.3 %; ±5°, ±0.4 px: 82.1 %;
 ±3°, ±0.24 px: 79.8 %; none: 76.5 %), EM on the codes of four augmented copies as well
-(79.1 %), and the consensus of eight auto-encoders' clusters (average linkage on their
-co-association: 78.3 % over seeds 0–4).
+(79.1 %). Each figure: ``python tools/vade_start.py VARIANT SEEDS`` (its docstring).
 
 What is still fragile. The seeds split in two: either every digit gets its own cluster
 (about 90 %) or two digits share one and another is split (about 80 %), and the mixture-VAE

@@ -97,7 +97,7 @@ class VAE(Recorded, nn.Module):
         input_dim = self.input_dim
         self.prior = priors.build(prior, latent_dim=latent_dim, input_dim=input_dim)
         if hidden is None:
-            hidden = VADE_HIDDEN if hasattr(self.prior, "responsibilities") else DEFAULT_HIDDEN
+            hidden = VADE_HIDDEN if self.has_clusters else DEFAULT_HIDDEN
             self.build_options["hidden"] = hidden  # config.yaml holds the sizes used
         net = {"hidden": hidden, "activation": activation}
         if sphere_dim is not None and _support(self.prior) != "the sphere":
