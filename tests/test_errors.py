@@ -532,8 +532,8 @@ CLI = {
     "latent-dim-memory": (
         train("--latent-dim", "1e8"),
         None,
-        r"training this model \(3.86e\+10 parameters\) would need about 618 GB, more than the "
-        r"16 GB of memory here; choose a smaller latent_dim",
+        r"training this model \(3.86e\+10 parameters\) would need about 926 GB, more than the "
+        r"16 GB of memory free here; choose a smaller latent_dim",
         None,
     ),
     "size-overflow": (
@@ -545,20 +545,20 @@ CLI = {
     "hidden-memory": (
         train("--hidden", "100000000"),
         None,
-        r"training this model \(1.36e\+10 parameters\) would need about 218 GB",
+        r"training this model \(1.36e\+10 parameters\) would need about 326 GB",
         None,
     ),
     "num-components-memory": (
         train("--model", "gmm", "--num-components", "100000000"),
         None,
-        r"training this model \(1.29e\+10 parameters\) would need about 206 GB",
+        r"training this model \(1.29e\+10 parameters\) would need about 310 GB",
         None,
     ),
     "step-memory": (
         train("--num-particles", "20000"),
         None,
-        r"a training step \(100 rows × 20000 particles, ~7.5e\+03 bytes each\) would need "
-        r"about 30 GB, more than the 16 GB of memory here; lower batch_size or num_particles",
+        r"a training step \(100 rows × 20000 particles, ~7.5e\+03 bytes each\) beside the model would need "
+        r"about 30 GB, more than the 16 GB of memory free here; lower batch_size or num_particles",
         None,
     ),
     "epochs-bound": (

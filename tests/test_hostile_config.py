@@ -160,25 +160,30 @@ def test_a_real_change_is_still_refused_on_resume(flags, one_epoch, tmp_path, ca
 
 
 def _fill_disk_on(name, after):
-    """``os.write`` that fails with ENOSPC on writes to temporary files of ``name`` once
+    """``os.fdopen`` whose files' writes fail with ENOSPC for temporary files of ``name`` once
     ``after`` of them have been written (Linux: the file's name from /proc/self/fd)."""
-    real, seen = os.write, set()
+    real, seen = os.fdopen, set()
 
-    def write(fd, data):
+    def fdopen(fd, *args, **kwargs):
+        file = real(fd, *args, **kwargs)
         target = os.readlink(f"/proc/self/fd/{fd}")
         if f".{name}." in target:
             seen.add(target)
             if len(seen) > after:
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real(fd, data)
 
-    return write
+                def write(data):
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+                file.write = write
+        return file
+
+    return fdopen
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc (Linux)")
 def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint(tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
-    monkeypatch.setattr(os, "write", _fill_disk_on("checkpoint.pt", after=1))
+    monkeypatch.setattr(os, "fdopen", _fill_disk_on("checkpoint.pt", after=1))
     code, _, err = _main(capsys, "train", *SMALL, "--epochs", "3", "--out", out)
     monkeypatch.undo()
     assert code == 1

@@ -6,8 +6,9 @@ overheads):
 
 * a model: its parameters, counted by building it on PyTorch's ``meta`` device (no memory;
   :class:`MetaBuild` keeps the few small bookkeeping tensors that constructors read back, such
-  as Pyro's MADE masks' slices, real), × 4 while training: weights, gradients and Adam's two
-  moments;
+  as Pyro's MADE masks' slices, real), × :data:`TRAINING_COPIES` while training: weights,
+  gradients, Adam's two moments, the best epoch's copy (early stopping) and the checkpoint's
+  tensors as they are written;
 * a training step: measured, not assumed. :func:`step_bytes` runs the model's own loss
   (model, guide and ELBO) forward on 2 and on 6 rows and counts the bytes of every tensor
   autograd saves for the backward pass, which gives a fixed part and a part per row; the step
@@ -43,7 +44,10 @@ from ..infer.objectives import make_elbo
 
 MAX_TRAINING_PAIRS = 10**12
 MAX_EVALUATION_PAIRS = 10**10
-TRAINING_COPIES = 4  # weights, gradients, Adam's first and second moments
+# a training run's peak over its parameters' bytes: 4.5-5.0 measured (the peak resident memory of
+# `pyrovae train` with 51 M and 99 M parameters over the interpreter's before it, and
+# tests/test_budget.py), so 6 bounds it
+TRAINING_COPIES = 6
 SMALL = 4096  # numbers: a tensor a constructor makes that is at most this big is made for real
 CALIBRATION_ROWS = (2, 6)  # the two batch sizes whose saved bytes give the fixed and per-row parts
 # a step's peak over the bytes autograd saves: 0.66-1.45 measured (the peak of resident
@@ -87,10 +91,19 @@ def _to_meta(t: Any) -> Any:
 
 
 def memory_bytes(device: str | torch.device | None = None) -> float:
-    """The memory tensors can use: the GPU's for a CUDA ``device``, else the machine's RAM."""
+    """The memory tensors can use now: the GPU's free memory for a CUDA ``device``, else the
+    RAM available (Linux's ``MemAvailable``: free memory plus the caches the kernel can drop),
+    or the whole RAM where that is not known."""
     device = torch.device(device or "cpu")
     if device.type == "cuda":
-        return torch.cuda.get_device_properties(device).total_memory
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as info:
+            return next(
+                int(line.split()[1]) * 1024 for line in info if line.startswith("MemAvailable:")
+            )
+    except (OSError, StopIteration, ValueError, IndexError):
+        pass
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # no sysconf (Windows): no memory bound
@@ -107,8 +120,8 @@ def _refuse_memory(
     limit = memory_bytes(device)
     if nbytes > limit:
         raise ValueError(
-            f"{what} would need about {_gb(nbytes)}, more than the {_gb(limit)} of memory here; "
-            f"{fix}"
+            f"{what} would need about {_gb(nbytes)}, more than the {_gb(limit)} of memory free "
+            f"here; {fix}"
         )
 
 
@@ -127,16 +140,21 @@ def check_model(build: Callable[[], object], device: str | torch.device | None =
                 "latent_dim, hidden sizes or num_components"
             ) from None
         return None  # a constructor that needs real numbers: no estimate, the real build decides
-    params = list(model.parameters()) if isinstance(model, nn.Module) else []
-    count = sum(p.numel() for p in params)
-    size = max((p.element_size() for p in params), default=4)
+    count = sum(p.numel() for p in model.parameters()) if isinstance(model, nn.Module) else 0
     _refuse_memory(
         f"training this model ({count:.3g} parameters)",
-        count * size * TRAINING_COPIES,
+        training_bytes(model),
         "choose a smaller latent_dim, hidden sizes or num_components",
         device,
     )
     return model
+
+
+def training_bytes(model: object) -> float:
+    """:data:`TRAINING_COPIES` × the bytes of ``model``'s parameters (0 for no module)."""
+    if not isinstance(model, nn.Module):
+        return 0.0
+    return TRAINING_COPIES * sum(p.numel() * p.element_size() for p in model.parameters())
 
 
 def step_bytes(
@@ -225,8 +243,9 @@ def check_training(
     meta_model: nn.Module | None,
     device: str | torch.device | None = None,
 ) -> None:
-    """Refuse a training run whose step does not fit in memory or whose (row, particle) pairs
-    exceed :data:`MAX_TRAINING_PAIRS`. The step's memory is :func:`step_bytes`'s measure:
+    """Refuse a training run whose step does not fit in memory beside the model's
+    :func:`training_bytes` or whose (row, particle) pairs exceed :data:`MAX_TRAINING_PAIRS`.
+    The step's memory is :func:`step_bytes`'s measure:
     :data:`STEP_PEAK` × (the fixed part + B × ``num_particles`` × the part per row), B the
     largest batch (``batch_size``, or up to 1.5 times that where a short last batch joins
     it): the particles are vectorised, a batch of B × ``num_particles`` rows.
@@ -249,9 +268,10 @@ def check_training(
     if 0 < 2 * (rows % batch) < batch and rows > batch:  # a short last batch joins the one before
         batch += rows % batch  # (pyrovae.sampling.batch_sizes)
     _refuse_memory(
-        f"a training step ({batch} rows × {particles} particles, ~{per_row:.3g} bytes each)",
-        STEP_PEAK * (fixed + batch * particles * per_row),
-        "lower batch_size or num_particles",
+        f"a training step ({batch} rows × {particles} particles, ~{per_row:.3g} bytes each) "
+        "beside the model",
+        STEP_PEAK * (fixed + batch * particles * per_row) + training_bytes(meta_model),
+        "lower batch_size or num_particles, or choose a smaller model",
         device,
     )
 

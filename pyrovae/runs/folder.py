@@ -15,14 +15,13 @@ previous pair intact.
 """
 
 import errno
-import io
 import json
 import os
 import stat
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 import yaml
@@ -51,26 +50,38 @@ def write_atomically(path: str | os.PathLike[str], data: str | bytes) -> None:
     :raises WriteError: (one line) when the system refuses to write, e.g. a full disk; the
         temporary file is removed and the old ``path`` stays as it was.
     """
-    path = Path(path)
     data = data.encode() if isinstance(data, str) else data
+    _rename(_temporary(Path(path), lambda f: f.write(data)), Path(path))
+
+
+def _temporary(path: Path, write: Callable[[BinaryIO], object]) -> Path:
+    """The first half of :func:`write_atomically`: a new temporary file beside ``path`` that
+    ``write(file)`` fills, fsynced; removed again if anything fails."""
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as err:
         raise _write_error(path, err) from None
     try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        with os.fdopen(fd, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
     except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(err, OSError):
             raise _write_error(path, err) from None
         raise
+    return Path(tmp)
+
+
+def _rename(tmp: Path, path: Path) -> None:
+    """The second half of :func:`write_atomically`: ``tmp`` renamed over ``path``, the folder
+    fsynced."""
+    try:
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise _write_error(path, err) from None
     _fsync_folder(path.parent)
 
 
@@ -231,16 +242,17 @@ class RunFolder:
         config = self.describes
         if config is not None:
             state = {**state, "config": config}
-        buffer = io.BytesIO()
-        try:
-            torch.save(ckpt.sealed(state), buffer)
-        except OSError as err:  # out of memory for the buffer, a full temporary disk
-            raise _write_error(self.path / CHECKPOINT, err) from None
+        sealed = ckpt.sealed(state)
+        tmp = _temporary(self.path / CHECKPOINT, lambda f: torch.save(sealed, f))
         path = self.path / CONFIG
         text = config_text(config) if config is not None else None
-        if config is not None and _holds(path) not in (None, text):
-            path.unlink()  # it would not describe the checkpoint about to be renamed
-        write_atomically(self.path / CHECKPOINT, buffer.getvalue())
+        try:
+            if config is not None and _holds(path) not in (None, text):
+                path.unlink()  # it would not describe the checkpoint about to be renamed
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _rename(tmp, self.path / CHECKPOINT)
         if text is not None:
             self.write_config(text)
 
