@@ -24,8 +24,10 @@ or a loop that prints), apart from the hangs. Writes outside the out folder are 
 victim file's content and mtime, the job folder outside ``out`` (and outside a symlinked
 ``out``'s target), and a snapshot of the whole ``ROOT`` (the temp dir's parent: HOME points
 into it) minus the job folders. The JSON summary holds the command, the counts, and every
-failing run with its command line, grouped by the last line of its error; each case's record
-is also written, as it ends, to the summary's name with ``.jsonl``.
+failing run with its command line, grouped by the last line of its error, and every unfinished
+run with its command line; each case's record (with each run's CPU time and its longest CPU
+time without new output, ``silent_cpu_seconds``) is also written, as it ends, to the
+summary's name with ``.jsonl``.
 
     python tools/fuzz.py --jobs 2 --limit 30 --summary fuzz.json   # a quick sample
     python tools/fuzz.py --cli 1000 --folders 200 --jobs 8          # the issue's Done-when
