@@ -9,10 +9,11 @@ writes ``OUT/config.yaml``, ``OUT/metrics.json``, ``OUT/checkpoint.pt`` and pict
 import argparse
 import contextlib
 import json
+import logging
 import math
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -89,19 +90,40 @@ def train(args: argparse.Namespace) -> None:
         if is_main:  # refuse a checkpoint before the logger writes anything
             folder.resumed(model, env_world_size())
         recorded = {k: str(config[k]) if k == "out" else config[k] for k in RECORDED_DATA_KEYS}
-        history = fit(
-            model,
-            data,
-            out=folder,
-            config=recorded,  # config.yaml, with each checkpoint: every value the model used
-            device=args.device,
-            **training_options(config, vars(args)),
-        )
+        with _start_log(is_main and args.progress):
+            history = fit(
+                model,
+                data,
+                out=folder,
+                config=recorded,  # config.yaml, with each checkpoint: every value the model used
+                device=args.device,
+                **training_options(config, vars(args)),
+            )
         if is_main:
             from .plots import save_all
 
             save_all(model, data, history, folder.path)
             print(json.dumps({"out": str(folder.path), "test_elbo": history["test_elbo"][-1]}))
+
+
+@contextlib.contextmanager
+def _start_log(show: bool) -> Iterator[None]:
+    """While ``show`` (rank 0 without ``--quiet``), the ``pyrovae`` loggers' INFO records on
+    stderr, one line each: the progress of the starts that run before the first epoch (VaDE's
+    pretraining and mixture fit, the GMM's EM), which can take minutes."""
+    if not show:
+        yield
+        return
+    logger, handler = logging.getLogger("pyrovae"), logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def _check_input_dim(config: Mapping[str, Any], data: Data) -> None:

@@ -1,6 +1,7 @@
 """The mixtures from the command line: the GMM by flags, the mixture prior by inline YAML."""
 
 import json
+import logging
 
 import yaml
 
@@ -40,3 +41,25 @@ def test_mixture_prior_vae_trains_and_evaluates(tmp_path, capsys):
     code, stdout = run(capsys, "evaluate", out, "--num-samples", 5)
     result = json.loads(stdout)
     assert code == 0 and {"elbo", "log_likelihood", "accuracy", "nmi"} <= set(result)
+
+
+def test_the_vade_start_shows_its_progress_on_stderr_unless_quiet(tmp_path, capsys):
+    # the start runs before the first epoch and may take minutes: its INFO lines are shown
+    flags = ["train", "--prior", "{name: mixture, num_components: 4}", "--epochs", 1]
+    flags += ["--batch-size", 200, "--hidden", 32, "--latent-dim", 3, "--pretrain-epochs", 2]
+    assert cli.main([str(a) for a in [*flags, "--out", tmp_path / "a"]]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    shown = [
+        "VaDE start: pretraining the auto-encoder, 2 epochs of 12 batches",
+        "auto-encoder epoch 1/2: loss ",
+        "auto-encoder epoch 2/2: loss ",
+        "VaDE start: a 4-component Gaussian mixture on the codes of 1150 rows (EM, 5 starts)",
+        "GMM start: scikit-learn's EM, 5 starts",
+        "VaDE start: mixture fitted (",
+        "VaDE start: q(z | x) narrowed to sigma ",
+    ]
+    assert len(lines) == len(shown)
+    assert all(line.startswith(start) for line, start in zip(lines, shown, strict=True)), lines
+    assert logging.getLogger("pyrovae").handlers == []  # nothing left behind after the run
+    assert cli.main([str(a) for a in [*flags, "--quiet", "--out", tmp_path / "b"]]) == 0
+    assert capsys.readouterr().err == ""

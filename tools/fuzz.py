@@ -12,18 +12,26 @@ Two kinds of case, each run as ``python -m pyrovae ...`` with a timeout, in its 
   truncated files, ``config: 5``, ``history: {}``, malformed RNG state), then ``evaluate``,
   ``sample`` and ``train --resume`` on it.
 
-Counted per run: tracebacks (stderr holds ``Traceback``), hangs (past ``--timeout`` seconds of
-CPU time, or 10 × that of wall-clock time: a loaded machine slows a run without hanging it),
-interpreter crashes (a negative exit code, or 134), and writes outside the out folder: a
+Counted per run: tracebacks (stderr holds ``Traceback``), hangs, unfinished runs, interpreter
+crashes (a negative exit code, or 134), and writes outside the out folder. A hang is no
+progress, not a long run: the runs print their progress (a line per epoch, a heartbeat within
+long epochs, the starts' steps), and a run whose stdout and stderr have not grown for
+``--timeout`` seconds of its CPU time, or 10 × that of wall-clock time (a loaded machine slows
+a run without hanging it), is killed and counted as hung. A run still progressing after
+``--cap`` seconds of CPU time (default 20 × ``--timeout``), or 10 × that of wall-clock time,
+is killed and counted as unfinished (so that a fuzz ends; valid but slow by configuration,
+or a loop that prints), apart from the hangs. Writes outside the out folder are found by: a
 victim file's content and mtime, the job folder outside ``out`` (and outside a symlinked
 ``out``'s target), and a snapshot of the whole ``ROOT`` (the temp dir's parent: HOME points
 into it) minus the job folders. The JSON summary holds the command, the counts, and every
-failing run with its command line, grouped by the last line of its error; each case's record
-is also written, as it ends, to the summary's name with ``.jsonl``.
+failing run with its command line, grouped by the last line of its error, and every unfinished
+run with its command line; each case's record (with each run's CPU time and its longest CPU
+time without new output, ``silent_cpu_seconds``) is also written, as it ends, to the
+summary's name with ``.jsonl``.
 
     python tools/fuzz.py --jobs 2 --limit 30 --summary fuzz.json   # a quick sample
     python tools/fuzz.py --cli 1000 --folders 200 --jobs 8          # the issue's Done-when
-    python tools/fuzz.py --cases cli-99 --timeout 600               # one case again, longer
+    python tools/fuzz.py --cases cli-99 --cap 7200                  # one case again, longer
 
 Each run is a child forked from this process (a fork server): it imports ``pyrovae``, torch,
 Pyro and the libraries the runs load once, in the runs' environment, and each child then
@@ -43,6 +51,7 @@ import contextlib
 import faulthandler
 import importlib
 import json
+import math
 import os
 import random
 import resource
@@ -135,7 +144,7 @@ def nested(rng, depth, leaf):
 
 def cli_case(rng, i):
     """``train`` with a random flag set (sometimes a config file), and a follow-up."""
-    argv = ["train", "--quiet", "--out", "out", "--epochs", rng.choice(["1", "2"])]
+    argv = ["train", "--out", "out", "--epochs", rng.choice(["1", "2"])]
     for flag in rng.sample(sorted(FLAGS), rng.randint(0, 6)):
         argv += [flag, rng.choice(FLAGS[flag])]
     files = {}
@@ -326,7 +335,7 @@ MUTATIONS = {
 FOLDER_COMMANDS = [
     ["evaluate", "out", "--num-samples", "2"],
     ["sample", "out", "-n", "4", "-o", "out/fuzz.png"],
-    ["train", "--resume", "--quiet", "--out", "out", "--epochs", "3"],
+    ["train", "--resume", "--out", "out", "--epochs", "3"],
 ]
 
 
@@ -404,7 +413,19 @@ def run_pyrovae():
 
 
 PROGRAM = run_pyrovae
-WALL_FACTOR = 10  # wall-clock limit = this × the CPU-time limit (a run that waits, not computes)
+WALL_FACTOR = 10  # wall-clock limits = this × the CPU-time ones (a run that waits, not computes)
+CAP_FACTOR = 20  # the default --cap = this × --timeout
+POLL = 0.5  # seconds between two looks at a running child
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    """The user + system CPU time of the live process ``pid`` so far (``/proc/PID/stat``'s
+    utime and stime, in clock ticks; the fields after the command name, which may hold
+    spaces and parentheses, so counted from its last ``)``)."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def _exit_code(code):
@@ -417,14 +438,16 @@ def _exit_code(code):
     return 1
 
 
-def _child(argv, cwd, env, timeout, stdout, stderr):
+def _child(argv, cwd, env, cap, stdout, stderr):
     """The forked child of one run: it becomes ``python -m pyrovae ARGV`` started in ``cwd``
     with ``env`` (stdin ``/dev/null``, fd 1 and 2 into the files ``stdout`` and ``stderr``),
-    in a process group of its own and under a CPU-time limit, and never returns."""
+    in a process group of its own and under a CPU-time limit of ``cap`` seconds (SIGXCPU,
+    should the parent's watch miss it), and never returns."""
     code = 1
     try:
         os.setpgid(0, 0)
-        resource.setrlimit(resource.RLIMIT_CPU, (int(timeout), int(timeout) + 5))
+        limit = max(1, math.ceil(cap))
+        resource.setrlimit(resource.RLIMIT_CPU, (limit, limit + 5))
         os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
         os.dup2(stdout, 1)
         os.dup2(stderr, 2)
@@ -455,42 +478,66 @@ def _child(argv, cwd, env, timeout, stdout, stderr):
         os._exit(code & 0xFF)  # never back into the parent's code
 
 
-def run_one(argv, cwd, env, timeout):
-    """One run, in a child forked from this process (see :func:`_child`); a hang is
-    ``timeout`` seconds of CPU time (SIGXCPU), or ``WALL_FACTOR`` × that of wall-clock time,
-    so that a run slowed by a loaded machine is not called hung. A crash is a signal (or 134)."""
-    tic = time.perf_counter()
+def run_one(argv, cwd, env, timeout, cap=None):
+    """One run, in a child forked from this process (see :func:`_child`), watched every
+    ``POLL`` s: its CPU time and the size of its stdout + stderr. It is hung (and killed) once
+    its output has not grown for ``timeout`` s of its CPU time or ``WALL_FACTOR`` × that of
+    wall-clock time; unfinished (and killed) once it passes ``cap`` s of CPU time (default
+    ``CAP_FACTOR`` × ``timeout``; SIGXCPU) or ``WALL_FACTOR`` × that of wall-clock time. A crash
+    is a signal (or 134) that the harness did not send. ``silent_cpu_seconds`` is the longest
+    CPU time the run went without new output (up to the last look)."""
+    cap = CAP_FACTOR * timeout if cap is None else cap
+    tic = time.monotonic()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         pid = os.fork()
         if pid == 0:
-            _child(argv, str(cwd), env, timeout, out.fileno(), err.fileno())
+            _child(argv, str(cwd), env, cap, out.fileno(), err.fileno())
         with contextlib.suppress(OSError):  # as the child does: no window before it does
             os.setpgid(pid, pid)
         pidfd = os.pidfd_open(pid)
+        verdict, size, grew_cpu, grew_wall, silent = None, 0, 0.0, tic, 0.0
         try:
-            ended, _, _ = select.select([pidfd], [], [], WALL_FACTOR * timeout)
+            while not select.select([pidfd], [], [], POLL)[0]:
+                try:
+                    cpu = cpu_seconds(pid)
+                except (OSError, IndexError, ValueError):  # ended between the two looks
+                    continue
+                now, grown = time.monotonic(), os.fstat(out.fileno()).st_size
+                grown += os.fstat(err.fileno()).st_size
+                if grown != size:
+                    size, grew_cpu, grew_wall = grown, cpu, now
+                silent = max(silent, cpu - grew_cpu)
+                if cpu - grew_cpu > timeout or now - grew_wall > WALL_FACTOR * timeout:
+                    verdict = "hang"
+                elif cpu > cap or now - tic > WALL_FACTOR * cap:
+                    verdict = "unfinished"
+                if verdict:
+                    break
         finally:
             os.close(pidfd)
-        with contextlib.suppress(ProcessLookupError):  # the hung run, or what it left running
+        with contextlib.suppress(ProcessLookupError):  # the killed run, or what it left running
             os.killpg(pid, signal.SIGKILL)
         _, status, usage = os.wait4(pid, 0)
         err.seek(0)
         text = err.read().decode(errors="replace")
-    rc = os.waitstatus_to_exitcode(status) if ended else None
-    hung = not ended or rc == -signal.SIGXCPU
+    rc = None if verdict else os.waitstatus_to_exitcode(status)  # None: stopped by the harness
+    if rc == -signal.SIGXCPU:  # the cap's own limit, between two looks
+        verdict, rc = "unfinished", None
     return {
         "argv": argv,
         "rc": rc,
-        "seconds": round(time.perf_counter() - tic, 2),
+        "seconds": round(time.monotonic() - tic, 2),
         "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
-        "hang": hung,
+        "silent_cpu_seconds": round(silent, 2),
+        "hang": verdict == "hang",
+        "unfinished": verdict == "unfinished",
         "traceback": "Traceback" in text,
-        "crash": rc is not None and not hung and (rc < 0 or rc == 134),
+        "crash": verdict is None and (rc < 0 or rc == 134),
         "stderr_tail": text[-600:],
     }
 
 
-def run_case(case, root, bases, timeout):
+def run_case(case, root, bases, timeout, cap=None):
     job = root / "jobs" / case["name"]
     job.mkdir(parents=True)
     victim = job / "victim.txt"
@@ -506,7 +553,7 @@ def run_case(case, root, bases, timeout):
     results = []
     for argv in case["runs"]:
         before, stat = snapshot(job, skip), victim.stat()
-        result = run_one(argv, job, env, timeout)
+        result = run_one(argv, job, env, timeout, cap)
         after = snapshot(job, skip)
         changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
         if victim.read_text() != "DATA\n" or victim.stat().st_mtime_ns != stat.st_mtime_ns:
@@ -523,7 +570,7 @@ def make_bases(root, timeout):
     for name, flags in BASES.items():
         folder = root / "bases" / name
         folder.parent.mkdir(parents=True, exist_ok=True)
-        argv = ["train", "--quiet", "--epochs", "2", "--out", str(folder), *flags]
+        argv = ["train", "--epochs", "2", "--out", str(folder), *flags]
         result = run_one(argv, folder.parent, environment(root), timeout * 3)
         if result["rc"] != 0:
             raise SystemExit(f"could not make the base run folder {name}: {result['stderr_tail']}")
@@ -544,6 +591,7 @@ def summarize(cases, command, root_before, root_after, seconds):
         "runs": len(runs),
         "tracebacks": sum(r["traceback"] for _, r in runs),
         "hangs": sum(r["hang"] for _, r in runs),
+        "unfinished": sum(r["unfinished"] for _, r in runs),
         "crashes": sum(r["crash"] for _, r in runs),
         "outside_writes": sum(bool(r["outside_writes"]) for _, r in runs),
     }
@@ -574,6 +622,16 @@ def summarize(cases, command, root_before, root_after, seconds):
         "seconds": round(seconds, 1),
         "counts": counts,
         "root_writes": root_changes[:50],
+        "unfinished": [  # progressing at --cap: slow by configuration, or a loop that prints
+            {
+                "case": case["name"],
+                "command": "python -m pyrovae " + shlex.join(r["argv"]),
+                "cpu_seconds": r["cpu_seconds"],
+                "silent_cpu_seconds": r["silent_cpu_seconds"],
+            }
+            for case, r in runs
+            if r["unfinished"]
+        ],
         "distinct_failures": len(failures),
         "failures": {
             k: {"count": len(v), "first": v[0], "all": v[:20]} for k, v in failures.items()
@@ -587,14 +645,22 @@ def main(argv=None):
     p.add_argument("--folders", type=int, default=200, help="damaged run folders (default 200)")
     p.add_argument("--limit", type=int, help="at most N cases of each kind (a quick run)")
     p.add_argument("--jobs", type=int, default=1, help="cases run at once (default 1)")
-    p.add_argument("--timeout", type=float, default=60.0, help="CPU seconds per run (default 60)")
+    p.add_argument(
+        "--timeout", type=float, default=60.0,
+        help="CPU seconds without new output that make a run hung (default 60)",
+    )  # fmt: skip
+    p.add_argument(
+        "--cap", type=float,
+        help=f"CPU seconds after which a run still progressing is stopped and counted unfinished "
+        f"(default {CAP_FACTOR} × --timeout)",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--root", type=Path, help="work folder (default: a new temp folder)")
     p.add_argument("--summary", type=Path, default=Path("fuzz-summary.json"))
     p.add_argument("--keep", action="store_true", help="keep the work folder")
     p.add_argument(
         "--cases", nargs="+", metavar="NAME", help="run only these cases of the seeded list "
-        "(e.g. cli-99 folder-7: a failure reproduced, or rerun with a longer --timeout)"
+        "(e.g. cli-99 folder-7: a failure reproduced, or an unfinished run with a longer --cap)"
     )  # fmt: skip
     args = p.parse_args(argv)
     root = (args.root or Path(tempfile.mkdtemp(prefix="pyrovae-fuzz-"))).resolve()
@@ -629,13 +695,15 @@ def _fuzz(args, argv, root):
     done = []
     log = args.summary.with_suffix(".jsonl").open("w")  # each case as it ends
     with log, concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-        futures = [pool.submit(run_case, c, root, bases, args.timeout) for c in cases]
+        futures = [pool.submit(run_case, c, root, bases, args.timeout, args.cap) for c in cases]
         for k, future in enumerate(concurrent.futures.as_completed(futures), 1):
             done.append(future.result())
             log.write(json.dumps(done[-1], default=str) + "\n")
             log.flush()
-            bad = any(r["traceback"] or r["hang"] or r["crash"] for r in done[-1]["results"])
-            print(f"{k}/{len(cases)} {done[-1]['name']} {'FAIL' if bad else 'ok'}", flush=True)
+            ran = done[-1]["results"]
+            bad = any(r["traceback"] or r["hang"] or r["crash"] for r in ran)
+            verdict = "FAIL" if bad else "unfinished" if any(r["unfinished"] for r in ran) else "ok"
+            print(f"{k}/{len(cases)} {done[-1]['name']} {verdict}", flush=True)
     root_after = snapshot(root, watched)
     command = "python tools/fuzz.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     summary = summarize(done, command, root_before, root_after, time.perf_counter() - tic)

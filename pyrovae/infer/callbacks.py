@@ -18,6 +18,7 @@ stores them. Like PyTorch Lightning's callbacks, but only the hooks this loop ne
 import copy
 import math
 import sys
+import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any, Protocol, TypeVar, cast, overload, runtime_checkable
@@ -261,11 +262,21 @@ class TestScore(Callback):
 
 class Progress(Callback):
     """On a terminal a progress bar per epoch; a single summary line per epoch either way
-    (without the bar when the output is a file or a pipe). Rank 0 only."""
+    (without the bar when the output is a file or a pipe). Rank 0 only.
 
-    def __init__(self, stream: IO[str] | None = None) -> None:
-        self.stream, self.total, self.count = stream, 0.0, 0
+    Off a terminal (a log file, ``nohup``), an epoch that takes long also shows a heartbeat:
+    during the epoch, at most one line every ``interval`` seconds (``time.monotonic``, counted
+    from the epoch's first step or the last such line) with the running mean of the training
+    objective over the rows seen so far, as the bar shows it::
+
+        epoch 2/10  step 300/575  elbo -123.456 (so far)
+
+    An epoch that ends within ``interval`` has its summary line only."""
+
+    def __init__(self, stream: IO[str] | None = None, interval: float = 30.0) -> None:
+        self.stream, self.interval, self.total, self.count = stream, interval, 0.0, 0
         self.bar: tqdm[Any] | None = None
+        self.last = 0.0  # when the epoch started or the last heartbeat was written
 
     def on_train_start(self, state: "TrainState") -> None:
         stream = self.stream or sys.stderr
@@ -273,7 +284,7 @@ class Progress(Callback):
 
     def on_step_start(self, state: "TrainState") -> None:
         if state.step == 1:
-            self.total, self.count = 0.0, 0
+            self.total, self.count, self.last = 0.0, 0, time.monotonic()
             if self.tty:
                 desc = f"epoch {state.epoch + 1}/{state.options.epochs}"
                 self.bar = tqdm(
@@ -283,9 +294,18 @@ class Progress(Callback):
     def on_step_end(self, state: "TrainState") -> None:
         self.total += state.loss
         self.count += state.batch_rows
+        elbo = -self.total / max(self.count, 1)
         if self.bar is not None:
-            self.bar.set_postfix(elbo=f"{-self.total / max(self.count, 1):.3f}", refresh=False)
+            self.bar.set_postfix(elbo=f"{elbo:.3f}", refresh=False)
             self.bar.update()
+        elif state.ctx.is_main and state.step < state.steps_per_epoch:  # the last: its summary
+            now = time.monotonic()
+            if now - self.last >= self.interval:
+                self.last = now
+                self._write(
+                    f"epoch {state.epoch + 1}/{state.options.epochs}  step {state.step}/"
+                    f"{state.steps_per_epoch}  elbo {elbo:.3f} (so far)"
+                )
 
     def on_epoch_end(self, state: "TrainState") -> None:
         if self.bar is not None:

@@ -1,5 +1,10 @@
 """Tracking and progress: the logger interface, TensorBoard event files read back, the ELBO
-terms against closed forms, one clean line per epoch off a terminal."""
+terms against closed forms, one clean line per epoch off a terminal and a heartbeat within
+long epochs."""
+
+import io
+import itertools
+import types
 
 import pytest
 import torch
@@ -7,6 +12,8 @@ from torch.distributions import Normal, kl_divergence
 
 import pyrovae
 from pyrovae import cli
+from pyrovae.infer import callbacks
+from pyrovae.infer.callbacks import Callback, Progress
 from pyrovae.infer.loggers import Logger, elbo_terms
 
 
@@ -86,6 +93,66 @@ def test_off_a_terminal_each_epoch_is_one_clean_line(digits, capsys):
     assert len(lines) == 3 and lines[2].startswith("test elbo -")
     assert "valid elbo" in lines[0] and "%|" not in captured.out + captured.err
     assert "\r" not in captured.out + captured.err
+
+
+class Steps(Callback):
+    """Each step's (epoch, step, summed loss, rows), as the loop hands them to the hooks."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_step_end(self, state):
+        self.seen.append((state.epoch + 1, state.step, state.loss, state.batch_rows))
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def fake_clock(monkeypatch, seconds_per_call):
+    """``callbacks.time.monotonic`` becomes a clock that moves ``seconds_per_call`` at each
+    call: Progress reads it at each epoch's first step and after each step but the last."""
+    ticks = itertools.count(0.0, seconds_per_call)
+    monkeypatch.setattr(callbacks, "time", types.SimpleNamespace(monotonic=lambda: next(ticks)))
+
+
+@pytest.mark.parametrize("interval, beats", [(30.0, [5, 10]), (100.0, [])])
+def test_off_a_terminal_a_long_epoch_shows_its_running_elbo(digits, monkeypatch, interval, beats):
+    # 1150 rows in batches of 100: 12 steps. The clock moves 7 s per read, so step s ends
+    # 7 s after step s - 1: lines every 35 s, at steps 5 and 10 for a 30 s interval (never at
+    # the last step: the summary line follows), none for 100 s (no epoch lasts 100 s)
+    fake_clock(monkeypatch, 7.0)
+    stream, steps = io.StringIO(), Steps()
+    history = pyrovae.fit(
+        pyrovae.VAE(64, 2, hidden=(16,)), digits, epochs=2, batch_size=100, progress=False,
+        callbacks=[steps, Progress(stream, interval=interval)], score_test="never",
+    )  # fmt: skip
+    lines, want = stream.getvalue().splitlines(), []
+    for epoch in (1, 2):
+        rows = [s for s in steps.seen if s[0] == epoch]
+        assert len(rows) == 12
+        total = count = 0
+        for _, step, loss, batch in rows:
+            total, count = total + loss, count + batch
+            if step in beats:
+                want.append(f"epoch {epoch}/2  step {step}/12  elbo {-total / count:.3f} (so far)")
+        assert -total / count == pytest.approx(history["train_elbo"][epoch - 1])
+        want.append(f"epoch {epoch}")  # then its summary line
+    assert [line if "(so far)" in line else line.split("  ")[0] for line in lines] == want
+
+
+def test_on_a_terminal_the_bar_shows_progress_and_there_is_no_heartbeat(digits, monkeypatch):
+    fake_clock(monkeypatch, 7.0)
+    stream = Terminal()
+    pyrovae.fit(
+        pyrovae.VAE(64, 2, hidden=(16,)), digits, epochs=1, batch_size=100, progress=False,
+        callbacks=[Progress(stream, interval=30.0)], score_test="never",
+    )  # fmt: skip
+    text = stream.getvalue()
+    assert "(so far)" not in text
+    assert "\repoch 1/1:   0%|" in text and "/12 [" in text  # the bar (tqdm redraws it at most
+    # every 0.1 s of its own clock: a 12-step epoch shows its start)
 
 
 def test_pyrovae_train_writes_tensorboard_events_with_the_expected_tags(tmp_path, capsys):

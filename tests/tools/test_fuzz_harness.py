@@ -26,6 +26,12 @@ if what == "hang":
         pass
 if what == "wait":
     time.sleep(60)
+if what in ("progress", "forever"):  # a line every 0.2 s of CPU: for 3 s of CPU, or forever
+    start = mark = time.process_time()
+    while what == "forever" or time.process_time() - start < 3:
+        if time.process_time() - mark >= 0.2:
+            mark = time.process_time()
+            print("step", flush=True)
 if what == "abort":
     os.abort()
 if what == "segfault":
@@ -56,12 +62,14 @@ def stand_in(tmp_path, monkeypatch):
 
 def test_each_kind_of_failure_is_counted_and_a_write_inside_out_is_not(stand_in):
     whats = ["traceback", "exit 3", "exit text", "hang", "wait", "abort", "segfault", "victim"]
-    whats += ["beside", "home", "inside"]
+    whats += ["beside", "home", "inside", "progress"]
     cwd, env = os.getcwd(), dict(os.environ)
     cases = [{"kind": "cli", "name": w, "files": {}, "runs": [[w]]} for w in whats]
     watched = [stand_in / "jobs", stand_in / "cache", stand_in / "tmp"]
     before = fuzz.snapshot(stand_in, watched)
     done = [fuzz.run_case(c, stand_in, {}, timeout=1) for c in cases]
+    forever = {"kind": "cli", "name": "forever", "files": {}, "runs": [["forever"]]}
+    done.append(fuzz.run_case(forever, stand_in, {}, timeout=1, cap=3))
     summary = fuzz.summarize(done, "test", before, fuzz.snapshot(stand_in, watched), 0.0)
     assert (os.getcwd(), dict(os.environ)) == (cwd, env)  # the runs were children
     by_name = {c["name"]: c["results"][0] for c in done}
@@ -69,9 +77,19 @@ def test_each_kind_of_failure_is_counted_and_a_write_inside_out_is_not(stand_in)
     assert "RuntimeError: boom" in by_name["traceback"]["stderr_tail"]
     assert by_name["exit 3"]["rc"] == 3 and not by_name["exit 3"]["traceback"]
     assert by_name["exit text"]["rc"] == 1 and by_name["exit text"]["stderr_tail"] == "said why\n"
-    assert by_name["hang"]["hang"] and by_name["hang"]["rc"] == -24  # SIGXCPU after 1 s of CPU
-    assert not by_name["hang"]["crash"]
-    assert by_name["wait"]["hang"] and by_name["wait"]["rc"] is None  # 10 s of wall clock
+    # silent: killed after 1 s of CPU time without output, or 10 s of wall-clock time
+    assert by_name["hang"]["hang"] and by_name["hang"]["rc"] is None
+    assert 1 < by_name["hang"]["silent_cpu_seconds"] <= by_name["hang"]["cpu_seconds"] < 2
+    assert not by_name["hang"]["crash"] and not by_name["hang"]["unfinished"]
+    assert by_name["wait"]["hang"] and by_name["wait"]["rc"] is None
+    assert 10 <= by_name["wait"]["seconds"] < 12 and by_name["wait"]["cpu_seconds"] < 1
+    # 3 s of CPU time printing all along: not hung with a 1 s timeout; past a 3 s cap: unfinished
+    progress = by_name["progress"]
+    assert (progress["rc"], progress["hang"], progress["unfinished"]) == (0, False, False)
+    assert progress["cpu_seconds"] > 3 and progress["silent_cpu_seconds"] < 0.8
+    forever = by_name["forever"]
+    assert (forever["rc"], forever["hang"], forever["unfinished"]) == (None, False, True)
+    assert 2.9 < forever["cpu_seconds"] < 4.5 and not forever["crash"]
     assert by_name["abort"]["crash"] and by_name["abort"]["rc"] == -6
     assert by_name["segfault"]["crash"] and by_name["segfault"]["rc"] == -11
     assert by_name["victim"]["outside_writes"] == ["victim.txt", "victim.txt (content or mtime)"]
@@ -79,6 +97,8 @@ def test_each_kind_of_failure_is_counted_and_a_write_inside_out_is_not(stand_in)
     assert by_name["inside"]["outside_writes"] == [] and by_name["inside"]["rc"] == 0
     counts = summary["counts"]
     assert (counts["tracebacks"], counts["hangs"], counts["crashes"]) == (1, 2, 2)
+    assert counts["unfinished"] == 1 and [u["case"] for u in summary["unfinished"]] == ["forever"]
+    assert summary["unfinished"][0]["command"] == "python -m pyrovae forever"
     assert counts["outside_writes"] == 2 and counts["root_writes"] == 1  # home/stray
     assert summary["root_writes"] == ["home/stray"]
     assert summary["distinct_failures"] == 7
