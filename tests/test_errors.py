@@ -557,8 +557,9 @@ CLI = {
     "step-memory": (
         train("--num-particles", "20000"),
         None,
-        r"a training step \(100 rows × 20000 particles, ~7.5e\+03 bytes each\) beside the model would need "
-        r"about 30 GB, more than the 16 GB of memory free here; lower batch_size or num_particles",
+        r"a training step \(100 rows × 20000 particles, ~7.5e\+03 bytes each\) beside the model "
+        r"would need about 30 GB, more than the 16 GB of memory free here; lower batch_size or "
+        r"num_particles",
         None,
     ),
     "epochs-bound": (

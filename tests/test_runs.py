@@ -92,7 +92,7 @@ def test_early_stopping_says_why_and_which_epoch_it_restored(digits, tmp_path, c
     history = pyrovae.fit(
         vae, digits, epochs=30, patience=1, lr=0.05, batch_size=50, out=tmp_path, score_test="never"
     )
-    printed = capsys.readouterr().out
+    printed = capsys.readouterr().err
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     last, valid = history["epoch"][-1], history["valid_elbo"]
     best = history["epoch"][max(range(len(valid)), key=valid.__getitem__)]
@@ -105,7 +105,7 @@ def test_early_stopping_says_why_and_which_epoch_it_restored(digits, tmp_path, c
 
 def test_the_log_line_labels_the_beta_weighted_elbo_of_a_warm_up(digits, capsys):
     pyrovae.fit(pyrovae.VAE(64, 2, hidden=(8,)), digits, epochs=2, warmup_epochs=2)
-    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("epoch")]
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("epoch")]
     assert "train β-weighted elbo (β 0.5)" in lines[0] and "train elbo" in lines[1]
 
 

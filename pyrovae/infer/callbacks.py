@@ -262,7 +262,9 @@ class TestScore(Callback):
 
 class Progress(Callback):
     """On a terminal a progress bar per epoch; a single summary line per epoch either way
-    (without the bar when the output is a file or a pipe). Rank 0 only.
+    (without the bar when the output is a file or a pipe). On ``stream``, by default
+    ``sys.stderr`` (as tqdm and logging), so that a command's stdout holds only its result.
+    Rank 0 only.
 
     Off a terminal (a log file, ``nohup``), an epoch that takes long also shows a heartbeat:
     during the epoch, at most one line every ``interval`` seconds (``time.monotonic``, counted
@@ -276,20 +278,19 @@ class Progress(Callback):
     def __init__(self, stream: IO[str] | None = None, interval: float = 30.0) -> None:
         self.stream, self.interval, self.total, self.count = stream, interval, 0.0, 0
         self.bar: tqdm[Any] | None = None
+        self.out: IO[str] = sys.stderr
         self.last = 0.0  # when the epoch started or the last heartbeat was written
 
     def on_train_start(self, state: "TrainState") -> None:
-        stream = self.stream or sys.stderr
-        self.tty = state.ctx.is_main and hasattr(stream, "isatty") and stream.isatty()
+        self.out = self.stream or sys.stderr  # the command line's stdout holds its result only
+        self.tty = state.ctx.is_main and hasattr(self.out, "isatty") and self.out.isatty()
 
     def on_step_start(self, state: "TrainState") -> None:
         if state.step == 1:
             self.total, self.count, self.last = 0.0, 0, time.monotonic()
             if self.tty:
                 desc = f"epoch {state.epoch + 1}/{state.options.epochs}"
-                self.bar = tqdm(
-                    total=state.steps_per_epoch, desc=desc, leave=False, file=self.stream
-                )
+                self.bar = tqdm(total=state.steps_per_epoch, desc=desc, leave=False, file=self.out)
 
     def on_step_end(self, state: "TrainState") -> None:
         self.total += state.loss
@@ -327,9 +328,9 @@ class Progress(Callback):
 
     def _write(self, line: str) -> None:
         if self.tty:
-            tqdm.write(line, file=self.stream)
+            tqdm.write(line, file=self.out)
         else:
-            print(line, file=self.stream, flush=True)
+            print(line, file=self.out, flush=True)
 
 
 class Checkpoint(Callback):

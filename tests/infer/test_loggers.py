@@ -88,7 +88,8 @@ def test_a_gmm_has_no_reconstruction_term_and_its_elbo_is_the_exact_log_likeliho
 def test_off_a_terminal_each_epoch_is_one_clean_line(digits, capsys):
     pyrovae.fit(pyrovae.VAE(64, 2, hidden=(16,)), digits, epochs=2, batch_size=400)
     captured = capsys.readouterr()
-    lines = captured.out.splitlines()
+    lines = captured.err.splitlines()
+    assert captured.out == ""  # stdout is the caller's
     assert [line.split("  ")[0] for line in lines[:2]] == ["epoch 1", "epoch 2"]
     assert len(lines) == 3 and lines[2].startswith("test elbo -")
     assert "valid elbo" in lines[0] and "%|" not in captured.out + captured.err
