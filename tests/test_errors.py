@@ -611,6 +611,13 @@ CLI = {
         r"elbo 'meanfield' cannot sum out the model's enumerated discrete site",
         None,
     ),
+    "elbo-two-plates": (
+        train("--model", "ssvae", "--num-labels", "100", "--elbo", "iwae"),
+        None,
+        r"elbo 'iwae' weights the samples of each row of one data plate; this model's labelled "
+        r"and unlabelled rows are two plates \(the semi-supervised VAE\): use elbo 'trace'",
+        None,
+    ),
     "vamp-planar": (
         train("--prior", "vamp", "--posterior", "planar"),
         None,

@@ -64,6 +64,12 @@ def make_elbo(
             )
         return TraceMeanField_ELBO(max_plate_nesting=1, **kwargs)
     assert alpha is not None  # check_objective gives "iwae" and "renyi" their α
+    if enumerated and contract.uses_labels(model):
+        raise ValueError(
+            f"elbo {name!r} weights the samples of each row of one data plate; this model's "
+            "labelled and unlabelled rows are two plates (the semi-supervised VAE): use elbo "
+            "'trace'"
+        )
     if enumerated:
         return EnumeratedRenyiELBO(alpha=alpha, num_particles=num_particles)
     return RenyiELBO(alpha=alpha, max_plate_nesting=1, **{**kwargs, "vectorize_particles": True})
