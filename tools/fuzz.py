@@ -455,6 +455,12 @@ def _child(argv, cwd, env, cap, stdout, stderr):
         sys.stdout = open(1, "w", closefd=False)
         sys.stderr = open(2, "w", buffering=1, errors="backslashreplace", closefd=False)
         faulthandler.enable()  # as PYTHONFAULTHANDLER=1 does at start
+        # torch on one thread, as OMP_NUM_THREADS=1 gives at start: OpenMP's thread pool does
+        # not survive a fork, so a child of a parent that ran a parallel region and that used
+        # more than one thread would wait forever for the pool's lost threads
+        import torch  # already imported by the parent (PRELOAD)
+
+        torch.set_num_threads(1)
         atexit._clear()  # the parent's exit handlers are not the run's
         os.chdir(cwd)
         os.environ.clear()

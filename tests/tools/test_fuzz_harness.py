@@ -104,6 +104,32 @@ def test_each_kind_of_failure_is_counted_and_a_write_inside_out_is_not(stand_in)
     assert summary["distinct_failures"] == 7
 
 
+FORK_AFTER_OPENMP = """
+import torch
+a = torch.randn(600, 600)
+print(float((a @ a).sum() + torch.randn(2_000_000).exp().sum()))
+"""
+
+
+def test_a_child_computes_after_its_parent_ran_torch_on_two_threads(tmp_path, monkeypatch):
+    # OpenMP's thread pool does not survive a fork: without the child's one thread, the
+    # parallel matrix product in the child waits forever (the parent's pool ran just before)
+    import torch
+
+    script = tmp_path / "compute.py"
+    script.write_text(FORK_AFTER_OPENMP)
+    monkeypatch.setattr(fuzz, "PROGRAM", lambda: runpy.run_path(str(script), run_name="__main__"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        a = torch.randn(600, 600)
+        (a @ a).sum() + torch.randn(2_000_000).exp().sum()  # a parallel region in this process
+        result = fuzz.run_one(["x"], tmp_path, dict(os.environ), timeout=10)
+    finally:
+        torch.set_num_threads(threads)
+    assert (result["rc"], result["hang"]) == (0, False), result["stderr_tail"]
+
+
 def test_named_cases_of_the_seeded_list_run_alone(stand_in, tmp_path):
     def fuzz_main(*cases):
         return fuzz.main(["--cli", "10", "--folders", "0", "--root", str(stand_in), "--keep",
