@@ -50,8 +50,8 @@ def write_atomically(path: str | os.PathLike[str], data: str | bytes) -> None:
     :raises WriteError: (one line) when the system refuses to write, e.g. a full disk; the
         temporary file is removed and the old ``path`` stays as it was.
     """
-    data = data.encode() if isinstance(data, str) else data
-    _rename(_temporary(Path(path), lambda f: f.write(data)), Path(path))
+    path, data = Path(path), data.encode() if isinstance(data, str) else data
+    _rename(_temporary(path, lambda f: f.write(data)), path)
 
 
 def _temporary(path: Path, write: Callable[[BinaryIO], object]) -> Path:
