@@ -84,7 +84,7 @@ def train(args: argparse.Namespace) -> None:
         data = cfg.load_data(config)
         _check_input_dim(config, data)
         meta = cfg.size_model(config, data.input_shape)
-        budget.check_training(config, len(data.train), data.input_dim, meta)
+        budget.check_training(config, len(data.train), data.input_dim, meta, args.device)
         pyro.set_rng_seed(config["seed"])  # the initial weights belong to the seeded run
         model = cfg.build_model(config, data.input_shape, sized=True)
         if is_main:  # refuse a checkpoint before the logger writes anything

@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -43,15 +44,70 @@ def test_a_model_that_would_not_fit_is_refused_with_the_estimate(monkeypatch):
         cfg.build_model(config, 64)
 
 
-@pytest.mark.parametrize("posterior", ["normal", "iaf", "planar"])
-def test_the_meta_forward_saves_as_many_bytes_as_the_real_one(posterior):
-    meta = budget.check_model(lambda: VAE(64, 3, hidden=(128,), posterior=posterior))
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"posterior": "normal"},
+        {"posterior": "iaf"},
+        {"posterior": "planar"},
+        # the IAF's inverse indexes with 0-d tensors, which stay numbers on the meta device
+        {"posterior": "iaf", "prior": {"name": "vamp", "num_pseudo_inputs": 7}},
+    ],
+)
+def test_the_meta_forward_saves_as_many_bytes_and_does_as_many_operations_as_the_real_one(
+    options,
+):
+    meta = budget.check_model(lambda: VAE(64, 3, hidden=(128,), **options))
     assert "meta" in {p.device.type for p in meta.parameters()}
     loss = FastTrace_ELBO()
-    on_meta = budget._saved_bytes(meta, 64, loss, meta=True)
-    for_real = budget._saved_bytes(budget._materialize(meta), 64, loss, meta=False)
+    on_meta = budget._measure(meta, 64, loss, meta=True)
+    for_real = budget._measure(budget._materialize(meta), 64, loss, meta=False)
     assert on_meta == for_real
-    assert on_meta[1] > 0
+    assert on_meta.bytes_per_row > 0 and on_meta.flops_per_row > 0
+
+
+def test_the_vamp_prior_with_an_iaf_posterior_under_renyi_is_bounded(capsys, monkeypatch):
+    # the fuzz's cli-669 (latent_dim 200, 12 flows) hung: the IAF is inverted at each
+    # pseudo-input for every z (K × num_flows × latent_dim sequential passes), and a Rényi
+    # step had no estimate; here latent_dim 50, 2 flows: ~2e8 bytes a row, minutes a step
+    monkeypatch.setattr(budget, "memory_bytes", lambda device=None: 16e9)
+    argv = ["train", "--quiet", "--epochs", "1", "--prior", "vamp", "--posterior", "iaf"]
+    assert cli.main([*argv, "--latent-dim", "50", "--elbo", "renyi"]) == 2
+    assert "a training step (100 rows × 1 particles" in capsys.readouterr().err
+
+
+def test_the_operations_of_a_step_by_hand():
+    # a row's forward: encoder 64→16→8→(loc, scale) and decoder 3→8→16→64, each affine layer
+    # m→n a product of 2·m·n operations (a multiply and an add per weight); nothing fixed
+    cost = budget.measure_step(budget.check_model(lambda: VAE(64, 3, hidden=(16, 8))), 64)
+    layers = [(64, 16), (16, 8), (8, 3), (8, 3), (3, 8), (8, 16), (16, 64)]
+    assert cost.flops_per_row == sum(2 * m * n for m, n in layers)
+    assert cost.fixed_flops == 0
+
+
+def test_a_step_slower_than_the_bound_at_the_machines_rate_is_refused(monkeypatch):
+    model = VAE(64, 2)
+    cost = budget.measure_step(model, 64)
+    flops = budget.BACKWARD * (cost.fixed_flops + 100 * cost.flops_per_row)
+    config = {"epochs": 1, "num_particles": 1, "batch_size": 100}
+    at = flops / budget.MAX_STEP_SECONDS  # the rate at which the step takes the bound exactly
+    monkeypatch.setattr(budget, "flops_per_second", lambda device: 1.01 * at)
+    budget.check_training(config, 1000, 64, model)
+    monkeypatch.setattr(budget, "flops_per_second", lambda device: 0.99 * at)
+    expected = f"~{flops:.3g} floating-point operations) would take at least 60.6 s here"
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        budget.check_training(config, 1000, 64, model)
+
+
+def test_the_machines_rate_is_that_of_a_matrix_product_here():
+    rate = budget.flops_per_second(torch.device("cpu"))
+    a = torch.rand(256, 256)
+    start = time.thread_time()
+    for _ in range(20):
+        a @ a
+    seconds = (time.thread_time() - start) / torch.get_num_threads()
+    # the measure is the fastest of five on a larger product: no product here is much faster
+    assert 20 * 2 * 256**3 / seconds < 2 * rate
 
 
 @pytest.mark.parametrize("posterior", ["iaf", "planar"])
@@ -65,6 +121,15 @@ def test_flow_posteriors_are_bounded_like_the_others(posterior, capsys, monkeypa
     assert "a training step (100 rows × 20000 particles" in capsys.readouterr().err
 
 
+def test_importance_weighted_objectives_are_bounded_like_the_elbo(capsys, monkeypatch):
+    # Pyro's RenyiELBO has no separate loss to measure: its model and guide runs are measured
+    monkeypatch.setattr(budget, "memory_bytes", lambda device=None: 16e9)
+    argv = ["train", "--quiet", "--epochs", "1", "--num-particles", "20000"]
+    for elbo in ("iwae", "renyi"):
+        assert cli.main([*argv, "--elbo", elbo]) == 2
+        assert "a training step (100 rows × 20000 particles" in capsys.readouterr().err
+
+
 RSS_ENV = {"OMP_NUM_THREADS": "1", "MALLOC_MMAP_THRESHOLD_": "65536"}
 RSS_STEP = """
 import sys, threading, torch
@@ -75,7 +140,7 @@ torch.set_num_threads(1)
 torch.manual_seed(0)
 name, options, batch = sys.argv[1], eval(sys.argv[2]), int(sys.argv[3])
 build = lambda: models[name](input_dim=784, **options)
-fixed, per_row = budget.step_bytes(budget.check_model(build), 784)
+fixed, per_row = budget.measure_step(budget.check_model(build), 784)[:2]
 model = build()
 loss = make_elbo("trace", model)
 def step(rows):
@@ -218,7 +283,7 @@ def test_the_step_bound_is_for_the_largest_batch_a_short_last_one_joins(rows, ba
 def test_the_step_bound_counts_the_model_beside_the_step(monkeypatch):
     model = VAE(64, 2)
     config = {"epochs": 1, "num_particles": 1, "batch_size": 100}
-    fixed, per_row = budget.step_bytes(model, 64)
+    fixed, per_row = budget.measure_step(model, 64)[:2]
     step = budget.STEP_PEAK * (fixed + 100 * per_row)
     weights = budget.training_bytes(model)
     assert weights == budget.TRAINING_COPIES * 4 * sum(p.numel() for p in model.parameters())

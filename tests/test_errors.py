@@ -562,6 +562,14 @@ CLI = {
         r"num_particles",
         None,
     ),
+    "step-time": (
+        train("--hidden", "15000,15000", "--batch-size", "1150"),
+        None,
+        r"a training step \(1150 rows × 1 particles, ~3.12e\+12 floating-point operations\) would "
+        r"take at least 5.2 minutes here, at this machine's 1e\+10 per second for a matrix "
+        r"product; the most accepted is 60 s; lower batch_size",
+        None,
+    ),
     "epochs-bound": (
         train("--epochs", "1e23"),
         None,
@@ -1027,6 +1035,7 @@ def test_cli_refuses_bad_input_in_one_line_with_exit_code_2(
 ):
     argv, text, message, prepare = CLI[case]
     monkeypatch.setattr(budget, "memory_bytes", lambda device=None: 16e9)
+    monkeypatch.setattr(budget, "flops_per_second", lambda device: 1e10)
     monkeypatch.delenv("PYROVAE_DATA", raising=False)
     inputs = tmp_path / "inputs"
     (inputs / "empty").mkdir(parents=True)

@@ -9,7 +9,7 @@ overheads):
   as Pyro's MADE masks' slices, real), × :data:`TRAINING_COPIES` while training: weights,
   gradients, Adam's two moments, the best epoch's copy (early stopping) and the checkpoint's
   tensors as they are written;
-* a training step: measured, not assumed. :func:`step_bytes` runs the model's own loss
+* a training step: measured, not assumed. :func:`measure_step` runs the model's own loss
   (model, guide and ELBO) forward on 2 and on 6 rows and counts the bytes of every tensor
   autograd saves for the backward pass, which gives a fixed part and a part per row; the step
   needs :data:`STEP_PEAK` times that for ``batch_size × num_particles`` rows. The
@@ -17,6 +17,15 @@ overheads):
   kernel; where one does not (a rejection sampler's loop, a mask chosen by the data), it runs
   for real on a copy of the model with random weights;
 * a grid of ``n`` samples: the decoded rows and the picture in float64 at its screen scale.
+
+Time: a training step's floating-point operations are counted in the same forward as its
+bytes (``torch.utils.flop_counter``: the matrix products and convolutions), × :data:`BACKWARD`
+for the backward pass; at this machine's rate for a float32 matrix product
+(:func:`flops_per_second`, measured once) a step that would take more than
+:data:`MAX_STEP_SECONDS` is refused: progress shows between steps, and such a step is silent
+for minutes or hours (the VampPrior with an IAF posterior at latent_dim 200 and 12 flows
+inverts the IAF at each pseudo-input: 12 × 200 sequential passes over 500 × 100 rows, ~10¹⁵
+operations a step).
 
 Counts with fixed bounds (they do not depend on memory but on time): the (row, particle) pairs
 a training run evaluates, ``epochs × training rows × num_particles`` ≤ 10¹² (Burda et al.'s
@@ -26,10 +35,12 @@ IWAE runs, 3,280 passes × 60,000 rows × 50 particles ≈ 10¹⁰, stay below i
 """
 
 import copy
+import functools
 import math
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import pyro
 import torch
@@ -38,7 +49,9 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._device import _device_constructors
 from torch.utils._pytree import tree_leaves, tree_map
+from torch.utils.flop_counter import FlopCounterMode
 
+from ..infer.device import resolve
 from ..infer.elbo import FastTrace_ELBO
 from ..infer.objectives import make_elbo
 
@@ -54,6 +67,10 @@ CALIBRATION_ROWS = (2, 6)  # the two batch sizes whose saved bytes give the fixe
 # anonymous memory during one step of a VAE, an IAF VAE, the LLGAE and a full-covariance GMM on
 # 784-d rows over that before it, tests/test_budget.py), so 2 bounds it
 STEP_PEAK = 2
+# a step's floating-point operations over its forward's: the backward pass of a product takes
+# the gradient with respect to both factors, two products for one
+BACKWARD = 3
+MAX_STEP_SECONDS = 60  # the longest training step accepted, at the machine's matrix-product rate
 
 
 class MetaBuild(TorchFunctionMode):
@@ -87,7 +104,11 @@ class MetaBuild(TorchFunctionMode):
 
 
 def _to_meta(t: Any) -> Any:
-    return t.to("meta") if isinstance(t, torch.Tensor) and t.device.type != "meta" else t
+    """``t`` on ``meta``, but for a 0-d CPU tensor (a number, as an index or a factor), which
+    torch mixes with any device and which a meta index could not read back."""
+    if isinstance(t, torch.Tensor) and t.device.type != "meta" and t.dim() > 0:
+        return t.to("meta")
+    return t
 
 
 def memory_bytes(device: str | torch.device | None = None) -> float:
@@ -157,13 +178,25 @@ def training_bytes(model: object) -> float:
     return TRAINING_COPIES * sum(p.numel() * p.element_size() for p in model.parameters())
 
 
-def step_bytes(
+class StepCost(NamedTuple):
+    """A training step's measured cost, each as a part that does not grow with the batch and a
+    part per row: the bytes autograd saves for the backward pass, and the floating-point
+    operations of the forward's matrix products and convolutions."""
+
+    fixed_bytes: float
+    bytes_per_row: float
+    fixed_flops: float
+    flops_per_row: float
+
+
+def measure_step(
     model: Any, input_dim: int, elbo: str | None = "trace", alpha: float | None = None
-) -> tuple[float, float] | None:
-    """``(fixed, per_row)``: the bytes of the tensors that autograd saves for the backward pass
-    when ``model``'s loss (its ``model`` and ``guide`` under the ELBO ``elbo``, one particle)
-    runs forward on a batch, split into a part that does not grow with the batch and a part
-    per row, from :data:`CALIBRATION_ROWS` batch sizes.
+) -> StepCost | None:
+    """The :class:`StepCost` of ``model``'s loss (its ``model`` and ``guide`` under the ELBO
+    ``elbo``, one particle) run forward on :data:`CALIBRATION_ROWS` batch sizes. An objective
+    that has no separate loss (Pyro's ``RenyiELBO``, ``"iwae"``/``"renyi"``, computes its loss
+    and gradients in one call) is measured with the trace ELBO, whose model and guide runs are
+    the same.
 
     On the ``meta`` device when the model is there (see :class:`MetaBuild`) and every operation
     of the loss has a meta kernel; otherwise on the CPU, with a copy of the model whose
@@ -172,21 +205,23 @@ def step_bytes(
     needs more than rows and labels): no estimate, as :func:`check_model` without a meta build.
     """
     loss = make_elbo(elbo, model, 1, alpha)
+    if not hasattr(loss, "differentiable_loss"):
+        loss = make_elbo("trace", model)
     if type(loss) is Trace_ELBO:  # as the training step does: no .item() inside the loss
         loss = FastTrace_ELBO.like(loss)
     try:
-        return _saved_bytes(model, input_dim, loss, meta=True)
+        return _measure(model, input_dim, loss, meta=True)
     except Exception:  # an operation with no meta kernel or one that reads the data
         pass
     try:
-        return _saved_bytes(_materialize(model), input_dim, loss, meta=False)
+        return _measure(_materialize(model), input_dim, loss, meta=False)
     except Exception:  # a loss that needs more than rows (and labels): training will tell
         return None
 
 
-def _saved_bytes(model: Any, input_dim: int, loss: Any, meta: bool) -> tuple[float, float]:
+def _measure(model: Any, input_dim: int, loss: Any, meta: bool) -> StepCost:
     labels = getattr(model, "uses_labels", False)
-    sizes = []
+    sizes, flops = [], []
     for rows in CALIBRATION_ROWS:
         total = 0
 
@@ -203,13 +238,44 @@ def _saved_bytes(model: Any, input_dim: int, loss: Any, meta: bool) -> tuple[flo
             pyro.validation_enabled(False),
             pyro.get_param_store().scope(),
             torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t),
+            FlopCounterMode(display=False) as counter,
             mode,
         ):
             loss.differentiable_loss(model.model, model.guide, *args)
         sizes.append(total)
-    (r1, r2), (s1, s2) = CALIBRATION_ROWS, sizes
-    per_row = max(s2 - s1, 0) / (r2 - r1)
-    return max(s1 - r1 * per_row, 0.0), per_row
+        flops.append(counter.get_total_flops())
+    return StepCost(*_split(sizes), *_split(flops))
+
+
+def _split(counts: Sequence[float]) -> tuple[float, float]:
+    """``(fixed, per_row)`` from the counts at the two :data:`CALIBRATION_ROWS` sizes."""
+    (r1, r2), (c1, c2) = CALIBRATION_ROWS, counts
+    per_row = max(c2 - c1, 0) / (r2 - r1)
+    return max(c1 - r1 * per_row, 0.0), per_row
+
+
+@functools.cache
+def flops_per_second(device: torch.device) -> float:
+    """This machine's rate for a float32 matrix product on ``device``, as a training step uses
+    it: the fastest of 5 timings of 2n³ operations (n = 512 on the CPU, where the time is the
+    thread's own CPU time × torch's threads, so that other processes do not slow it; n = 4096
+    on a GPU, synchronised)."""
+    n = 4096 if device.type == "cuda" else 512
+    a = torch.rand(n, n, device=device)
+    a @ a  # the first product loads the kernels
+    best = math.inf
+    for _ in range(5):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            a @ a
+            torch.cuda.synchronize(device)
+            best = min(best, time.perf_counter() - start)
+        else:
+            start = time.thread_time()
+            a @ a
+            best = min(best, (time.thread_time() - start) / torch.get_num_threads())
+    return 2 * n**3 / max(best, 1e-9)
 
 
 class _Nothing:
@@ -243,12 +309,14 @@ def check_training(
     meta_model: nn.Module | None,
     device: str | torch.device | None = None,
 ) -> None:
-    """Refuse a training run whose step does not fit in memory beside the model's
-    :func:`training_bytes` or whose (row, particle) pairs exceed :data:`MAX_TRAINING_PAIRS`.
-    The step's memory is :func:`step_bytes`'s measure:
-    :data:`STEP_PEAK` × (the fixed part + B × ``num_particles`` × the part per row), B the
-    largest batch (``batch_size``, or up to 1.5 times that where a short last batch joins
-    it): the particles are vectorised, a batch of B × ``num_particles`` rows.
+    """Refuse a training run whose (row, particle) pairs exceed :data:`MAX_TRAINING_PAIRS`, or
+    whose step, by :func:`measure_step`, does not fit in memory beside the model's
+    :func:`training_bytes` or would take more than :data:`MAX_STEP_SECONDS`.
+
+    A step of B rows and K particles (the particles are vectorised: a batch of B × K rows; B the
+    largest batch, ``batch_size`` or up to 1.5 times that where a short last batch joins it)
+    needs :data:`STEP_PEAK` × (fixed + B × K × per row) bytes and takes :data:`BACKWARD` ×
+    (fixed + B × K × per row) floating-point operations / :func:`flops_per_second` seconds.
     """
     pairs = config["epochs"] * rows * config["num_particles"]
     if pairs > MAX_TRAINING_PAIRS:
@@ -260,20 +328,37 @@ def check_training(
         )
     if meta_model is None:
         return
-    measured = step_bytes(meta_model, input_dim, config.get("elbo"), config.get("alpha"))
-    if measured is None:
+    device = resolve(device or "cpu")
+    cost = measure_step(meta_model, input_dim, config.get("elbo"), config.get("alpha"))
+    if cost is None:
         return
-    fixed, per_row = measured
     batch, particles = min(config["batch_size"], rows), config["num_particles"]
     if 0 < 2 * (rows % batch) < batch and rows > batch:  # a short last batch joins the one before
         batch += rows % batch  # (pyrovae.sampling.batch_sizes)
+    step = f"a training step ({batch} rows × {particles} particles"
+    fix = "lower batch_size or num_particles, or choose a smaller model"
     _refuse_memory(
-        f"a training step ({batch} rows × {particles} particles, ~{per_row:.3g} bytes each) "
-        "beside the model",
-        STEP_PEAK * (fixed + batch * particles * per_row) + training_bytes(meta_model),
-        "lower batch_size or num_particles, or choose a smaller model",
+        f"{step}, ~{cost.bytes_per_row:.3g} bytes each) beside the model",
+        STEP_PEAK * (cost.fixed_bytes + batch * particles * cost.bytes_per_row)
+        + training_bytes(meta_model),
+        fix,
         device,
     )
+    flops = BACKWARD * (cost.fixed_flops + batch * particles * cost.flops_per_row)
+    rate = flops_per_second(device)
+    if flops / rate > MAX_STEP_SECONDS:
+        raise ValueError(
+            f"{step}, ~{flops:.3g} floating-point operations) would take at least "
+            f"{_duration(flops / rate)} here, at this machine's {rate:.3g} per second for a "
+            f"matrix product; the most accepted is {MAX_STEP_SECONDS} s; {fix}"
+        )
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds:.3g} s"
 
 
 def check_evaluation(rows: int, num_samples: int) -> None:
