@@ -570,6 +570,15 @@ CLI = {
         r"product; the most accepted is 60 s; lower batch_size",
         None,
     ),
+    "step-stopped": (
+        train("--prior", "vamp", "--latent-dim", "200", "--elbo", "renyi", "--posterior",
+              "{name: iaf, num_flows: 12}"),
+        None,
+        r"a training step \(100 rows × 1 particles\) would take more than 60 s here, at this "
+        r"machine's 1e\+10 per second for a matrix product \(measuring stopped: its first 2 rows "
+        r"alone pass that\)",
+        None,
+    ),  # fmt: skip
     "epochs-bound": (
         train("--epochs", "1e23"),
         None,

@@ -189,8 +189,21 @@ class StepCost(NamedTuple):
     flops_per_row: float
 
 
+class StepTooLarge(Exception):
+    """Measuring stopped: the first ``rows`` calibration rows alone passed the bound on
+    ``what`` (``"bytes"`` or ``"flops"``) that :func:`measure_step` was given."""
+
+    def __init__(self, what: str, rows: int) -> None:
+        super().__init__(what, rows)
+        self.what, self.rows = what, rows
+
+
 def measure_step(
-    model: Any, input_dim: int, elbo: str | None = "trace", alpha: float | None = None
+    model: Any,
+    input_dim: int,
+    elbo: str | None = "trace",
+    alpha: float | None = None,
+    most: tuple[float, float] = (math.inf, math.inf),
 ) -> StepCost | None:
     """The :class:`StepCost` of ``model``'s loss (its ``model`` and ``guide`` under the ELBO
     ``elbo``, one particle) run forward on :data:`CALIBRATION_ROWS` batch sizes. An objective
@@ -203,6 +216,11 @@ def measure_step(
     ``meta`` tensors are made real (random weights, zero buffers). Labels, for a model that
     ``uses_labels``, are 0 (labelled rows). ``None`` when neither run works (a loss that
     needs more than rows and labels): no estimate, as :func:`check_model` without a meta build.
+
+    :param most: (saved bytes, operations) of the step to be bounded: a calibration run whose
+        counts pass either stops at once with :class:`StepTooLarge` (the counts grow with the
+        rows, so a step of at least as many rows passes it too), which keeps measuring a
+        step of hours (an IAF inverted at every pseudo-input) from taking minutes itself.
     """
     loss = make_elbo(elbo, model, 1, alpha)
     if not hasattr(loss, "differentiable_loss"):
@@ -210,41 +228,57 @@ def measure_step(
     if type(loss) is Trace_ELBO:  # as the training step does: no .item() inside the loss
         loss = FastTrace_ELBO.like(loss)
     try:
-        return _measure(model, input_dim, loss, meta=True)
+        return _measure(model, input_dim, loss, True, most)
+    except StepTooLarge:
+        raise
     except Exception:  # an operation with no meta kernel or one that reads the data
         pass
     try:
-        return _measure(_materialize(model), input_dim, loss, meta=False)
+        return _measure(_materialize(model), input_dim, loss, False, most)
+    except StepTooLarge:
+        raise
     except Exception:  # a loss that needs more than rows (and labels): training will tell
         return None
 
 
-def _measure(model: Any, input_dim: int, loss: Any, meta: bool) -> StepCost:
-    labels = getattr(model, "uses_labels", False)
-    sizes, flops = [], []
-    for rows in CALIBRATION_ROWS:
-        total = 0
+def _measure(
+    model: Any, input_dim: int, loss: Any, meta: bool, most: tuple[float, float]
+) -> StepCost:
+    counts = [_calibrate(model, input_dim, loss, meta, rows, most) for rows in CALIBRATION_ROWS]
+    saved, flops = zip(*counts, strict=True)
+    return StepCost(*_split(saved), *_split(flops))
 
-        def pack(t: torch.Tensor) -> torch.Tensor:
-            nonlocal total
-            total += t.numel() * t.element_size()
-            return t
 
-        x = torch.rand(rows, input_dim, device="meta" if meta else "cpu")
-        args = (x, torch.zeros(rows, dtype=torch.long)) if labels else (x,)
-        mode = MetaBuild() if meta else _Nothing()
-        with (
-            torch.random.fork_rng(devices=[]),
-            pyro.validation_enabled(False),
-            pyro.get_param_store().scope(),
-            torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t),
-            FlopCounterMode(display=False) as counter,
-            mode,
-        ):
-            loss.differentiable_loss(model.model, model.guide, *args)
-        sizes.append(total)
-        flops.append(counter.get_total_flops())
-    return StepCost(*_split(sizes), *_split(flops))
+def _calibrate(
+    model: Any, input_dim: int, loss: Any, meta: bool, rows: int, most: tuple[float, float]
+) -> tuple[int, int]:
+    """(saved bytes, operations) of ``model``'s loss forward on ``rows`` random rows."""
+    total = 0
+    counter = FlopCounterMode(display=False)
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        nonlocal total
+        total += t.numel() * t.element_size()
+        if total > most[0]:
+            raise StepTooLarge("bytes", rows)
+        if counter.get_total_flops() > most[1]:
+            raise StepTooLarge("flops", rows)
+        return t
+
+    x = torch.rand(rows, input_dim, device="meta" if meta else "cpu")
+    args = (
+        (x, torch.zeros(rows, dtype=torch.long)) if getattr(model, "uses_labels", False) else (x,)
+    )
+    with (
+        torch.random.fork_rng(devices=[]),
+        pyro.validation_enabled(False),
+        pyro.get_param_store().scope(),
+        torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t),
+        counter,
+        MetaBuild() if meta else _Nothing(),
+    ):
+        loss.differentiable_loss(model.model, model.guide, *args)
+    return total, counter.get_total_flops()
 
 
 def _split(counts: Sequence[float]) -> tuple[float, float]:
@@ -329,23 +363,41 @@ def check_training(
     if meta_model is None:
         return
     device = resolve(device or "cpu")
-    cost = measure_step(meta_model, input_dim, config.get("elbo"), config.get("alpha"))
-    if cost is None:
-        return
     batch, particles = min(config["batch_size"], rows), config["num_particles"]
     if 0 < 2 * (rows % batch) < batch and rows > batch:  # a short last batch joins the one before
         batch += rows % batch  # (pyrovae.sampling.batch_sizes)
     step = f"a training step ({batch} rows × {particles} particles"
     fix = "lower batch_size or num_particles, or choose a smaller model"
+    weights, limit, rate = (
+        training_bytes(meta_model),
+        memory_bytes(device),
+        flops_per_second(device),
+    )
+    most = ((limit - weights) / STEP_PEAK, MAX_STEP_SECONDS * rate / BACKWARD)
+    try:
+        cost = measure_step(
+            meta_model, input_dim, config.get("elbo"), config.get("alpha"),
+            most if batch * particles >= max(CALIBRATION_ROWS) else (math.inf, math.inf),
+        )  # fmt: skip
+    except StepTooLarge as stop:
+        need = (
+            f"would need more than the {_gb(limit)} of memory free here beside the model"
+            if stop.what == "bytes"
+            else f"would take more than {MAX_STEP_SECONDS} s here, at this machine's {rate:.3g} "
+            "per second for a matrix product"
+        )
+        raise ValueError(
+            f"{step}) {need} (measuring stopped: its first {stop.rows} rows alone pass that); {fix}"
+        ) from None
+    if cost is None:
+        return
     _refuse_memory(
         f"{step}, ~{cost.bytes_per_row:.3g} bytes each) beside the model",
-        STEP_PEAK * (cost.fixed_bytes + batch * particles * cost.bytes_per_row)
-        + training_bytes(meta_model),
+        STEP_PEAK * (cost.fixed_bytes + batch * particles * cost.bytes_per_row) + weights,
         fix,
         device,
     )
     flops = BACKWARD * (cost.fixed_flops + batch * particles * cost.flops_per_row)
-    rate = flops_per_second(device)
     if flops / rate > MAX_STEP_SECONDS:
         raise ValueError(
             f"{step}, ~{flops:.3g} floating-point operations) would take at least "
