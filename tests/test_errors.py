@@ -571,8 +571,16 @@ CLI = {
         None,
     ),
     "step-stopped": (
-        train("--prior", "vamp", "--latent-dim", "200", "--elbo", "renyi", "--posterior",
-              "{name: iaf, num_flows: 12}"),
+        train(
+            "--prior",
+            "vamp",
+            "--latent-dim",
+            "200",
+            "--elbo",
+            "renyi",
+            "--posterior",
+            "{name: iaf, num_flows: 12}",
+        ),
         None,
         r"a training step \(100 rows × 1 particles\) would take more than 60 s here, at this "
         r"machine's 1e\+10 per second for a matrix product \(measuring stopped: its first 2 rows "
