@@ -33,6 +33,6 @@ BENCHMARKS = {
     "overhead": "benchmarks.overhead",
     "gpu_check": "benchmarks.gpu_check",
     "precision": "benchmarks.precision",
-    "clustering_digits": "benchmarks.clustering_readme",  # runs the script clustering_digits.py
+    "clustering_digits": "benchmarks.clustering_digits",
     "gmm_vs_sklearn_uci": "benchmarks.gmm_vs_sklearn_uci",
 }

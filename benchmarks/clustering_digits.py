@@ -1,39 +1,35 @@
-"""The README's clustering command on the offline digits, over seeds.
+"""The README's clustering command on the offline digits, one seed a run.
 
-For each seed S: ``pyrovae train --prior "{name: mixture, num_components: 10}" --latent-dim 10
---seed S --out RUNS/clusters-sS`` then ``pyrovae evaluate RUNS/clusters-sS --num-samples 10``
-(accuracy and NMI are those of the clusters at the posterior mode, which the number of
-importance samples of the log-likelihood does not change), each in its own process; and
-scikit-learn's k-means on the raw pixels with the same seed (fitted on the training rows, 10
-starts, scored on the test rows) as the floor to beat. Writes per-seed figures, their mean ±
-sd, and the command, commit, versions and machine to a JSON file, rewritten after every seed.
+For seed S: ``pyrovae train --prior "{name: mixture, num_components: 10}" --latent-dim 10
+--seed S`` then ``pyrovae evaluate --num-samples 10`` of that run (accuracy and NMI are those
+of the clusters at the posterior mode, which the number of importance samples of the
+log-likelihood does not change), each in its own process; and scikit-learn's k-means on the
+raw pixels with the same seed (fitted on the training rows, 10 starts, scored on the test
+rows) as the floor to beat. Rows go to
+``benchmarks/results/clustering_digits/clustering_digits.json``.
 
-    OMP_NUM_THREADS=1 nice python benchmarks/clustering_digits.py --seeds 0 1 2 3 4 \\
-        --runs ~/pyrovae-runs/repro --out benchmarks/results/clustering_digits_k10.json
-
-Seeds run in parallel as separate invocations (each with its own ``--out``) are joined into
-one file, their summaries recomputed, with ``--merge A.json B.json ... --out OUT.json``.
+    python -m benchmarks clustering_digits --full   # seeds 0-4, 10-25 minutes a seed
 """
 
-import argparse
 import json
-import os
-import platform
-import statistics
 import subprocess
 import sys
-import time
-from pathlib import Path
-
-import pyro
-import sklearn
-import torch
 
 import pyrovae
 from pyrovae.infer.clustering import clustering_scores
 
-ROOT = Path(__file__).parents[1]
 TRAIN = ["train", "--prior", "{name: mixture, num_components: 10}", "--latent-dim", "10"]
+QUICK = ["--epochs", "2", "--pretrain-epochs", "2"]
+FULL = []
+SEEDS = (0, 1, 2, 3, 4)
+
+
+def arguments(parser):
+    for option in ("--epochs", "--pretrain-epochs"):
+        parser.add_argument(
+            option, type=int, help=f"pyrovae train's {option} (default: the CLI's, the README's)"
+        )
+    parser.add_argument("--seed", type=int, default=0, help="set by the runner's --seeds")
 
 
 def pyrovae_cli(*args):
@@ -50,80 +46,18 @@ def kmeans_scores(seed):
     return clustering_scores(km.predict(digits.test.x.double().numpy()), digits.test.y)
 
 
-def summary(values):
-    return {
-        "mean": statistics.mean(values),
-        "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
-        "min": min(values),
-        "max": max(values),
-        "n": len(values),
+def main(args, session):
+    budget = {"--epochs": args.epochs, "--pretrain-epochs": args.pretrain_epochs}
+    train = TRAIN + [w for option, n in budget.items() if n for w in (option, str(n))]
+    out = session.folder("readme-command", f"clusters-s{args.seed}")
+    pyrovae_cli(*train, "--seed", args.seed, "--out", out, "--overwrite", "--quiet")
+    scores = json.loads(pyrovae_cli("evaluate", out, "--num-samples", 10))
+    row = {
+        "seed": args.seed,
+        "accuracy": scores["accuracy"],
+        "nmi": scores["nmi"],
+        "kmeans_raw_pixels": kmeans_scores(args.seed),
+        "epochs": args.epochs,
+        "pretrain_epochs": args.pretrain_epochs,
     }
-
-
-def commit():
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout
-
-    return git("rev-parse", "HEAD").strip() + (
-        " (modified)" if git("status", "--porcelain") else ""
-    )
-
-
-def summarize(report):
-    """Add the mean ± sd of the per-seed figures (and of k-means's) to ``report``."""
-    for key in ("accuracy", "nmi"):
-        report[key] = summary([r[key] for r in report["seeds"]])
-        report[f"kmeans_{key}"] = summary([r["kmeans_raw_pixels"][key] for r in report["seeds"]])
-    return report
-
-
-def merge(paths):
-    """One report from the reports at ``paths`` (the same command, commit and versions)."""
-    reports = [json.loads(Path(path).read_text()) for path in paths]
-    for key in ("command", "commit", "versions"):
-        if len({json.dumps(r[key]) for r in reports}) > 1:
-            raise ValueError(f"the reports differ in {key!r}: merge only runs of one program")
-    seeds = sorted((row for r in reports for row in r["seeds"]), key=lambda row: row["seed"])
-    return summarize({**reports[0], "seeds": seeds})
-
-
-def main(args):
-    if args.merge:
-        Path(args.out).write_text(json.dumps(merge(args.merge), indent=1) + "\n")
-        return
-    report = {
-        "command": "pyrovae " + " ".join(TRAIN[:2]) + f' "{TRAIN[2]}" ' + " ".join(TRAIN[3:])
-        + " --seed S --out DIR; pyrovae evaluate DIR --num-samples 10",
-        "commit": commit(),
-        "versions": {"torch": torch.__version__, "pyro": pyro.__version__,
-                     "scikit-learn": sklearn.__version__, "python": platform.python_version()},
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, torch on the CPU",
-        "seeds": [],
-    }  # fmt: skip
-    for seed in args.seeds:
-        out = Path(args.runs).expanduser() / f"clusters-s{seed}"
-        start = time.perf_counter()
-        pyrovae_cli(*TRAIN, "--seed", seed, "--out", out, "--overwrite", "--quiet")
-        scores = json.loads(pyrovae_cli("evaluate", out, "--num-samples", 10))
-        row = {
-            "seed": seed,
-            "accuracy": scores["accuracy"],
-            "nmi": scores["nmi"],
-            "seconds": round(time.perf_counter() - start),
-            "kmeans_raw_pixels": kmeans_scores(seed),
-        }
-        report["seeds"].append(row)
-        print(json.dumps(row), flush=True)
-        Path(args.out).write_text(json.dumps(summarize(report), indent=1) + "\n")
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--runs", default="runs", help="folder for the run folders clusters-sS")
-    parser.add_argument(
-        "--out", default=str(ROOT / "benchmarks" / "results" / "clustering_digits_k10.json")
-    )
-    parser.add_argument("--merge", nargs="+", help="join these reports into --out, run nothing")
-    main(parser.parse_args())
+    session.merge("clustering_digits.json", row, ("seed", "epochs", "pretrain_epochs"))
