@@ -291,25 +291,32 @@ def _split(counts: Sequence[float]) -> tuple[float, float]:
 @functools.cache
 def flops_per_second(device: torch.device) -> float:
     """This machine's rate for a float32 matrix product on ``device``, as a training step uses
-    it: the fastest of 5 timings of 2n³ operations (n = 512 on the CPU, where the time is the
-    thread's own CPU time × torch's threads, so that other processes do not slow it; n = 4096
-    on a GPU, synchronised)."""
+    it: the fastest of 5 timings of 2n³ operations. On the CPU n = 512, timed on one thread by
+    that thread's own CPU time (which other processes do not lengthen), × torch's threads (a
+    rate no step exceeds); on a GPU n = 4096, synchronised, by the clock."""
+    threads = torch.get_num_threads()
     n = 4096 if device.type == "cuda" else 512
     a = torch.rand(n, n, device=device)
-    a @ a  # the first product loads the kernels
     best = math.inf
-    for _ in range(5):
-        if device.type == "cuda":
+    if device.type == "cuda":
+        a @ a  # the first product loads the kernels
+        for _ in range(5):
             torch.cuda.synchronize(device)
             start = time.perf_counter()
             a @ a
             torch.cuda.synchronize(device)
             best = min(best, time.perf_counter() - start)
-        else:
+        return 2 * n**3 / max(best, 1e-9)
+    torch.set_num_threads(1)
+    try:
+        a @ a
+        for _ in range(5):
             start = time.thread_time()
             a @ a
-            best = min(best, (time.thread_time() - start) / torch.get_num_threads())
-    return 2 * n**3 / max(best, 1e-9)
+            best = min(best, time.thread_time() - start)
+    finally:
+        torch.set_num_threads(threads)
+    return threads * 2 * n**3 / max(best, 1e-9)
 
 
 class _Nothing:
