@@ -135,10 +135,8 @@ def _gb(nbytes: float) -> str:
     return f"{nbytes / 1e9:.3g} GB"
 
 
-def _refuse_memory(
-    what: str, nbytes: float, fix: str, device: str | torch.device | None = None
-) -> None:
-    limit = memory_bytes(device)
+def _refuse_memory(what: str, nbytes: float, fix: str, limit: float) -> None:
+    """Refuse ``what`` when its ``nbytes`` pass ``limit`` (:func:`memory_bytes`)."""
     if nbytes > limit:
         raise ValueError(
             f"{what} would need about {_gb(nbytes)}, more than the {_gb(limit)} of memory free "
@@ -166,7 +164,7 @@ def check_model(build: Callable[[], object], device: str | torch.device | None =
         f"training this model ({count:.3g} parameters)",
         training_bytes(model),
         "choose a smaller latent_dim, hidden sizes or num_components",
-        device,
+        memory_bytes(device),
     )
     return model
 
@@ -294,29 +292,24 @@ def flops_per_second(device: torch.device) -> float:
     it: the fastest of 5 timings of 2n³ operations. On the CPU n = 512, timed on one thread by
     that thread's own CPU time (which other processes do not lengthen), × torch's threads (a
     rate no step exceeds); on a GPU n = 4096, synchronised, by the clock."""
-    threads = torch.get_num_threads()
-    n = 4096 if device.type == "cuda" else 512
+    cuda = device.type == "cuda"
+    n, clock = (4096, time.perf_counter) if cuda else (512, time.thread_time)
     a = torch.rand(n, n, device=device)
-    best = math.inf
-    if device.type == "cuda":
-        a @ a  # the first product loads the kernels
-        for _ in range(5):
-            torch.cuda.synchronize(device)
-            start = time.perf_counter()
-            a @ a
-            torch.cuda.synchronize(device)
-            best = min(best, time.perf_counter() - start)
-        return 2 * n**3 / max(best, 1e-9)
+    threads, best = torch.get_num_threads(), math.inf
     torch.set_num_threads(1)
     try:
-        a @ a
+        a @ a  # the first product loads the kernels
         for _ in range(5):
-            start = time.thread_time()
+            if cuda:
+                torch.cuda.synchronize(device)
+            start = clock()
             a @ a
-            best = min(best, time.thread_time() - start)
+            if cuda:
+                torch.cuda.synchronize(device)
+            best = min(best, clock() - start)
     finally:
         torch.set_num_threads(threads)
-    return threads * 2 * n**3 / max(best, 1e-9)
+    return (1 if cuda else threads) * 2 * n**3 / max(best, 1e-9)
 
 
 class _Nothing:
@@ -402,7 +395,7 @@ def check_training(
         f"{step}, ~{cost.bytes_per_row:.3g} bytes each) beside the model",
         STEP_PEAK * (cost.fixed_bytes + batch * particles * cost.bytes_per_row) + weights,
         fix,
-        device,
+        limit,
     )
     flops = BACKWARD * (cost.fixed_flops + batch * particles * cost.flops_per_row)
     if flops / rate > MAX_STEP_SECONDS:
@@ -439,4 +432,5 @@ def check_sample_grid(
     per image pixel) do not fit in memory."""
     height, width = image_shape[-2:] if image_shape is not None else (1, input_dim)
     picture = n * (height * scale + 1) * (width * scale + 1) * 8
-    _refuse_memory(f"a grid of {n} samples", n * input_dim * 4 * 4 + picture, "lower -n")
+    need = n * input_dim * 4 * 4 + picture
+    _refuse_memory(f"a grid of {n} samples", need, "lower -n", memory_bytes())
