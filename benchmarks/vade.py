@@ -25,10 +25,10 @@ def build(args, input_dim=784):
 
 def start_prior(model, x, args):
     """Stage 2 on the codes of ``x``: the prior's start as ``--start-fit`` and
-    ``--start-covariance`` say (k-means with DEC's 20 starts, EM with 5)."""
+    ``--start-covariance`` say (k-means with DEC's 20 starts, VaDE's EM with 5)."""
     init_mixture_prior(
         model, x, seed=args.seed, covariance=args.start_covariance, fit=args.start_fit,
-        n_init=20 if args.start_fit == "kmeans" else 5,
+        n_init=20 if args.start_fit == "kmeans" else 5, weights="fitted",
     )  # fmt: skip
 
 

@@ -55,8 +55,8 @@ def test_the_vade_start_shows_its_progress_on_stderr_unless_quiet(tmp_path, caps
         "VaDE start: pretraining the auto-encoder, 2 epochs of 12 batches",
         "auto-encoder epoch 1/2: loss ",
         "auto-encoder epoch 2/2: loss ",
-        "VaDE start: a 4-component Gaussian mixture on the codes of 1150 rows (EM, 5 starts)",
-        "GMM start: scikit-learn's EM, 5 starts",
+        "VaDE start: a 4-component Gaussian mixture on the codes of 1150 rows (EM, 100 starts)",
+        "GMM start: EM with equal weights, 100 starts",
         "VaDE start: mixture fitted (",
         "VaDE start: q(z | x) narrowed to sigma ",
     ]

@@ -11,8 +11,10 @@ and every failing figure is named. The full run writes the per-seed values to
 ``tools/figures.json`` (``--out`` for another file; ``--quick`` writes nothing unless given one).
 
 Wall-clock figures (the demo's timing) are recorded, never checked: they depend on the load of
-the machine. The clustering figure is read from ``benchmarks/results/clustering_digits_k10.json``
-when that file exists (its runs take an hour; they are not rerun here).
+the machine. The clustering figure is read from the rows of
+``benchmarks/results/clustering_digits/clustering_digits.json`` at the README's budget when that
+file exists (``python -m benchmarks clustering_digits --full``: its runs take an hour; they are
+not rerun here).
 """
 
 import argparse
@@ -27,7 +29,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CLUSTERING_JSON = ROOT / "benchmarks" / "results" / "clustering_digits_k10.json"
+CLUSTERING_JSON = ROOT / "benchmarks" / "results" / "clustering_digits" / "clustering_digits.json"
 SEEDS = (0, 1, 2)
 
 
@@ -210,14 +212,15 @@ def summary(values):
 
 def clustering_from_json(path=CLUSTERING_JSON):
     """The README's mixture-prior command over seeds, as ``benchmarks/clustering_digits.py``
-    committed it (``{"seeds": [{"seed", "accuracy", "nmi", "kmeans_raw_pixels": {...}}]}``),
-    with what README.md says of it checked: a mean accuracy of 84.0 ± 5.9 % (its mean within
-    0.80–0.88), no seed below 78 %, and an NMI above k-means's on the raw pixels at every seed
-    (the issue's aim, a mean ≥ 85 %, is not met and README.md says so). ``None`` when the file
-    is not there."""
+    wrote it (``{"entries": [{"seed", "accuracy", "nmi", "kmeans_raw_pixels": {...},
+    "epochs", "pretrain_epochs"}]}``; the rows with neither budget set are the README's), with
+    what README.md says of it checked: a mean accuracy of at least 85 %, no seed below 78 %,
+    and an NMI above k-means's on the raw pixels at every seed. ``None`` when the file is not
+    there."""
     if not path.exists():
         return None
-    seeds = json.loads(path.read_text())["seeds"]
+    entries = json.loads(path.read_text())["entries"]
+    seeds = [e for e in entries if e["epochs"] is None and e["pretrain_epochs"] is None]
     out = {"command": f"read from {path}", "per_seed": seeds}
     out["summary"] = {
         key: {**summary([float(r[key]) for r in seeds]), "range": None}
@@ -226,7 +229,7 @@ def clustering_from_json(path=CLUSTERING_JSON):
     kmeans_nmi = summary([float(r["kmeans_raw_pixels"]["nmi"]) for r in seeds])["mean"]
     accuracy, nmi = out["summary"]["accuracy"], out["summary"]["nmi"]
     checks = {
-        "mean accuracy in 0.80-0.88": 0.80 <= accuracy["mean"] <= 0.88,
+        "mean accuracy at least 0.85": accuracy["mean"] >= 0.85,
         "no seed below 0.78": accuracy["min"] >= 0.78,
         f"mean NMI above k-means's {kmeans_nmi:.3f}": nmi["mean"] > kmeans_nmi,
         "NMI above k-means's at every seed": all(

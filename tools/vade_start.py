@@ -14,7 +14,12 @@ prior's clusters of the 359 test digits, one JSON line a seed.
 Variant keys: ``hidden`` (list), ``epochs`` (250), ``lr``, ``corr`` (pixels zeroed),
 ``loss`` ("likelihood" or "squared_error"), ``sgd`` (DEC-keras's SGD, momentum 0.9, at this
 rate over D), ``deg``/``shift`` (the augmentation's range), ``noaug`` (none), ``emaug`` (EM on
-this many augmented copies of the rows as well).
+this many augmented copies of the rows as well), ``fits`` (a list of stage-2 fits scored on
+the same auto-encoder, one line each: dicts of ``prior`` (the prior's covariance, "diag" or
+"full"), ``weights`` ("equal" or "fitted") and ``n_init``; default: the defaults, one fit).
+
+    OMP_NUM_THREADS=1 python tools/vade_start.py \
+        '{"fits": [{"prior": "diag", "weights": "fitted", "n_init": 5}, {"prior": "full"}]}' 0 1
 """
 
 import functools
@@ -30,14 +35,20 @@ from pyrovae.models import vade
 from pyrovae.runs import config as C
 
 
-def start_scores(variant, seed):
-    flags = {"prior": {"name": "mixture", "num_components": 10}, "latent_dim": 10, "seed": seed}
+def build(variant, seed, covariance="diag"):
+    prior = {"name": "mixture", "num_components": 10, "covariance": covariance}
+    flags = {"prior": prior, "latent_dim": 10, "seed": seed}
     if "hidden" in variant:
         flags["hidden"] = variant["hidden"]
     cfg = C.resolve(None, flags)
     data = C.load_data(cfg)
-    pyro.set_rng_seed(seed)
-    vae = C.build_model(cfg, data.input_shape)
+    pyro.set_rng_seed(seed)  # the same networks for either covariance (the prior draws alike)
+    return data, C.build_model(cfg, data.input_shape)
+
+
+def start_scores(variant, seed):
+    """``[(fit, scores)]``: each of the variant's stage-2 fits on one pretrained auto-encoder."""
+    data, vae = build(variant, seed)
     x = data.train.x
     options = {k: variant[k] for k in ("lr", "loss") if k in variant}
     if "corr" in variant:
@@ -55,11 +66,18 @@ def start_scores(variant, seed):
     if variant.get("emaug"):
         gen = torch.Generator().manual_seed(seed)
         rows = torch.cat([x] + [D.random_affine(x, generator=gen) for _ in range(variant["emaug"])])
-    vade.init_mixture_prior(vae, rows, seed=seed)
-    return clustering_scores(vae.cluster(data.test.x)[1], data.test.y)
+    out = []
+    for fit in variant.get("fits", [{}]):
+        _, prior_vae = build(variant, seed, fit.get("prior", "diag"))
+        prior_vae.load_state_dict(vae.state_dict(), strict=False)  # the pretrained networks
+        options = {k: fit[k] for k in ("weights", "n_init") if k in fit}
+        vade.init_mixture_prior(prior_vae, rows, seed=seed, **options)
+        out.append((fit, clustering_scores(prior_vae.cluster(data.test.x)[1], data.test.y)))
+    return out
 
 
 if __name__ == "__main__":
     variant = json.loads(sys.argv[1])
     for seed in map(int, sys.argv[2:]):
-        print(json.dumps({"variant": variant, "seed": seed, **start_scores(variant, seed)}))
+        for fit, scores in start_scores(variant, seed):
+            print(json.dumps({"variant": variant, "fit": fit, "seed": seed, **scores}))

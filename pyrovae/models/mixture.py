@@ -47,6 +47,73 @@ def kmeans_labels(x: torch.Tensor, k: int, seed: int = 0, n_init: int = 3) -> to
     return torch.as_tensor(labels, dtype=torch.long, device=x.device)
 
 
+@torch.no_grad()
+def equal_weight_em(
+    x: torch.Tensor,
+    k: int,
+    covariance: str = "full",
+    *,
+    reg_covar: float = 1e-6,
+    seed: int = 0,
+    n_init: int = 20,
+    max_iter: int = 100,
+    tol: float = 1e-3,
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """The maximum-likelihood K-component Gaussian mixture of the rows ``x`` ``(N, D)`` whose
+    weights are held equal, π_k = 1/K, by EM from ``n_init`` k-means starts.
+
+    A start: one k-means run (:func:`kmeans_labels`, its seed drawn from ``seed``) gives 0/1
+    responsibilities r_nk; then in turn the M-step, n_k = Σ_n r_nk, μ_k = Σ_n r_nk x_n / n_k,
+    Σ_k = Σ_n r_nk (x_n − μ_k)(x_n − μ_k)ᵀ / n_k + r I (``"diag"``: its diagonal), and the
+    E-step r_nk = N(x_n; μ_k, Σ_k) / Σ_j N(x_n; μ_j, Σ_j) (π cancels), until the mean
+    log-likelihood ℓ = (1/N) Σ_n log (1/K) Σ_k N(x_n; μ_k, Σ_k) moves by less than ``tol``
+    (scikit-learn's rule) or after ``max_iter`` steps. The start of highest ℓ is kept. In
+    float64; r = ``reg_covar`` as scikit-learn's.
+
+    Held equal, the weights cannot pay for one cluster taking two classes while another class
+    is split in two, which free weights (scikit-learn's EM) often prefer (see
+    :mod:`pyrovae.models.vade`); it suits classes of similar size.
+
+    :returns: ``(μ (K, D), Σ (K, D, D), or the variances (K, D) for "diag", ℓ)``.
+    """
+    if covariance not in COVARIANCES:
+        raise ValueError(f"covariance must be one of {', '.join(COVARIANCES)}, got {covariance!r}")
+    positive_int("n_init", n_init)
+    positive_int("max_iter", max_iter)
+    enough_rows(x, k)
+    x = x.detach().cpu().double()
+    eye = torch.eye(x.shape[1], dtype=x.dtype)
+    seeds = torch.randint(2**31 - 1, (n_init,), generator=torch.Generator().manual_seed(seed))
+    log.info("GMM start: EM with equal weights, %d starts of up to %d steps", n_init, max_iter)
+    best: tuple[torch.Tensor, torch.Tensor, float] | None = None
+    for start in seeds.tolist():
+        resp = nn.functional.one_hot(kmeans_labels(x, k, start, n_init=1), k).double()  # (N, K)
+        previous = -math.inf
+        for _ in range(max_iter):
+            counts = resp.sum(0) + 10 * torch.finfo(x.dtype).eps  # (K,), as scikit-learn's
+            means = resp.mT @ x / counts[:, None]  # (K, D)
+            diff = x - means[:, None, :]  # (K, N, D)
+            weighted = resp.mT[:, :, None] * diff  # (K, N, D)
+            if covariance == "full":
+                cov = weighted.mT @ diff / counts[:, None, None]  # (K, D, D)
+                cov = 0.5 * (cov + cov.mT) + reg_covar * eye  # symmetric to the last digit
+                tril = torch.linalg.cholesky(cov)
+                log_n = dist.MultivariateNormal(means, scale_tril=tril).log_prob(x[:, None])
+            else:
+                cov = (weighted * diff).sum(1) / counts[:, None] + reg_covar  # (K, D)
+                log_n = dist.Normal(means, cov.sqrt()).log_prob(x[:, None]).sum(-1)  # (N, K)
+            log_p = log_n.logsumexp(-1) - math.log(k)  # (N,)
+            loglik = log_p.mean().item()
+            resp = (log_n - log_n.logsumexp(-1, keepdim=True)).exp()
+            if abs(loglik - previous) < tol:
+                break
+            previous = loglik
+        if best is None or loglik > best[2]:
+            best = (means, cov, loglik)
+    assert best is not None  # n_init >= 1
+    return best
+
+
 class GaussianMixture(Recorded, Mixture):
     """p(x) = Σ_k π_k N(x; μ_k, Σ_k), written with an explicit assignment c:
 

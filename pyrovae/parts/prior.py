@@ -65,21 +65,23 @@ class HypersphericalUniformPrior(nn.Module):
 
 @priors.register("mixture")
 class MixturePrior(Mixture):
-    """p(z) = Σ_k π_k N(z; μ_k, diag σ_k²), with the component c an explicit latent:
+    """p(z) = Σ_k π_k N(z; μ_k, Σ_k), with the component c an explicit latent:
 
     .. math::
         c_n \\sim \\mathrm{Categorical}(\\pi), \\qquad z_n \\mid c_n \\sim N(\\mu_{c_n},
-        \\mathrm{diag}\\,\\sigma_{c_n}^2)
+        \\Sigma_{c_n})
 
-    The diagonal :class:`~pyrovae.models.mixture.Mixture` block over the codes (the same block
-    as the ``"gmm"`` model's), without a covariance floor: σ_k = exp(``log_scales``) (q(z | x)
-    has a positive variance, so a collapsing component would only lower the ELBO).
+    The :class:`~pyrovae.models.mixture.Mixture` block over the codes (the same block as the
+    ``"gmm"`` model's), without a covariance floor (q(z | x) has a positive variance, so a
+    collapsing component would only lower the ELBO): Σ_k = diag σ_k², σ_k = exp(``log_scales``)
+    (``covariance="diag"``, VaDE's), or Σ_k = L_k L_kᵀ (``"full"``).
     ``prior(name)`` emits the component at ``"assignment"`` (marked for parallel enumeration)
     and then ``z``, so a model using it must be trained with ``TraceEnum_ELBO``
     (``has_enumerated_sites``), which sums c out exactly; the guide needs no site for c.
 
     :param int latent_dim: d.
     :param int num_components: K.
+    :param str covariance: ``"diag"`` (the default) or ``"full"``.
     :param float init_scale: σ_k at the start. The μ_k start as draws from N(0, I); with σ_k
         well below that spread the components start apart instead of all covering the same
         points (with a broad start one component can take all the data). A VAE with this
@@ -90,8 +92,14 @@ class MixturePrior(Mixture):
     support = constraints.real
     has_enumerated_sites = True
 
-    def __init__(self, latent_dim: int, num_components: int = 10, init_scale: float = 0.5) -> None:
-        super().__init__(num_components, latent_dim, "diag", init_scale=init_scale)
+    def __init__(
+        self,
+        latent_dim: int,
+        num_components: int = 10,
+        init_scale: float = 0.5,
+        covariance: str = "diag",
+    ) -> None:
+        super().__init__(num_components, latent_dim, covariance, init_scale=init_scale)
 
     def forward(self, name: str) -> torch.Tensor:
         c = self.sample_component()

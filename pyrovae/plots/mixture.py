@@ -48,7 +48,7 @@ def plot_mixture_samples(
     vae: VAE, image_shape: ImageShape | None, path: P, per_component: int = 10, seed: int = 0
 ) -> P:
     """Mixture-prior VAE: row k shows decoder means of ``per_component`` draws
-    z ~ N(μ_k, diag σ_k²) from component k; the row label is its weight π_k. At most
+    z ~ N(μ_k, Σ_k) from component k; the row label is its weight π_k. At most
     :data:`~pyrovae.plots.canvas.MAX_COMPONENTS` rows: the heaviest components. ``image_shape``:
     ``(H, W)`` or ``(C, H, W)``, as ``Data.image_shape``."""
     prior = vae.prior
@@ -62,9 +62,9 @@ def plot_mixture_samples(
     gen = torch.Generator().manual_seed(seed)
     shown = heaviest(prior.weights)
     k = len(shown)
-    scales = prior.log_scales.exp()[shown]
-    eps = torch.randn(k, per_component, vae.latent_dim, generator=gen).to(scales)
-    z = prior.locs[shown][:, None, :] + scales[:, None, :] * eps
+    tril = prior.scale_tril[shown]  # (k, d, d)
+    eps = torch.randn(k, per_component, vae.latent_dim, generator=gen).to(tril)
+    z = prior.locs[shown][:, None, :] + eps @ tril.mT
     images = vae.decode(z.reshape(-1, vae.latent_dim)).reshape(k, per_component, -1)
     weights = prior.weights.cpu().numpy()
     fig, axes = figure(per_component * 0.8, k * 0.8, k, per_component)

@@ -14,7 +14,7 @@ from pyrovae.infer.clustering import clustering_scores
 from pyrovae.infer.starts import start
 from pyrovae.infer.train import default_elbo
 from pyrovae.models import VAE, vade
-from pyrovae.models.mixture import COMPONENT_SITE
+from pyrovae.models.mixture import COMPONENT_SITE, equal_weight_em
 from pyrovae.parts import MixturePrior, priors
 
 MIXTURE = {"name": "mixture", "num_components": 3}
@@ -43,6 +43,32 @@ def test_elbo_sums_the_component_out_exactly(likelihood):
     with torch.no_grad():
         log_px = vae.likelihood(vae.decoder(z)).log_prob(x).numpy()
         log_q = vae.posterior(vae.encoder(x)).log_prob(z).numpy()
+    assert loss == pytest.approx(-(log_px + log_pz - log_q).sum(), rel=1e-6)
+
+
+def test_a_full_covariance_prior_sums_the_component_out_exactly():
+    """covariance="full": the same exact sum with log N(z; μ_k, Σ_k) from scipy."""
+    from scipy.stats import multivariate_normal
+
+    torch.manual_seed(1)
+    vae = VAE(6, 2, prior={**MIXTURE, "covariance": "full"}, hidden=(8,)).double()
+    with torch.no_grad():
+        vae.prior.unit_tril.copy_(torch.randn(3, 2, 2))
+        vae.prior.log_scales.copy_(0.3 * torch.randn(3, 2))
+    x = torch.rand(5, 6, dtype=torch.float64).round()
+    guide_trace = poutine.trace(vae.guide).get_trace(x)
+    z = guide_trace.nodes["z"]["value"].detach().numpy()
+    guide = poutine.replay(vae.guide, trace=guide_trace)
+    loss = TraceEnum_ELBO(max_plate_nesting=1).loss(vae.model, guide, x)
+
+    w, mu = vae.prior.weights.detach().numpy(), vae.prior.locs.detach().numpy()
+    tril = vae.prior.scale_tril.detach().numpy()
+    densities = [multivariate_normal(mu[k], tril[k] @ tril[k].T).logpdf(z) for k in range(3)]
+    log_pz = logsumexp([np.log(w[k]) + densities[k] for k in range(3)], axis=0)
+    zt = torch.as_tensor(z)
+    with torch.no_grad():
+        log_px = vae.likelihood(vae.decoder(zt)).log_prob(x).numpy()
+        log_q = vae.posterior(vae.encoder(x)).log_prob(zt).numpy()
     assert loss == pytest.approx(-(log_px + log_pz - log_q).sum(), rel=1e-6)
 
 
@@ -106,17 +132,21 @@ def test_vade_start_is_on_by_default_for_a_mixture_prior_only():
             VAE(6, 2, prior=MIXTURE, pretrain_epochs=bad)
 
 
-def test_initialize_fits_the_prior_to_the_codes_as_scikit_learn_em():
-    """VaDE's start: after the auto-encoder, the prior takes scikit-learn's full-covariance EM
-    fit of the codes (weights, means, the covariances' diagonals), and fit() runs the start on
-    a fresh run only."""
+def test_initialize_fits_the_prior_to_the_codes_by_em():
+    """VaDE's start: after the auto-encoder, the prior takes the equal-weight EM fit of the
+    codes (100 starts); with weights="fitted" scikit-learn's full-covariance EM fit (weights,
+    means, the covariances' diagonals)."""
     from sklearn.mixture import GaussianMixture as SklearnGMM
 
     torch.manual_seed(0)
     x = torch.rand(120, 6).round()
     vae = VAE(6, 2, prior=MIXTURE, hidden=(8,), pretrain_epochs=3).double()
     start(vae, x.double(), seed=4)
-    codes = vae.encode(x.double()).numpy()
+    codes = vae.encode(x.double())
+    means, cov, _ = equal_weight_em(codes, 3, "full", seed=4, n_init=100)
+    assert vae.prior.locs.detach().numpy() == pytest.approx(means.numpy(), rel=1e-6, abs=1e-9)
+    vade.init_mixture_prior(vae, x.double(), seed=4, n_init=5, weights="fitted")
+    codes = codes.numpy()
     ref = SklearnGMM(3, covariance_type="full", n_init=5, random_state=4, reg_covar=1e-6)
     ref.fit(codes)
     prior = vae.prior
@@ -124,6 +154,61 @@ def test_initialize_fits_the_prior_to_the_codes_as_scikit_learn_em():
     assert prior.locs.detach().numpy() == pytest.approx(ref.means_, rel=1e-6, abs=1e-9)
     diagonals = np.diagonal(ref.covariances_, axis1=1, axis2=2)
     assert (prior.scales**2).detach().numpy() == pytest.approx(diagonals, rel=1e-6)
+
+
+def test_equal_weight_em_is_scikit_learns_em_where_the_weights_are_equal():
+    """On three well-separated clusters of 300 rows each, EM with the weights held at 1/3
+    ends where scikit-learn's EM (weights free, ending at 1/3 ± 1e-5) ends."""
+    from sklearn.mixture import GaussianMixture as SklearnGMM
+
+    torch.manual_seed(0)
+    x = torch.cat([torch.randn(300, 3) + 6 * torch.eye(3)[i] for i in range(3)]).double()
+    for covariance in ("full", "diag"):
+        means, cov, loglik = equal_weight_em(x, 3, covariance, seed=0, n_init=3)
+        ref = SklearnGMM(3, covariance_type=covariance, n_init=3, random_state=0, reg_covar=1e-6)
+        ref.fit(x.numpy())
+        assert ref.weights_ == pytest.approx(np.full(3, 1 / 3), abs=1e-4)
+        order, ref_order = means.argmax(1).argsort().numpy(), ref.means_.argmax(1).argsort()
+        assert means.numpy()[order] == pytest.approx(ref.means_[ref_order], abs=1e-5)
+        assert cov.numpy()[order] == pytest.approx(ref.covariances_[ref_order], abs=1e-5)
+        assert loglik == pytest.approx(ref.score(x.numpy()), abs=1e-6)
+
+
+def test_equal_weight_em_holds_the_weights_where_scikit_learn_fits_them():
+    """900 rows around 0 and 100 around 8 (1-d): with π held at ½ the two means stay at the
+    clusters' (EM's fixed point: each mean is its responsibilities' weighted mean, computed
+    here from the returned fit), the weights scikit-learn fits are 0.9 and 0.1."""
+    from sklearn.mixture import GaussianMixture as SklearnGMM
+
+    torch.manual_seed(0)
+    x = torch.cat([torch.randn(900, 1), torch.randn(100, 1) + 8]).double()
+    means, variances, _ = equal_weight_em(x, 2, "diag", seed=0, n_init=2, tol=1e-12, max_iter=500)
+    log_n = torch.distributions.Normal(means[:, 0], variances[:, 0].sqrt()).log_prob(x)  # (N, 2)
+    resp = log_n.softmax(-1)
+    fixed_point = (resp * x).sum(0) / resp.sum(0)
+    assert means[:, 0].numpy() == pytest.approx(fixed_point.numpy(), abs=1e-5)
+    assert sorted(means[:, 0].tolist()) == pytest.approx([0.0, 8.0], abs=0.3)
+    ref = SklearnGMM(2, random_state=0).fit(x.numpy())
+    assert sorted(ref.weights_) == pytest.approx([0.1, 0.9], abs=0.01)
+
+
+def test_the_equal_weight_start_gives_the_prior_its_fit():
+    """VaDE's start by default: the prior takes the equal-weight EM fit of the codes, all of Σ_k
+    for a full-covariance prior and its diagonals for a diagonal one."""
+    torch.manual_seed(0)
+    x = torch.rand(150, 6).round().double()
+    for covariance in ("full", "diag"):
+        vae = VAE(6, 2, prior={**MIXTURE, "covariance": covariance}, hidden=(8,)).double()
+        vade.init_mixture_prior(vae, x, seed=3)
+        means, cov, _ = equal_weight_em(vae.encode(x), 3, "full", seed=3, n_init=100)
+        prior = vae.prior
+        assert prior.weights.detach().numpy() == pytest.approx(np.full(3, 1 / 3), rel=1e-9)
+        assert prior.locs.detach().numpy() == pytest.approx(means.numpy(), rel=1e-6, abs=1e-9)
+        tril = prior.scale_tril.detach()
+        expected = cov if covariance == "full" else torch.diag_embed(cov.diagonal(0, -2, -1))
+        assert (tril @ tril.mT).numpy() == pytest.approx(expected.numpy(), rel=1e-6, abs=1e-8)
+    with pytest.raises(ValueError, match="weights must be 'equal' or 'fitted'"):
+        vade.init_mixture_prior(vae, x, weights="uniform")
 
 
 def test_the_start_narrows_q_around_the_codes_and_keeps_them():
@@ -153,7 +238,7 @@ def test_the_diagonal_start_gives_the_prior_scikit_learns_diagonal_fit():
     torch.manual_seed(0)
     x = torch.rand(150, 6).round().double()
     vae = VAE(6, 3, prior=MIXTURE, hidden=(8,)).double()
-    gmm = vade.init_mixture_prior(vae, x, seed=2, covariance="diag")
+    gmm = vade.init_mixture_prior(vae, x, seed=2, n_init=5, covariance="diag", weights="fitted")
     codes = vae.encode(x).numpy()
     ref = SklearnGMM(3, covariance_type="diag", n_init=5, random_state=2, reg_covar=1e-6)
     ref.fit(codes)
@@ -210,8 +295,8 @@ def test_the_start_logs_its_progress_at_info(caplog):
     epochs = [m.split(":")[0] for m in messages if m.startswith("auto-encoder epoch")]
     assert epochs == [f"auto-encoder epoch {e}/20" for e in range(2, 21, 2)]
     assert messages[-3:-1] == [
-        "VaDE start: a 3-component Gaussian mixture on the codes of 200 rows (EM, 5 starts)",
-        "GMM start: scikit-learn's EM, 5 starts of up to 100 steps",
+        "VaDE start: a 3-component Gaussian mixture on the codes of 200 rows (EM, 100 starts)",
+        "GMM start: EM with equal weights, 100 starts of up to 100 steps",
     ]
     assert messages[-1].startswith("VaDE start: mixture fitted")
 
