@@ -42,7 +42,8 @@ seed's spread is about 5 points), none clearly better: narrower networks
 (73.3 %), DEC-keras's SGD (81.2 %), denoising (20 % of the pixels zeroed: 75.1 %), the squared
 error (78.3 %), stronger or milder augmentation (±20°, ±1.2 px: 75.3 %; ±5°, ±0.4 px: 82.1 %;
 ±3°, ±0.24 px: 79.8 %; none: 76.5 %), EM on the codes of four augmented copies as well
-(79.1 %). Each figure: ``python tools/vade_start.py VARIANT SEEDS`` (its docstring).
+(79.1 %). Each figure: ``python tools/vade_start.py VARIANT SEEDS`` (its docstring), with the
+stage 2 of then, ``"fits": [{"prior": "diag", "weights": "fitted", "n_init": 5}]``.
 
 Equal weights, many starts, a full-covariance prior. With the former stage 2 (scikit-learn's
 EM, weights fitted, 5 starts, a diagonal prior) the seeds split in two: every digit its own
