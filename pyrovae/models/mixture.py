@@ -55,7 +55,7 @@ def equal_weight_em(
     *,
     reg_covar: float = 1e-6,
     seed: int = 0,
-    n_init: int = 20,
+    n_init: int = 100,
     max_iter: int = 100,
     tol: float = 1e-3,
 ) -> tuple[torch.Tensor, torch.Tensor, float]:

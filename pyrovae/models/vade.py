@@ -66,12 +66,12 @@ full one. The README's command, now ``--prior "{name: mixture, num_components: 1
 covariance: full}"``, over seeds 0–4: 91.1 ± 3.3 % (92.8, 93.0, 91.6, 85.2, 92.8), NMI 0.879
 ± 0.020; seeds 5–9: 86.6 ± 4.2 % (84.4, 90.5, 90.3, 87.2, 80.5) (``python -m benchmarks
 clustering_digits --full``, ``benchmarks/results/clustering_digits/clustering_digits.json``).
-Tried before and
-not kept (each within a seed's noise, or worse): on the (256, 128) codes 20 EM starts with
-fitted weights, k-means++ or k-means-only starts, EM on standardised codes, the start most
-agreeing with the others, pretraining twice as long; on these codes spectral clustering of a
-nearest-neighbour graph and Ward's clustering as the start (72.7–82.7 % at seeds 0–2), and the
-medoid of three auto-encoders' clusterings (seeds 0 and 3: 80.2 and 80.2 %).
+Tried before and not kept (each within a seed's noise, or worse): on the (256, 128) codes 20
+EM starts with fitted weights, k-means++ or k-means-only starts, EM on standardised codes,
+the start most agreeing with the others, pretraining twice as long; on these codes spectral
+clustering of a nearest-neighbour graph and Ward's clustering as the start (72.7–82.7 % at
+seeds 0–2), and the medoid of three auto-encoders' clusterings (seeds 0 and 3: 80.2 and
+80.2 %).
 """
 
 import logging
@@ -219,10 +219,9 @@ def init_mixture_prior(
     :param str covariance: EM only. ``"full"`` (the default): the EM fit has full
         covariances. ``"diag"`` (VaDE's): the EM fit has diagonal covariances. The diagonal
         fit may reach a higher likelihood by splitting the codes along the axes rather than by
-        class: on MNIST codes of a
-        denoising auto-encoder (``benchmarks/vade_mnist.py``) its clusters scored 64 % accuracy
-        against 77 % for the full fit's means and diagonals; on the digits see the module's
-        docstring.
+        class: on MNIST codes of a denoising auto-encoder (``benchmarks/vade_mnist.py``) its
+        clusters scored 64 % accuracy against 77 % for the full fit's means and diagonals; on
+        the digits see the module's docstring.
     :param x: training rows ``(N, input_dim)``.
     :returns: a :class:`~pyrovae.models.GaussianMixture` over the codes holding the fit (its
         ``assign`` clusters codes).
@@ -260,9 +259,8 @@ def init_mixture_prior(
     finally:
         torch.set_num_threads(threads)
     log.info("VaDE start: mixture fitted (%.1f s)", time.perf_counter() - start)
-    tril = gmm.scale_tril
-    vae.prior.set_moments(gmm.weights.cpu(), gmm.locs.cpu(), (tril @ tril.mT).cpu())  # a
-    # diagonal prior keeps the diagonals
+    tril = gmm.scale_tril  # Σ_k = L_k L_kᵀ; a diagonal prior keeps its diagonals
+    vae.prior.set_moments(gmm.weights.cpu(), gmm.locs.cpu(), (tril @ tril.mT).cpu())
     return gmm
 
 
