@@ -35,20 +35,25 @@ from pyrovae.models import vade
 from pyrovae.runs import config as C
 
 
-def build(variant, seed, covariance="diag"):
+def config(variant, seed, covariance="diag"):
+    """The README command's config with the variant's ``hidden`` and the prior's covariance."""
     prior = {"name": "mixture", "num_components": 10, "covariance": covariance}
     flags = {"prior": prior, "latent_dim": 10, "seed": seed}
     if "hidden" in variant:
         flags["hidden"] = variant["hidden"]
-    cfg = C.resolve(None, flags)
-    data = C.load_data(cfg)
+    return C.resolve(None, flags)
+
+
+def build(cfg, seed, input_shape):
     pyro.set_rng_seed(seed)  # the same networks for either covariance (the prior draws alike)
-    return data, C.build_model(cfg, data.input_shape)
+    return C.build_model(cfg, input_shape)
 
 
 def start_scores(variant, seed):
     """``[(fit, scores)]``: each of the variant's stage-2 fits on one pretrained auto-encoder."""
-    data, vae = build(variant, seed)
+    cfg = config(variant, seed)
+    data = C.load_data(cfg)
+    vae = build(cfg, seed, data.input_shape)
     x = data.train.x
     options = {k: variant[k] for k in ("lr", "loss") if k in variant}
     if "corr" in variant:
@@ -68,7 +73,8 @@ def start_scores(variant, seed):
         rows = torch.cat([x] + [D.random_affine(x, generator=gen) for _ in range(variant["emaug"])])
     out = []
     for fit in variant.get("fits", [{}]):
-        _, prior_vae = build(variant, seed, fit.get("prior", "diag"))
+        prior_cfg = config(variant, seed, fit.get("prior", "diag"))
+        prior_vae = build(prior_cfg, seed, data.input_shape)
         prior_vae.load_state_dict(vae.state_dict(), strict=False)  # the pretrained networks
         options = {k: fit[k] for k in ("weights", "n_init") if k in fit}
         vade.init_mixture_prior(prior_vae, rows, seed=seed, **options)
