@@ -56,12 +56,13 @@ highest likelihood (30 single-start fits, ``equal_weight_em(codes, 10, seed=1000
 n_init=1)``: seed 0, −7.407 nats per code and 95.3 % of the test digits against −7.408 and
 83.8 % for the next; seed 3, −7.167 and 90.0 % against at most 83.3 %), but a k-means start
 reaches it rarely (1 in 30 at both), hence 100 starts (3.7 s of CPU on the digits). Start
-clusters of the test digits (the full EM fit's), seeds 0–9: fitted weights, 5 starts 85.2 %
-(93.0, 93.6, 83.6, 83.3, 83.6, 84.7, 83.3, 81.6, 82.2, 83.3); equal weights, 20 starts 87.8 %,
-100 starts 90.5 % (95.3, 93.6, 93.6, 90.0, 93.9, 85.8, 90.3, 90.0, 93.3, 79.7), 300 starts
-89.9 %. A diagonal prior, VaDE's, keeps only the fit's diagonals, which cluster the codes
-differently, and the mixture VAE moves further from them: at seeds 2 and 3 (equal weights, 20
-starts) the command ended at 88.0 and 81.3 % with a diagonal prior, 91.6 and 82.7 % with a
+clusters of the test digits, seeds 0–9, mean ± sd (``python tools/vade_start.py '{"fits":
+[{"prior": "full", "weights": "fitted", "n_init": 5}, {"prior": "full", "n_init": 20},
+{"prior": "full"}, {"prior": "diag"}]}' 0 1 2 3 4 5 6 7 8 9``): fitted weights, 5 starts
+85.2 ± 4.4 % (93.0, 93.6, 83.6, 83.3, 83.6, 84.7, 83.3, 81.6, 82.2, 83.3); equal weights, 20
+starts 87.8 ± 5.7 %, 100 starts 90.5 ± 4.7 % (95.3, 93.6, 93.6, 90.0, 93.9, 85.8, 90.3, 90.0,
+93.3, 79.7). A diagonal prior, VaDE's, keeps only the fit's diagonals, which cluster the codes
+differently: 89.4 ± 4.3 % at the start with a diagonal prior, 90.5 ± 4.7 % with a
 full one. The README's command, now ``--prior "{name: mixture, num_components: 10,
 covariance: full}"``, over seeds 0–4: 91.1 ± 3.3 % (92.8, 93.0, 91.6, 85.2, 92.8), NMI 0.879
 ± 0.020; seeds 5–9: 86.6 ± 4.2 % (84.4, 90.5, 90.3, 87.2, 80.5) (``python -m benchmarks
@@ -69,9 +70,9 @@ clustering_digits --full``, ``benchmarks/results/clustering_digits/clustering_di
 Tried before and not kept (each within a seed's noise, or worse): on the (256, 128) codes 20
 EM starts with fitted weights, k-means++ or k-means-only starts, EM on standardised codes,
 the start most agreeing with the others, pretraining twice as long; on these codes spectral
-clustering of a nearest-neighbour graph and Ward's clustering as the start (72.7–82.7 % at
-seeds 0–2), and the medoid of three auto-encoders' clusterings (seeds 0 and 3: 80.2 and
-80.2 %).
+clustering of a nearest-neighbour graph and Ward's clustering as the start (below the EM
+start at seeds 0–2, in a one-off script), and the medoid of three auto-encoders'
+clusterings (seeds 0 and 3: 80.2 and 80.2 %).
 """
 
 import logging
