@@ -155,15 +155,18 @@ class MixtureOfLinearDecoders(Recorded, nn.Module):
 
     def decode(self, z: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """μ_k + W_k z for ``z`` ``(..., E)`` and component indices ``k`` broadcastable with
-        ``z.shape[:-1]``: ``(..., D)``. One product per component, so memory stays that of the
-        output (no (…, D, E) gather of the bases)."""
+        ``z.shape[:-1]``: ``(..., D)``. Over the M = prod(shape) rows, each component's rows are
+        found (``nonzero``), multiplied by its W_k and added in place into μ_k: O(M D E) for the
+        products and O(K M) integer comparisons, with memory that of the output (no (M, D, E)
+        gather of the bases, no copy of the output per component)."""
         shape = broadcast_shape(k.shape, z.shape[:-1])
-        k, z = k.expand(shape), z.expand(*shape, self.latent_dim)
-        out = self.locs[k]
+        k = k.expand(shape).reshape(-1)  # (M,)
+        z = z.expand(*shape, self.latent_dim).reshape(-1, self.latent_dim)  # (M, E)
+        out = self.locs[k]  # (M, D)
         for c in range(self.num_components):
-            mask = k == c
-            out = out.index_put((mask,), out[mask] + z[mask] @ self.bases[c].T)
-        return out
+            rows = (k == c).nonzero().squeeze(-1)  # (M_c,)
+            out.index_add_(0, rows, z.index_select(0, rows) @ self.bases[c].T)
+        return out.reshape(*shape, self.input_dim)
 
     # Exact computations (Woodbury / matrix determinant lemma, O(K (D E + E²)) per row)
 

@@ -42,6 +42,28 @@ def dense_log_likelihood(model, x):
     return (mvn.log_prob(x.unsqueeze(-2)) + weights.log()).logsumexp(-1)
 
 
+@pytest.mark.parametrize(
+    "k_shape, z_shape", [((9,), (9, 3)), ((4, 1), (4, 6, 3)), ((2, 5), (5, 3)), ((), (3,))]
+)
+def test_decode_equals_the_gathered_bases_with_their_gradients(k_shape, z_shape):
+    """decode(z, k) = μ_k + W_k z computed densely (W_k gathered per row), values and
+    gradients in z, μ and W, for unsorted, repeated and broadcast component indices."""
+    model = random_model(K=4, D=6, E=3)
+    torch.manual_seed(1)
+    k = torch.randint(0, 4, k_shape)
+    z = torch.randn(z_shape, dtype=torch.float64, requires_grad=True)
+    weights = torch.randn(torch.broadcast_shapes(k_shape, z_shape[:-1]) + (6,), dtype=z.dtype)
+    got = model.decode(z, k)
+    dense = model.locs[k] + torch.einsum("...de,...e->...d", model.bases[k], z)
+    assert got.shape == dense.shape
+    torch.testing.assert_close(got, dense, rtol=1e-12, atol=1e-12)
+    inputs = (z, model.locs, model.bases)
+    grads = torch.autograd.grad((got * weights).sum(), inputs)
+    expected = torch.autograd.grad((dense * weights).sum(), inputs)
+    for g, e in zip(grads, expected, strict=True):
+        torch.testing.assert_close(g, e, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("K,D,E", [(1, 5, 1), (3, 7, 2), (4, 12, 5)])
 def test_log_likelihood_exact_matches_dense_mixture(K, D, E):
     model = random_model(K, D, E)
