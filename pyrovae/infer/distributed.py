@@ -4,7 +4,8 @@
 ``WORLD_SIZE`` > 1), when a process group is already initialised, or when asked with
 ``distributed=True``. Each rank then
 
-* joins the process group from the environment (``env://``; gloo on the CPU, nccl on a GPU);
+* joins the process group from the environment (``env://``; gloo on the CPU, nccl on a GPU)
+  once, for the rest of the process;
 * draws its share of the same global batch order a single process would see:
   :meth:`pyrovae.data.Data.batches` with ``(rank, world_size)`` deals a global batch of
   ``batch_size × W`` rows out so that rank r gets rows r, r + W, … (unlike a
@@ -25,6 +26,7 @@ the same sampling noise the same gradient. (W / B is 1 / local batch size when t
 splits evenly.) Every rank draws its sampling noise from its own seed (:meth:`Context.seed`).
 """
 
+import atexit
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -43,12 +45,10 @@ _RANK_SEED_STRIDE = 1_000_003  # rank r draws its noise from seed + r · stride 
 
 @dataclass(frozen=True)
 class Context:
-    """Where this process stands: ``rank`` of ``world_size``; ``owns_group`` if ``setup`` made
-    the process group (and ``close`` ends it)."""
+    """Where this process stands: ``rank`` of ``world_size``."""
 
     rank: int = 0
     world_size: int = 1
-    owns_group: bool = False
 
     @property
     def active(self) -> bool:
@@ -119,14 +119,13 @@ class Context:
             p.grad /= self.world_size
 
     def close(self, finished: bool = True) -> None:
-        """End the process group ``setup`` made. After a finished run the ranks first wait
-        for each other: a rank that tears gloo down while its peer is still sending makes
-        the peer abort at exit ("terminate called without an active exception"). After an
-        error there is no wait, since the other ranks may be inside another collective."""
-        if self.owns_group and dist.is_initialized():
-            if finished:
-                dist.barrier()
-            dist.destroy_process_group()
+        """End a run on this rank. After a finished run the ranks wait for each other: a rank
+        that goes on (or exits and tears gloo down) while its peer is still sending makes the
+        peer abort ("terminate called without an active exception"). After an error there is
+        no wait, since the other ranks may be inside another collective. The process group
+        stays: see :func:`setup`."""
+        if self.active and finished and dist.is_initialized():
+            dist.barrier()
 
 
 def env_world_size() -> int:
@@ -140,7 +139,8 @@ def env_rank() -> int:
 
 
 def setup(distributed: bool | None = None, device: str | torch.device | None = None) -> Context:
-    """The :class:`Context` of this process, joining the process group when needed.
+    """The :class:`Context` of this process, joining the process group when needed. A group
+    made here lasts till the process exits, so later ``fit`` calls use it too.
 
     :param distributed: ``None`` detects (an initialised process group, or ``WORLD_SIZE`` > 1
         in the environment); ``True`` requires the torchrun environment; ``False`` trains
@@ -167,7 +167,17 @@ def setup(distributed: bool | None = None, device: str | torch.device | None = N
     if device.type == "cuda":
         torch.cuda.set_device(device)
     dist.init_process_group(backend)
-    return Context(dist.get_rank(), dist.get_world_size(), owns_group=True)
+    atexit.register(_end_group)
+    return Context(dist.get_rank(), dist.get_world_size())
+
+
+def _end_group() -> None:
+    """At exit, end the process group :func:`setup` made (unless the program ended it). It
+    is kept until then so that a second ``fit`` in the same process reuses it: a group made
+    again on torchrun's store after the first was destroyed waits forever on the old
+    group's keys."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 class ScaledLoss(nn.Module):

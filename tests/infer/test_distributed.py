@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -177,3 +178,57 @@ def test_torchrun_cli_writes_one_set_of_files(tmp_path):
     files = {p.name for p in out.iterdir() if p.suffix != ".png"}  # and the pictures, once
     assert files == {"checkpoint.pt", "config.yaml", "metrics.json"}
     assert json.loads((out / "metrics.json").read_text())["epoch"] == [1]
+
+
+TWO_FITS_TIMEOUT = 240  # s; the two fits take about 15 s
+TWO_FITS = """
+import os, sys, pyro, torch, pyrovae
+from pyrovae.models import VAE
+torch.set_num_threads(1)
+digits = pyrovae.data.load("digits", binarize="dynamic")
+for i in range(2):
+    pyro.clear_param_store()
+    pyro.set_rng_seed(i)
+    model = VAE(64, 2, hidden=(32,))
+    pyrovae.fit(model, digits, epochs=1, batch_size=50, progress=False, distributed=True)
+params = [p.detach() for p in model.parameters()]
+torch.save((os.getpid(), params), f"{sys.argv[1]}/rank{os.environ['RANK']}.pt")
+"""
+
+
+@pytest.mark.slow
+def test_two_fits_in_one_torchrun_process_share_the_process_group(tmp_path):
+    """A second ``fit(distributed=True)`` in the same processes trains on both ranks (DDP
+    keeps their parameters equal) instead of waiting forever on a group made again."""
+    script = tmp_path / "two_fits.py"
+    script.write_text(TWO_FITS)
+    # torchrun's default rendezvous, as ``torchrun --nproc-per-node 2 script.py`` uses it
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    command += ["--master-port", str(_free_port()), str(script), str(tmp_path)]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2]), "OMP_NUM_THREADS": "1"}
+    # a session of its own, so that a hang kills torchrun's workers too, not only torchrun
+    run = subprocess.Popen(
+        command, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        _, stderr = run.communicate(timeout=TWO_FITS_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.communicate()
+        pytest.fail(f"the two fits did not end within {TWO_FITS_TIMEOUT} s")
+    assert run.returncode == 0, stderr
+    (pid0, params0), (pid1, params1) = (torch.load(tmp_path / f"rank{r}.pt") for r in range(2))
+    for a, b in zip(params0, params1, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    left = [pid for pid in (pid0, pid1) if _alive(pid)]  # none left waiting at exit
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, "workers still running after torchrun returned"
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
