@@ -3,7 +3,8 @@
 ``check_step`` runs after ``backward`` and before the optimiser's step, so parameters are never
 updated with a non-finite gradient and no checkpoint is written after a bad step;
 ``check_update`` runs after the optimiser's step, so an update that overflows (finite gradient,
-too large a learning rate) stops training before a checkpoint holds its non-finite weights. On
+too large a learning rate) stops training before a checkpoint holds its non-finite weights;
+where :class:`UpdateBound` shows that Adam's step cannot have overflowed, it is skipped. On
 failure ``check_step`` replays the offending batch — same parameters, same random numbers —
 through the guide and the model with ``poutine.trace`` and looks, site by site in the order they
 ran, for the first non-finite distribution parameter, sampled value or log-density; that site
@@ -107,6 +108,57 @@ def check_update(
         f"finite, the optimiser's step overflowed{lr}; lower lr (training stopped before these "
         "weights were saved)"
     )
+
+
+class UpdateBound:
+    """Whether an optimiser's step may have made a parameter non-finite, told without reading
+    the parameters, so that :func:`check_update` runs only where it can fail.
+
+    A step of ``torch.optim.Adam`` (L2 weight decay, AMSGrad and ε included; not the
+    decoupled weight decay) moves each entry by at most B·lr, with
+    B = 1 / sqrt((1 - β₂)(1 - β₁²/β₂)) when β₁² < β₂ (72.7 at the defaults): by
+    Cauchy-Schwarz, |m_t| ≤ (1 - β₁) sqrt(Σ_j (β₁²/β₂)^j) sqrt(v_t / (1 - β₂)), and the
+    bias corrections give |m̂_t| / sqrt(v̂_t) ≤ B; ε and AMSGrad only shorten the step,
+    whatever the (finite) gradients. So entries that start an epoch within M = max|θ| stay
+    within M + Σ_t B·lr_t, and while that is below a quarter of the parameters' largest
+    finite value none can have overflowed. M is read after each epoch's first step (one
+    pass, which also checks that step); any other optimiser, β₁² ≥ β₂ or a bound out of
+    reach is checked at every step. Parameters changed between steps other than by the
+    optimiser (a callback) are covered from the next epoch on.
+    """
+
+    def __init__(self) -> None:
+        self._epoch: int | None = None
+        self._reach = math.inf  # M + Σ B·lr so far
+
+    def may_overflow(
+        self, named_params: NamedParams, optimizer: torch.optim.Optimizer, epoch: int
+    ) -> bool:
+        """Call after each step of ``optimizer`` (in ``epoch``): ``False`` when no parameter
+        can have left the finite range."""
+        if not named_params or not isinstance(optimizer, torch.optim.Adam):
+            return True
+        steps = [_adam_step_bound(group) for group in optimizer.param_groups]
+        if None in steps:
+            return True
+        if epoch != self._epoch:  # M: the parameters after this epoch's first step
+            self._epoch = epoch
+            with torch.no_grad():
+                self._reach = max(p.abs().max().item() for _, p in named_params if p.numel())
+        else:
+            self._reach += max(steps)
+        ceiling = min(torch.finfo(p.dtype).max for _, p in named_params) / 4
+        return not self._reach < ceiling  # NaN and inf included
+
+
+def _adam_step_bound(group: dict[str, Any]) -> float | None:
+    """B·lr for one of Adam's parameter groups (:class:`UpdateBound`), ``None`` where no such
+    bound holds."""
+    beta1, beta2 = (float(b) for b in group["betas"])
+    decoupled = group.get("decoupled_weight_decay", False) and group["weight_decay"]
+    if decoupled or not 0.0 <= beta1 < 1.0 or not beta1 * beta1 < beta2 < 1.0:
+        return None
+    return float(group["lr"]) / math.sqrt((1.0 - beta2) * (1.0 - beta1 * beta1 / beta2))
 
 
 def _total(tensors: list[torch.Tensor]) -> torch.Tensor:

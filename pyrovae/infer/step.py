@@ -161,6 +161,8 @@ def make_step(
             ctx.average_gradients(params)
             return loss * scale
 
+    bound = guard.UpdateBound()
+
     def step(
         x: torch.Tensor, rows: int, optimizer: torch.optim.Optimizer, epoch_step: tuple[int, int]
     ) -> float:
@@ -181,7 +183,8 @@ def make_step(
             optimizer.step()
         else:
             loss = amp.check_and_step(loss, optimizer, named_params, where, replay)
-        guard.check_update(named_params, where, optimizer)
+        if bound.may_overflow(named_params, optimizer, epoch_step[0]):
+            guard.check_update(named_params, where, optimizer)
         return loss / scale
 
     return step

@@ -1,6 +1,7 @@
 """The numerical guard: one message naming step, site and cause; the checkpoint stays intact."""
 
 import json
+import math
 
 import pyro
 import pyro.distributions as dist
@@ -149,3 +150,75 @@ def test_check_update_passes_finite_extremes_and_names_the_first_bad_parameter()
         named = [("a", big), ("b", torch.tensor([0.0, bad])), ("c", torch.tensor([bad]))]
         with pytest.raises(NonFiniteError, match=r"at epoch 2, step 5, b and 1 more:"):
             check_update(named, "epoch 2, step 5")
+
+
+@pytest.mark.parametrize("betas", [(0.9, 0.999), (0.5, 0.9), (0.3, 0.99), (0.95, 0.95)])
+def test_adams_step_is_within_the_update_bound_and_reaches_the_cauchy_schwarz_value(betas):
+    """On the gradients for which Cauchy-Schwarz is tight, g_k ∝ (β₁/β₂)^-k, torch's Adam
+    moves a parameter by lr · f(t), f(t) = (1-β₁)/sqrt(1-β₂) · sqrt(Σ_{j<t} r^j) ·
+    sqrt(1-β₂^t)/(1-β₁^t), r = β₁²/β₂ (the bound's derivation, exact here), never more than the
+    bound's B·lr; random and spiky gradients stay below it too."""
+    from pyrovae.infer.guard import _adam_step_bound
+
+    beta1, beta2 = betas
+    lr = 1e-3
+    bound = _adam_step_bound({"lr": lr, "betas": betas, "weight_decay": 0.0})
+    r = beta1 * beta1 / beta2
+    torch.manual_seed(0)
+    spiky = torch.randn(60, dtype=torch.float64) * 10.0 ** torch.randint(-6, 6, (60,))
+    tight = (beta1 / beta2) ** -torch.arange(60.0, dtype=torch.float64)
+    for grads, exact in (
+        (tight, True),
+        (spiky, False),
+        (torch.randn(60, dtype=torch.float64), False),
+    ):
+        theta = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+        optimizer = torch.optim.Adam([theta], lr=lr, betas=betas, eps=0.0)
+        for t, g in enumerate(grads, start=1):
+            before = theta.detach().clone()
+            theta.grad = g.reshape(1).clone()
+            optimizer.step()
+            moved = (theta.detach() - before).abs().item()
+            assert moved <= bound * (1 + 1e-12)
+            if exact:
+                f = (1 - beta1) / math.sqrt(1 - beta2) * math.sqrt((1 - r**t) / (1 - r))
+                f *= math.sqrt(1 - beta2**t) / (1 - beta1**t)
+                assert moved == pytest.approx(lr * f, rel=1e-9)
+
+
+def test_no_bound_for_decoupled_weight_decay_or_large_beta1():
+    from pyrovae.infer.guard import _adam_step_bound
+
+    assert _adam_step_bound({"lr": 1e-3, "betas": (0.99, 0.9), "weight_decay": 0.0}) is None
+    adamw = {"lr": 1e-3, "betas": (0.9, 0.999), "weight_decay": 0.01}
+    assert _adam_step_bound({**adamw, "decoupled_weight_decay": True}) is None
+    assert _adam_step_bound(adamw) is not None  # Adam's L2 decay only changes the gradient
+
+
+def test_a_sane_learning_rate_reads_the_parameters_once_per_epoch(digits, monkeypatch):
+    """With Adam at lr 1e-3 no step can overflow: check_update is never called, and the
+    bound's one pass over the parameters happens at each epoch's first step only."""
+    from pyrovae.infer import guard
+
+    calls = {"check_update": 0, "abs": 0}
+    monkeypatch.setattr(
+        guard,
+        "check_update",
+        lambda *a, **k: calls.__setitem__("check_update", 1 + calls["check_update"]),
+    )
+    steps_per_epoch = 4
+    x = digits.train.x[: 32 * steps_per_epoch]
+    reads = []
+    original = guard.UpdateBound.may_overflow
+
+    def counted(self, named_params, optimizer, epoch):
+        before = self._epoch
+        out = original(self, named_params, optimizer, epoch)
+        reads.append(before != epoch)
+        assert out is False
+        return out
+
+    monkeypatch.setattr(guard.UpdateBound, "may_overflow", counted)
+    pyrovae.fit(VAE(64, 2, **SMALL), x, epochs=3, batch_size=32, progress=False)
+    assert calls["check_update"] == 0
+    assert reads == ([True] + [False] * (steps_per_epoch - 1)) * 3
