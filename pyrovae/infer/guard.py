@@ -138,8 +138,9 @@ class UpdateBound:
         can have left the finite range."""
         if not named_params or not isinstance(optimizer, torch.optim.Adam):
             return True
-        steps = [_adam_step_bound(group) for group in optimizer.param_groups]
-        if None in steps:
+        bounds = [_adam_step_bound(group) for group in optimizer.param_groups]
+        steps = [b for b in bounds if b is not None]
+        if len(steps) < len(bounds):
             return True
         if epoch != self._epoch:  # M: the parameters after this epoch's first step
             self._epoch = epoch
