@@ -145,7 +145,9 @@ class UpdateBound:
         if epoch != self._epoch:  # M: the parameters after this epoch's first step
             self._epoch = epoch
             with torch.no_grad():
-                self._reach = max(p.abs().max().item() for _, p in named_params if p.numel())
+                largest = [p.abs().max().item() for _, p in named_params if p.numel()]
+            # Python's max skips a NaN that is not first: a NaN anywhere means check
+            self._reach = math.inf if any(map(math.isnan, largest)) else max(largest, default=0.0)
         else:
             self._reach += max(steps)
         ceiling = min(torch.finfo(p.dtype).max for _, p in named_params) / 4

@@ -222,3 +222,16 @@ def test_a_sane_learning_rate_reads_the_parameters_once_per_epoch(digits, monkey
     pyrovae.fit(VAE(64, 2, **SMALL), x, epochs=3, batch_size=32, progress=False)
     assert calls["check_update"] == 0
     assert reads == ([True] + [False] * (steps_per_epoch - 1)) * 3
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_the_update_bound_checks_a_non_finite_parameter_wherever_it_is(bad):
+    from pyrovae.infer.guard import UpdateBound
+
+    named = [("a", torch.ones(3)), ("b", torch.tensor([0.0, bad])), ("c", torch.ones(2))]
+    optimizer = torch.optim.Adam([p for _, p in named], lr=1e-3)
+    assert UpdateBound().may_overflow(named, optimizer, epoch=1)
+    finite = [(n, torch.ones(2)) for n in "abc"]
+    bound = UpdateBound()
+    assert not bound.may_overflow(finite, torch.optim.Adam([p for _, p in finite]), epoch=1)
+    assert bound.may_overflow(finite, torch.optim.SGD([p for _, p in finite], lr=1e-3), epoch=1)
