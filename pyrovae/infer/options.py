@@ -77,7 +77,7 @@ class Options:
     :param bool jit: trace the loss once per batch shape and replay it
         (:func:`pyrovae.infer.step.make_step`); for objectives with a differentiable loss
         (not ``"iwae"``/``"renyi"`` of a model without enumerated sites), and not with a KL
-        warm-up, whose β the trace would fix. 9–13 % less time a step on the CPU
+        warm-up, whose β the trace would fix. 8–17 % less time a step on the CPU
         (``docs/benchmarks.md``, speed), but off by default: a trace keeps one path of any
         Python branch on values in a user's model or guide, silently, and the samplers draw
         other (equally distributed) numbers under tracing, so a run's figures would change.
