@@ -16,6 +16,7 @@ from .davidson import PUBLISHED
 from .harness import RESULTS, ROOT
 
 PAGE = ROOT / "docs" / "benchmarks.md"
+SS_VAE_EPOCHS = 90  # ss_vae_mnist's full form; its rows are rewritten after every epoch
 KINGMA_M2_ACCURACY = (88.03, 1.71)  # 100 − 11.97 % test error ± 1.71, Kingma et al. 2014, Table 1
 VADE_ACCURACY = 94.46  # Jiang et al. 2017, MNIST clustering accuracy, all 70,000 images
 DEC_DA_ACCURACY = 98.5  # Guo et al. 2018, DEC-DA on MNIST
@@ -284,7 +285,9 @@ def ss_vae(page):
     path = "ss_vae_mnist/ss_vae_mnist.json"
     by_seed = {}  # a runner's row (with its seed) replaces the one recorded before it
     for i, e in sorted(enumerate(read(path)["entries"]), key=lambda ie: "seed" in ie[1]):
-        if e["num_labels"] == 100:
+        if (
+            e["num_labels"] == 100 and e["epochs"] == SS_VAE_EPOCHS
+        ):  # a draw still training: not yet
             by_seed[seed_of(e, path)] = (path, ("entries", i, "accuracy"))
     rows = [by_seed[s] for s in sorted(by_seed)]
     ref, spread = KINGMA_M2_ACCURACY
@@ -292,7 +295,8 @@ def ss_vae(page):
     page.add(
         "## Semi-supervised VAE (M2), MNIST with 100 labels",
         "",
-        "Test accuracy (%) of q(y | x); one label draw per seed (balanced, `keep_labels`); 90",
+        "Test accuracy (%) of q(y | x); one label draw per seed (balanced, `keep_labels`);"
+        f" {SS_VAE_EPOCHS}",
         "epochs, batch 200 with 20 labelled rows, α = 50. Anchor: Kingma et al. 2014, Table 1,",
         f"M2 with 100 labels: test error 11.97 ± {spread}, i.e. accuracy {ref} ± {spread}.",
         "",

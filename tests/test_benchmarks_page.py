@@ -96,3 +96,26 @@ def test_the_committed_page_is_up_to_date(built):
 
 def test_the_page_is_short(built):
     assert len(built[0].splitlines()) <= 250
+
+
+def test_a_label_draw_still_training_is_not_on_the_page(monkeypatch):
+    """ss_vae_mnist rewrites a seed's row after every epoch: only rows at the full 90 epochs
+    count as label draws."""
+    original = page.read
+    path = "ss_vae_mnist/ss_vae_mnist.json"
+    complete = [e for e in original(path)["entries"] if e["epochs"] == page.SS_VAE_EPOCHS]
+
+    def with_partial_row(p):
+        data = original(p)
+        if p == path:
+            partial = {**complete[0], "seed": 7, "epochs": 40, "accuracy": 0.5}
+            data = {**data, "entries": [*data["entries"], partial]}
+        return data
+
+    def ss_vae_row(text):
+        return next(line for line in text.splitlines() if line.startswith("| M2"))
+
+    before = ss_vae_row(page.build()[0])
+    monkeypatch.setattr(page, "read", with_partial_row)
+    assert ss_vae_row(page.build()[0]) == before
+    assert f"(n = {len(complete)})" in before
