@@ -200,7 +200,7 @@ def test_a_sane_learning_rate_reads_the_parameters_once_per_epoch(digits, monkey
     bound's one pass over the parameters happens at each epoch's first step only."""
     from pyrovae.infer import guard
 
-    calls = {"check_update": 0, "abs": 0}
+    calls = {"check_update": 0}
     monkeypatch.setattr(
         guard,
         "check_update",
