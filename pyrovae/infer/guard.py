@@ -130,6 +130,7 @@ class UpdateBound:
     def __init__(self) -> None:
         self._epoch: int | None = None
         self._reach = math.inf  # M + Σ B·lr so far
+        self._ceiling = 0.0  # a quarter of the parameters' largest finite value
 
     def may_overflow(
         self, named_params: NamedParams, optimizer: torch.optim.Optimizer, epoch: int
@@ -148,10 +149,10 @@ class UpdateBound:
                 largest = [p.abs().max().item() for _, p in named_params if p.numel()]
             # Python's max skips a NaN that is not first: a NaN anywhere means check
             self._reach = math.inf if any(map(math.isnan, largest)) else max(largest, default=0.0)
+            self._ceiling = min(torch.finfo(p.dtype).max for _, p in named_params) / 4
         else:
             self._reach += max(steps)
-        ceiling = min(torch.finfo(p.dtype).max for _, p in named_params) / 4
-        return not self._reach < ceiling  # NaN and inf included
+        return not self._reach < self._ceiling  # NaN and inf included
 
 
 def _adam_step_bound(group: dict[str, Any]) -> float | None:
