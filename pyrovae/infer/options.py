@@ -77,10 +77,13 @@ class Options:
     :param bool jit: trace the loss once per batch shape and replay it
         (:func:`pyrovae.infer.step.make_step`); for objectives with a differentiable loss
         (not ``"iwae"``/``"renyi"`` of a model without enumerated sites), and not with a KL
-        warm-up, whose β the trace would fix. 8–17 % less time a step on the CPU
-        (``docs/benchmarks.md``, speed), but off by default: a trace keeps one path of any
-        Python branch on values in a user's model or guide, silently, and the samplers draw
-        other (equally distributed) numbers under tracing, so a run's figures would change.
+        warm-up, whose β the trace would fix. The traced step draws the eager step's random
+        numbers and takes its steps to rounding (``tests/infer/test_jit_step.py``: the VAE,
+        S-VAE, mixture prior, GMM and LLGAE); it takes 8–17 % less time a step on the CPU
+        (``docs/benchmarks.md``, speed); making a trace costs two or three steps' time per batch
+        shape. Off by default all the same: a trace silently keeps one path of any Python
+        branch on values in a model or guide (a user's, or a network passed in), and drops
+        their Python side effects (hooks, prints, counters) after the first step.
     :param str precision: ``"32"``, ``"bf16"`` or ``"16"``: the networks under
         ``torch.autocast`` (:class:`pyrovae.infer.step.MixedPrecision`).
     """

@@ -25,7 +25,7 @@ from torch.nn.functional import normalize, softplus
 
 from .. import checks
 from ..checks import positive_real
-from ..distributions import VonMisesFisher
+from ..distributions import Normal, VonMisesFisher
 from .registry import Registry
 
 posteriors = Registry("posterior")
@@ -47,7 +47,7 @@ class NormalPosterior(nn.Module):
 
     def forward(self, params: Mapping[str, torch.Tensor]) -> dist.TorchDistribution:
         scale = softplus(params["scale"]) + self.min_scale
-        return dist.Normal(params["loc"], scale).to_event(1)
+        return Normal(params["loc"], scale).to_event(1)
 
 
 @posteriors.register("von_mises_fisher")

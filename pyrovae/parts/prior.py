@@ -17,7 +17,7 @@ from pyro.distributions import constraints
 from torch import nn
 
 from ..checks import positive_int
-from ..distributions import HypersphericalUniform
+from ..distributions import HypersphericalUniform, UnitNormal
 from .mixture import Mixture
 from .registry import Registry
 
@@ -39,7 +39,7 @@ class NormalPrior(nn.Module):
         self.register_buffer("loc", torch.zeros(latent_dim))
 
     def forward(self, name: str) -> torch.Tensor:
-        return pyro.sample(name, dist.Normal(self.loc, 1.0).to_event(1))
+        return pyro.sample(name, UnitNormal(self.loc).to_event(1))
 
 
 @priors.register("hyperspherical_uniform")
