@@ -182,9 +182,12 @@ def test_torchrun_cli_writes_one_set_of_files(tmp_path):
 
 TWO_FITS_TIMEOUT = 240  # s; the two fits take about 15 s
 TWO_FITS = """
-import os, sys, pyro, torch, pyrovae
+import os, sys, pyro, torch, torch.distributed as dist, pyrovae
 from pyrovae.models import VAE
 torch.set_num_threads(1)
+open(f"{sys.argv[1]}/pid{os.environ['RANK']}", "w").write(str(os.getpid()))
+made, init = [], dist.init_process_group
+dist.init_process_group = lambda *a, **k: made.append(1) or init(*a, **k)
 digits = pyrovae.data.load("digits", binarize="dynamic")
 for i in range(2):
     pyro.clear_param_store()
@@ -192,38 +195,42 @@ for i in range(2):
     model = VAE(64, 2, hidden=(32,))
     pyrovae.fit(model, digits, epochs=1, batch_size=50, progress=False, distributed=True)
 params = [p.detach() for p in model.parameters()]
-torch.save((os.getpid(), params), f"{sys.argv[1]}/rank{os.environ['RANK']}.pt")
+torch.save((params, len(made)), f"{sys.argv[1]}/rank{os.environ['RANK']}.pt")
 """
 
 
 @pytest.mark.slow
 def test_two_fits_in_one_torchrun_process_share_the_process_group(tmp_path):
-    """A second ``fit(distributed=True)`` in the same processes trains on both ranks (DDP
-    keeps their parameters equal) instead of waiting forever on a group made again."""
+    """A second ``fit(distributed=True)`` in the same processes reuses the first one's process
+    group (made once per process) and trains on both ranks (DDP keeps their parameters equal),
+    instead of waiting forever on a group made again."""
     script = tmp_path / "two_fits.py"
     script.write_text(TWO_FITS)
     # torchrun's default rendezvous, as ``torchrun --nproc-per-node 2 script.py`` uses it
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
     command += ["--master-port", str(_free_port()), str(script), str(tmp_path)]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2]), "OMP_NUM_THREADS": "1"}
-    # a session of its own, so that a hang kills torchrun's workers too, not only torchrun
-    run = subprocess.Popen(
-        command, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
-    try:
-        _, stderr = run.communicate(timeout=TWO_FITS_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(run.pid, signal.SIGKILL)
-        run.communicate()
-        pytest.fail(f"the two fits did not end within {TWO_FITS_TIMEOUT} s")
-    assert run.returncode == 0, stderr
-    (pid0, params0), (pid1, params1) = (torch.load(tmp_path / f"rank{r}.pt") for r in range(2))
-    for a, b in zip(params0, params1, strict=True):
-        torch.testing.assert_close(a, b, rtol=0, atol=0)
-    left = [pid for pid in (pid0, pid1) if _alive(pid)]  # none left waiting at exit
+    # stderr to a file: a worker left behind cannot keep a pipe open and block the test
+    with open(tmp_path / "stderr", "w") as stderr:
+        run = subprocess.Popen(command, env=env, stderr=stderr, start_new_session=True)
+        try:
+            hung = run.wait(timeout=TWO_FITS_TIMEOUT) is None
+        except subprocess.TimeoutExpired:
+            hung = True
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+    # torchrun starts its workers in sessions of their own: each wrote its pid first
+    workers = [int(path.read_text()) for path in tmp_path.glob("pid*")]
+    left = [pid for pid in workers if _alive(pid)]  # none may be left waiting at exit
     for pid in left:
         os.kill(pid, signal.SIGKILL)
+    assert not hung, f"the two fits did not end within {TWO_FITS_TIMEOUT} s"
+    assert run.returncode == 0, (tmp_path / "stderr").read_text()[-3000:]
     assert not left, "workers still running after torchrun returned"
+    (params0, made0), (params1, made1) = (torch.load(tmp_path / f"rank{r}.pt") for r in range(2))
+    assert made0 == made1 == 1  # one group for both fits, not one made again
+    for a, b in zip(params0, params1, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 def _alive(pid):
