@@ -42,7 +42,10 @@ class Options:
         where PyTorch has the fused kernels for the model's device and dtype (CPU, CUDA, MPS,
         XPU), else with ``foreach`` updates (:func:`pyrovae.infer.step.adam`); a checkpoint
         written by plain ``Adam`` resumes with it.
-    :param int seed: seeds torch, numpy and random; with the same seed a run repeats exactly.
+    :param int seed: seeds torch, numpy and random; with the same seed a run from the same
+        model repeats exactly. The model's initial weights are drawn when it is built, before
+        ``fit`` seeds anything: call ``pyro.set_rng_seed`` before building it (as the CLI
+        does), or two processes start from different weights.
     :param elbo: the objective: ``"trace"`` (the default:
         :func:`~pyrovae.infer.train.default_elbo`),
         ``"meanfield"``, ``"iwae"``, ``"renyi"`` (:mod:`pyrovae.infer.objectives`), or a Pyro
