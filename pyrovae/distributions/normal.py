@@ -1,12 +1,12 @@
-"""Pyro's ``Normal``, with its noise drawn the same way eagerly and under ``torch.jit.trace``.
+"""Pyro's ``Normal``, drawing its noise in one operation also under ``torch.jit.trace``.
 
 ``torch.distributions.Normal.rsample`` draws its noise by ``empty(shape).normal_()``, except
-under ``torch.jit.trace``, where it calls ``normal(zeros(shape), ones(shape))``: three
-operations for one, and other numbers from the same generator state. :class:`Normal` draws
-with ``randn_like``, which takes the numbers ``normal_()`` takes (so an eager run is unchanged)
-in one operation that a trace records with the batch size read from its input (so a traced
-step draws what the eager step draws). :class:`UnitNormal` is N(loc, 1), whose ``log_prob``
-skips the scale's log, square and division: the same value to the last bit.
+under ``torch.jit.trace``, where it calls ``normal(zeros(shape), ones(shape))``: the same
+numbers, in three operations and two full-size temporaries. :class:`Normal` draws with
+``randn_like``, which takes the same numbers again (an eager or traced run is unchanged), in
+one operation that a trace records with the batch size read from its input.
+:class:`UnitNormal` is N(loc, 1), whose ``log_prob`` skips the scale's log, square and
+division: the same value to the last bit.
 """
 
 import math
