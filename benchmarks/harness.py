@@ -31,7 +31,8 @@ RUNS = "~/pyrovae-runs/benchmarks"
 
 def commit():
     """``{"commit": sha, "dirty": bool}`` of the checkout holding this file (``None`` where
-    git cannot tell, e.g. an unpacked archive)."""
+    git cannot tell, e.g. an unpacked archive). ``dirty``: tracked files changed outside
+    ``benchmarks/results/``, which other runs may be writing to meanwhile."""
     try:
         sha = subprocess.run(
             ["git", "-C", str(ROOT), "rev-parse", "HEAD"],
@@ -40,7 +41,8 @@ def commit():
             check=True,
         ).stdout.strip()
         changes = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "--"]
+            + [".", ":(exclude)benchmarks/results"],
             capture_output=True,
             text=True,
             check=True,

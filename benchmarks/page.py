@@ -309,12 +309,9 @@ def ss_vae(page):
 
 
 def gmm_files():
-    """The GMM results by seed: ``gmm_vs_sklearn_s<seed>.json``, and the file recorded before
-    the runner as seed 0 where the runner has not written one."""
+    """The GMM results by seed, the runner's ``gmm_vs_sklearn_s<seed>.json``."""
     folder = RESULTS / "gmm_vs_sklearn"
     files = {int(p.stem.rsplit("_s", 1)[1]): p.name for p in folder.glob("gmm_vs_sklearn_s*.json")}
-    if 0 not in files and (folder / "gmm_vs_sklearn.json").exists():
-        files[0] = "gmm_vs_sklearn.json"
     return [f"gmm_vs_sklearn/{files[s]}" for s in sorted(files)]
 
 

@@ -47,6 +47,25 @@ def test_provenance_names_the_commit_versions_machine_command_seed_and_time():
     assert meta["time"][:2] == "20"
 
 
+def test_dirty_means_code_changed_not_results_being_written(tmp_path, monkeypatch):
+    def git(*words):
+        subprocess.run(["git", "-C", str(tmp_path), *words], check=True, capture_output=True)
+
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    result, code = tmp_path / "benchmarks" / "results" / "r.json", tmp_path / "model.py"
+    result.write_text("{}")
+    code.write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "start")
+    monkeypatch.setattr(harness, "ROOT", tmp_path)
+    assert harness.commit()["dirty"] is False
+    result.write_text('{"rows": [1]}')  # another run's rows arriving
+    assert harness.commit()["dirty"] is False
+    code.write_text("x = 2\n")
+    assert harness.commit()["dirty"] is True
+
+
 def authors_loop(losses, burn_in, look_ahead, min_improv):
     """Their ``train``: (epochs run, best epoch), epochs counted from 0."""
     best_loss, best_epoch = 1e10, 0
