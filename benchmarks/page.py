@@ -225,17 +225,6 @@ def vade_at(files, vade_epochs):
     return inputs
 
 
-def by_seed(recorded, runner):
-    """One VaDE result file per seed: the runner's (``runner``, a glob) where it has one, else
-    the one recorded before the runner (``recorded``)."""
-    folder = RESULTS / "vade_mnist"
-    files = {}
-    for pattern in (recorded, runner):  # the runner's replace the recorded ones
-        for p in folder.glob(pattern):
-            files[int(p.stem.rsplit("_s", 1)[1])] = f"vade_mnist/{p.name}"
-    return [files[s] for s in sorted(files)]
-
-
 def vade(page):
     page.add(
         "## Clustering MNIST: VaDE",
