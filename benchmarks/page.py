@@ -274,9 +274,8 @@ def ss_vae(page):
     path = "ss_vae_mnist/ss_vae_mnist.json"
     by_seed = {}  # a runner's row (with its seed) replaces the one recorded before it
     for i, e in sorted(enumerate(read(path)["entries"]), key=lambda ie: "seed" in ie[1]):
-        if (
-            e["num_labels"] == 100 and e["epochs"] == SS_VAE_EPOCHS
-        ):  # a draw still training: not yet
+        # a draw still training (fewer epochs) is not a label draw yet
+        if e["num_labels"] == 100 and e["epochs"] == SS_VAE_EPOCHS:
             by_seed[seed_of(e, path)] = (path, ("entries", i, "accuracy"))
     rows = [by_seed[s] for s in sorted(by_seed)]
     ref, spread = KINGMA_M2_ACCURACY
@@ -284,8 +283,8 @@ def ss_vae(page):
     page.add(
         "## Semi-supervised VAE (M2), MNIST with 100 labels",
         "",
-        "Test accuracy (%) of q(y | x); one label draw per seed (balanced, `keep_labels`);"
-        f" {SS_VAE_EPOCHS}",
+        f"Test accuracy (%) of q(y | x); one label draw per seed (balanced, `keep_labels`); "
+        f"{SS_VAE_EPOCHS}",
         "epochs, batch 200 with 20 labelled rows, α = 50. Anchor: Kingma et al. 2014, Table 1,",
         f"M2 with 100 labels: test error 11.97 ± {spread}, i.e. accuracy {ref} ± {spread}.",
         "",

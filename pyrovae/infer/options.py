@@ -83,10 +83,10 @@ class Options:
         warm-up, whose β the trace would fix. The traced step draws the eager step's random
         numbers and takes its steps to rounding (``tests/infer/test_jit_step.py``: the VAE,
         S-VAE, mixture prior, GMM and LLGAE); it takes 8–17 % less time a step on the CPU
-        (``docs/benchmarks.md``, speed); making a trace costs two or three steps' time per batch
-        shape. Off by default all the same: a trace silently keeps one path of any Python
-        branch on values in a model or guide (a user's, or a network passed in), and drops
-        their Python side effects (hooks, prints, counters) after the first step.
+        (``docs/benchmarks.md``, speed), after one trace per batch shape. Off by default all the
+        same: a trace silently keeps one path of any Python branch on values in a model or
+        guide (a user's, or a network passed in), and drops their Python side effects
+        (hooks, prints, counters) after the first step.
     :param str precision: ``"32"``, ``"bf16"`` or ``"16"``: the networks under
         ``torch.autocast`` (:class:`pyrovae.infer.step.MixedPrecision`).
     """

@@ -213,8 +213,9 @@ def test_two_fits_in_one_torchrun_process_share_the_process_group(tmp_path):
     # stderr to a file: a worker left behind cannot keep a pipe open and block the test
     with open(tmp_path / "stderr", "w") as stderr:
         run = subprocess.Popen(command, env=env, stderr=stderr, start_new_session=True)
+        hung = False
         try:
-            hung = run.wait(timeout=TWO_FITS_TIMEOUT) is None
+            run.wait(timeout=TWO_FITS_TIMEOUT)
         except subprocess.TimeoutExpired:
             hung = True
             os.killpg(run.pid, signal.SIGKILL)
